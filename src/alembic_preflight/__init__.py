@@ -1,0 +1,3 @@
+"""alembic-preflight: verify Alembic migrations against a real, throwaway PostgreSQL."""
+
+__version__ = "0.1.0"

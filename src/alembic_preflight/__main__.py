@@ -1,0 +1,3 @@
+from alembic_preflight.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,38 @@
+"""What every check is: an id, whether it needs a database, and `run(ctx)` yielding findings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from alembic_preflight.findings import CheckResult, Finding, Status
+
+if TYPE_CHECKING:
+    from alembic_preflight.project import Project
+    from alembic_preflight.settings import Settings
+    from alembic_preflight.workbench import Workbench
+
+
+class CheckSkipped(Exception):
+    """Raised by a check that has nothing to do; the message says why (a notice)."""
+
+
+@dataclass
+class CheckContext:
+    settings: Settings
+    project: Project
+    bench: Workbench | None = None  # None for checks that need no database
+    earlier: dict[str, CheckResult] = field(default_factory=dict)
+    # per-revision outcomes a check may record (JUnit testcases)
+    cases: list[tuple[str, Status]] = field(default_factory=list)
+
+    def rel(self, path: object) -> str:
+        return self.project.rel(path)
+
+
+class Check(Protocol):
+    ID: str
+    NEEDS_DB: bool
+
+    def run(self, ctx: CheckContext) -> Iterable[Finding]: ...

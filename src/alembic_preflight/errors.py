@@ -1,0 +1,35 @@
+"""Errors meant for the user; error_handler maps them to exit codes."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INFRA = 3
+EXIT_INTERRUPTED = 130
+
+
+class PreflightError(RuntimeError):
+    """An error whose message is for the user (no traceback)."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(PreflightError):
+    """Bad flags, settings files or alembic.ini: exit 2."""
+
+
+class RefusedTarget(PreflightError):
+    """A database the verifier will not touch: exit 2, nothing done."""
+
+
+class ProvisionError(PreflightError):
+    """No PostgreSQL could be started or reached: exit 3."""
+
+    exit_code = EXIT_INFRA
+
+
+class WorkerError(PreflightError):
+    """The process running the user's migrations died or hung."""
+
+    exit_code = EXIT_INFRA

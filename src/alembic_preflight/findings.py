@@ -1,0 +1,113 @@
+"""The neutral record every check produces and every reporter reads."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+
+class Severity(str, enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+    NOTICE = "notice"
+
+    @property
+    def rank(self) -> int:
+        """Lower is worse: used to sort the most important first."""
+        return {"error": 0, "warning": 1, "notice": 2}[self.value]
+
+
+class Status(str, enum.Enum):
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing a check has to say, pinned to a revision file and line when it can be."""
+
+    check: str
+    rule: str
+    severity: Severity
+    message: str
+    revision: str | None = None
+    file: str | None = None  # relative to the repository root, posix separators
+    line: int | None = None  # 1-based
+    column: int | None = None  # 1-based
+    detail: str | None = None  # long text: a schema diff, a traceback tail
+    fix: str | None = None  # one line saying how to fix it
+
+    def sort_key(self) -> tuple[str, int, str, int, str]:
+        return (self.file or "~", self.line or 0, self.check, self.severity.rank, self.message)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    id: str
+    status: Status
+    duration_s: float
+    findings: tuple[Finding, ...] = ()
+    note: str | None = None  # why it was skipped, or a one-line summary
+    # per-revision outcomes for checks that work per revision (JUnit testcases)
+    cases: tuple[tuple[str, Status], ...] = ()
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    config: str  # alembic.ini, relative to the repository root
+    script_location: str
+    revisions: int
+    heads: tuple[str, ...]
+    bases: tuple[str, ...]
+    directory: str = "."  # the project directory, relative to the repository root
+    # revision -> its parents, for graphs in reports
+    parents: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # revision -> file
+
+
+@dataclass(frozen=True)
+class DatabaseInfo:
+    backend: str
+    server_version: str
+
+
+@dataclass(frozen=True)
+class Report:
+    tool_version: str
+    project: ProjectInfo
+    database: DatabaseInfo | None
+    checks: tuple[CheckResult, ...]
+    duration_s: float
+    fail_on: Severity = Severity.ERROR
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return sort_findings(f for c in self.checks for f in c.findings)
+
+    @property
+    def passed(self) -> bool:
+        if any(c.status in (Status.FAILED, Status.ERROR) for c in self.checks):
+            return False
+        return not any(f.severity.rank <= self.fail_on.rank for f in self.findings)
+
+    @property
+    def failed_checks(self) -> tuple[str, ...]:
+        worst = self.fail_on.rank
+        return tuple(
+            c.id
+            for c in self.checks
+            if c.status in (Status.FAILED, Status.ERROR)
+            or any(f.severity.rank <= worst for f in c.findings)
+        )
+
+
+def sort_findings(findings: Iterable[Finding]) -> tuple[Finding, ...]:
+    return tuple(sorted(findings, key=Finding.sort_key))
+
+
+def by_importance(findings: Iterable[Finding]) -> list[Finding]:
+    """Worst first, then in file order: what annotations and summaries show first."""
+    return sorted(findings, key=lambda f: (f.severity.rank, *f.sort_key()))

@@ -1,0 +1,126 @@
+"""The Alembic project on disk: alembic.ini, the script directory and its revision files.
+
+Nothing here imports the user's code: env.py and revision modules only ever run in the
+worker process (runner.py)."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+
+from alembic_preflight.errors import ConfigError
+from alembic_preflight.history import History, load_history
+from alembic_preflight.settings import Settings
+
+
+@dataclass(frozen=True)
+class Project:
+    directory: Path  # where `alembic` would be run: the worker's working directory
+    ini_path: Path
+    section: str
+    script_location: Path
+    version_locations: tuple[Path, ...]
+    recursive: bool
+    file_template: str
+    version_table: str
+    repo_root: Path
+    history: History
+
+    def rel(self, path: object) -> str:
+        """A path relative to the repository root, as reports and annotations want it."""
+        p = Path(str(path))
+        if not p.is_absolute():
+            p = self.directory / p
+        try:
+            return p.resolve().relative_to(self.repo_root).as_posix()
+        except ValueError:
+            return p.resolve().as_posix()
+
+
+def repository_root(start: Path) -> Path:
+    """GITHUB_WORKSPACE / CI_PROJECT_DIR in CI, else git's top level, else the current directory."""
+    for var in ("GITHUB_WORKSPACE", "CI_PROJECT_DIR"):
+        value = os.environ.get(var)
+        if value and _contains(Path(value).resolve(), start.resolve()):
+            return Path(value).resolve()
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(start), "rev-parse", "--show-toplevel"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        if out:
+            return Path(out).resolve()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return Path.cwd().resolve()
+
+
+def _contains(parent: Path, child: Path) -> bool:
+    return child == parent or parent in child.parents
+
+
+def alembic_config(settings: Settings) -> Config:
+    """The Alembic Config as the alembic CLI would build it (no env.py is run)."""
+    ini = settings.ini_path.resolve()
+    if not ini.is_file():
+        raise ConfigError(
+            f"{ini}: no alembic.ini here (pass --config/-c to name one elsewhere)"
+        )
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(ini, encoding="utf-8")
+    except configparser.Error as e:
+        line = getattr(e, "lineno", None)
+        where = f"{ini}:{line}" if line else str(ini)
+        raise ConfigError(f"{where}: alembic.ini cannot be read: {e.message}") from e
+    if not parser.has_section(settings.name):
+        raise ConfigError(
+            f"{ini}: no [{settings.name}] section (choose another with --name)"
+        )
+    if not parser.has_option(settings.name, "script_location"):
+        raise ConfigError(f"{ini}: [{settings.name}] has no script_location")
+    return Config(str(ini), ini_section=settings.name)
+
+
+def load_project(settings: Settings) -> Project:
+    directory = settings.project_dir.resolve()
+    config = alembic_config(settings)
+    cwd = Path.cwd()
+    # Alembic resolves a relative script_location against the working directory,
+    # the way `alembic` run from the project directory would.
+    os.chdir(directory)
+    try:
+        script = ScriptDirectory.from_config(config)
+    except CommandError as e:
+        raise ConfigError(f"{settings.ini_path}: {e}") from e
+    finally:
+        os.chdir(cwd)
+    script_dir = (directory / script.dir).resolve()
+    if not script_dir.is_dir():
+        raise ConfigError(f"{settings.ini_path}: script_location {script.dir} is not a directory")
+    if not (script_dir / "env.py").is_file():
+        raise ConfigError(f"{script_dir}: no env.py in the script directory")
+    locations = tuple((directory / loc).resolve() for loc in script._version_locations)
+    history = load_history(locations, recursive=script.recursive_version_locations)
+    return Project(
+        directory=directory,
+        ini_path=settings.ini_path.resolve(),
+        section=settings.name,
+        script_location=script_dir,
+        version_locations=locations,
+        recursive=script.recursive_version_locations,
+        file_template=script.file_template,
+        version_table="alembic_version",  # env.py may change it; the worker reports the real one
+        repo_root=repository_root(directory),
+        history=history,
+    )

@@ -1,0 +1,262 @@
+"""Frozen Settings from flags, `[tool.alembic-preflight]` in pyproject.toml and
+`.alembic-preflight.yml`; flags override files, an unknown key is an error."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from alembic_preflight.errors import ConfigError
+from alembic_preflight.findings import Severity
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ALL_CHECKS = ("graph", "lint", "upgrade", "drift", "roundtrip", "stepwise")
+DATABASES = ("auto", "container", "embedded", "url")
+DRIVERS = ("psycopg", "asyncpg", "psycopg2")
+IRREVERSIBLE = ("warn", "error", "allow")
+YAML_NAMES = (".alembic-preflight.yml", ".alembic-preflight.yaml")
+
+
+@dataclass(frozen=True)
+class LintSettings:
+    disable: tuple[str, ...] = ()
+    enable: tuple[str, ...] = ()  # rules off by default that the team turns on
+    severity: Mapping[str, Severity] = field(default_factory=dict)
+    prefixes: Mapping[str, str] = field(
+        default_factory=lambda: {"fk": "fk_", "ix": "ix_", "uq": "uq_", "ck": "ck_"}
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    project_dir: Path = Path(".")
+    config: Path | None = None  # alembic.ini; default PROJECT_DIR/alembic.ini
+    name: str = "alembic"  # ini section
+    url_env: tuple[str, ...] = ("DATABASE_URL",)
+    driver: str = "psycopg"
+    x: tuple[str, ...] = ()  # extra -x key=value for env.py
+    database: str = "auto"
+    database_url: str | None = None
+    pg_bin: Path | None = None
+    postgres_image: str | None = None
+    postgres_version: int | None = None
+    allow_non_empty: bool = False
+    checks: tuple[str, ...] = ALL_CHECKS
+    fail_on: Severity = Severity.ERROR
+    step_timeout: float = 300.0
+    irreversible: str = "warn"
+    downgrade_floor: str | None = None
+    skip_revisions: tuple[str, ...] = ()
+    seed_data: bool = True
+    data: Mapping[str, Mapping[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    bootstrap: str | None = None
+    lint: LintSettings = field(default_factory=LintSettings)
+    changed_since: str | None = None
+    base_ref: str | None = None
+    shard: tuple[int, int] | None = None  # (k, n), 1-based k
+    jobs: int = 0  # parallel workers; 0 = one per core, at most 2
+    # reporting
+    format: str = "auto"  # auto | console | github
+    report_json: Path | None = None
+    junit: Path | None = None
+    sarif: Path | None = None
+    gitlab_codequality: Path | None = None
+
+    @property
+    def ini_path(self) -> Path:
+        return self.config if self.config is not None else self.project_dir / "alembic.ini"
+
+
+# file key -> (Settings attribute, parser)
+def _str(v: Any, key: str) -> str:
+    if not isinstance(v, str | int | float) or isinstance(v, bool):
+        raise ValueError(f"`{key}` must be a string")
+    return str(v)
+
+
+def _bool(v: Any, key: str) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError(f"`{key}` must be true or false")
+    return v
+
+
+def _strs(v: Any, key: str) -> tuple[str, ...]:
+    if isinstance(v, str):
+        return tuple(s.strip() for s in v.split(",") if s.strip())
+    if isinstance(v, list) and all(isinstance(s, str) for s in v):
+        return tuple(v)
+    raise ValueError(f"`{key}` must be a list of strings")
+
+
+def _choice(choices: tuple[str, ...]) -> Any:
+    def parse(v: Any, key: str) -> str:
+        if v not in choices:
+            raise ValueError(f"`{key}` must be one of {', '.join(choices)} (got {v!r})")
+        return str(v)
+
+    return parse
+
+
+def _number(v: Any, key: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
+        raise ValueError(f"`{key}` must be a positive number")
+    return float(v)
+
+
+def _severity(v: Any, key: str) -> Severity:
+    try:
+        return Severity(v)
+    except ValueError:
+        raise ValueError(f"`{key}` must be error or warning (got {v!r})") from None
+
+
+def _data(v: Any, key: str) -> Mapping[str, Mapping[str, list[dict[str, Any]]]]:
+    ok = isinstance(v, dict) and all(
+        isinstance(tables, dict)
+        and all(
+            isinstance(rows, list) and all(isinstance(r, dict) for r in rows)
+            for rows in tables.values()
+        )
+        for tables in v.values()
+    )
+    if not ok:
+        raise ValueError(f"`{key}` must map revision -> table -> list of rows ({{column: value}})")
+    return {str(rev): {str(t): list(rows) for t, rows in tables.items()} for rev, tables in v.items()}
+
+
+def _lint(v: Any, key: str) -> LintSettings:
+    if not isinstance(v, dict):
+        raise ValueError(f"`{key}` must be a table")
+    known = {"disable", "enable", "severity", "prefixes"}
+    for k in v:
+        if k not in known:
+            raise ValueError(f"unknown key `{key}.{k}` (known: {', '.join(sorted(known))})")
+    severity = v.get("severity", {})
+    prefixes = v.get("prefixes", {})
+    if not isinstance(severity, dict) or not isinstance(prefixes, dict):
+        raise ValueError(f"`{key}.severity` and `{key}.prefixes` must be tables")
+    base = LintSettings()
+    return LintSettings(
+        disable=_strs(v.get("disable", []), f"{key}.disable"),
+        enable=_strs(v.get("enable", []), f"{key}.enable"),
+        severity={r: _severity(s, f"{key}.severity.{r}") for r, s in severity.items()},
+        prefixes={**base.prefixes, **{str(k): str(p) for k, p in prefixes.items()}},
+    )
+
+
+FILE_KEYS: dict[str, tuple[str, Any]] = {
+    "config": ("config", lambda v, k: Path(_str(v, k))),
+    "name": ("name", _str),
+    "url-env": ("url_env", _strs),
+    "driver": ("driver", _choice(DRIVERS)),
+    "x": ("x", _strs),
+    "database": ("database", _choice(DATABASES)),
+    "database-url": ("database_url", _str),
+    "pg-bin": ("pg_bin", lambda v, k: Path(_str(v, k))),
+    "postgres-image": ("postgres_image", _str),
+    "postgres-version": ("postgres_version", lambda v, k: int(_number(v, k))),
+    "allow-non-empty": ("allow_non_empty", _bool),
+    "checks": ("checks", _strs),
+    "skip": ("skip", _strs),  # resolved against checks below
+    "fail-on": ("fail_on", _severity),
+    "step-timeout": ("step_timeout", _number),
+    "irreversible": ("irreversible", _choice(IRREVERSIBLE)),
+    "downgrade-floor": ("downgrade_floor", _str),
+    "skip-revisions": ("skip_revisions", _strs),
+    "seed-data": ("seed_data", _bool),
+    "data": ("data", _data),
+    "bootstrap": ("bootstrap", _str),
+    "lint": ("lint", _lint),
+    "changed-since": ("changed_since", _str),
+    "base-ref": ("base_ref", _str),
+    "jobs": ("jobs", lambda v, k: int(_number(v, k))),
+}
+
+
+def find_settings_file(project_dir: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The settings file for a project: YAML first, then pyproject.toml's table."""
+    for name in YAML_NAMES:
+        path = project_dir / name
+        if path.is_file():
+            try:
+                raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            except yaml.YAMLError as e:
+                mark = getattr(e, "problem_mark", None)
+                where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+                raise ConfigError(f"{where}: not valid YAML: {getattr(e, 'problem', e)}") from e
+            if not isinstance(raw, dict):
+                raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+            return path, raw
+    path = project_dir / "pyproject.toml"
+    if path.is_file():
+        try:
+            doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML: {e}") from e
+        table = doc.get("tool", {}).get("alembic-preflight")
+        if table is not None:
+            if not isinstance(table, dict):
+                raise ConfigError(f"{path}: [tool.alembic-preflight] must be a table")
+            return path, table
+    return None
+
+
+def parse_file_settings(path: Path, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings attributes from a file's mapping; errors name the file and the key."""
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        norm = str(key).replace("_", "-")
+        if norm not in FILE_KEYS:
+            raise ConfigError(
+                f"{path}: unknown setting `{key}` (known: {', '.join(sorted(FILE_KEYS))})"
+            )
+        attr, parse = FILE_KEYS[norm]
+        try:
+            values[attr] = parse(value, norm)
+        except ValueError as e:
+            raise ConfigError(f"{path}: {e}") from None
+    if "config" in values and not values["config"].is_absolute():
+        values["config"] = path.parent / values["config"]
+    if "pg_bin" in values and not values["pg_bin"].is_absolute():
+        values["pg_bin"] = path.parent / values["pg_bin"]
+    return values
+
+
+def select_checks(checks: tuple[str, ...] | None, skip: tuple[str, ...]) -> tuple[str, ...]:
+    chosen = checks if checks else ALL_CHECKS
+    for name in (*chosen, *skip):
+        if name not in ALL_CHECKS:
+            raise ConfigError(f"unknown check `{name}` (known: {', '.join(ALL_CHECKS)})")
+    return tuple(c for c in ALL_CHECKS if c in chosen and c not in skip)
+
+
+def build_settings(project_dir: Path, flags: Mapping[str, Any]) -> Settings:
+    """Merge: defaults < settings file < flags (a flag left as None does not override)."""
+    if not project_dir.is_dir():
+        raise ConfigError(f"{project_dir}: no such project directory")
+    merged: dict[str, Any] = {}
+    found = find_settings_file(project_dir)
+    if found is not None:
+        merged.update(parse_file_settings(*found))
+    merged.update({k: v for k, v in flags.items() if v is not None and v != ()})
+    skip = merged.pop("skip", ())
+    merged["checks"] = select_checks(merged.get("checks"), tuple(skip))
+    names = {f.name for f in fields(Settings)}
+    unknown = set(merged) - names
+    if unknown:  # a programming error: a flag with no Settings field
+        raise AssertionError(f"no Settings field for {sorted(unknown)}")
+    settings = replace(Settings(), project_dir=project_dir, **merged)
+    if settings.database == "url" and not settings.database_url:
+        raise ConfigError("--database url needs --database-url")
+    if settings.database_url and settings.database == "auto":
+        settings = replace(settings, database="url")
+    return settings
