@@ -1,0 +1,109 @@
+"""Reporters: every output format, fed from one `Report`; the CLI calls `emit` only.
+
+File formats are listed in `FILE_REPORTERS` (option name -> render function), so adding a
+format is one module and one line here. Reporters never run SQL and never import checks.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TextIO
+
+from rich.console import Console
+
+from alembic_preflight.findings import CheckResult, Finding, Report
+from alembic_preflight.reporters import console as console_reporter
+from alembic_preflight.reporters import json as json_reporter
+
+FORMATS = ("console", "github")
+
+# ReportOptions attribute -> render(report) -> file text
+FILE_REPORTERS: dict[str, Callable[[Report], str]] = {
+    "report_json": json_reporter.render,
+}
+
+MASK = "***"
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    format: str = "console"  # console | github; the CLI resolves "auto"
+    console: Console | TextIO | None = None  # None: stdout
+    report_json: Path | None = None
+    junit: Path | None = None
+    sarif: Path | None = None
+    gitlab_codequality: Path | None = None
+    github_step_summary: Path | None = None  # $GITHUB_STEP_SUMMARY
+    github_output: Path | None = None  # $GITHUB_OUTPUT
+    secrets: tuple[str, ...] = ()  # masked in every output (passwords in URLs, tokens)
+    project_name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS}, got {self.format!r}")
+
+
+def emit(report: Report, options: ReportOptions) -> None:
+    """Write every requested report: files first (so a broken terminal cannot lose them),
+    then the terminal."""
+    report = redact(report, options.secrets)
+    for attr, render in FILE_REPORTERS.items():
+        path: Path | None = getattr(options, attr)
+        if path is not None:
+            write_atomic(path, render(report))
+    console = as_console(options.console)
+    console_reporter.write(report, console, options.project_name)
+
+
+def as_console(target: Console | TextIO | None) -> Console:
+    if isinstance(target, Console):
+        return target
+    # rich turns colour off when the stream is not a TTY and honours NO_COLOR itself;
+    # the explicit check keeps that true even where FORCE_COLOR is also set.
+    no_color = bool(os.environ.get("NO_COLOR"))
+    return Console(file=target or sys.stdout, no_color=no_color or None, highlight=False)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Readers (CI artifact upload, a concurrent merge) never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def redact(report: Report, secrets: tuple[str, ...]) -> Report:
+    """The report with every secret replaced by ***, in all text a migration could echo."""
+    secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+    if not secrets:
+        return report
+
+    def clean(text: str | None) -> str | None:
+        if text is None:
+            return None
+        for s in secrets:
+            text = text.replace(s, MASK)
+        return text
+
+    def clean_finding(f: Finding) -> Finding:
+        return replace(
+            f,
+            message=clean(f.message) or "",
+            detail=clean(f.detail),
+            fix=clean(f.fix),
+        )
+
+    def clean_check(c: CheckResult) -> CheckResult:
+        return replace(c, note=clean(c.note), findings=tuple(clean_finding(f) for f in c.findings))
+
+    return replace(report, checks=tuple(clean_check(c) for c in report.checks))

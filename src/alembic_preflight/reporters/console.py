@@ -1,0 +1,196 @@
+"""The terminal report: a headline, a table of checks, then findings grouped by rule.
+
+Built for long histories (issue 8): a 300-revision project with 40 findings must still be
+readable in a CI log, so findings are grouped by rule with counts first, the worst group
+first, one line each, details cut short, and by-design irreversible revisions folded into
+one line. All user text goes through `Text` (never markup) so a migration message holding
+"[bold]" or "[/]" prints as written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from itertools import groupby
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from alembic_preflight.findings import Finding, Report, Severity, Status
+
+DETAIL_LINES = 15  # detail lines shown per finding; the JSON report has them all
+GROUP_LIMIT = 25  # findings listed per rule before "… N more"
+FOLD_RULE = "irreversible"  # by design, so a count says enough
+FOLD_OVER = 3
+FOLD_IDS = 20  # revision ids named in the folded line
+
+STATUS_STYLE = {
+    Status.PASSED: "green",
+    Status.FAILED: "bold red",
+    Status.ERROR: "bold red",
+    Status.SKIPPED: "dim",
+}
+SEVERITY_STYLE = {
+    Severity.ERROR: "bold red",
+    Severity.WARNING: "yellow",
+    Severity.NOTICE: "cyan",
+}
+
+
+def write(report: Report, console: Console, project_name: str = "") -> None:
+    console.print(headline(report, project_name), soft_wrap=True, highlight=False)
+    console.print(checks_table(report))
+    findings = report.findings
+    if not findings:
+        console.print(Text("No findings.", style="green"), highlight=False)
+        return
+    groups = group_by_rule(findings)
+    console.print(Text(counts_line(findings), style="bold"), highlight=False)
+    for rule_findings in groups:
+        first = rule_findings[0]
+        worst = _worst(rule_findings)
+        line = Text("  ")
+        line.append(f"{len(rule_findings):>4}  ")
+        line.append(f"{worst.value:<8}", style=SEVERITY_STYLE[worst])
+        line.append(f" {first.check}/{first.rule}")
+        console.print(line, highlight=False)
+    for rule_findings in groups:
+        console.print()
+        for text in group_lines(rule_findings, report):
+            console.print(text, soft_wrap=True, highlight=False)
+
+
+def headline(report: Report, project_name: str = "") -> Text:
+    text = Text()
+    text.append(f"alembic-preflight {report.tool_version}: ", style="bold")
+    if report.passed:
+        text.append("PASSED", style="bold green")
+    else:
+        text.append("FAILED", style="bold red")
+    p = report.project
+    parts = [f"{project_name} ({p.config})" if project_name else p.config]
+    parts.append(_plural(p.revisions, "revision"))
+    heads = ", ".join(p.heads) or "none"
+    parts.append(f"{'heads' if len(p.heads) != 1 else 'head'} {heads}")
+    if report.database is not None:
+        parts.append(f"{_backend_name(report.database.backend)} {report.database.server_version}")
+    parts.append(_seconds(report.duration_s))
+    text.append("  " + " · ".join(parts))
+    return text
+
+
+def checks_table(report: Report) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("Check")
+    table.add_column("Status")
+    table.add_column("Time", justify="right")
+    table.add_column("Findings", justify="right")
+    table.add_column("Note", overflow="fold")
+    for c in report.checks:
+        table.add_row(
+            Text(c.id),
+            Text(c.status.value, style=STATUS_STYLE[c.status]),
+            Text(_seconds(c.duration_s)),
+            Text(str(len(c.findings)) if c.findings else "-"),
+            Text(c.note or ""),
+        )
+    return table
+
+
+def counts_line(findings: Iterable[Finding]) -> str:
+    counts = {s: 0 for s in Severity}
+    for f in findings:
+        counts[f.severity] += 1
+    parts = [_plural(n, s.value) for s, n in counts.items() if n]
+    return "Findings: " + ", ".join(parts)
+
+
+def group_by_rule(findings: Iterable[Finding]) -> list[list[Finding]]:
+    """Findings per (check, rule): the worst group first, then the largest, then by name."""
+    ordered = sorted(findings, key=lambda f: (f.check, f.rule, *f.sort_key()))
+    groups = [list(g) for _, g in groupby(ordered, key=lambda f: (f.check, f.rule))]
+    groups.sort(key=lambda g: (_worst(g).rank, -len(g), g[0].check, g[0].rule))
+    return groups
+
+
+def group_lines(findings: list[Finding], report: Report) -> list[Text]:
+    first = findings[0]
+    worst = _worst(findings)
+    head = Text()
+    head.append(worst.value, style=SEVERITY_STYLE[worst])
+    head.append(f" {first.check}/{first.rule}", style="bold")
+    head.append(f" ({len(findings)})")
+    lines = [head]
+    if first.rule == FOLD_RULE and len(findings) > FOLD_OVER:
+        revs = [f.revision or "?" for f in findings]
+        named = ", ".join(revs[:FOLD_IDS])
+        more = f", … {len(revs) - FOLD_IDS} more" if len(revs) > FOLD_IDS else ""
+        lines.append(Text(f"  {len(revs)} revisions are irreversible by design: {named}{more}"))
+        return lines
+    for f in findings[:GROUP_LIMIT]:
+        lines.extend(finding_lines(f, report, worst))
+    if len(findings) > GROUP_LIMIT:
+        rest = len(findings) - GROUP_LIMIT
+        lines.append(Text(f"  … {rest} more (all are in the JSON report)", style="dim"))
+    return lines
+
+
+def finding_lines(f: Finding, report: Report, group_severity: Severity) -> list[Text]:
+    message, _, rest = f.message.partition("\n")
+    line = Text("  ")
+    line.append(_where(f, report), style="bold")
+    if f.revision:
+        line.append("  ")
+        line.append(f.revision, style="magenta")
+    line.append("  ")
+    if f.severity is not group_severity:  # a rule whose severity was overridden for some
+        line.append(f"{f.severity.value}: ", style=SEVERITY_STYLE[f.severity])
+    line.append(message.rstrip("\r"))
+    lines = [line]
+    if f.fix:
+        fix = Text("      fix: ", style="green")
+        fix.append(" ".join(f.fix.split("\n")))
+        lines.append(fix)
+    detail = "\n".join(s for s in (rest.strip("\n"), f.detail) if s)
+    if detail:
+        lines.extend(detail_lines(detail))
+    return lines
+
+
+def detail_lines(detail: str, limit: int = DETAIL_LINES) -> list[Text]:
+    raw = detail.replace("\r\n", "\n").rstrip("\n").split("\n")
+    shown = [Text("      " + s.rstrip(), style="dim") for s in raw[:limit]]
+    if len(raw) > limit:
+        shown.append(
+            Text(f"      … {len(raw) - limit} more lines (see the JSON report)", style="dim")
+        )
+    return shown
+
+
+def _where(f: Finding, report: Report) -> str:
+    if f.file is None:
+        return report.project.config
+    if f.line is None:
+        return f.file
+    return f"{f.file}:{f.line}" + (f":{f.column}" if f.column else "")
+
+
+def _worst(findings: Iterable[Finding]) -> Severity:
+    return min((f.severity for f in findings), key=lambda s: s.rank)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _seconds(s: float) -> str:
+    if s < 10:
+        return f"{s:.2f}s"
+    if s < 60:
+        return f"{s:.1f}s"
+    return f"{int(s // 60)}m{int(s % 60):02d}s"
+
+
+def _backend_name(backend: str) -> str:
+    return "PostgreSQL" if backend.lower() in ("postgresql", "postgres") else backend

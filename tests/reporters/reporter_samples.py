@@ -1,0 +1,251 @@
+"""Hand-built reports for the reporter tests (no database, no checks)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from alembic_preflight.findings import (
+    CheckResult,
+    DatabaseInfo,
+    Finding,
+    ProjectInfo,
+    Report,
+    Severity,
+    Status,
+)
+
+E, W, N = Severity.ERROR, Severity.WARNING, Severity.NOTICE
+
+BASE = "1a2b3c4d5e6f"
+USERS = "2b3c4d5e6f70"
+ORDERS = "3c4d5e6f7081"
+HEAD_A = "c3f1a2b4d5e6"
+MID_B = "4d5e6f708192"
+HEAD_B = "d9e8f7a6b5c4"
+VERSIONS = "db/migrations/versions"
+
+
+def _file(rev: str, slug: str) -> str:
+    return f"{VERSIONS}/{rev}_{slug}.py"
+
+
+FILES = {
+    BASE: _file(BASE, "initial"),
+    USERS: _file(USERS, "users"),
+    ORDERS: _file(ORDERS, "orders"),
+    HEAD_A: _file(HEAD_A, "add_invoice_table"),
+    MID_B: _file(MID_B, "add_status"),
+    HEAD_B: _file(HEAD_B, "backfill_status"),
+}
+PARENTS: dict[str, tuple[str, ...]] = {
+    BASE: (),
+    USERS: (BASE,),
+    ORDERS: (USERS,),
+    HEAD_A: (ORDERS,),
+    MID_B: (ORDERS,),
+    HEAD_B: (MID_B,),
+}
+MERGE_FIX = f"alembic -c db/alembic.ini merge -m 'merge heads' {HEAD_A} {HEAD_B}"
+
+TRACEBACK = "\n".join(
+    ["Traceback (most recent call last):"]
+    + [f'  File "env.py", line {i}, in run_migrations' for i in range(1, 19)]
+    + ['psycopg.errors.UndefinedColumn: column "status" does not exist']
+)
+
+
+def make_report() -> Report:
+    """A realistic failing run: two heads, lint findings, a stepwise failure."""
+    graph = CheckResult(
+        "graph",
+        Status.FAILED,
+        0.041,
+        findings=(
+            Finding(
+                "graph",
+                "multiple-heads",
+                E,
+                f"2 heads: {HEAD_A}, {HEAD_B}",
+                fix=MERGE_FIX,
+            ),
+        ),
+    )
+    lint = CheckResult(
+        "lint",
+        Status.FAILED,
+        0.212,
+        findings=(
+            Finding(
+                "lint",
+                "not-null-without-server-default",
+                E,
+                "orders.status is added NOT NULL without a server_default",
+                revision=MID_B,
+                file=FILES[MID_B],
+                line=21,
+                column=5,
+                fix="add server_default=sa.text(\"'new'\") or backfill before NOT NULL",
+            ),
+            Finding(
+                "lint",
+                "unnamed-constraint",
+                W,
+                "ForeignKeyConstraint on invoices.order_id has no name",
+                revision=HEAD_A,
+                file=FILES[HEAD_A],
+                line=30,
+                column=9,
+                fix="name it, e.g. fk_invoices_order_id_orders",
+            ),
+            Finding(
+                "lint",
+                "unnamed-constraint",
+                W,
+                "UniqueConstraint on users.email has no name",
+                revision=USERS,
+                file=FILES[USERS],
+                line=18,
+            ),
+            Finding(
+                "lint",
+                "vague-message",
+                N,
+                "revision message 'fix' says little",
+                revision=HEAD_B,
+                file=FILES[HEAD_B],
+                line=1,
+            ),
+        ),
+    )
+    upgrade = CheckResult("upgrade", Status.PASSED, 1.534, note="6 revisions to head")
+    drift = CheckResult("drift", Status.SKIPPED, 0.0, note="env.py sets no target_metadata")
+    roundtrip = CheckResult(
+        "roundtrip",
+        Status.FAILED,
+        2.75,
+        findings=(
+            Finding(
+                "roundtrip",
+                "roundtrip-differs",
+                E,
+                "upgrade → downgrade → upgrade gives a different schema",
+                detail="- index ix_orders_status on orders(status)\n+ (missing)",
+            ),
+        ),
+    )
+    stepwise = CheckResult(
+        "stepwise",
+        Status.FAILED,
+        8.5,
+        findings=(
+            Finding(
+                "stepwise",
+                "downgrade-failed",
+                E,
+                f'downgrade of {HEAD_B} failed: column "status" does not exist',
+                revision=HEAD_B,
+                file=FILES[HEAD_B],
+                line=40,
+                detail=TRACEBACK,
+                fix="drop the index before the column in downgrade()",
+            ),
+            Finding(
+                "stepwise",
+                "irreversible",
+                N,
+                "downgrade raises NotImplementedError",
+                revision=USERS,
+                file=FILES[USERS],
+                line=33,
+            ),
+        ),
+        note="6 revisions, 1 failed",
+        cases=(
+            (BASE, Status.PASSED),
+            (USERS, Status.PASSED),
+            (ORDERS, Status.PASSED),
+            (HEAD_A, Status.PASSED),
+            (MID_B, Status.PASSED),
+            (HEAD_B, Status.FAILED),
+        ),
+    )
+    return Report(
+        tool_version="0.1.0",
+        project=ProjectInfo(
+            config="db/alembic.ini",
+            script_location="db/migrations",
+            revisions=6,
+            heads=(HEAD_A, HEAD_B),
+            bases=(BASE,),
+            directory="db",
+            parents=PARENTS,
+            files=FILES,
+        ),
+        database=DatabaseInfo("postgresql", "16.4"),
+        checks=(graph, lint, upgrade, drift, roundtrip, stepwise),
+        duration_s=13.27,
+    )
+
+
+def make_passing_report() -> Report:
+    r = make_report()
+    return replace(
+        r,
+        project=replace(r.project, heads=(HEAD_B,)),
+        checks=tuple(
+            replace(c, status=Status.PASSED, findings=(), cases=()) if c.id != "drift" else c
+            for c in r.checks
+        ),
+    )
+
+
+HOSTILE = "::error file=x::pwned %0A ok\r\n::set-output name=a::b\nline3 [bold]x[/]"
+
+
+def make_hostile_report() -> Report:
+    """A revision message and a migration error that try to inject workflow commands."""
+    r = make_report()
+    bad = CheckResult(
+        "upgrade",
+        Status.FAILED,
+        0.5,
+        findings=(
+            Finding(
+                "upgrade",
+                "migration-failed",
+                E,
+                HOSTILE,
+                revision=HEAD_A,
+                file="db/migrations/versions/a,b:c.py",
+                line=3,
+                detail="psycopg error\n::error file=y::from SQL\r\n%0A::add-mask::x",
+            ),
+            Finding(
+                "lint",
+                "vague-message",
+                W,
+                "message is '::warning::hi\nthere'",
+                revision=HEAD_A,
+                file=FILES[HEAD_A],
+                line=1,
+            ),
+        ),
+    )
+    return replace(r, checks=(*r.checks[:2], bad, *r.checks[3:]))
+
+
+def many_findings(n: int, severity: Severity = E, rule: str = "unnamed-constraint") -> Report:
+    r = make_report()
+    findings = tuple(
+        Finding(
+            "lint",
+            rule,
+            severity,
+            f"finding number {i:03d}",
+            revision=f"r{i:03d}",
+            file=f"{VERSIONS}/r{i:03d}.py",
+            line=i + 1,
+        )
+        for i in range(n)
+    )
+    return replace(r, checks=(CheckResult("lint", Status.FAILED, 1.0, findings=findings),))

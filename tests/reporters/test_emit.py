@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from reporter_samples import make_report
+from rich.console import Console
+
+from alembic_preflight.reporters import ReportOptions, emit, redact, write_atomic
+
+
+def test_emit_writes_console_and_json(tmp_path, report):
+    out = io.StringIO()
+    path = tmp_path / "deep" / "dir" / "report.json"
+    emit(report, ReportOptions(console=out, report_json=path, project_name="shop"))
+    assert "FAILED" in out.getvalue()
+    assert json.loads(path.read_text())["passed"] is False
+    assert [p.name for p in path.parent.iterdir()] == ["report.json"]  # no temp file left
+
+
+def test_emit_accepts_a_rich_console(report):
+    out = io.StringIO()
+    emit(report, ReportOptions(console=Console(file=out, width=100)))
+    assert "stepwise" in out.getvalue()
+
+
+def test_secrets_masked_everywhere(tmp_path):
+    from dataclasses import replace
+
+    from alembic_preflight.findings import Finding, Severity
+
+    r = make_report()
+    leak = Finding(
+        "upgrade",
+        "env-failed",
+        Severity.ERROR,
+        "could not connect to postgresql://app:hunter2@db/app",
+        detail="password hunter2 rejected",
+        fix="check hunter2",
+    )
+    first = replace(r.checks[0], findings=(*r.checks[0].findings, leak), note="hunter2")
+    r = replace(r, checks=(first, *r.checks[1:]))
+    out = io.StringIO()
+    path = tmp_path / "r.json"
+    emit(r, ReportOptions(console=out, report_json=path, secrets=("hunter2", "")))
+    assert "hunter2" not in out.getvalue()
+    assert "hunter2" not in path.read_text()
+    assert "app:***@db" in path.read_text()
+    assert redact(r, ()) is r
+
+
+def test_write_atomic_keeps_old_file_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "r.txt"
+    write_atomic(path, "old")
+
+    def boom(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.replace", boom)
+    with pytest.raises(OSError):
+        write_atomic(path, "new")
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.txt"]
+
+
+def test_unknown_format_rejected():
+    with pytest.raises(ValueError, match="format"):
+        ReportOptions(format="auto")
