@@ -1,0 +1,91 @@
+# alembic-preflight: the GitHub container action, and an image for `docker run` and GitLab CI.
+#
+#   docker run --rm -v "$PWD:/work" -w /work -v /var/run/docker.sock:/var/run/docker.sock \
+#       alembic-preflight verify
+#
+# Behind a TLS-intercepting proxy, hand the build its CA bundle (optional; trusted by apt and pip):
+#   DOCKER_BUILDKIT=1 docker build --secret id=ca-bundle,src=/etc/ssl/certs/ca-certificates.crt .
+# Another package index: --build-arg PIP_INDEX_URL=...; one that needs credentials:
+#   --secret id=pip-conf,src=$HOME/.config/pip/pip.conf   (kept out of the image and its history)
+#
+# No `# syntax=` line on purpose: it makes BuildKit pull a frontend image from a registry; the
+# frontend built into Docker >= 20.10 understands RUN --mount.
+FROM debian:bookworm-slim
+
+ARG PIP_INDEX_URL=https://pypi.org/simple
+ARG PG_MAJOR=15
+
+ENV VIRTUAL_ENV=/opt/alembic-preflight \
+    PATH=/opt/alembic-preflight/bin:/usr/lib/postgresql/${PG_MAJOR}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    PYTHONUNBUFFERED=1 \
+    # the workspace is the user's checkout: leave no root-owned __pycache__ in it
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    LANG=C.UTF-8
+
+# System layer: Python 3.11 from Debian, iproute2 (testcontainers reads the gateway with
+# `ip route`), and PostgreSQL's server binaries for `--database embedded`.
+#
+# PostgreSQL: the postgresql-15 package hard-depends on libllvm14 (for JIT; ~130 MB with libz3)
+# and postgresql-common (perl, ssl-cert, and a cluster created at install). We take the binaries
+# out of Debian's own .debs instead and install only the libraries they link against; JIT is
+# then unavailable, which PostgreSQL handles by itself (jit_provider fails to load -> no JIT).
+# The ldd check fails the build if a library is missing.
+RUN --mount=type=secret,id=ca-bundle \
+    set -eux; \
+    apt_opts=""; \
+    if [ -s /run/secrets/ca-bundle ]; then apt_opts="-o Acquire::https::CAInfo=/run/secrets/ca-bundle"; fi; \
+    apt-get $apt_opts update; \
+    DEBIAN_FRONTEND=noninteractive apt-get $apt_opts install -y --no-install-recommends \
+        python3 python3-venv iproute2 ca-certificates tzdata \
+        libgssapi-krb5-2 libicu72 libldap-2.5-0 liblz4-1 libpam0g libpq5 libreadline8 \
+        libselinux1 libssl3 libstdc++6 libsystemd0 libuuid1 libxml2 libxslt1.1 libzstd1 zlib1g; \
+    cd /tmp; \
+    apt-get $apt_opts download postgresql-${PG_MAJOR} postgresql-client-${PG_MAJOR}; \
+    for deb in postgresql-*.deb; do \
+        dpkg-deb --fsys-tarfile "$deb" | tar -x -C / \
+            --wildcards './usr/lib/postgresql/*' './usr/share/postgresql/*' \
+            --exclude '*/llvmjit*' --exclude '*/bitcode*' --exclude '*/man/*'; \
+    done; \
+    rm -f /tmp/*.deb; \
+    missing=$(ldd /usr/lib/postgresql/${PG_MAJOR}/bin/* /usr/lib/postgresql/${PG_MAJOR}/lib/*.so 2>/dev/null | grep 'not found' || true); \
+    if [ -n "$missing" ]; then echo "PostgreSQL needs libraries not installed: $missing" >&2; exit 1; fi; \
+    # PostgreSQL will not run as root: the embedded backend runs it as this user
+    useradd --system --home-dir /var/lib/postgresql --create-home --shell /bin/sh postgres; \
+    install -d -o postgres -g postgres /var/run/postgresql; \
+    rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log; \
+    postgres --version; python3 --version
+
+# Dependencies layer: only pyproject.toml's dependency list, so it is rebuilt only when that changes.
+RUN --mount=type=secret,id=ca-bundle \
+    --mount=type=secret,id=pip-conf \
+    --mount=type=bind,source=pyproject.toml,target=/tmp/pyproject.toml \
+    set -eu; \
+    if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi; \
+    if [ -s /run/secrets/pip-conf ]; then export PIP_CONFIG_FILE=/run/secrets/pip-conf; fi; \
+    python3 -m venv "$VIRTUAL_ENV"; \
+    python3 -c 'import tomllib; print("\n".join(tomllib.load(open("/tmp/pyproject.toml", "rb"))["project"]["dependencies"]))' \
+        >/tmp/requirements.txt; \
+    pip install --no-compile -r /tmp/requirements.txt; \
+    rm /tmp/requirements.txt; \
+    # pyc files compiled once here, not on every run (PYTHONDONTWRITEBYTECODE is set)
+    python -m compileall -q -j 0 "$VIRTUAL_ENV/lib" >/dev/null || true
+
+# The tool itself, from the source (a read-write bind: build files are not kept in the image)
+RUN --mount=type=secret,id=ca-bundle \
+    --mount=type=secret,id=pip-conf \
+    --mount=type=bind,source=.,target=/tmp/src,rw \
+    set -eu; \
+    if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi; \
+    if [ -s /run/secrets/pip-conf ]; then export PIP_CONFIG_FILE=/run/secrets/pip-conf; fi; \
+    pip install --no-deps /tmp/src; \
+    pip check; \
+    test -x "$VIRTUAL_ENV/bin/alembic-preflight"; \
+    python -c 'import alembic_preflight'
+
+# GitHub runs container actions as root with --workdir /github/workspace; GitLab overrides the
+# entrypoint (entrypoint: [""]) and runs its script with sh; /work is for `docker run -v "$PWD:/work"`.
+WORKDIR /work
+ENTRYPOINT ["/opt/alembic-preflight/bin/python", "-m", "alembic_preflight.action"]
+CMD ["verify"]

@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# Prepare a Docker engine and the images the end-to-end tests (tests/e2e/test_docker.py) need,
+# on a machine with no running engine and no image registry (see issue 4):
+#
+#   1. docker.io + debootstrap from Debian, if missing
+#   2. dockerd, if no engine answers (log: $DOCKERD_LOG)
+#   3. debian:bookworm-slim: debootstrapped (minbase) and imported, if absent
+#   4. postgres:17-alpine: a stand-in built from that base with Debian's PostgreSQL, behaving
+#      like the official image for testcontainers (POSTGRES_USER/_PASSWORD/_DB, psql, UTF8)
+#   5. alembic-preflight: the product image, from the real Dockerfile
+#
+# Idempotent: every step is skipped when its result is there; images carry a label with a hash
+# of their inputs and are rebuilt only when it changes. Safe to run on a machine that has a real
+# engine and registry: it never replaces an image it did not build (no stand-in label).
+#
+# Environment:
+#   E2E_PRODUCT_IMAGE  tag of the product image        (default: alembic-preflight)
+#   E2E_PG_IMAGE       tag of the stand-in PostgreSQL   (default: postgres:17-alpine)
+#   DEBIAN_MIRROR      mirror for debootstrap           (default: Debian's)
+#   DOCKERD_LOG        where dockerd logs when started  (default: /var/log/dockerd-e2e.log)
+#   PIP_INDEX_URL      passed to the product build when set (else the Dockerfile's default)
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+DOCKER=/usr/bin/docker # Debian's client: the one in /usr/local/bin needs buildx for BuildKit
+PRODUCT_IMAGE=${E2E_PRODUCT_IMAGE:-alembic-preflight}
+PG_IMAGE=${E2E_PG_IMAGE:-postgres:17-alpine}
+BASE_IMAGE=debian:bookworm-slim
+DOCKERD_LOG=${DOCKERD_LOG:-/var/log/dockerd-e2e.log}
+HASH_LABEL=org.alembic-preflight.inputs-hash
+STANDIN_LABEL=org.alembic-preflight.stand-in
+CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
+
+SECONDS_TOTAL_START=$SECONDS
+step_start=0
+step() { step_start=$SECONDS; echo "==> $*"; }
+done_step() { echo "    ($*: $((SECONDS - step_start)) s)"; }
+
+label_of() { # IMAGE LABEL -> value or empty
+    "$DOCKER" image inspect --format "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null || true
+}
+
+# -- 1. packages ------------------------------------------------------------------------------
+step "docker.io and debootstrap"
+if [[ ! -x $DOCKER || ! -x /usr/sbin/dockerd ]] || ! command -v debootstrap >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends docker.io debootstrap iptables >/dev/null
+fi
+done_step "packages"
+
+# -- 2. the engine ----------------------------------------------------------------------------
+step "Docker engine"
+if ! timeout 5 "$DOCKER" info >/dev/null 2>&1; then
+    if [[ -n ${DOCKER_HOST:-} ]]; then
+        echo "DOCKER_HOST=$DOCKER_HOST does not answer; not starting a local dockerd" >&2
+        exit 1
+    fi
+    echo "    starting dockerd (log: $DOCKERD_LOG)"
+    # setsid: dockerd outlives this script (CI runs the tests after it)
+    setsid nohup /usr/sbin/dockerd >"$DOCKERD_LOG" 2>&1 </dev/null &
+    for _ in $(seq 1 60); do
+        if [[ -S /var/run/docker.sock ]] && timeout 5 "$DOCKER" info >/dev/null 2>&1; then
+            break
+        fi
+        sleep 1
+    done
+    if ! timeout 5 "$DOCKER" info >/dev/null 2>&1; then
+        echo "dockerd did not answer within 60 s; last lines of $DOCKERD_LOG:" >&2
+        tail -n 30 "$DOCKERD_LOG" >&2
+        exit 1
+    fi
+fi
+done_step "engine"
+
+# -- 3. the base image ------------------------------------------------------------------------
+step "$BASE_IMAGE"
+if ! "$DOCKER" image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+    rootfs=$(mktemp -d /tmp/bookworm-rootfs.XXXXXX)
+    trap 'rm -rf "$rootfs"' EXIT
+    debootstrap --variant=minbase bookworm "$rootfs" "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" \
+        >/tmp/debootstrap-e2e.log 2>&1 || {
+        tail -n 30 /tmp/debootstrap-e2e.log >&2
+        exit 1
+    }
+    # What the official image adds on top of a minbase tree (debuerreotype's "slimify" and
+    # apt settings), so that builds behave the same on the stand-in: deb822 sources with
+    # updates and security, no docs or man pages, no leftover .debs.
+    rm -f "$rootfs/etc/apt/sources.list"
+    cat >"$rootfs/etc/apt/sources.list.d/debian.sources" <<'EOF'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://deb.debian.org/debian-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+    cat >"$rootfs/etc/dpkg/dpkg.cfg.d/docker" <<'EOF'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+path-exclude /usr/share/lintian/*
+EOF
+    cat >"$rootfs/etc/apt/apt.conf.d/docker-clean" <<'EOF'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+EOF
+    echo 'Acquire::Languages "none";' >"$rootfs/etc/apt/apt.conf.d/docker-no-languages"
+    find "$rootfs/usr/share/doc" -mindepth 2 ! -name copyright -delete 2>/dev/null || true
+    rm -rf "$rootfs"/usr/share/{man,info,locale}/* "$rootfs"/var/cache/apt/archives/*.deb \
+        "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/lib/apt/lists/*
+    tar -C "$rootfs" -c . | "$DOCKER" import \
+        --change 'CMD ["bash"]' \
+        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        - "$BASE_IMAGE" >/dev/null
+    rm -rf "$rootfs"
+    trap - EXIT
+fi
+done_step "base image"
+
+# -- 4. the stand-in PostgreSQL image -----------------------------------------------------------
+step "$PG_IMAGE (stand-in)"
+pg_ctx=$(mktemp -d /tmp/pg-standin.XXXXXX)
+trap 'rm -rf "$pg_ctx"' EXIT
+cat >"$pg_ctx/Dockerfile" <<'EOF'
+FROM debian:bookworm-slim
+# Debian's PostgreSQL 15 (the only major version bookworm carries); no cluster is created at install
+RUN set -eux; \
+    mkdir -p /etc/postgresql-common; \
+    echo 'create_main_cluster = false' >/etc/postgresql-common/createcluster.conf; \
+    apt-get update; \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql-15; \
+    rm -rf /var/lib/apt/lists/*; \
+    mkdir -p /var/run/postgresql /var/lib/postgresql/data; \
+    chown postgres:postgres /var/run/postgresql /var/lib/postgresql/data
+ENV PATH=/usr/lib/postgresql/15/bin:$PATH PGDATA=/var/lib/postgresql/data
+COPY docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]
+STOPSIGNAL SIGINT
+EXPOSE 5432
+CMD ["postgres"]
+EOF
+cat >"$pg_ctx/docker-entrypoint.sh" <<'EOF'
+#!/bin/sh
+# A small imitation of the official postgres image's entrypoint: the parts testcontainers and
+# alembic-preflight rely on (POSTGRES_USER/_PASSWORD/_DB, listen on all addresses, UTF8).
+set -eu
+if [ "${1#-}" != "$1" ]; then set -- postgres "$@"; fi
+if [ "$1" != postgres ]; then exec "$@"; fi
+shift
+
+: "${POSTGRES_USER:=postgres}"
+: "${POSTGRES_DB:=$POSTGRES_USER}"
+: "${PGDATA:=/var/lib/postgresql/data}"
+as_pg() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
+
+mkdir -p "$PGDATA" /var/run/postgresql
+chown postgres:postgres "$PGDATA" /var/run/postgresql
+chmod 700 "$PGDATA"
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+    auth=${POSTGRES_HOST_AUTH_METHOD:-scram-sha-256}
+    if [ -z "${POSTGRES_PASSWORD:-}" ] && [ "$auth" != trust ]; then
+        echo "Error: POSTGRES_PASSWORD is empty (or set POSTGRES_HOST_AUTH_METHOD=trust)" >&2
+        exit 1
+    fi
+    pwfile=$(mktemp)
+    printf '%s\n' "${POSTGRES_PASSWORD:-}" >"$pwfile"
+    chown postgres "$pwfile"
+    as_pg initdb -D "$PGDATA" -U "$POSTGRES_USER" --pwfile="$pwfile" -E UTF8 --locale=C.UTF-8 \
+        --auth-local=trust --auth-host="$auth" --no-sync >/dev/null
+    rm -f "$pwfile"
+    echo "host all all all $auth" >>"$PGDATA/pg_hba.conf"
+    # like the official image: a temporary server on the socket only, then the real one
+    as_pg pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start
+    if [ "$POSTGRES_DB" != postgres ]; then
+        as_pg psql -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d postgres -q \
+            -c "CREATE DATABASE \"$POSTGRES_DB\""
+    fi
+    as_pg pg_ctl -D "$PGDATA" -m fast -w stop
+    echo "PostgreSQL init process complete; ready for start up."
+fi
+exec setpriv --reuid=postgres --regid=postgres --init-groups \
+    postgres -D "$PGDATA" -c listen_addresses='*' "$@"
+EOF
+chmod +x "$pg_ctx/docker-entrypoint.sh"
+pg_hash=$(cat "$pg_ctx/Dockerfile" "$pg_ctx/docker-entrypoint.sh" | sha256sum | cut -c1-16)
+pg_have=$(label_of "$PG_IMAGE" "$HASH_LABEL")
+if "$DOCKER" image inspect "$PG_IMAGE" >/dev/null 2>&1 && [[ -z $(label_of "$PG_IMAGE" "$STANDIN_LABEL") ]]; then
+    echo "    $PG_IMAGE is a real image (no stand-in label): kept"
+elif [[ $pg_have == "$pg_hash" ]]; then
+    echo "    up to date ($pg_hash)"
+else
+    DOCKER_BUILDKIT=1 "$DOCKER" build -q \
+        --label "$HASH_LABEL=$pg_hash" --label "$STANDIN_LABEL=debian-postgresql-15" \
+        -t "$PG_IMAGE" "$pg_ctx" >/dev/null
+fi
+rm -rf "$pg_ctx"
+trap - EXIT
+done_step "stand-in postgres"
+
+# -- 5. the product image ---------------------------------------------------------------------
+step "$PRODUCT_IMAGE (Dockerfile)"
+# What the build context holds that matters (.dockerignore keeps the rest out)
+inputs=()
+for path in Dockerfile .dockerignore pyproject.toml README.md src; do
+    if [[ -e $path ]]; then inputs+=("$path"); fi
+done
+product_hash=$(
+    find "${inputs[@]}" -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 |
+        LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16
+)
+if [[ $(label_of "$PRODUCT_IMAGE" "$HASH_LABEL") == "$product_hash" ]]; then
+    echo "    up to date ($product_hash)"
+else
+    build_args=()
+    if [[ -r $CA_BUNDLE ]]; then
+        build_args+=(--secret "id=ca-bundle,src=$CA_BUNDLE")
+    fi
+    # pip's index as the host's pip sees it (env or pip config), when it is not PyPI's default
+    index_url=${PIP_INDEX_URL:-$(pip config get global.index-url 2>/dev/null || true)}
+    if [[ -n $index_url ]]; then
+        build_args+=(--build-arg "PIP_INDEX_URL=$index_url")
+    fi
+    DOCKER_BUILDKIT=1 "$DOCKER" build --progress=plain \
+        "${build_args[@]}" --label "$HASH_LABEL=$product_hash" \
+        -t "$PRODUCT_IMAGE" . >/tmp/docker-build-e2e.log 2>&1 || {
+        tail -n 40 /tmp/docker-build-e2e.log >&2
+        echo "build failed; full log: /tmp/docker-build-e2e.log" >&2
+        exit 1
+    }
+fi
+"$DOCKER" image ls --format '    {{.Repository}}:{{.Tag}} {{.Size}}' "$PRODUCT_IMAGE"
+done_step "product image"
+
+# dangling layers of earlier builds
+"$DOCKER" image prune -f --filter "label=$HASH_LABEL" >/dev/null 2>&1 || true
+echo "==> ready in $((SECONDS - SECONDS_TOTAL_START)) s"
