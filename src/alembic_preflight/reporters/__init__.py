@@ -18,6 +18,7 @@ from rich.console import Console
 
 from alembic_preflight.findings import CheckResult, Finding, Report
 from alembic_preflight.reporters import console as console_reporter
+from alembic_preflight.reporters import github
 from alembic_preflight.reporters import json as json_reporter
 
 FORMATS = ("console", "github")
@@ -50,14 +51,30 @@ class ReportOptions:
 
 def emit(report: Report, options: ReportOptions) -> None:
     """Write every requested report: files first (so a broken terminal cannot lose them),
-    then the terminal."""
+    then the GitHub job summary and outputs, then the terminal."""
     report = redact(report, options.secrets)
     for attr, render in FILE_REPORTERS.items():
         path: Path | None = getattr(options, attr)
         if path is not None:
             write_atomic(path, render(report))
+    if options.github_step_summary is not None:
+        text = github.summary(report, options.project_name, options.report_json)
+        github.append(options.github_step_summary, text)
+    if options.github_output is not None:
+        github.append(options.github_output, github.outputs(report, options.report_json))
     console = as_console(options.console)
-    console_reporter.write(report, console, options.project_name)
+    if options.format != "github":
+        console_reporter.write(report, console, options.project_name)
+        return
+    # workflow commands go to the console's own stream so they interleave in order with
+    # the report they fence; the runner reads commands from stdout and stderr alike
+    stream = console.file
+    token = github.new_token()
+    github.begin(report, stream, options.secrets, token)
+    try:
+        console_reporter.write(report, console, options.project_name)
+    finally:
+        github.end(stream, token)
 
 
 def as_console(target: Console | TextIO | None) -> Console:

@@ -1,0 +1,265 @@
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from reporter_samples import (
+    HEAD_A,
+    HEAD_B,
+    HOSTILE,
+    MERGE_FIX,
+    ORDERS,
+    make_hostile_report,
+    make_passing_report,
+    make_report,
+    many_findings,
+)
+from rich.console import Console
+
+from alembic_preflight.findings import CheckResult, Finding, Severity, Status
+from alembic_preflight.reporters import ReportOptions, emit, github
+
+COMMAND = re.compile(r"^::([\w-]+)(?: ([^:]*))?::(.*)$")
+
+
+def unescape(s: str) -> str:
+    return (
+        s.replace("%0D", "\r").replace("%0A", "\n").replace("%3A", ":").replace("%2C", ",")
+    ).replace("%25", "%")
+
+
+def runner(log: str) -> list[tuple[str, dict[str, str], str]]:
+    """What the Actions runner would act on: commands outside stop-commands regions,
+    parsed as the runner does (leading whitespace ignored, first '::' ends properties)."""
+    commands = []
+    stopped_until = None
+    for line in log.split("\n"):
+        line = line.lstrip()
+        if stopped_until is not None:
+            if line == f"::{stopped_until}::":
+                stopped_until = None
+            continue
+        m = COMMAND.match(line)
+        if not m:
+            continue
+        name, props, data = m.groups()
+        if name == "stop-commands":
+            stopped_until = data
+            continue
+        fields = dict(p.split("=", 1) for p in props.split(",")) if props else {}
+        commands.append((name, {k: unescape(v) for k, v in fields.items()}, unescape(data)))
+    return commands
+
+
+def run_emit(report, tmp_path, **kw) -> str:
+    out = io.StringIO()
+    options = ReportOptions(
+        format="github",
+        console=Console(file=out, width=100),
+        github_step_summary=tmp_path / "summary.md",
+        github_output=tmp_path / "output.txt",
+        **kw,
+    )
+    emit(report, options)
+    return out.getvalue()
+
+
+def test_escaping_matches_actions_core():
+    assert github.escape_data("a%b\rc\nd:e,f") == "a%25b%0Dc%0Ad:e,f"
+    assert github.escape_property("a%b\rc\nd:e,f") == "a%25b%0Dc%0Ad%3Ae%2Cf"
+    # % first: an already-escaped sequence in user text stays literal
+    assert github.escape_data("%0A") == "%250A"
+
+
+def test_golden_commands(report, golden):
+    out = io.StringIO()
+    github.begin(report, out, ("s3cret",), "TOKEN")
+    github.end(out, "TOKEN")
+    golden("github_commands.txt", out.getvalue())
+
+
+def test_golden_summary_and_outputs(report, golden):
+    golden("github_summary.md", github.summary(report, "shop", Path("reports/preflight.json")))
+    golden("github_output.txt", github.outputs(report, None))
+
+
+def test_hostile_text_cannot_inject_commands(tmp_path):
+    log = run_emit(make_hostile_report(), tmp_path, secrets=("hunter2",))
+    commands = runner(log)
+    names = [c[0] for c in commands]
+    assert names[0] == "add-mask"
+    assert set(names) <= {"add-mask", "error", "warning", "notice"}
+    assert ("add-mask", {}, "hunter2") in commands
+    # the hostile message arrives whole, as one annotation on the right file
+    hostile = [c for c in commands if c[2].startswith(HOSTILE)]
+    assert len(hostile) == 1
+    name, props, _ = hostile[0]
+    assert name == "error"
+    assert props == {
+        "file": "db/migrations/versions/a,b:c.py",
+        "line": "3",
+        "title": "upgrade: migration-failed",
+    }
+    # nothing a migration printed became a command
+    assert not any(c[2] in ("from SQL", "pwned", "x") for c in commands)
+    assert not any(c[1].get("file") in ("x", "y") for c in commands)
+    # every annotation is one physical line
+    for line in log.split("\n"):
+        assert "\r" not in line or not line.startswith("::")
+    # the details were printed, fenced by stop-commands
+    token = re.search(r"^::stop-commands::(\w+)$", log, re.M).group(1)
+    start, end = log.index(f"::stop-commands::{token}"), log.index(f"::{token}::")
+    assert start < log.index("::error file=y::from SQL") < end
+    assert start < log.rindex("[bold]x[/]") < end
+
+
+def test_token_is_random(report):
+    assert github.new_token() != github.new_token()
+    assert re.fullmatch(r"[0-9a-f]{32}", github.new_token())
+
+
+def test_masks_come_before_anything_else(tmp_path):
+    log = run_emit(make_report(), tmp_path, secrets=("pw1", "multi\nline"))
+    lines = log.split("\n")
+    assert lines[:3] == ["::add-mask::pw1", "::add-mask::multi", "::add-mask::line"]
+
+
+@pytest.mark.parametrize("severity", list(Severity))
+def test_ten_per_kind_with_a_count_of_the_rest(severity):
+    r = many_findings(25, severity)
+    lines = github.annotation_lines(r)
+    kind = github.KIND[severity]
+    assert len(lines) == 10
+    assert all(line.startswith(f"::{kind} ") for line in lines)
+    # the most important (file order here) first
+    assert "finding number 000" in lines[0]
+    assert "finding number 008" in lines[8]
+    assert "16 more " + kind + "s not shown" in lines[9]
+    assert "job summary" in lines[9]
+
+
+def test_exactly_ten_needs_no_count():
+    lines = github.annotation_lines(many_findings(10))
+    assert len(lines) == 10
+    assert "more" not in lines[-1]
+
+
+def test_worst_first_across_kinds():
+    r = make_report()
+    kinds = [line.split(" ")[0].split("::")[1] for line in github.annotation_lines(r)]
+    assert kinds == sorted(kinds, key=["error", "warning", "notice"].index)
+
+
+def test_long_messages_cut(report):
+    long = Finding("lint", "r", Severity.ERROR, "x" * 10_000, file="a.py", line=1)
+    line = github.annotation(long)
+    data = line.split("::", 2)[2]
+    assert len(data) == github.MESSAGE_LIMIT
+    assert data.endswith("…")
+
+
+def test_errored_check_without_findings_is_annotated(report):
+    r = replace(report, checks=(CheckResult("drift", Status.ERROR, 1.0, note="env.py: boom"),))
+    (line,) = github.annotation_lines(r)
+    assert line == "::error title=drift%3A check-error::the drift check could not run: env.py: boom"
+
+
+def test_summary_shows_mermaid_graph_and_merge_command(report):
+    text = github.summary(report, "shop")
+    graph = text.split("```mermaid\n", 1)[1].split("```", 1)[0]
+    assert graph.startswith("graph BT")
+    for rev in (HEAD_A, HEAD_B, ORDERS):
+        assert rev in graph
+    # the common ancestor is where the walk stops: its own parents are not drawn
+    assert "2b3c4d5e6f70" not in graph
+    assert "class r0,r2 head" in graph
+    assert f"```sh\n{MERGE_FIX}\n```" in text
+
+
+def test_graph_walks_only_a_few_generations():
+    parents = {"base": ()}
+    prev = "base"
+    for branch in ("a", "b"):
+        prev = "base"
+        for i in range(12):
+            parents[f"{branch}{i}"] = (prev,)
+            prev = f"{branch}{i}"
+    nodes, cut_below = github.graph_nodes(("a11", "b11"), parents)
+    assert "a11" in nodes and "a6" in nodes and "a5" not in nodes
+    assert cut_below == {"a6", "b6"}
+
+
+def test_no_graph_for_one_head():
+    text = github.summary(make_passing_report())
+    assert "mermaid" not in text
+    assert "✅ alembic-preflight passed" in text
+
+
+def test_summary_escapes_user_text():
+    text = github.summary(make_hostile_report())
+    assert "[bold]" not in text and "\\[bold\\]" in text
+    r = make_report()
+    evil = Finding(
+        "lint",
+        "r",
+        Severity.ERROR,
+        "<script>alert(1)</script> ![x](http://e/x.png)",
+        detail="</pre><img src=x>",
+    )
+    r = replace(r, checks=(*r.checks, CheckResult("evil", Status.FAILED, 0, findings=(evil,))))
+    text = github.summary(r)
+    assert "<script>" not in text and "&lt;script&gt;" in text
+    assert "![x]" not in text
+    assert "</pre><img" not in text and "&lt;/pre&gt;&lt;img src=x&gt;" in text
+
+
+def test_summary_truncated_under_one_mib():
+    big = "y" * 50_000
+    findings = tuple(
+        Finding("lint", "r", Severity.ERROR, f"m{i}", detail=big, file=f"f{i}.py", line=1)
+        for i in range(60)
+    )
+    r = replace(make_report(), checks=(CheckResult("lint", Status.FAILED, 1, findings=findings),))
+    text = github.summary(r, report_json=None)
+    assert len(text.encode()) <= 1024 * 1024
+    assert len(text.encode()) > 900 * 1024  # it used the room it had
+    shown = text.count("<b>error</b>")
+    assert 0 < shown < 60
+    assert f"{60 - shown} more findings are listed" in text
+    assert "Summary truncated" in text
+
+
+def test_outputs(tmp_path, report):
+    path = tmp_path / "out"
+    path.write_text("earlier=1\n")
+    github.append(path, github.outputs(report, tmp_path / "r.json"))
+    text = path.read_text()
+    assert text.startswith("earlier=1\n")
+    assert "passed=false\n" in text
+    assert "failed-checks=graph,lint,roundtrip,stepwise\n" in text
+    assert f"heads={HEAD_A},{HEAD_B}\n" in text
+    assert f"report={tmp_path / 'r.json'}\n" in text
+
+
+def test_output_with_newline_uses_heredoc():
+    line = github.output_line("report", "a\nb")
+    m = re.fullmatch(r"report<<(ghadelimiter_\w+)\na\nb\n\1\n", line)
+    assert m
+
+
+def test_emit_github_writes_summary_and_outputs(tmp_path, report):
+    log = run_emit(report, tmp_path, report_json=tmp_path / "r.json", project_name="shop")
+    assert "mermaid" in (tmp_path / "summary.md").read_text()
+    assert "passed=false" in (tmp_path / "output.txt").read_text()
+    assert (tmp_path / "r.json").exists()
+    assert "stepwise" in log
+
+
+def test_console_format_prints_no_commands(tmp_path, report):
+    out = io.StringIO()
+    emit(report, ReportOptions(format="console", console=out))
+    assert runner(out.getvalue()) == []
+    assert "stop-commands" not in out.getvalue()
