@@ -8,6 +8,7 @@ from __future__ import annotations
 import configparser
 import os
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,6 +97,7 @@ def load_project(settings: Settings) -> Project:
     directory = settings.project_dir.resolve()
     config = alembic_config(settings)
     cwd = Path.cwd()
+    saved_path = list(sys.path)  # from_config prepends prepend_sys_path: not in our process
     # Alembic resolves a relative script_location against the working directory,
     # the way `alembic` run from the project directory would.
     os.chdir(directory)
@@ -105,6 +107,7 @@ def load_project(settings: Settings) -> Project:
         raise ConfigError(f"{settings.ini_path}: {e}") from e
     finally:
         os.chdir(cwd)
+        sys.path[:] = saved_path
     script_dir = (directory / script.dir).resolve()
     if not script_dir.is_dir():
         raise ConfigError(f"{settings.ini_path}: script_location {script.dir} is not a directory")

@@ -1,0 +1,12 @@
+"""The registry of checks, in the order they run."""
+
+from __future__ import annotations
+
+from alembic_preflight.checks import drift, graph, upgrade
+from alembic_preflight.checks.base import Check
+
+CHECKS: dict[str, Check] = {
+    "graph": graph,
+    "upgrade": upgrade,
+    "drift": drift,
+}

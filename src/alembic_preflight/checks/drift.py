@@ -1,0 +1,51 @@
+"""What `alembic check` does: do the models (env.py's target_metadata) match the schema
+the migrations build?
+
+Why: a model change without a migration reaches production as a missing column. Each
+difference is its own finding. Fix: `alembic revision --autogenerate`, then review it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from alembic_preflight.checks.base import CheckContext, CheckSkipped
+from alembic_preflight.checks.common import ensure_head, failure_finding
+from alembic_preflight.drift_words import DriftItem
+from alembic_preflight.findings import Finding, Severity
+from alembic_preflight.runner import COMPARE
+
+ID = "drift"
+NEEDS_DB = True
+
+FIX = "generate a migration: alembic revision --autogenerate -m \"...\", then review it"
+
+
+def run(ctx: CheckContext) -> Iterator[Finding]:
+    bench = ctx.bench
+    assert bench is not None
+    if ensure_head(ctx) is not None:
+        raise CheckSkipped("upgrade head fails, so there is no schema to compare (see upgrade)")
+    outcome = bench.run(COMPARE, mutates=False)
+    if not outcome.ok:
+        assert outcome.failure is not None
+        yield failure_finding(ctx, ID, "env-failed", outcome.failure, what="comparing models")
+        return
+    if not outcome.has_metadata:
+        raise CheckSkipped("env.py sets no target_metadata: nothing to compare the schema with")
+    heads = ctx.project.history.heads
+    head_file = ctx.project.history.revisions[heads[0]] if len(heads) == 1 else None
+    items: list[DriftItem] = list(outcome.data)
+    for item in items:
+        file, line = item.model_file, item.model_line
+        if file is None and head_file is not None:
+            file, line = str(head_file.path), 1
+        yield Finding(
+            check=ID,
+            rule="model-drift",
+            severity=Severity.ERROR,
+            message=item.message,
+            file=ctx.rel(file) if file else None,
+            line=line,
+            detail=item.detail,
+            fix=FIX,
+        )

@@ -1,0 +1,1 @@
+"""One module per CLI command: each takes Settings (or plain arguments) and returns an exit code."""

@@ -1,0 +1,164 @@
+"""`verify`: load the project → run the static checks → provision PostgreSQL → run the
+database checks → write the reports → exit code."""
+
+from __future__ import annotations
+
+import signal
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from types import FrameType
+
+from alembic_preflight import __version__, output
+from alembic_preflight.checks import CHECKS
+from alembic_preflight.checks.base import Check, CheckContext, CheckSkipped
+from alembic_preflight.database import choose_backend, provision
+from alembic_preflight.errors import EXIT_FAILED, EXIT_INFRA, EXIT_OK, PreflightError
+from alembic_preflight.findings import (
+    CheckResult,
+    DatabaseInfo,
+    Finding,
+    ProjectInfo,
+    Report,
+    Severity,
+    Status,
+)
+from alembic_preflight.project import Project, load_project
+from alembic_preflight.reporters import ReportOptions, emit
+from alembic_preflight.settings import Settings
+from alembic_preflight.workbench import Workbench
+
+
+def verify(settings: Settings, options: ReportOptions) -> int:
+    started = time.monotonic()
+    project = load_project(settings)
+    checks = [CHECKS[c] for c in settings.checks]
+    results: dict[str, CheckResult] = {}
+    ctx = CheckContext(settings=settings, project=project, earlier=results)
+    for check in checks:
+        if not check.NEEDS_DB:
+            results[check.ID] = _run(check, ctx, settings.fail_on)
+    database: DatabaseInfo | None = None
+    infra_failed = False
+    db_checks = [c for c in checks if c.NEEDS_DB]
+    if db_checks and not project.history.loadable:
+        for check in db_checks:
+            results[check.ID] = _skipped(
+                check.ID, "the revision graph is broken (see graph); Alembic cannot load it"
+            )
+    elif db_checks:
+        try:
+            with _terminate_as_interrupt(), provision(settings) as server:
+                database = DatabaseInfo(backend=server.backend, server_version=server.server_version)
+                output.info(
+                    f"PostgreSQL {server.server_version.split()[0]} ready ({server.backend}, "
+                    f"{time.monotonic() - started:.1f} s)"
+                )
+                with Workbench(settings, project, server).open() as bench:
+                    db_ctx = replace(ctx, bench=bench)
+                    for check in db_checks:
+                        results[check.ID] = _run(check, db_ctx, settings.fail_on)
+        except PreflightError as e:
+            if e.exit_code != EXIT_INFRA:
+                raise
+            output.error(str(e))
+            infra_failed = True
+            for check in db_checks:
+                results.setdefault(check.ID, _errored(check.ID, str(e)))
+            database = database or DatabaseInfo(backend=choose_backend(settings), server_version="")
+    report = Report(
+        tool_version=__version__,
+        project=project_info(project),
+        database=database,
+        checks=tuple(results[c.ID] for c in checks if c.ID in results),
+        duration_s=round(time.monotonic() - started, 3),
+        fail_on=settings.fail_on,
+    )
+    emit(report, options)
+    if infra_failed:
+        return EXIT_INFRA
+    return EXIT_OK if report.passed else EXIT_FAILED
+
+
+def project_info(project: Project) -> ProjectInfo:
+    history = project.history
+    return ProjectInfo(
+        config=project.rel(project.ini_path),
+        script_location=project.rel(project.script_location),
+        revisions=len(history.revisions),
+        heads=tuple(history.heads),
+        bases=tuple(history.bases),
+        directory=project.rel(project.directory),
+        parents={r: tuple(f.down_revisions) for r, f in history.revisions.items()},
+        files={r: project.rel(f.path) for r, f in history.revisions.items()},
+    )
+
+
+def _run(check: Check, ctx: CheckContext, fail_on: Severity) -> CheckResult:
+    started = time.monotonic()
+    findings: list[Finding] = []
+    ctx.cases = []
+    status = Status.PASSED
+    note = None
+    try:
+        for finding in check.run(ctx):
+            findings.append(finding)
+    except CheckSkipped as e:
+        status, note = Status.SKIPPED, str(e)
+    except PreflightError as e:
+        if e.exit_code == EXIT_INFRA:
+            raise
+        status, note = Status.ERROR, str(e)
+    except Exception as e:
+        status, note = Status.ERROR, f"internal error: {type(e).__name__}: {e}"
+        findings.append(
+            Finding(
+                check=check.ID,
+                rule="internal-error",
+                severity=Severity.ERROR,
+                message=f"the {check.ID} check stopped on an internal error; please report it",
+                detail="".join(traceback.format_exception(e))[-4000:],
+            )
+        )
+    if status is Status.PASSED and any(f.severity.rank <= fail_on.rank for f in findings):
+        status = Status.FAILED
+    result = CheckResult(
+        id=check.ID,
+        status=status,
+        duration_s=round(time.monotonic() - started, 3),
+        findings=tuple(findings),
+        note=note,
+        cases=tuple(ctx.cases),
+    )
+    output.progress(result)
+    return result
+
+
+def _skipped(check_id: str, why: str) -> CheckResult:
+    result = CheckResult(id=check_id, status=Status.SKIPPED, duration_s=0.0, note=why)
+    output.progress(result)
+    return result
+
+
+def _errored(check_id: str, why: str) -> CheckResult:
+    return CheckResult(id=check_id, status=Status.ERROR, duration_s=0.0, note=why)
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (how CI cancels a job) unwinds like Ctrl-C, so databases are removed."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

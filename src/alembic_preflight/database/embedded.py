@@ -1,0 +1,141 @@
+"""A private PostgreSQL cluster from local server binaries: unix socket only, fsync off,
+removed afterwards. initdb and postgres refuse root, so as root the server runs as an
+unprivileged user (the `postgres` system user where there is one)."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import psycopg
+
+from alembic_preflight.database.base import Server
+from alembic_preflight.errors import ProvisionError
+
+PORT = 5432  # the socket lives in a private directory, so the default port cannot clash
+SUPERUSER = "postgres"
+
+
+def find_bindir(explicit: Path | None = None) -> Path:
+    """--pg-bin, else PATH, else `pg_config --bindir`, else /usr/lib/postgresql/*/bin, newest first."""
+    if explicit is not None:
+        if not (explicit / "postgres").is_file() or not (explicit / "initdb").is_file():
+            raise ProvisionError(f"--pg-bin {explicit}: no `postgres` and `initdb` there")
+        return explicit
+    candidates: list[Path] = []
+    on_path = shutil.which("postgres")
+    if on_path:
+        candidates.append(Path(on_path).resolve().parent)
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        with suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run(
+                [pg_config, "--bindir"], capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            if out:
+                candidates.append(Path(out))
+
+    def major(p: Path) -> int:
+        m = re.search(r"/(\d+)/bin$", p.as_posix())
+        return int(m.group(1)) if m else 0
+
+    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=major, reverse=True)
+    for c in candidates:
+        if (c / "postgres").is_file() and (c / "initdb").is_file():
+            return c
+    raise ProvisionError(
+        "no PostgreSQL server binaries found (looked on PATH, in `pg_config --bindir` and "
+        "/usr/lib/postgresql/*/bin): install them (Debian: apt-get install postgresql), "
+        "name them with --pg-bin DIR, or use --database container / --database url"
+    )
+
+
+def _server_account() -> pwd.struct_passwd | None:
+    """The account to run the server as, or None to run it as ourselves."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        with suppress(KeyError):
+            return pwd.getpwnam(name)
+    raise ProvisionError(
+        "running as root, and PostgreSQL refuses root: no `postgres` or `nobody` user to run it"
+    )
+
+
+@contextmanager
+def start_embedded(pg_bin: Path | None = None, *, timeout: float = 30.0) -> Iterator[Server]:
+    bindir = find_bindir(pg_bin)
+    account = _server_account()
+    workdir = Path(tempfile.mkdtemp(prefix="alembic-preflight-pg-"))
+    data, sock = workdir / "data", workdir / "sock"
+    sock.mkdir()
+    log_path = workdir / "server.log"
+    as_user: dict[str, int] = {}
+    if account is not None:
+        for p in (workdir, sock):
+            os.chown(p, account.pw_uid, account.pw_gid)
+        as_user = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        init = subprocess.run(
+            [str(bindir / "initdb"), "-D", str(data), "-U", SUPERUSER, "-A", "trust",
+             "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"],
+            capture_output=True, text=True, cwd=workdir, **as_user,  # type: ignore[arg-type]
+        )
+        if init.returncode != 0:
+            raise ProvisionError(f"initdb failed ({bindir}):\n{(init.stderr or init.stdout)[-2000:]}")
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                [str(bindir / "postgres"), "-D", str(data), "-k", str(sock),
+                 "-c", "listen_addresses=", "-p", str(PORT), "-F",
+                 "-c", "full_page_writes=off", "-c", "synchronous_commit=off",
+                 "-c", "max_connections=60", "-c", "unix_socket_permissions=0777"],
+                stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
+                # its own session: a Ctrl-C reaches us, and we stop the server in order
+                start_new_session=True, **as_user,  # type: ignore[arg-type]
+            )
+        server = Server(backend="embedded", host=str(sock), port=PORT, user=SUPERUSER)
+        version = _wait_ready(server, proc, log_path, timeout)
+        yield Server(
+            backend="embedded", host=str(sock), port=PORT, user=SUPERUSER, server_version=version
+        )
+    finally:
+        if proc is not None and proc.poll() is None:
+            # immediate shutdown: the cluster is thrown away, nothing to flush
+            with suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGQUIT)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _wait_ready(
+    server: Server, proc: subprocess.Popen[bytes], log_path: Path, timeout: float
+) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise ProvisionError(
+                f"PostgreSQL exited while starting:\n{log_path.read_text(errors='replace')[-2000:]}"
+            )
+        try:
+            with psycopg.connect(server.conninfo(), connect_timeout=2) as conn:
+                return str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise ProvisionError(
+                    f"PostgreSQL did not accept connections within {timeout:.0f} s"
+                ) from None
+            time.sleep(0.02)

@@ -1,0 +1,34 @@
+"""One exit path: exceptions become a short message and a documented exit code.
+
+0 all passed, 1 a check failed, 2 usage or configuration error or a refused target,
+3 infrastructure failure (no PostgreSQL could be started, an internal error),
+130 interrupted."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+import tempfile
+
+from alembic_preflight import output
+from alembic_preflight.errors import EXIT_INFRA, EXIT_INTERRUPTED, PreflightError
+
+
+def run_guarded(fn: Callable[[], int]) -> int:
+    try:
+        return fn()
+    except PreflightError as e:
+        output.error(str(e))
+        return e.exit_code
+    except KeyboardInterrupt:
+        output.error("interrupted; the databases were removed")
+        return EXIT_INTERRUPTED
+    except Exception:
+        log = Path(tempfile.gettempdir()) / "alembic-preflight-crash.log"
+        log.write_text(traceback.format_exc(), encoding="utf-8")
+        output.error(
+            "an unexpected error stopped the run; please report it with the log at "
+            f"{log}"
+        )
+        return EXIT_INFRA

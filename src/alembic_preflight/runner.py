@@ -1,0 +1,370 @@
+"""Runs the user's migrations in a worker process, in-process Alembic, one ScriptDirectory.
+
+The user's env.py and revision files only ever run here, never in the verifier's own
+process: a crash or a hang in them cannot lose the report (the parent kills and restarts
+the worker), and what they print goes to a log file instead of our CI output.
+
+The worker always sees one fixed database URL. Applications commonly read their settings
+once at import time, so the URL must not change for the life of the process; the parent
+swaps what sits behind the database name instead (drop, clone from a template).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+# Kinds of request the parent sends.
+UPGRADE, DOWNGRADE, STEPS, STAMP, COMPARE, BOOTSTRAP, CURRENT = (
+    "upgrade", "downgrade", "steps", "stamp", "compare", "bootstrap", "current",
+)
+
+
+@dataclass(frozen=True)
+class WorkerInit:
+    project_dir: str
+    ini_path: str
+    section: str
+    url: str  # what env.py is handed, every way at once
+    sync_url: str  # psycopg URL for our own use in the worker (bootstrap)
+    url_env: tuple[str, ...]
+    x_args: tuple[str, ...]
+    log_path: str
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Where and why a run failed, as plain data the parent turns into findings."""
+
+    error_type: str
+    message: str  # the exception's message (the database error, first lines)
+    revision: str | None = None  # the revision whose upgrade()/downgrade() raised
+    phase: str | None = None  # "upgrade" | "downgrade" | None (env.py, outside migrations)
+    statement: str | None = None  # the SQL that failed, from SQLAlchemy's DBAPIError
+    file: str | None = None  # deepest frame in the user's project
+    line: int | None = None
+    traceback: str = ""  # the tail, for `detail`
+    irreversible: bool = False  # NotImplementedError raised by a downgrade
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    applied: tuple[tuple[str, bool], ...] = ()  # (revision, is_upgrade) that completed
+    failure: Failure | None = None
+    data: Any = None  # request-specific result (compare diffs, current heads)
+    version_table: str = "alembic_version"
+    has_metadata: bool = True
+
+
+@dataclass
+class _Tracker:
+    """Which migration function is running; wrapped around every revision module."""
+
+    current: tuple[str, bool] | None = None
+    applied: list[tuple[str, bool]] = field(default_factory=list)
+    version_table: str = "alembic_version"
+
+    def wrap(self, revision: str, fn: Callable[..., Any], is_upgrade: bool) -> Callable[..., Any]:
+        def run(*args: Any, **kw: Any) -> Any:
+            self.current = (revision, is_upgrade)
+            result = fn(*args, **kw)
+            self.applied.append((revision, is_upgrade))
+            self.current = None
+            return result
+
+        run.__wrapped__ = fn  # type: ignore[attr-defined]
+        return run
+
+
+class Worker:
+    """The worker side: owns the Alembic Config and ScriptDirectory for its lifetime."""
+
+    def __init__(self, init: WorkerInit) -> None:
+        from alembic.config import Config
+        from alembic.script import ScriptDirectory
+
+        self.init = init
+        for name in init.url_env:
+            os.environ[name] = init.url
+        os.chdir(init.project_dir)
+        self.config = Config(init.ini_path, ini_section=init.section)
+        # ConfigParser interpolation: a literal % must be doubled
+        self.config.set_main_option("sqlalchemy.url", init.url.replace("%", "%%"))
+        self.config.cmd_opts = argparse.Namespace(
+            x=[f"dburl={init.url}", *init.x_args], raiseerr=True
+        )
+        before = len(sys.path)
+        self.script = ScriptDirectory.from_config(self.config)
+        # prepend_sys_path entries are relative to the project directory: pin them
+        added = len(sys.path) - before
+        sys.path[:added] = [os.path.abspath(p) for p in sys.path[:added]]
+        self.tracker = _Tracker()
+        self._wrapped = False
+
+    def _wrap_modules(self) -> None:
+        if self._wrapped:
+            return
+        for script in self.script.walk_revisions("base", "heads"):
+            module = script.module
+            module.upgrade = self.tracker.wrap(script.revision, module.upgrade, True)
+            module.downgrade = self.tracker.wrap(script.revision, module.downgrade, False)
+        self._wrapped = True
+
+    def handle(self, kind: str, arg: Any) -> Outcome:
+        self.tracker.current = None
+        self.tracker.applied = []
+        try:
+            self._wrap_modules()
+            data, has_metadata = self._dispatch(kind, arg)
+        except BaseException as e:  # the user's code may raise anything, SystemExit too
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            return Outcome(
+                ok=False,
+                applied=tuple(self.tracker.applied),
+                failure=self._failure(e),
+                version_table=self.tracker.version_table,
+            )
+        return Outcome(
+            ok=True,
+            applied=tuple(self.tracker.applied),
+            data=data,
+            version_table=self.tracker.version_table,
+            has_metadata=has_metadata,
+        )
+
+    def _dispatch(self, kind: str, arg: Any) -> tuple[Any, bool]:
+        from alembic.runtime.migration import RevisionStep
+
+        script = self.script
+        if kind == UPGRADE:
+            self._run(lambda rev, ctx: script._upgrade_revs(arg, rev))
+        elif kind == DOWNGRADE:
+            self._run(lambda rev, ctx: script._downgrade_revs(arg, rev))
+        elif kind == STAMP:
+            self._run(lambda rev, ctx: script._stamp_revs(arg, rev))
+        elif kind == STEPS:
+            # exactly these revisions, one way each: never a sibling branch
+            def steps(rev: Any, ctx: Any) -> list[Any]:
+                return [
+                    RevisionStep(script.revision_map, script.get_revision(r), up)  # type: ignore[arg-type]
+                    for r, up in arg
+                ]
+
+            self._run(steps)
+        elif kind == CURRENT:
+            heads: list[str] = []
+
+            def current(rev: Any, ctx: Any) -> list[Any]:
+                heads.extend(ctx.get_current_heads())
+                return []
+
+            self._run(current)
+            return tuple(heads), True
+        elif kind == COMPARE:
+            return self._compare()
+        elif kind == BOOTSTRAP:
+            self._bootstrap(str(arg))
+        else:  # pragma: no cover - a programming error in the parent
+            raise ValueError(kind)
+        return None, True
+
+    def _run(self, fn: Callable[[Any, Any], list[Any]]) -> None:
+        from alembic.runtime.environment import EnvironmentContext
+
+        tracker = self.tracker
+
+        def steps(rev: Any, ctx: Any) -> list[Any]:
+            tracker.version_table = ctx.version_table
+            return fn(rev, ctx)
+
+        with EnvironmentContext(self.config, self.script, fn=steps, as_sql=False):
+            self.script.run_env()
+
+    def _compare(self) -> tuple[Any, bool]:
+        """What `alembic check` does, with diffs turned into plain words for the parent."""
+        from alembic import autogenerate
+        from alembic.runtime.environment import EnvironmentContext
+        from alembic.util import CommandError
+
+        from alembic_preflight.drift_words import describe_diff
+
+        args = dict(
+            message=None, autogenerate=True, sql=False, head="head", splice=False,
+            branch_label=None, version_path=None, rev_id=None, depends_on=None,
+        )
+        revision_context = autogenerate.RevisionContext(self.config, self.script, args)
+        has_metadata = True
+
+        def retrieve(rev: Any, ctx: Any) -> list[Any]:
+            nonlocal has_metadata
+            self.tracker.version_table = ctx.version_table
+            if ctx.opts.get("target_metadata") is None:
+                has_metadata = False
+                return []
+            revision_context.run_autogenerate(rev, ctx)
+            return []
+
+        try:
+            with EnvironmentContext(
+                self.config, self.script, fn=retrieve, as_sql=False,
+                template_args=revision_context.template_args,
+                revision_context=revision_context,
+            ):
+                self.script.run_env()
+        except CommandError as e:
+            if "does not provide a MetaData" in str(e):
+                return [], False
+            raise
+        if not has_metadata:
+            return [], False
+        script = revision_context.generated_revisions[-1]
+        diffs = [d for ops in script.upgrade_ops_list for d in ops.as_diffs()]
+        return [describe_diff(d) for d in diffs], True
+
+    def _bootstrap(self, spec: str) -> None:
+        """`bootstrap:` a SQL file, or module:function called with a connection."""
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self.init.sync_url)
+        try:
+            with engine.begin() as conn:
+                path = Path(spec)
+                if spec.endswith(".sql"):
+                    conn.exec_driver_sql(path.read_text(encoding="utf-8"))
+                else:
+                    import importlib
+
+                    module_name, _, func = spec.partition(":")
+                    if str(Path.cwd()) not in sys.path:
+                        sys.path.insert(0, str(Path.cwd()))
+                    fn = getattr(importlib.import_module(module_name), func)
+                    fn(conn)
+                conn.execute(text("SELECT 1"))
+        finally:
+            engine.dispose()
+
+    def _failure(self, e: BaseException) -> Failure:
+        current = self.tracker.current
+        revision, phase = (current[0], "upgrade" if current[1] else "downgrade") if current else (
+            None, None,
+        )
+        file = line = None
+        rev_file = None
+        if revision is not None:
+            try:
+                rev_file = os.path.realpath(self.script.get_revision(revision).path)  # type: ignore[union-attr]
+            except Exception:
+                rev_file = None
+        # the line to point at: inside the revision file when it raised there, else the
+        # deepest frame in the user's project (env.py, their models), never site-packages
+        project = os.path.realpath(self.init.project_dir)
+        frames = list(_frames(e.__traceback__))
+        for filename, lineno in reversed(frames):
+            real = os.path.realpath(filename)
+            if rev_file is not None and real == rev_file:
+                file, line = real, lineno
+                break
+        if file is None:
+            for filename, lineno in reversed(frames):
+                real = os.path.realpath(filename)
+                if real.startswith(project + os.sep) and "site-packages" not in real:
+                    file, line = real, lineno
+                    break
+        if isinstance(e, SyntaxError) and e.filename:
+            file, line = os.path.realpath(e.filename), e.lineno
+        statement = None
+        orig: BaseException = e
+        try:
+            from sqlalchemy.exc import DBAPIError, StatementError
+
+            if isinstance(e, StatementError):
+                statement = e.statement
+                if isinstance(e, DBAPIError) and e.orig is not None:
+                    orig = e.orig
+        except ImportError:  # pragma: no cover
+            pass
+        message = str(orig).strip() or type(orig).__name__
+        tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+        return Failure(
+            error_type=type(orig).__name__,
+            message=message,
+            revision=revision,
+            phase=phase,
+            statement=statement,
+            file=file,
+            line=line,
+            traceback=_tail(tb, 40),
+            irreversible=isinstance(e, NotImplementedError) and phase == "downgrade",
+        )
+
+
+def _frames(tb: TracebackType | None) -> Iterator[tuple[str, int]]:
+    while tb is not None:
+        yield tb.tb_frame.f_code.co_filename, tb.tb_lineno
+        tb = tb.tb_next
+
+
+def _tail(text: str, lines: int) -> str:
+    parts = text.rstrip().splitlines()
+    return "\n".join(parts[-lines:])
+
+
+def worker_main(conn: Any, init: WorkerInit) -> None:
+    """Entry point of the worker process: answer requests until told to stop."""
+    # The user's prints and Alembic's logging go to a file the parent can quote.
+    log = os.open(init.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+    sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+    try:
+        worker: Worker | None = Worker(init)
+        startup: Outcome | None = None
+    except BaseException as e:
+        worker = None
+        startup = Outcome(ok=False, failure=_failure_static(e, init))
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, KeyboardInterrupt):
+            return
+        if request is None:
+            return
+        kind, arg = request
+        if worker is None:
+            assert startup is not None
+            conn.send(startup)
+            continue
+        conn.send(worker.handle(kind, arg))
+
+
+def _failure_static(e: BaseException, init: WorkerInit) -> Failure:
+    """A failure before the ScriptDirectory exists (a bad alembic.ini, say)."""
+    frames = list(_frames(e.__traceback__))
+    project = os.path.realpath(init.project_dir)
+    file = line = None
+    for filename, lineno in reversed(frames):
+        real = os.path.realpath(filename)
+        if real.startswith(project + os.sep) and "site-packages" not in real:
+            file, line = real, lineno
+            break
+    if isinstance(e, SyntaxError) and e.filename:
+        file, line = os.path.realpath(e.filename), e.lineno
+    tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+    return Failure(
+        error_type=type(e).__name__,
+        message=str(e).strip() or type(e).__name__,
+        file=file,
+        line=line,
+        traceback=_tail(tb, 40),
+    )
+
