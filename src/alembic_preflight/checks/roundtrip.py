@@ -1,0 +1,93 @@
+"""head → base → head: every downgrade runs, the base is empty again, and the second
+upgrade builds the same schema as the first.
+
+Why: a rollback in production runs these downgrades; a downgrade that fails or leaves
+objects behind makes the next upgrade fail ("type already exists"). The stepwise check
+names the revision responsible; this one is the cheap whole-history proof."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from alembic_preflight.checks.base import CheckContext, CheckSkipped
+from alembic_preflight.checks.common import ensure_head, failure_finding
+from alembic_preflight.findings import Finding, Severity
+from alembic_preflight.runner import DOWNGRADE, UPGRADE
+from alembic_preflight.schema import DOWNGRADE as LEFT_BEHIND
+from alembic_preflight.schema import REUPGRADE, describe, detail, diff_snapshots
+
+ID = "roundtrip"
+NEEDS_DB = True
+
+IRREVERSIBLE_SEVERITY = {"warn": Severity.WARNING, "error": Severity.ERROR}
+
+
+def run(ctx: CheckContext) -> Iterator[Finding]:
+    bench = ctx.bench
+    assert bench is not None
+    history = ctx.project.history
+    irreversible = [r for r, f in history.revisions.items() if f.irreversible]
+    if irreversible:
+        # an intentional one-way revision stops every path to base; stepwise still
+        # checks each downgrade that can run
+        raise CheckSkipped(
+            f"{len(irreversible)} revision(s) are irreversible by design "
+            f"({', '.join(sorted(irreversible)[:5])}{'…' if len(irreversible) > 5 else ''}): "
+            "no way back to base"
+        )
+    if bench.has("base"):
+        bench.fresh("base")
+    else:
+        from alembic_preflight.checks.common import start_empty
+
+        if start_empty(ctx) is not None:
+            raise CheckSkipped("the bootstrap fails (see upgrade)")
+    baseline = bench.snapshot()
+    if ensure_head(ctx) is not None:
+        raise CheckSkipped("upgrade head fails (see upgrade)")
+    first = bench.snapshot()
+    down = bench.run(DOWNGRADE, "base")
+    if not down.ok:
+        assert down.failure is not None
+        if down.failure.irreversible:
+            severity = IRREVERSIBLE_SEVERITY.get(ctx.settings.irreversible)
+            if severity is not None:
+                yield failure_finding(
+                    ctx, ID, "irreversible", down.failure,
+                    what="downgrade to base (irreversible)", severity=severity,
+                )
+            raise CheckSkipped(f"{down.failure.revision} cannot be downgraded: no way back to base")
+        yield failure_finding(ctx, ID, "downgrade-failed", down.failure, what="downgrade to base")
+        return
+    at_base = bench.snapshot()
+    left = diff_snapshots(baseline, at_base)
+    if left:
+        lines = describe(left, LEFT_BEHIND)
+        yield Finding(
+            check=ID,
+            rule="base-not-empty",
+            severity=Severity.ERROR,
+            message="downgrade to base " + "; ".join(lines[:8])
+            + (f"; and {len(lines) - 8} more" if len(lines) > 8 else ""),
+            detail=detail(left, labels=("empty database", "after downgrade to base")),
+            fix="run the stepwise check to see which revision's downgrade leaves it",
+        )
+    up = bench.run(UPGRADE, "heads")
+    if not up.ok:
+        assert up.failure is not None
+        yield failure_finding(
+            ctx, ID, "reupgrade-failed", up.failure, what="upgrade head after downgrade to base"
+        )
+        return
+    second = bench.snapshot()
+    differs = diff_snapshots(first, second)
+    if differs:
+        lines = describe(differs, REUPGRADE)
+        yield Finding(
+            check=ID,
+            rule="roundtrip-differs",
+            severity=Severity.ERROR,
+            message="the second upgrade to head " + "; ".join(lines[:8])
+            + (f"; and {len(lines) - 8} more" if len(lines) > 8 else ""),
+            detail=detail(differs, labels=("first upgrade", "second upgrade")),
+        )
