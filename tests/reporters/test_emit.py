@@ -67,3 +67,19 @@ def test_write_atomic_keeps_old_file_on_failure(tmp_path, monkeypatch):
 def test_unknown_format_rejected():
     with pytest.raises(ValueError, match="format"):
         ReportOptions(format="auto")
+
+
+def test_emit_writes_every_requested_file(tmp_path, report):
+    import xml.etree.ElementTree as ET
+
+    paths = {
+        "report_json": tmp_path / "a" / "r.json",
+        "junit": tmp_path / "b" / "junit.xml",
+        "sarif": tmp_path / "c" / "r.sarif",
+        "gitlab_codequality": tmp_path / "d" / "gl.json",
+    }
+    emit(report, ReportOptions(console=io.StringIO(), **paths))
+    assert json.loads(paths["report_json"].read_text())["schema"] == 1
+    assert ET.parse(paths["junit"]).getroot().tag == "testsuites"
+    assert json.loads(paths["sarif"].read_text())["version"] == "2.1.0"
+    assert isinstance(json.loads(paths["gitlab_codequality"].read_text()), list)

@@ -18,7 +18,7 @@ from rich.console import Console
 
 from alembic_preflight.findings import CheckResult, Finding, Report
 from alembic_preflight.reporters import console as console_reporter
-from alembic_preflight.reporters import github
+from alembic_preflight.reporters import github, gitlab, junit, sarif
 from alembic_preflight.reporters import json as json_reporter
 
 FORMATS = ("console", "github")
@@ -26,6 +26,9 @@ FORMATS = ("console", "github")
 # ReportOptions attribute -> render(report) -> file text
 FILE_REPORTERS: dict[str, Callable[[Report], str]] = {
     "report_json": json_reporter.render,
+    "junit": junit.render,
+    "sarif": sarif.render,
+    "gitlab_codequality": gitlab.render,
 }
 
 MASK = "***"
