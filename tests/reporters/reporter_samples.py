@@ -249,3 +249,92 @@ def many_findings(n: int, severity: Severity = E, rule: str = "unnamed-constrain
         for i in range(n)
     )
     return replace(r, checks=(CheckResult("lint", Status.FAILED, 1.0, findings=findings),))
+
+
+def make_large_report() -> Report:
+    """Issue 8: a 300-revision history with 40 findings, 12 of them irreversible by design."""
+    revs = [f"{i:04d}abcdef12" for i in range(300)]
+    files = {rev: f"{VERSIONS}/{rev}_step_{i}.py" for i, rev in enumerate(revs)}
+
+    def at(i: int, check: str, rule: str, sev: Severity, msg: str, **kw: object) -> Finding:
+        return Finding(check, rule, sev, msg, revision=revs[i], file=files[revs[i]], **kw)  # type: ignore[arg-type]
+
+    lint = tuple(
+        [
+            at(i * 7, "lint", "unnamed-constraint", W, f"constraint {i} has no name", line=12)
+            for i in range(14)
+        ]
+        + [
+            at(i * 11, "lint", "python-side-default", W, f"column c{i} uses default=", line=20)
+            for i in range(6)
+        ]
+        + [
+            at(i * 13, "lint", "vague-message", N, "revision message 'update' says little", line=1)
+            for i in range(3)
+        ]
+        + [
+            at(
+                250 + i,
+                "lint",
+                "not-null-without-server-default",
+                E,
+                f"t{i}.c is NOT NULL",
+                line=9,
+                fix="add a server_default",
+            )
+            for i in range(2)
+        ]
+    )
+    stepwise = tuple(
+        [
+            at(
+                i * 20,
+                "stepwise",
+                "irreversible",
+                N,
+                "downgrade raises NotImplementedError",
+                line=30,
+            )
+            for i in range(12)
+        ]
+        + [
+            at(
+                290 + i,
+                "stepwise",
+                "downgrade-failed",
+                E,
+                f"downgrade of {revs[290 + i]} failed",
+                line=40,
+                detail=TRACEBACK,
+            )
+            for i in range(3)
+        ]
+    )
+    return Report(
+        tool_version="0.1.0",
+        project=ProjectInfo(
+            config="alembic.ini",
+            script_location="migrations",
+            revisions=300,
+            heads=(revs[-1],),
+            bases=(revs[0],),
+            parents={rev: ((revs[i - 1],) if i else ()) for i, rev in enumerate(revs)},
+            files=files,
+        ),
+        database=DatabaseInfo("postgresql", "17.2"),
+        checks=(
+            CheckResult("graph", Status.PASSED, 0.3),
+            CheckResult("lint", Status.FAILED, 2.1, findings=lint),
+            CheckResult("upgrade", Status.PASSED, 41.0, note="300 revisions to head"),
+            CheckResult("drift", Status.PASSED, 3.2),
+            CheckResult("roundtrip", Status.PASSED, 88.0),
+            CheckResult(
+                "stepwise",
+                Status.FAILED,
+                312.5,
+                findings=stepwise,
+                cases=tuple((r, Status.PASSED) for r in revs),
+            ),
+        ),
+        duration_s=447.3,
+    )

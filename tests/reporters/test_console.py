@@ -3,7 +3,13 @@ from __future__ import annotations
 import io
 from dataclasses import replace
 
-from reporter_samples import HOSTILE, make_hostile_report, make_passing_report, many_findings
+from reporter_samples import (
+    HOSTILE,
+    make_hostile_report,
+    make_large_report,
+    make_passing_report,
+    many_findings,
+)
 from rich.console import Console
 
 from alembic_preflight.findings import CheckResult, Finding, Severity, Status
@@ -42,12 +48,21 @@ def test_groups_worst_first_with_counts(report):
     assert "Findings: 4 errors, 2 warnings, 2 notices" in text
 
 
-def test_detail_cut_to_fifteen_lines(report):
+def test_detail_cut_to_fifteen_lines_keeping_the_error(report):
     text = render(report)
-    assert "Traceback (most recent call last):" in text
-    assert "line 14, in run_migrations" in text
-    assert "line 15, in run_migrations" not in text
-    assert "… 5 more lines" in text
+    detail = text.split("Traceback (most recent call last):", 1)[1].split("\n\n", 1)[0]
+    assert len(detail.strip().splitlines()) == 14  # +1 for the Traceback line: 15
+    assert "line 4, in run_migrations" in detail
+    assert "line 5, in run_migrations" not in detail
+    assert "… 6 lines cut (the JSON report has them all) …" in detail
+    assert "line 18, in run_migrations" in detail
+    assert 'UndefinedColumn: column "status" does not exist' in detail
+
+
+def test_same_detail_printed_once_per_group():
+    text = render(make_large_report())
+    assert text.count("Traceback (most recent call last):") == 1
+    assert text.count("(same detail as above)") == 2
 
 
 def test_irreversible_folded_over_three():
@@ -121,3 +136,13 @@ def test_severity_shown_when_it_differs_from_the_group(report):
     text = render(mixed)
     assert "a.py:1  bad one" in text
     assert "b.py:1  warning: mild one" in text
+
+
+def test_golden_large_history(golden):
+    text = render(make_large_report())
+    golden("console_large.txt", text)
+    # 40 findings on a 300-revision history fit on about two screens
+    assert len(text.splitlines()) < 120
+    assert "12 revisions are irreversible by design" in text
+    # the worst groups come before the twenty warnings
+    assert text.index("stepwise/downgrade-failed (3)") < text.index("unnamed-constraint (14)")

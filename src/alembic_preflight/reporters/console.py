@@ -128,15 +128,21 @@ def group_lines(findings: list[Finding], report: Report) -> list[Text]:
         more = f", … {len(revs) - FOLD_IDS} more" if len(revs) > FOLD_IDS else ""
         lines.append(Text(f"  {len(revs)} revisions are irreversible by design: {named}{more}"))
         return lines
+    shown_details: set[str] = set()
     for f in findings[:GROUP_LIMIT]:
-        lines.extend(finding_lines(f, report, worst))
+        repeated = f.detail is not None and f.detail in shown_details
+        if f.detail is not None:
+            shown_details.add(f.detail)
+        lines.extend(finding_lines(f, report, worst, repeated_detail=repeated))
     if len(findings) > GROUP_LIMIT:
         rest = len(findings) - GROUP_LIMIT
         lines.append(Text(f"  … {rest} more (all are in the JSON report)", style="dim"))
     return lines
 
 
-def finding_lines(f: Finding, report: Report, group_severity: Severity) -> list[Text]:
+def finding_lines(
+    f: Finding, report: Report, group_severity: Severity, repeated_detail: bool = False
+) -> list[Text]:
     message, _, rest = f.message.partition("\n")
     line = Text("  ")
     line.append(_where(f, report), style="bold")
@@ -152,6 +158,12 @@ def finding_lines(f: Finding, report: Report, group_severity: Severity) -> list[
         fix = Text("      fix: ", style="green")
         fix.append(" ".join(f.fix.split("\n")))
         lines.append(fix)
+    if repeated_detail:  # ten revisions failing alike should not print ten tracebacks
+        lines.append(Text("      (same detail as above)", style="dim"))
+        rest = rest.strip("\n")
+        if rest:
+            lines.extend(detail_lines(rest))
+        return lines
     detail = "\n".join(s for s in (rest.strip("\n"), f.detail) if s)
     if detail:
         lines.extend(detail_lines(detail))
@@ -159,13 +171,15 @@ def finding_lines(f: Finding, report: Report, group_severity: Severity) -> list[
 
 
 def detail_lines(detail: str, limit: int = DETAIL_LINES) -> list[Text]:
-    raw = detail.replace("\r\n", "\n").rstrip("\n").split("\n")
-    shown = [Text("      " + s.rstrip(), style="dim") for s in raw[:limit]]
+    """The detail indented, cut to about `limit` lines: the head says where, the tail holds
+    the error itself (the last line of a traceback), so the middle goes."""
+    raw = [s.rstrip() for s in detail.replace("\r\n", "\n").rstrip("\n").split("\n")]
     if len(raw) > limit:
-        shown.append(
-            Text(f"      … {len(raw) - limit} more lines (see the JSON report)", style="dim")
-        )
-    return shown
+        head = limit // 3
+        tail = limit - head - 1
+        cut = len(raw) - head - tail
+        raw = [*raw[:head], f"… {cut} lines cut (the JSON report has them all) …", *raw[-tail:]]
+    return [Text("      " + s, style="dim") for s in raw]
 
 
 def _where(f: Finding, report: Report) -> str:
