@@ -1,0 +1,169 @@
+"""The Docker image's entrypoint: the GitHub container action, or the plain CLI.
+
+GitHub runs the image as `docker run --workdir /github/workspace ... <image> github-action`
+(action.yml's `runs.args`) with each input in an `INPUT_<NAME>` variable, the name upper-cased
+and its dashes kept (`INPUT_POSTGRES-IMAGE`), which a POSIX shell cannot read but Python can:
+https://docs.github.com/en/actions/sharing-automations/creating-actions/metadata-syntax-for-github-actions#inputs
+
+Any other argv (`docker run <image> verify ...`, or nothing: the image's CMD is `verify`) goes
+to the CLI unchanged. GitLab overrides the entrypoint and calls `alembic-preflight` itself.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
+from pathlib import Path
+from types import FrameType
+
+ACTION_COMMAND = "github-action"
+# Under the workspace, not $RUNNER_TEMP: the runner does not mount RUNNER_TEMP into container
+# actions (actions/runner#1984), so a report there would be lost with the container. The
+# relative path is also what the `report` output says, valid for later steps, which run in the
+# workspace on the runner (where /github/workspace is some other absolute path).
+REPORT_PATH = ".alembic-preflight/report.json"
+# input -> CLI option, for the inputs that map one to one
+PLAIN_INPUTS = {
+    "database": "--database",
+    "database-url": "--database-url",
+    "postgres-image": "--postgres-image",
+    "driver": "--driver",
+    "checks": "--checks",
+    "skip": "--skip",
+    "fail-on": "--fail-on",
+    "changed-since": "--changed-since",
+    "base-ref": "--base-ref",
+}
+
+
+class ActionError(Exception):
+    """A bad input: reported as a workflow error annotation, exit 2."""
+
+
+def get_input(env: Mapping[str, str], name: str) -> str:
+    """An input as the runner passes it (as @actions/core's getInput reads it), or with
+    underscores for dashes, as the composite action passes them (a shell can set those)."""
+    key = f"INPUT_{name.replace(' ', '_').upper()}"
+    value = env.get(key)
+    if value is None:
+        value = env.get(key.replace("-", "_"), "")
+    return value.strip()
+
+
+def cli_args(env: Mapping[str, str], workspace: Path) -> tuple[Path, list[str]]:
+    """The project directory and the `alembic-preflight verify` argv for the inputs.
+
+    Paths stay relative to the workspace (the current directory), so that reports and
+    annotations name files as the repository does; `config` is relative to
+    `working-directory`, as it would be in a `run:` step with that working directory.
+    """
+    wd = get_input(env, "working-directory") or "."
+    project = Path(wd)
+    if project.is_absolute():
+        try:
+            project = project.relative_to(workspace)
+        except ValueError:
+            raise ActionError(f"working-directory {wd!r} is outside the workspace") from None
+    if not (workspace / project).is_dir():
+        raise ActionError(f"working-directory {wd!r}: no such directory in the workspace")
+    args = ["verify", project.as_posix()]
+    config = get_input(env, "config")
+    if config:
+        args += ["--config", (project / config).as_posix()]
+    for name, option in PLAIN_INPUTS.items():
+        value = get_input(env, name)
+        if value:
+            args += [option, value]
+    for var in _split_list(get_input(env, "url-env")):
+        args += ["--url-env", var]
+    args += ["--format", "github", "--report-json", REPORT_PATH]
+    return project, args
+
+
+def _split_list(value: str) -> list[str]:
+    return [v.strip() for line in value.splitlines() for v in line.split(",") if v.strip()]
+
+
+def run_install(command: str, cwd: Path) -> int:
+    """The `install` input, in the project directory, its output folded in a log group."""
+    _emit(f"::group::install: {_escape(command)}")
+    try:
+        return subprocess.run(["sh", "-c", command], cwd=cwd, check=False).returncode
+    finally:
+        _emit("::endgroup::")
+
+
+def run_action(env: Mapping[str, str]) -> int:
+    from alembic_preflight import cli
+    from alembic_preflight.errors import EXIT_USAGE
+
+    workspace = Path(env.get("GITHUB_WORKSPACE") or os.getcwd())
+    os.chdir(workspace)
+    try:
+        project, args = cli_args(env, workspace)
+    except ActionError as e:
+        _emit(f"::error title=alembic-preflight::{_escape(str(e))}")
+        return EXIT_USAGE
+    database_url = get_input(env, "database-url")
+    if database_url:
+        _emit(f"::add-mask::{_escape(database_url)}")
+    install = get_input(env, "install")
+    if install:
+        code = run_install(install, workspace / project)
+        if code != 0:
+            _emit(
+                "::error title=alembic-preflight: install failed::"
+                + _escape(f"`{install}` exited with {code}")
+            )
+            return EXIT_USAGE
+    (workspace / REPORT_PATH).parent.mkdir(parents=True, exist_ok=True)
+    _emit("alembic-preflight " + " ".join(shlex.quote(a) for a in _masked(args)), err=True)
+    try:
+        return cli.main(args)
+    finally:
+        # We run as root in the container; later steps run as the runner's user and must be
+        # able to read the report (e.g. actions/upload-artifact).
+        with suppress(OSError):
+            (workspace / REPORT_PATH).chmod(0o644)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    # As PID 1 of a container, Python ignores SIGTERM unless it has a handler: `docker stop`
+    # and a cancelled GitHub job would then wait for SIGKILL and leave the PostgreSQL
+    # container behind. Raise instead, so every context manager cleans up (exit 130).
+    signal.signal(signal.SIGTERM, _terminate)
+    if args[:1] == [ACTION_COMMAND]:
+        return run_action(os.environ)
+    from alembic_preflight import cli
+
+    return cli.main(args)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut cleanup short
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _masked(args: list[str]) -> list[str]:
+    previous = ["", *args[:-1]]
+    return ["***" if p == "--database-url" else a for p, a in zip(previous, args, strict=True)]
+
+
+def _escape(data: str) -> str:
+    # workflow command data, as @actions/core escapes it
+    return data.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _emit(line: str, *, err: bool = False) -> None:
+    stream = sys.stderr if err else sys.stdout
+    print(line, file=stream, flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
