@@ -1,0 +1,184 @@
+"""Revision files follow the habits that keep migrations safe to deploy and to undo.
+
+Why: many migration failures are visible in the source: a NOT NULL column added without
+a server default fails on a table with rows; an unnamed constraint cannot be dropped
+later; CREATE INDEX CONCURRENTLY fails inside Alembic's transaction; a downgrade that is
+`pass` reports success and undoes nothing. This check reads each file with `ast` only
+(nothing is imported or run) and reports every rule's hits (lint_rules.py).
+
+How to fix: each finding's `fix` says what to change. A deliberate exception is silenced
+with `# preflight: ignore[rule-id]` on its line (several: `ignore[a,b]`), or for a whole
+file with `# preflight: ignore-file[rule-id]` in the comments before the docstring.
+Settings `lint.disable`, `lint.enable` and `lint.severity` choose rules and severities.
+
+`unnamed-constraint` stays quiet when target_metadata has a naming convention, found
+statically (best effort): `naming_convention` appears in env.py's code or in a module of
+the project that env.py imports, followed up to three imports deep.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import re
+import tokenize
+from collections.abc import Iterator
+from pathlib import Path
+
+from alembic_preflight.checks.base import CheckContext
+from alembic_preflight.findings import Finding, Severity
+from alembic_preflight.history import RevisionFile
+from alembic_preflight.lint_rules import DEFAULT_OFF, RULES, Facts, Hit, hits
+from alembic_preflight.project import Project
+
+ID = "lint"
+NEEDS_DB = False
+
+_IGNORE = re.compile(r"#\s*preflight:\s*ignore\[([^\]]*)\]")
+_IGNORE_FILE = re.compile(r"#\s*preflight:\s*ignore-file\[([^\]]*)\]")
+
+
+def run(ctx: CheckContext) -> Iterator[Finding]:
+    lint = ctx.settings.lint
+    configured = {*lint.disable, *lint.enable, *lint.severity}
+    for rule in sorted(configured - set(RULES)):
+        yield Finding(
+            check=ID,
+            rule="unknown-rule",
+            severity=Severity.WARNING,
+            message=f"lint settings name an unknown rule {rule!r}",
+            fix=f"use one of: {', '.join(sorted(RULES))}",
+        )
+    active = {r for r in RULES if (r not in DEFAULT_OFF or r in lint.enable)} - set(lint.disable)
+    facts = Facts(
+        prefixes=lint.prefixes,
+        naming_convention=has_naming_convention(ctx.project),
+        file_template=ctx.project.file_template,
+        version_locations=ctx.project.version_locations,
+    )
+    for f in ctx.project.history.files:
+        yield from _file_findings(ctx, f, facts, active)
+
+
+def _file_findings(
+    ctx: CheckContext, f: RevisionFile, facts: Facts, active: set[str]
+) -> Iterator[Finding]:
+    line_ignores, file_ignores = suppressions(f.source)
+    for hit in sorted(hits(f, facts), key=lambda h: (h.line, h.column, h.rule)):
+        if hit.rule not in active or hit.rule in file_ignores:
+            continue
+        span = range(hit.line, (hit.end_line or hit.line) + 1)
+        if any(hit.rule in line_ignores.get(n, ()) for n in span):
+            continue
+        severity = _severity(ctx, hit)
+        if severity is None:
+            continue
+        yield Finding(
+            check=ID,
+            rule=hit.rule,
+            severity=severity,
+            message=hit.message,
+            revision=f.revision,
+            file=ctx.rel(f.path),
+            line=hit.line,
+            column=hit.column,
+            fix=hit.fix,
+        )
+
+
+def _severity(ctx: CheckContext, hit: Hit) -> Severity | None:
+    if hit.rule in ctx.settings.lint.severity:
+        return ctx.settings.lint.severity[hit.rule]
+    if hit.rule == "irreversible":
+        return {"warn": Severity.WARNING, "error": Severity.ERROR}.get(ctx.settings.irreversible)
+    return RULES[hit.rule]
+
+
+def suppressions(source: str) -> tuple[dict[int, set[str]], set[str]]:
+    """`ignore[...]` comments by line, and `ignore-file[...]` rules from the comments that
+    lead the file (before its docstring or first statement)."""
+    by_line: dict[int, set[str]] = {}
+    whole_file: set[str] = set()
+    leading = True
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return by_line, whole_file
+    for tok in tokens:
+        if tok.type == tokenize.COMMENT:
+            if leading and (m := _IGNORE_FILE.search(tok.string)):
+                whole_file.update(_rule_list(m.group(1)))
+            elif m := _IGNORE.search(tok.string):
+                by_line.setdefault(tok.start[0], set()).update(_rule_list(m.group(1)))
+        elif tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.ENCODING):
+            leading = False
+    return by_line, whole_file
+
+
+def _rule_list(text: str) -> set[str]:
+    return {r.strip() for r in text.split(",") if r.strip()}
+
+
+def has_naming_convention(project: Project, max_depth: int = 3) -> bool:
+    """Whether env.py, or a project module it imports, mentions `naming_convention` in
+    code (not comments). Best effort: a convention set up dynamically is not seen, and
+    then unnamed-constraint may report names the convention would give."""
+    roots = _import_roots(project)
+    queue = [(project.script_location / "env.py", 0)]
+    seen: set[Path] = set()
+    while queue:
+        path, depth = queue.pop(0)
+        if path in seen or len(seen) > 100:
+            continue
+        seen.add(path)
+        try:
+            tree = ast.parse(path.read_bytes(), filename=str(path))
+        except (OSError, SyntaxError, ValueError):
+            continue
+        if _mentions_naming_convention(tree):
+            return True
+        if depth < max_depth:
+            queue.extend((p, depth + 1) for p in _imported_files(tree, roots))
+    return False
+
+
+def _import_roots(project: Project) -> list[Path]:
+    # where `prepend_sys_path = .` and common src layouts put the user's packages
+    candidates = [
+        project.directory,
+        project.directory / "src",
+        project.repo_root,
+        project.repo_root / "src",
+        project.script_location,
+    ]
+    return [p for p in dict.fromkeys(c.resolve() for c in candidates) if p.is_dir()]
+
+
+def _mentions_naming_convention(tree: ast.Module) -> bool:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg == "naming_convention":
+            return True
+        if isinstance(node, ast.Name) and node.id == "naming_convention":
+            return True
+        if isinstance(node, ast.Attribute) and node.attr == "naming_convention":
+            return True
+    return False
+
+
+def _imported_files(tree: ast.Module, roots: list[Path]) -> Iterator[Path]:
+    for node in ast.walk(tree):
+        modules: list[str] = []
+        if isinstance(node, ast.Import):
+            modules = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            # `from pkg import models` may name a submodule as well as an attribute
+            modules = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+        for module in modules:
+            parts = module.split(".")
+            for root in roots:
+                for candidate in (
+                    root.joinpath(*parts).with_suffix(".py"),
+                    root.joinpath(*parts, "__init__.py"),
+                ):
+                    if candidate.is_file():
+                        yield candidate.resolve()

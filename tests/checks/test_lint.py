@@ -1,0 +1,212 @@
+"""The lint check, run on small real Alembic projects."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alembic_preflight.checks import lint
+from alembic_preflight.checks.base import CheckContext
+from alembic_preflight.findings import Finding, Severity
+from alembic_preflight.lint_rules import RULES, file_name_pattern
+from alembic_preflight.project import load_project
+from alembic_preflight.settings import LintSettings, build_settings
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+LINT_RULES = FIXTURES / "lint_rules"
+VERSIONS = "tests/fixtures/lint_rules/migrations/versions/"
+
+
+def findings(project_dir: Path, **flags: Any) -> list[Finding]:
+    settings = build_settings(project_dir, flags)
+    return list(lint.run(CheckContext(settings, load_project(settings))))
+
+
+def where(found: list[Finding]) -> list[tuple[str, int | None, int | None, str]]:
+    """(file name's first 14 characters, line, column, rule): enough to tell them apart."""
+    return [(Path(f.file or "").name[:14], f.line, f.column, f.rule) for f in found]
+
+
+EXPECTED = [
+    ("aa0000000002_a", 26, 1, "empty-downgrade"),
+    ("aa0000000003_c", 26, 44, "unnamed-constraint"),  # sa.ForeignKey("users.id")
+    ("aa0000000003_c", 27, 40, "unnamed-constraint"),  # unique=True
+    ("aa0000000003_c", 30, 9, "unnamed-constraint"),  # sa.UniqueConstraint(...)
+    ("aa0000000003_c", 31, 9, "unnamed-constraint"),  # sa.CheckConstraint(...)
+    ("aa0000000003_c", 33, 21, "unnamed-constraint"),  # create_index(None, ...)
+    ("aa0000000003_c", 34, 33, "unnamed-constraint"),
+    ("aa0000000003_c", 35, 27, "unnamed-constraint"),
+    ("aa0000000003_c", 36, 32, "unnamed-constraint"),
+    ("aa0000000004_d", 23, 24, "unnamed-drop-constraint"),  # op.drop_constraint(None, ...)
+    ("aa0000000004_d", 25, 50, "unnamed-drop-constraint"),  # batch_op, constraint_name=None
+    ("aa0000000005_a", 23, 27, "constraint-prefix"),
+    ("aa0000000005_a", 24, 21, "constraint-prefix"),
+    ("aa0000000005_a", 25, 49, "constraint-prefix"),
+    ("aa0000000005_a", 26, 32, "constraint-prefix"),
+    ("aa0000000006_a", 23, 64, "not-null-without-server-default"),
+    ("aa0000000006_a", 27, 62, "not-null-without-server-default"),  # batch_op.add_column
+    ("aa0000000007_a", 23, 66, "python-side-default"),
+    ("aa0000000008_b", 24, 5, "mixed-data-and-schema"),  # op.execute("UPDATE ...")
+    ("aa0000000008_b", 26, 5, "mixed-data-and-schema"),  # op.bulk_insert
+    ("aa0000000009_u", 1, 1, "vague-message"),
+    ("aa0000000011_d", 23, 5, "destructive-upgrade"),  # drop_column
+    ("aa0000000011_d", 24, 5, "destructive-upgrade"),  # drop_table
+    ("aa0000000011_d", 25, 5, "destructive-upgrade"),  # op.execute("DROP TABLE ...")
+    ("aa0000000012_i", 23, 5, "concurrently-in-transaction"),
+    ("aa0000000012_i", 24, 5, "concurrently-in-transaction"),
+    ("aa0000000012_i", 34, 5, "concurrently-in-transaction"),  # in downgrade()
+    ("aa0000000013_r", 25, 5, "destructive-upgrade"),  # the one line not suppressed
+    ("add_phone_to_u", 15, 1, "file-name-template"),
+]
+
+
+def test_every_rule_at_its_line_and_column() -> None:
+    found = findings(LINT_RULES)
+    assert where(found) == EXPECTED
+    for f in found:
+        assert f.check == "lint"
+        assert f.severity is RULES[f.rule]
+        assert f.fix and "\n" not in f.fix
+        assert f.file is not None and f.file.startswith(VERSIONS)
+    assert {f.rule for f in found} == set(RULES) - {"irreversible"}
+
+
+def test_clean_and_file_suppressed_revisions_stay_quiet() -> None:
+    files = {Path(f.file or "").name for f in findings(LINT_RULES)}
+    assert "aa0000000001_create_users_and_accounts.py" not in files
+    assert "aa0000000014_legacy_revision_with_unnamed_index.py" not in files
+
+
+def test_messages_say_what_and_where() -> None:
+    found = {(Path(f.file or "").name[:14], f.line): f for f in findings(LINT_RULES)}
+    assert "'accounts_user_fkey'" in found["aa0000000005_a", 23].message
+    assert "'fk_'" in found["aa0000000005_a", 23].message
+    assert "status" in found["aa0000000006_a", 23].message
+    assert "data is lost" in found["aa0000000011_d", 23].message
+    assert "'update'" in found["aa0000000009_u", 1].message
+    assert found["aa0000000009_u", 1].revision == "aa0000000009"
+
+
+def test_other_fixtures_are_clean() -> None:
+    assert findings(FIXTURES / "branches_merges") == []
+    assert findings(FIXTURES / "several_heads") == []
+
+
+@pytest.mark.parametrize(
+    ("setting", "severity"),
+    [("warn", Severity.WARNING), ("error", Severity.ERROR), ("allow", None)],
+)
+def test_irreversible_by_design(setting: str, severity: Severity | None) -> None:
+    found = findings(FIXTURES / "irreversible", irreversible=setting)
+    irreversible = [
+        (Path(f.file or "").name[:12], f.line, f.severity)
+        for f in found
+        if f.rule == "irreversible"
+    ]
+    if severity is None:
+        assert irreversible == []
+    else:
+        assert irreversible == [
+            ("2b2b2b2b2b2b", 28, severity),  # raise NotImplementedError(), no docstring
+            ("3c3c3c3c3c3c", 28, severity),  # RuntimeError("Cannot undelete data!")
+            ("4d4d4d4d4d4d", 28, severity),  # bare raise ValueError
+        ]
+    # never reported as an empty downgrade
+    assert not [f for f in found if f.rule == "empty-downgrade"]
+
+
+def test_disable_and_severity_settings() -> None:
+    settings = LintSettings(
+        disable=("unnamed-constraint", "vague-message"),
+        severity={"destructive-upgrade": Severity.ERROR},
+    )
+    found = findings(LINT_RULES, lint=settings)
+    rules = {f.rule for f in found}
+    assert "unnamed-constraint" not in rules and "vague-message" not in rules
+    assert {f.severity for f in found if f.rule == "destructive-upgrade"} == {Severity.ERROR}
+    assert len(found) == len(EXPECTED) - 9
+
+
+def test_unknown_rule_in_settings_is_reported() -> None:
+    found = findings(LINT_RULES, lint=LintSettings(disable=("no-such-rule",)))
+    (unknown,) = [f for f in found if f.rule == "unknown-rule"]
+    assert "'no-such-rule'" in unknown.message
+
+
+def test_configured_prefixes() -> None:
+    prefixes = {"fk": "fk_", "ix": "idx_", "uq": "uq_", "ck": "ck_", "pk": "pk_"}
+    found = findings(LINT_RULES, lint=LintSettings(prefixes=prefixes))
+    prefix = [x for x in where(found) if x[3] == "constraint-prefix"]
+    assert prefix == [
+        # the clean revision's op.f("ix_accounts_user_id") and "ix_users_created_at"
+        ("aa0000000001_c", 40, 21, "constraint-prefix"),
+        ("aa0000000001_c", 43, 25, "constraint-prefix"),
+        ("aa0000000005_a", 23, 27, "constraint-prefix"),
+        ("aa0000000005_a", 24, 21, "constraint-prefix"),
+        ("aa0000000005_a", 25, 49, "constraint-prefix"),
+        ("aa0000000005_a", 26, 32, "constraint-prefix"),
+        # pk only when configured; the unique index "uq_users_lower_email" may use uq_
+        ("aa0000000005_a", 28, 27, "constraint-prefix"),
+        ("aa0000000012_i", 23, 21, "constraint-prefix"),
+    ]
+
+
+def test_naming_convention_in_imported_models_quiets_unnamed_constraints(
+    tmp_path: Path,
+) -> None:
+    shutil.copytree(LINT_RULES, tmp_path, dirs_exist_ok=True)
+    (tmp_path / "myapp").mkdir()
+    (tmp_path / "myapp" / "__init__.py").write_text("")
+    (tmp_path / "myapp" / "models.py").write_text(
+        "import sqlalchemy as sa\n\n"
+        'metadata = sa.MetaData(naming_convention={"uq": "uq_%(table_name)s_%(column_0_name)s"})\n'
+    )
+    env = tmp_path / "migrations" / "env.py"
+    env.write_text(
+        env.read_text().replace(
+            "target_metadata = None",
+            "from myapp.models import metadata\ntarget_metadata = metadata",
+        )
+    )
+    rules = [f.rule for f in findings(tmp_path)]
+    assert "unnamed-constraint" not in rules
+    # a drop without a name cannot run whatever the convention
+    assert rules.count("unnamed-drop-constraint") == 2
+
+
+def test_naming_convention_in_a_comment_does_not_count(tmp_path: Path) -> None:
+    shutil.copytree(LINT_RULES, tmp_path, dirs_exist_ok=True)
+    env = tmp_path / "migrations" / "env.py"
+    env.write_text("# TODO: naming_convention\n" + env.read_text())
+    assert [f.rule for f in findings(tmp_path)].count("unnamed-constraint") == 8
+
+
+def test_file_template_from_alembic_ini(tmp_path: Path) -> None:
+    shutil.copytree(LINT_RULES, tmp_path, dirs_exist_ok=True)
+    ini = tmp_path / "alembic.ini"
+    ini.write_text(
+        ini.read_text().replace(
+            "[alembic]\n", "[alembic]\nfile_template = %%(year)d_%%(month).2d_%%(rev)s_%%(slug)s\n"
+        )
+    )
+    files = {Path(f.file or "").name for f in findings(tmp_path) if f.rule == "file-name-template"}
+    assert len(files) == 14  # none of the files carries a date
+
+
+def test_file_name_pattern_tokens() -> None:
+    default = file_name_pattern("%(rev)s_%(slug)s", "ab12")
+    assert default.fullmatch("ab12_add_email")
+    assert default.fullmatch("ab12_")  # no message: empty slug
+    assert not default.fullmatch("cd34_add_email")
+    dated = file_name_pattern(
+        "%%(year)d/%%(month).2d/%%(day).2d_%%(hour).2d%%(minute).2d_%%(second).2d_%%(rev)s_%%(slug)s",
+        "ab12",
+    )
+    assert dated.fullmatch("2026/01/05_1030_59_ab12_add_email")
+    assert not dated.fullmatch("2026_01_05_1030_59_ab12_add_email")
+    escaped = file_name_pattern("%(epoch)s%%_%(rev)s", "ab12")
+    assert escaped.fullmatch("1700000000%_ab12")
+    assert not escaped.fullmatch("1700000000_ab12")
