@@ -266,21 +266,11 @@ class Worker:
                 rev_file = None
         # the line to point at: inside the revision file when it raised there, else the
         # deepest frame in the user's project (env.py, their models), never site-packages
-        project = os.path.realpath(self.init.project_dir)
         frames = list(_frames(e.__traceback__))
-        for filename, lineno in reversed(frames):
-            real = os.path.realpath(filename)
-            if rev_file is not None and real == rev_file:
-                file, line = real, lineno
-                break
+        if rev_file is not None:
+            file, line = _deepest(frames, lambda real: real == rev_file)
         if file is None:
-            for filename, lineno in reversed(frames):
-                real = os.path.realpath(filename)
-                if real.startswith(project + os.sep) and "site-packages" not in real:
-                    file, line = real, lineno
-                    break
-        if isinstance(e, SyntaxError) and e.filename:
-            file, line = os.path.realpath(e.filename), e.lineno
+            file, line = _user_frame(e, frames, self.init.project_dir)
         statement = None
         orig: BaseException = e
         try:
@@ -311,6 +301,26 @@ def _frames(tb: TracebackType | None) -> Iterator[tuple[str, int]]:
     while tb is not None:
         yield tb.tb_frame.f_code.co_filename, tb.tb_lineno
         tb = tb.tb_next
+
+
+def _deepest(
+    frames: list[tuple[str, int]], wanted: Callable[[str], bool]
+) -> tuple[str | None, int | None]:
+    for filename, lineno in reversed(frames):
+        real = os.path.realpath(filename)
+        if os.path.isfile(real) and wanted(real):  # "<frozen os>" is no file
+            return real, lineno
+    return None, None
+
+
+def _user_frame(
+    e: BaseException, frames: list[tuple[str, int]], project_dir: str
+) -> tuple[str | None, int | None]:
+    """The deepest frame in the user's project (env.py, their models), never site-packages."""
+    if isinstance(e, SyntaxError) and e.filename and os.path.isfile(e.filename):
+        return os.path.realpath(e.filename), e.lineno
+    project = os.path.realpath(project_dir) + os.sep
+    return _deepest(frames, lambda real: real.startswith(project) and "site-packages" not in real)
 
 
 def _tail(text: str, lines: int) -> str:
@@ -349,16 +359,7 @@ def worker_main(conn: Any, init: WorkerInit) -> None:
 
 def _failure_static(e: BaseException, init: WorkerInit) -> Failure:
     """A failure before the ScriptDirectory exists (a bad alembic.ini, say)."""
-    frames = list(_frames(e.__traceback__))
-    project = os.path.realpath(init.project_dir)
-    file = line = None
-    for filename, lineno in reversed(frames):
-        real = os.path.realpath(filename)
-        if real.startswith(project + os.sep) and "site-packages" not in real:
-            file, line = real, lineno
-            break
-    if isinstance(e, SyntaxError) and e.filename:
-        file, line = os.path.realpath(e.filename), e.lineno
+    file, line = _user_frame(e, list(_frames(e.__traceback__)), init.project_dir)
     tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
     return Failure(
         error_type=type(e).__name__,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from alembic_preflight.checks import drift, graph, roundtrip, upgrade
+from alembic_preflight.checks import drift, graph, lint, roundtrip, upgrade
 from alembic_preflight.checks.base import Check
 
 CHECKS: dict[str, Check] = {
     "graph": graph,
+    "lint": lint,
     "upgrade": upgrade,
     "drift": drift,
     "roundtrip": roundtrip,

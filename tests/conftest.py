@@ -1,0 +1,85 @@
+"""Shared fixtures: a real PostgreSQL server and a way to run the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alembic_preflight.database.base import Server
+from alembic_preflight.database.embedded import start_embedded
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Server]:
+    """One embedded PostgreSQL for tests that talk to a server directly."""
+    with start_embedded() as server:
+        yield server
+
+
+@dataclass(frozen=True)
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+    report: dict[str, Any] | None
+
+    def findings(self, rule: str | None = None) -> list[dict[str, Any]]:
+        assert self.report is not None, self.stderr
+        return [f for f in self.report["findings"] if rule is None or f["rule"] == rule]
+
+    def check(self, check_id: str) -> dict[str, Any]:
+        assert self.report is not None, self.stderr
+        return next(c for c in self.report["checks"] if c["id"] == check_id)
+
+
+def run_cli(
+    *args: str | Path,
+    cwd: Path = ROOT,
+    env: dict[str, str] | None = None,
+    report: bool = True,
+    timeout: float = 300,
+) -> CliResult:
+    """The real CLI in a subprocess, as a user or CI runs it; the JSON report parsed."""
+    argv = [sys.executable, "-m", "alembic_preflight", *map(str, args)]
+    report_path = None
+    if report and args and args[0] == "verify":
+        report_path = Path(tempfile.mkdtemp(prefix="preflight-test-")) / "report.json"
+        argv += ["--report-json", str(report_path)]
+    full_env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "INPUT_"))
+    }
+    full_env.update({"NO_COLOR": "1", "COLUMNS": "200", "PYTHONWARNINGS": "ignore"})
+    full_env.update(env or {})
+    proc = subprocess.run(
+        argv, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+    parsed = None
+    if report_path is not None and report_path.exists():
+        parsed = json.loads(report_path.read_text())
+        report_path.unlink()
+    return CliResult(proc.returncode, proc.stdout, proc.stderr, parsed)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Any:
+    """Copy a fixture project into a fresh directory (tests never touch the originals)."""
+
+    def copy(name: str) -> Path:
+        dest = tmp_path / name
+        shutil.copytree(FIXTURES / name, dest, ignore=shutil.ignore_patterns("__pycache__"))
+        return dest
+
+    return copy
