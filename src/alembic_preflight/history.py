@@ -55,6 +55,11 @@ class RevisionFile:
         return self.down_revisions + self.depends_on
 
 
+def is_revision_file_name(name: str) -> bool:
+    """Whether Alembic would load a file of this name from a version location."""
+    return _REV_FILE.match(name) is not None
+
+
 def revision_files(version_dirs: Sequence[Path], recursive: bool) -> list[Path]:
     """The files Alembic would load, in its order: sorted per folder, folders sorted."""
     found: list[Path] = []
@@ -69,7 +74,7 @@ def revision_files(version_dirs: Sequence[Path], recursive: bool) -> list[Path]:
                 path = root / name
                 real = path.resolve()
                 # Alembic warns and skips a file reached twice via overlapping locations
-                if _REV_FILE.match(name) and real not in seen:
+                if is_revision_file_name(name) and real not in seen:
                     seen.add(real)
                     found.append(real)
             if not recursive:

@@ -15,7 +15,9 @@ import shlex
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from alembic_preflight import gitrefs
 from alembic_preflight.checks.base import CheckContext
+from alembic_preflight.errors import PreflightError
 from alembic_preflight.findings import Finding, Severity
 from alembic_preflight.history import History, RevisionFile
 from alembic_preflight.project import Project
@@ -37,6 +39,8 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     if not history.missing and not history.cycles:
         yield from _bases(ctx, history)
         yield from _heads(ctx, history)
+        if ctx.settings.base_ref:
+            yield from _merge_conflict(ctx, history, ctx.settings.base_ref)
 
 
 def _finding(
@@ -255,3 +259,52 @@ def _relative_to(path: Path, project: Project) -> str:
         return p.relative_to(project.directory.resolve()).as_posix()
     except ValueError:
         return p.as_posix()
+
+
+def _merge_conflict(ctx: CheckContext, h: History, ref: str) -> Iterator[Finding]:
+    """Pull-request mode: this branch and `ref` each added revisions on the same parent,
+    so merging the pull request leaves several heads although each side has one."""
+    try:
+        theirs = gitrefs.history_at(ctx.project.repo_root, ctx.project, ref)
+    except PreflightError as e:
+        yield _finding(ctx, "base-ref", Severity.ERROR, str(e), None, None, "fetch the ref")
+        return
+    ours = {f.revision for f in h.files if f.revision}
+    # the union, our copy of a revision winning over theirs
+    union = History.from_files([*h.files, *(f for f in theirs if f.revision not in ours)])
+    new_heads = [r for r in union.heads if r not in h.heads]
+    if len(union.heads) < 2 or not new_heads:
+        return
+    on_ref = [union.revisions[r] for r in union.heads if r not in ours]
+    on_branch = [h.revisions[r] for r in union.heads if r in ours]
+    if not on_ref or not on_branch:
+        return
+    # our first revision that is not on REF and whose parent is: the one to rebase
+    theirs_ids = {f.revision for f in theirs}
+    ours_new = [r for r in h.topological_order() if r not in theirs_ids]
+    rebase = next(
+        (h.revisions[r] for r in ours_new if any(p in theirs_ids for p in h.parents(r))),
+        on_branch[0],
+    )
+    target = on_ref[0].revision if len(on_ref) == 1 else None
+    message = (
+        f"merging {ref} gives {len(union.heads)} heads: on {ref} "
+        f"{', '.join(_describe(ctx, f) for f in on_ref)}; on this branch "
+        f"{', '.join(_describe(ctx, f) for f in on_branch)}"
+    )
+    if target is not None:
+        fix = (
+            f'set down_revision = "{target}" in {ctx.rel(rebase.path)} (rebase onto {ref}), '
+            f"or after merging run: {merge_command(ctx.project, union.heads)}"
+        )
+    else:
+        fix = f"after merging {ref}, run: {merge_command(ctx.project, union.heads)}"
+    yield _finding(
+        ctx,
+        "merge-conflict-heads",
+        Severity.ERROR,
+        message,
+        rebase,
+        rebase.line_of("down_revision"),
+        fix,
+    )
