@@ -1,0 +1,413 @@
+"""schema.py against a real PostgreSQL: equal snapshots for equal schemas, and every kind
+of object a downgrade can leave behind named in words."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from alembic_preflight.schema import (
+    DOWNGRADE,
+    REUPGRADE,
+    SchemaDiff,
+    Snapshot,
+    describe,
+    detail,
+    diff_snapshots,
+    take_snapshot,
+)
+
+# A private server until the shared `pg_server` fixture lands in conftest.py.
+
+
+def _bindir() -> Path:
+    dirs = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
+    found = shutil.which("postgres")
+    if found:
+        dirs.append(Path(found).parent)
+    for d in reversed(dirs):
+        if (d / "initdb").is_file():
+            return d
+    pytest.skip("no PostgreSQL server binaries")
+
+
+@pytest.fixture(scope="module")
+def socket_dir() -> Iterator[str]:
+    bindir = _bindir()
+    base = Path(tempfile.mkdtemp(prefix="preflight-schema-"))
+    data, sock = base / "data", base / "sock"
+    sock.mkdir()
+    run_as: list[str] = []
+    if os.geteuid() == 0:  # initdb and postgres refuse root
+        pw = pwd.getpwnam("postgres")
+        for p in (base, sock):
+            os.chown(p, pw.pw_uid, pw.pw_gid)
+        run_as = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(
+        [
+            *run_as,
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "-U",
+            "postgres",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    pg_ctl = [*run_as, str(bindir / "pg_ctl"), "-D", str(data)]
+    subprocess.run(
+        [
+            *pg_ctl,
+            "-w",
+            "-l",
+            str(base / "log"),
+            "start",
+            "-o",
+            f"-k {sock} -c listen_addresses='' -F",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield str(sock)
+    finally:
+        subprocess.run([*pg_ctl, "-w", "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+_names = itertools.count()
+
+
+@pytest.fixture
+def make_db(socket_dir: str) -> Iterator[Callable[..., psycopg.Connection]]:
+    """Create a fresh database and return an autocommit connection to it."""
+    admin = psycopg.connect(host=socket_dir, user="postgres", dbname="postgres", autocommit=True)
+    conns: list[psycopg.Connection] = []
+
+    def make(*ddl: str) -> psycopg.Connection:
+        name = f"t{os.getpid()}_{next(_names)}"
+        admin.execute(f"CREATE DATABASE {name}")
+        conn = psycopg.connect(host=socket_dir, user="postgres", dbname=name, autocommit=True)
+        conns.append(conn)
+        for statement in ddl:
+            conn.execute(statement)
+        return conn
+
+    yield make
+    for c in conns:
+        name = c.info.dbname
+        c.close()
+        admin.execute(f"DROP DATABASE {name}")
+    admin.close()
+
+
+# A schema using most of what the snapshot reads, as a list of statements that can run
+# in a different order (each depends only on statements before it in BOTH orders below).
+BASE = [
+    "CREATE TYPE status AS ENUM ('new', 'paid', 'shipped')",
+    "CREATE TABLE customers (id serial PRIMARY KEY, email text NOT NULL UNIQUE)",
+    """CREATE TABLE orders (
+         id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+         customer_id integer NOT NULL
+           REFERENCES customers (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+         amount numeric(10,2) NOT NULL DEFAULT 0 CONSTRAINT ck_amount CHECK (amount >= 0),
+         status status NOT NULL DEFAULT 'new',
+         note text COLLATE "C",
+         total numeric GENERATED ALWAYS AS (amount * 2) STORED
+       )""",
+    "CREATE INDEX ix_orders_status ON orders (status) WHERE note IS NOT NULL",
+    "CREATE SCHEMA app",
+    "CREATE DOMAIN app.posint AS integer DEFAULT 1 NOT NULL CONSTRAINT positive CHECK (VALUE > 0)",
+    "CREATE TYPE app.pair AS (a integer, b text)",
+    "CREATE SEQUENCE app.counter AS integer START 10 INCREMENT 5 CYCLE",
+    "CREATE TABLE events (id integer, at date NOT NULL, note text) PARTITION BY RANGE (at)",
+    "CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')",
+    "CREATE VIEW paid_orders AS SELECT id, amount FROM orders WHERE status = 'paid'",
+    "CREATE MATERIALIZED VIEW order_totals AS SELECT customer_id, sum(amount) AS total "
+    "FROM orders GROUP BY customer_id",
+    """CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql
+       AS $$ BEGIN NEW.note := coalesce(NEW.note, ''); RETURN NEW; END $$""",
+    "CREATE TRIGGER trg_touch BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION touch()",
+    "COMMENT ON TABLE orders IS 'what customers bought'",
+    "COMMENT ON COLUMN orders.note IS 'free text'",
+    "CREATE EXTENSION citext",
+    "CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)",
+    "ALTER TABLE orders ENABLE ROW LEVEL SECURITY",
+    "CREATE POLICY own_orders ON orders USING (customer_id > 0)",
+    "CREATE RULE no_delete AS ON DELETE TO customers DO INSTEAD NOTHING",
+    "CREATE STATISTICS st_orders (dependencies) ON customer_id, status FROM orders",
+    "CREATE TABLE bookings (room integer, during tsrange, EXCLUDE USING gist (during WITH &&))",
+    "CREATE INDEX ix_events_note ON events (note)",
+]
+
+# the same statements, independent ones in another order
+SHUFFLED = [
+    "CREATE EXTENSION citext",
+    "CREATE SCHEMA app",
+    "CREATE SEQUENCE app.counter AS integer START 10 INCREMENT 5 CYCLE",
+    "CREATE TYPE app.pair AS (a integer, b text)",
+    "CREATE DOMAIN app.posint AS integer DEFAULT 1 NOT NULL CONSTRAINT positive CHECK (VALUE > 0)",
+    BASE[8],  # events
+    BASE[9],
+    "CREATE INDEX ix_events_note ON events (note)",
+    "CREATE TABLE bookings (room integer, during tsrange, EXCLUDE USING gist (during WITH &&))",
+    "CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql"
+    "\n       AS $$ BEGIN NEW.note := coalesce(NEW.note, ''); RETURN NEW; END $$",
+    "CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)",
+    BASE[1],  # customers
+    "CREATE RULE no_delete AS ON DELETE TO customers DO INSTEAD NOTHING",
+    BASE[0],  # status
+    BASE[2],  # orders
+    "COMMENT ON COLUMN orders.note IS 'free text'",
+    "COMMENT ON TABLE orders IS 'what customers bought'",
+    "CREATE STATISTICS st_orders (dependencies) ON customer_id, status FROM orders",
+    "CREATE POLICY own_orders ON orders USING (customer_id > 0)",
+    "ALTER TABLE orders ENABLE ROW LEVEL SECURITY",
+    BASE[13],  # trigger
+    BASE[11],  # matview
+    BASE[10],  # view
+    BASE[3],  # index
+]
+
+
+def _diff(before: psycopg.Connection, after: psycopg.Connection) -> SchemaDiff:
+    return diff_snapshots(take_snapshot(before), take_snapshot(after))
+
+
+def test_same_ddl_in_another_order_gives_equal_snapshots(make_db):
+    assert sorted(BASE) == sorted(SHUFFLED)
+    a, b = make_db(*BASE), make_db(*SHUFFLED)
+    first, second = take_snapshot(a), take_snapshot(b)
+    assert len(first) > 40  # it did read the schema
+    assert first == second, detail(diff_snapshots(first, second))
+
+
+def test_snapshot_covers_every_kind_and_leaves_out_extension_members(make_db):
+    snap = take_snapshot(make_db(*BASE))
+    kinds = {k for k, _ in snap.objects}
+    assert kinds >= {
+        "schema",
+        "extension",
+        "type",
+        "sequence",
+        "table",
+        "column",
+        "constraint",
+        "index",
+        "view",
+        "materialized view",
+        "function",
+        "trigger",
+        "rule",
+        "policy",
+        "statistics",
+        "comment",
+    }
+    assert ("extension", "citext") in snap.objects
+    # citext's type and functions come with the extension
+    assert ("type", "citext") not in snap.objects
+    assert not [k for k in snap.objects if k[0] == "function" and "citext" in k[1]]
+    # the version table and everything on it are left out
+    assert not [k for k in snap.objects if "alembic_version" in k[1]]
+    assert snap.objects[("type", "status")].definition == "labels: 'new', 'paid', 'shipped'"
+    assert ("sequence", "customers_id_seq") in snap.objects
+    # an identity column's sequence is part of the column
+    assert not [k for k in snap.objects if k == ("sequence", "orders_id_seq")]
+    assert "owned by: customers.id" in snap.objects[("sequence", "customers_id_seq")].definition
+
+
+def test_excluded_table_can_be_schema_qualified(make_db):
+    conn = make_db(
+        "CREATE SCHEMA meta",
+        "CREATE TABLE meta.alembic_version (version_num varchar(32) PRIMARY KEY)",
+        "CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)",
+    )
+    snap = take_snapshot(conn, exclude_tables=("meta.alembic_version",))
+    assert ("table", "alembic_version") in snap.objects
+    assert ("table", "meta.alembic_version") not in snap.objects
+    assert ("column", "meta.alembic_version.version_num") not in snap.objects
+
+
+LEFT_BEHIND = [
+    ("CREATE TYPE status_0028 AS ENUM ('a', 'b')", "leaves type `status_0028` (enum)"),
+    ("CREATE SEQUENCE seq_0028", "leaves sequence `seq_0028`"),
+    (
+        "CREATE FUNCTION f_0028(x integer) RETURNS integer LANGUAGE sql AS 'SELECT x + 1'",
+        "leaves function `f_0028(integer)`",
+    ),
+    (
+        "CREATE TRIGGER trg_0028 AFTER UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION touch()",
+        "leaves trigger `trg_0028` on `orders`",
+    ),
+    ("CREATE EXTENSION pg_trgm", "leaves extension `pg_trgm`"),
+    ("CREATE INDEX ix_orders_note ON orders (note)", "leaves index `ix_orders_note` on `orders`"),
+    (
+        "ALTER TABLE orders ADD CONSTRAINT ck_note CHECK (length(note) < 100)",
+        "leaves check constraint `ck_note` on `orders`",
+    ),
+    ("CREATE VIEW v_0028 AS SELECT id FROM orders", "leaves view `v_0028`"),
+    (
+        "CREATE MATERIALIZED VIEW mv_0028 AS SELECT id FROM orders",
+        "leaves materialized view `mv_0028`",
+    ),
+    (
+        "CREATE DOMAIN app.email AS text CHECK (VALUE LIKE '%@%')",
+        "leaves type `app.email` (domain)",
+    ),
+    ("COMMENT ON COLUMN orders.amount IS 'in euros'", "leaves comment on column `orders.amount`"),
+    ("CREATE SCHEMA reports", "leaves schema `reports`"),
+    (
+        "CREATE TABLE audit (id integer PRIMARY KEY, at timestamptz)",
+        "leaves table `audit`",
+    ),
+    ("ALTER TABLE orders ADD COLUMN extra integer", "leaves column `orders.extra`"),
+    (
+        "CREATE TABLE events_2025 PARTITION OF events "
+        "FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')",
+        "leaves table `events_2025`",
+    ),
+]
+
+
+@pytest.mark.parametrize(("ddl", "said"), LEFT_BEHIND, ids=[s for _, s in LEFT_BEHIND])
+def test_each_kind_left_behind_is_named(make_db, ddl, said):
+    conn = make_db(*BASE)
+    before = take_snapshot(conn)
+    conn.execute(ddl)
+    diff = diff_snapshots(before, take_snapshot(conn))
+    # one line: a table's columns and a comment's... are not named again
+    assert describe(diff) == [said]
+    assert not diff.removed and not diff.changed
+    assert "+ " in detail(diff)
+
+
+def test_dropped_column_is_said_to_be_dropped(make_db):
+    conn = make_db(*BASE)
+    before = take_snapshot(conn)
+    conn.execute("ALTER TABLE orders DROP COLUMN note CASCADE")
+    lines = describe(diff_snapshots(before, take_snapshot(conn)))
+    assert lines[0] == "drops column `orders.note` that was there before"
+    # the index that used it and its comment went with it, said once
+    assert "drops comment on column `orders.note` that was there before" not in lines
+
+
+@pytest.mark.parametrize(
+    ("ddl", "said"),
+    [
+        (
+            "ALTER TABLE customers ALTER COLUMN email TYPE varchar(200)",
+            "changes column `customers.email`: type text → character varying(200)",
+        ),
+        (
+            "ALTER TABLE orders ALTER COLUMN amount DROP DEFAULT",
+            "changes column `orders.amount`: default 0 → none",
+        ),
+        (
+            "ALTER TABLE orders ALTER COLUMN note SET NOT NULL",
+            "changes column `orders.note`: NULL → NOT NULL",
+        ),
+        (
+            "ALTER TYPE status ADD VALUE 'refunded' BEFORE 'shipped'",
+            "changes type `status` (enum): labels 'new', 'paid', 'shipped' → "
+            "'new', 'paid', 'refunded', 'shipped'",
+        ),
+        (
+            "COMMENT ON TABLE orders IS 'purchases'",
+            "changes comment on table `orders`: what customers bought → purchases",
+        ),
+        (
+            "ALTER SEQUENCE app.counter INCREMENT 1",
+            "changes sequence `app.counter`: increment 5 → 1",
+        ),
+    ],
+)
+def test_changed_object_names_what_changed(make_db, ddl, said):
+    conn = make_db(*BASE)
+    before = take_snapshot(conn)
+    conn.execute(ddl)
+    diff = diff_snapshots(before, take_snapshot(conn))
+    assert describe(diff) == [said]
+
+
+def test_changed_function_body(make_db):
+    conn = make_db(*BASE)
+    before = take_snapshot(conn)
+    conn.execute(
+        """CREATE OR REPLACE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql
+           AS $$ BEGIN RETURN NEW; END $$"""
+    )
+    diff = diff_snapshots(before, take_snapshot(conn))
+    assert describe(diff) == ["changes function `touch()`: definition differs"]
+    assert "-" in detail(diff) and "coalesce" in detail(diff)
+
+
+def test_column_order_does_not_matter(make_db):
+    a = make_db("CREATE TABLE t (a integer NOT NULL, b text DEFAULT 'x', c date)")
+    b = make_db("CREATE TABLE t (c date, b text DEFAULT 'x', a integer NOT NULL)")
+    # and a column dropped and added back, as a downgrade then upgrade would
+    c = make_db(
+        "CREATE TABLE t (a integer NOT NULL, b text DEFAULT 'x', c date)",
+        "ALTER TABLE t DROP COLUMN a",
+        "ALTER TABLE t ADD COLUMN a integer NOT NULL",
+    )
+    assert take_snapshot(a) == take_snapshot(b) == take_snapshot(c)
+
+
+def test_composite_attribute_order_matters(make_db):
+    a = make_db("CREATE TYPE p AS (x integer, y text)")
+    b = make_db("CREATE TYPE p AS (y text, x integer)")
+    diff = _diff(a, b)
+    assert describe(diff) == [
+        "changes type `p` (composite): attributes x integer, y text → y text, x integer"
+    ]
+
+
+def test_roundtrip_wording(make_db):
+    first = make_db("CREATE TABLE t (a integer)", "CREATE INDEX ix_a ON t (a)")
+    second = make_db("CREATE TABLE t (a bigint)", "CREATE SEQUENCE s")
+    assert describe(_diff(first, second), REUPGRADE) == [
+        "creates sequence `s` that the first upgrade did not",
+        "does not create index `ix_a` on `t` that the first upgrade did",
+        "creates column `t.a` differently: type integer → bigint",
+    ]
+
+
+def test_empty_diff_is_false_and_says_nothing(make_db):
+    conn = make_db(*BASE)
+    diff = diff_snapshots(take_snapshot(conn), take_snapshot(conn))
+    assert not diff
+    assert describe(diff, DOWNGRADE) == []
+    assert detail(diff) == ""
+
+
+def test_downgrade_to_base_leaves_nothing_but_the_version_table(make_db):
+    empty = take_snapshot(make_db())
+    conn = make_db(*BASE)
+    for statement in (
+        "DROP SCHEMA app CASCADE",
+        "DROP TABLE orders, customers, events, bookings CASCADE",
+        "DROP VIEW IF EXISTS paid_orders",
+        "DROP FUNCTION touch",
+        "DROP TYPE status",
+        "DROP EXTENSION citext",
+    ):
+        conn.execute(statement)
+    after = take_snapshot(conn)
+    diff = diff_snapshots(empty, after)
+    assert not diff, describe(diff)
+    assert isinstance(after, Snapshot)
