@@ -25,7 +25,8 @@ ENV VIRTUAL_ENV=/opt/alembic-preflight \
     LANG=C.UTF-8
 
 # System layer: Python 3.11 from Debian, iproute2 (testcontainers reads the gateway with
-# `ip route`), and PostgreSQL's server binaries for `--database embedded`.
+# `ip route`), git (--changed-since, --base-ref) and PostgreSQL's server binaries for
+# `--database embedded`.
 #
 # PostgreSQL: the postgresql-15 package hard-depends on libllvm14 (for JIT; ~130 MB with libz3)
 # and postgresql-common (perl, ssl-cert, and a cluster created at install). We take the binaries
@@ -38,24 +39,29 @@ RUN --mount=type=secret,id=ca-bundle \
     if [ -s /run/secrets/ca-bundle ]; then apt_opts="-o Acquire::https::CAInfo=/run/secrets/ca-bundle"; fi; \
     apt-get $apt_opts update; \
     DEBIAN_FRONTEND=noninteractive apt-get $apt_opts install -y --no-install-recommends \
-        python3 python3-venv iproute2 ca-certificates tzdata \
+        python3 python3-venv iproute2 ca-certificates tzdata libpcre2-8-0 \
         libgssapi-krb5-2 libicu72 libldap-2.5-0 liblz4-1 libpam0g libpq5 libreadline8 \
         libselinux1 libssl3 libstdc++6 libsystemd0 libuuid1 libxml2 libxslt1.1 libzstd1 zlib1g; \
     cd /tmp; \
-    apt-get $apt_opts download postgresql-${PG_MAJOR} postgresql-client-${PG_MAJOR}; \
+    apt-get $apt_opts download postgresql-${PG_MAJOR} postgresql-client-${PG_MAJOR} git; \
     for deb in postgresql-*.deb; do \
         dpkg-deb --fsys-tarfile "$deb" | tar -x -C / \
             --wildcards './usr/lib/postgresql/*' './usr/share/postgresql/*' \
             --exclude '*/llvmjit*' --exclude '*/bitcode*' --exclude '*/man/*'; \
     done; \
+    # git's own binary only (its builtins: rev-parse, diff, log, show...): the package would
+    # bring perl and curl, ~90 MB, for commands the tool never runs
+    dpkg-deb --fsys-tarfile git_*.deb | tar -x -C / ./usr/bin/git; \
     rm -f /tmp/*.deb; \
-    missing=$(ldd /usr/lib/postgresql/${PG_MAJOR}/bin/* /usr/lib/postgresql/${PG_MAJOR}/lib/*.so 2>/dev/null | grep 'not found' || true); \
+    missing=$(ldd /usr/bin/git /usr/lib/postgresql/${PG_MAJOR}/bin/* /usr/lib/postgresql/${PG_MAJOR}/lib/*.so 2>/dev/null | grep 'not found' || true); \
     if [ -n "$missing" ]; then echo "PostgreSQL needs libraries not installed: $missing" >&2; exit 1; fi; \
     # PostgreSQL will not run as root: the embedded backend runs it as this user
     useradd --system --home-dir /var/lib/postgresql --create-home --shell /bin/sh postgres; \
     install -d -o postgres -g postgres /var/run/postgresql; \
+    # --changed-since/--base-ref read the checkout, which belongs to the runner's user, not root
+    git config --system --add safe.directory '*'; \
     rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log; \
-    postgres --version; python3 --version
+    postgres --version; python3 --version; git --version
 
 # Dependencies layer: only pyproject.toml's dependency list, so it is rebuilt only when that changes.
 RUN --mount=type=secret,id=ca-bundle \
