@@ -408,8 +408,13 @@ class History:
             or self.duplicates
             or self.cycles
             or self.label_clashes
-            or any(f.revision is None for f in self.files)
+            or any(_no_revision(f) for f in self.files)
         )
+
+
+def _no_revision(f: RevisionFile) -> bool:
+    # Alembic refuses a file with no `revision` (a non-literal one it can still read)
+    return f.revision is None and "revision" not in dict(f.unreadable)
 
 
 def _unique(items: Iterable[str]) -> tuple[str, ...]:

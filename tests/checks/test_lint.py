@@ -11,7 +11,8 @@ import pytest
 from alembic_preflight.checks import lint
 from alembic_preflight.checks.base import CheckContext
 from alembic_preflight.findings import Finding, Severity
-from alembic_preflight.lint_rules import RULES, file_name_pattern
+from alembic_preflight.history import parse_revision_file
+from alembic_preflight.lint_rules import RULES, Facts, file_name_pattern, hits
 from alembic_preflight.project import load_project
 from alembic_preflight.settings import LintSettings, build_settings
 
@@ -192,8 +193,12 @@ def test_file_template_from_alembic_ini(tmp_path: Path) -> None:
             "[alembic]\n", "[alembic]\nfile_template = %%(year)d_%%(month).2d_%%(rev)s_%%(slug)s\n"
         )
     )
+    versions = tmp_path / "migrations" / "versions"
+    dated = "2026_01_aa0000000009_update.py"
+    (versions / "aa0000000009_update.py").rename(versions / dated)
     files = {Path(f.file or "").name for f in findings(tmp_path) if f.rule == "file-name-template"}
-    assert len(files) == 14  # none of the files carries a date
+    assert len(files) == 13  # every file but the renamed one lacks the date
+    assert dated not in files
 
 
 def test_file_name_pattern_tokens() -> None:
@@ -210,3 +215,50 @@ def test_file_name_pattern_tokens() -> None:
     escaped = file_name_pattern("%(epoch)s%%_%(rev)s", "ab12")
     assert escaped.fullmatch("1700000000%_ab12")
     assert not escaped.fullmatch("1700000000_ab12")
+
+
+def rule_hits(body: str, facts: Facts | None = None) -> list[tuple[str, int, int]]:
+    source = f'"""add things"""\nrevision = "ab12"\ndown_revision = None\n{body}'
+    f = parse_revision_file(Path("ab12_add_things.py"), source.encode())
+    return [(h.rule, h.line, h.column) for h in hits(f, facts or Facts())]
+
+
+def test_data_statements_in_their_various_spellings() -> None:
+    body = (
+        "def upgrade():\n"  # line 4
+        "    op.add_column('t', sa.Column('c', sa.Integer()))\n"
+        "    conn = op.get_bind()\n"
+        "    conn.execute(sa.text('update t set c = 1'))\n"  # line 7
+        "    op.execute(f'DELETE FROM {TABLE} WHERE c IS NULL')\n"
+        "    op.execute(t.insert().values(c=2))\n"
+        "    op.execute('SELECT 1')\n"  # neither schema nor data
+        "\n"
+        "def downgrade():\n"
+        "    op.execute('UPDATE t SET c = NULL')\n"  # data only: fine
+        "    op.drop_column('t', 'c')\n"
+    )
+    assert rule_hits(body) == [
+        ("mixed-data-and-schema", 7, 5),
+        ("mixed-data-and-schema", 8, 5),
+        ("mixed-data-and-schema", 9, 5),
+        ("mixed-data-and-schema", 13, 5),
+    ]
+
+
+def test_schema_by_raw_ddl_counts_for_mixing() -> None:
+    body = (
+        "def upgrade():\n"
+        "    op.execute('ALTER TABLE t ADD COLUMN c int')\n"
+        "    op.execute('UPDATE t SET c = 1')\n"
+        "\n"
+        "def downgrade():\n"
+        "    op.execute('ALTER TABLE t DROP COLUMN c')\n"
+    )
+    assert rule_hits(body) == [("mixed-data-and-schema", 6, 5)]
+
+
+def test_merge_revision_and_no_op_revision_need_no_downgrade() -> None:
+    merge = 'down_revision = ("a", "b")\ndef upgrade():\n    pass\ndef downgrade():\n    pass\n'
+    assert rule_hits(merge) == []
+    missing = "def upgrade():\n    op.drop_index('ix_t_c')\n"
+    assert rule_hits(missing) == [("empty-downgrade", 2, 1)]
