@@ -411,3 +411,109 @@ def test_downgrade_to_base_leaves_nothing_but_the_version_table(make_db):
     diff = diff_snapshots(empty, after)
     assert not diff, describe(diff)
     assert isinstance(after, Snapshot)
+
+
+MORE_LEFT_BEHIND = [
+    ("CREATE TYPE floatrange AS RANGE (subtype = float8)", "leaves type `floatrange` (range)"),
+    (
+        "CREATE AGGREGATE total(integer) (SFUNC = int4pl, STYPE = integer, INITCOND = '0')",
+        "leaves aggregate `total(integer)`",
+    ),
+    (
+        "CREATE PROCEDURE p_0028(n integer) LANGUAGE sql AS 'SELECT 1'",
+        "leaves procedure `p_0028(integer)`",
+    ),
+    (
+        "ALTER DOMAIN app.posint ADD CONSTRAINT small CHECK (VALUE < 1000)",
+        "leaves check constraint `small` on `app.posint`",
+    ),
+    (
+        "ALTER TABLE customers ADD CONSTRAINT uq_email_id UNIQUE (email, id)",
+        "leaves unique constraint `uq_email_id` on `customers`",
+    ),
+    (
+        "ALTER TABLE orders ADD CONSTRAINT fk_self FOREIGN KEY (customer_id) "
+        "REFERENCES customers (id) ON UPDATE SET NULL",
+        "leaves foreign key `fk_self` on `orders`",
+    ),
+    (
+        "CREATE POLICY p2 ON orders FOR SELECT TO postgres USING (true)",
+        "leaves policy `p2` on `orders`",
+    ),
+    # a partitioned index is named once, not once more for each partition's index
+    ("CREATE INDEX ix_events_at ON events (at)", "leaves index `ix_events_at` on `events`"),
+    # a schema left behind with things in it is one line
+    (
+        "CREATE SCHEMA audit; CREATE TABLE audit.log (id serial PRIMARY KEY, msg text)",
+        "leaves schema `audit`",
+    ),
+    (
+        "COMMENT ON CONSTRAINT ck_amount ON orders IS 'no refunds here'",
+        "leaves comment on constraint `orders.ck_amount`",
+    ),
+]
+
+
+@pytest.mark.parametrize(("ddl", "said"), MORE_LEFT_BEHIND, ids=[s for _, s in MORE_LEFT_BEHIND])
+def test_more_kinds_left_behind_are_named(make_db, ddl, said):
+    conn = make_db(*BASE)
+    before = take_snapshot(conn)
+    conn.execute(ddl)
+    assert describe(diff_snapshots(before, take_snapshot(conn))) == [said]
+
+
+def test_changed_constraint_and_index_show_both_definitions(make_db):
+    conn = make_db(*BASE)
+    before = take_snapshot(conn)
+    conn.execute("ALTER TABLE orders DROP CONSTRAINT ck_amount")
+    conn.execute("ALTER TABLE orders ADD CONSTRAINT ck_amount CHECK (amount > 0)")
+    conn.execute("DROP INDEX ix_orders_status")
+    conn.execute("CREATE INDEX ix_orders_status ON orders (status)")
+    diff = diff_snapshots(before, take_snapshot(conn))
+    assert describe(diff) == [
+        "changes check constraint `ck_amount` on `orders`: "
+        "CHECK ((amount >= (0)::numeric)) → CHECK ((amount > (0)::numeric))",
+        "changes index `ix_orders_status` on `orders`: definition differs",
+    ]
+    text = detail(diff, labels=("before upgrade", "after downgrade"))
+    assert "~ constraint orders.ck_amount" in text
+    assert "    --- before upgrade" in text
+    assert "    -CHECK ((amount >= (0)::numeric))" in text
+    assert "    +CHECK ((amount > (0)::numeric))" in text
+
+
+def test_detail_lists_every_object_even_those_not_named_again(make_db):
+    conn = make_db()
+    before = take_snapshot(conn)
+    conn.execute("CREATE TABLE audit (id integer NOT NULL, msg text)")
+    diff = diff_snapshots(before, take_snapshot(conn))
+    assert describe(diff) == ["leaves table `audit`"]
+    assert detail(diff).splitlines() == [
+        "+ table audit",
+        "+ column audit.id",
+        "+     type: integer",
+        "+     null: NOT NULL",
+        "+ column audit.msg",
+        "+     type: text",
+        "+     null: NULL",
+    ]
+
+
+def test_enum_labels_in_another_order_differ(make_db):
+    a = make_db("CREATE TYPE s AS ENUM ('a', 'b')")
+    b = make_db("CREATE TYPE s AS ENUM ('b', 'a')")
+    assert describe(_diff(a, b)) == ["changes type `s` (enum): labels 'a', 'b' → 'b', 'a'"]
+
+
+def test_extension_objects_are_the_extension_only(make_db):
+    conn = make_db()
+    before = take_snapshot(conn)
+    conn.execute("CREATE EXTENSION hstore")
+    conn.execute("CREATE EXTENSION pg_trgm")
+    diff = diff_snapshots(before, take_snapshot(conn))
+    assert [o.key for o in diff.added] == [
+        ("extension", "hstore"),
+        ("extension", "pg_trgm"),
+        ("comment", "extension hstore"),
+        ("comment", "extension pg_trgm"),
+    ]

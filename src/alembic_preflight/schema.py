@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Collection, Iterable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -265,7 +266,8 @@ WHERE t.typtype IN ('e', 'd', 'c', 'r', 'b', 'p') AND {_USER_NS}
 """
 
 # pg_get_functiondef refuses aggregates, so they get a short definition of their own;
-# CASE evaluates only the branch it takes.
+# CASE evaluates only the branch it takes. Functions a type made for itself (a range's
+# constructors: deptype 'i') come with the type.
 _FUNCTIONS = f"""
 SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate'
                       ELSE 'function' END,
@@ -282,6 +284,8 @@ FROM pg_proc p
 JOIN pg_namespace n ON n.oid = p.pronamespace
 LEFT JOIN pg_aggregate ag ON ag.aggfnoid = p.oid
 WHERE {_USER_NS} AND {_not_extension_member("pg_proc", "p.oid")}
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                  AND d.objid = p.oid AND d.deptype = 'i')
 """
 
 # Internal triggers implement foreign keys; triggers cloned onto partitions
@@ -439,7 +443,7 @@ def take_snapshot(
         conn.execute("SET LOCAL search_path = pg_catalog, public")
         # Pipelined, so the queries cost one round trip, and prepared, so a connection
         # that takes many snapshots plans each query once (planning is a third of the time).
-        with conn.pipeline():
+        with conn.pipeline() if psycopg.Pipeline.is_supported() else nullcontext():
             cursors = [
                 conn.execute(q, params if "%(bare)s" in q else None, prepare=True) for q in _QUERIES
             ]
@@ -568,11 +572,16 @@ def describe(diff: SchemaDiff, wording: Wording = DOWNGRADE) -> list[str]:
     An object added or removed with the thing it belongs to (the columns of a table left
     behind) is not named again; `detail` lists everything.
     """
+    parents = {o.key: o.parent for o in (*diff.added, *diff.removed)}
     added = {o.key for o in diff.added}
     removed = {o.key for o in diff.removed}
-    lines = [wording.added.format(obj=phrase(o)) for o in diff.added if not _inside(o, added, diff)]
+    lines = [
+        wording.added.format(obj=phrase(o)) for o in diff.added if not _inside(o, added, parents)
+    ]
     lines += [
-        wording.removed.format(obj=phrase(o)) for o in diff.removed if not _inside(o, removed, diff)
+        wording.removed.format(obj=phrase(o))
+        for o in diff.removed
+        if not _inside(o, removed, parents)
     ]
     lines += [
         wording.changed.format(obj=phrase(c.after), what=_what_changed(c)) for c in diff.changed
@@ -580,10 +589,10 @@ def describe(diff: SchemaDiff, wording: Wording = DOWNGRADE) -> list[str]:
     return lines
 
 
-def _inside(obj: SchemaObject, keys: Collection[Key], diff: SchemaDiff) -> bool:
-    parents = {o.key: o.parent for o in (*diff.added, *diff.removed)}
+def _inside(obj: SchemaObject, keys: Collection[Key], parents: Mapping[Key, Key | None]) -> bool:
+    """Whether something `obj` belongs to, directly or not, is among `keys`."""
     parent = obj.parent
-    for _ in range(10):
+    for _ in range(10):  # parents nest a few levels deep: comment, column, table, schema
         if parent is None:
             return False
         if parent in keys:
