@@ -37,8 +37,17 @@ def test_async_env_reading_url_from_app_settings(project: Any) -> None:
     proj: Path = project("async_good")
     for driver in ("psycopg", "asyncpg"):
         r = run_cli(
-            "verify", ".", "--database", "embedded", "--checks", CORE,
-            "--url-env", "APP_DATABASE_URL", "--driver", driver, cwd=proj,
+            "verify",
+            ".",
+            "--database",
+            "embedded",
+            "--checks",
+            CORE,
+            "--url-env",
+            "APP_DATABASE_URL",
+            "--driver",
+            driver,
+            cwd=proj,
         )
         assert r.code == 0, driver + r.stdout + r.stderr
         assert {c["id"]: c["status"] for c in r.report["checks"]} == dict.fromkeys(
@@ -76,12 +85,16 @@ def test_drift_reports_each_difference_in_words(project: Any) -> None:
 def test_drift_skipped_without_target_metadata(project: Any) -> None:
     proj: Path = project("sync_good")
     env_py = proj / "migrations" / "env.py"
-    env_py.write_text(env_py.read_text().replace("target_metadata = Base.metadata", "target_metadata = None"))
+    env_py.write_text(
+        env_py.read_text().replace("target_metadata = Base.metadata", "target_metadata = None")
+    )
     r = run_cli("verify", ".", "--database", "embedded", "--checks", "drift", cwd=proj)
     assert r.code == 0, r.stderr
     drift = r.check("drift")
     assert drift["status"] == "skipped"
-    assert "target_metadata" in r.report["checks"][0].get("note", "") or "target_metadata" in r.stdout
+    assert (
+        "target_metadata" in r.report["checks"][0].get("note", "") or "target_metadata" in r.stdout
+    )
 
 
 def test_enum_left_behind_fails_roundtrip_in_words(project: Any) -> None:
@@ -158,7 +171,14 @@ def test_settings_from_pyproject_and_flags_override(project: Any) -> None:
 def test_no_server_binaries_is_exit_3(project: Any, tmp_path: Path) -> None:
     proj: Path = project("sync_good")
     r = run_cli(
-        "verify", ".", "--database", "embedded", "--pg-bin", str(tmp_path), "--checks", "upgrade",
+        "verify",
+        ".",
+        "--database",
+        "embedded",
+        "--pg-bin",
+        str(tmp_path),
+        "--checks",
+        "upgrade",
         cwd=proj,
     )
     assert r.code == 3
@@ -178,7 +198,9 @@ def test_url_backend_uses_its_own_database_and_drops_it(project: Any, pg_server:
     assert r.report["database"]["backend"] == "url"
     assert "s3cr3t-pw" not in r.stdout + r.stderr
     with psycopg.connect(pg_server.conninfo()) as c:
-        left = c.execute("SELECT datname FROM pg_database WHERE datname LIKE 'preflight_%'").fetchall()
+        left = c.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'preflight_%'"
+        ).fetchall()
         tables = c.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()
     assert left == []
     assert tables == (0,)
@@ -200,7 +222,9 @@ def test_url_backend_refuses_a_database_that_holds_tables(project: Any, pg_serve
     assert "refusing" in r.stderr and "--allow-non-empty" in r.stderr
     with psycopg.connect(pg_server.conninfo("appdb")) as c:
         assert c.execute("SELECT count(*) FROM precious").fetchone() == (1,)
-        assert c.execute("SELECT count(*) FROM pg_tables WHERE schemaname='public'").fetchone() == (1,)
+        assert c.execute("SELECT count(*) FROM pg_tables WHERE schemaname='public'").fetchone() == (
+            1,
+        )
 
 
 def test_example_project_in_repo_passes() -> None:

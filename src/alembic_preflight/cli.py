@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,6 +13,9 @@ from alembic_preflight import __version__
 from alembic_preflight.error_handler import run_guarded
 from alembic_preflight.errors import ConfigError
 from alembic_preflight.settings import ALL_CHECKS, Settings, build_settings
+
+if TYPE_CHECKING:
+    from alembic_preflight.reporters import ReportOptions
 
 app = typer.Typer(
     name="alembic-preflight",
@@ -71,16 +74,22 @@ def verify(
     ] = Path("."),
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", help="alembic.ini elsewhere than PROJECT_DIR.", rich_help_panel=PROJ),
+        typer.Option(
+            "--config", "-c", help="alembic.ini elsewhere than PROJECT_DIR.", rich_help_panel=PROJ
+        ),
     ] = None,
     name: Annotated[
-        str | None, typer.Option("--name", help="The alembic.ini section (default: alembic).", rich_help_panel=PROJ)
+        str | None,
+        typer.Option(
+            "--name", help="The alembic.ini section (default: alembic).", rich_help_panel=PROJ
+        ),
     ] = None,
     url_env: Annotated[
         list[str] | None,
         typer.Option(
             "--url-env",
-            help="Environment variable env.py reads its URL from; repeatable (default: DATABASE_URL).",
+            help="Environment variable env.py reads its URL from; repeatable "
+            "(default: DATABASE_URL).",
             rich_help_panel=PROJ,
         ),
     ] = None,
@@ -88,13 +97,18 @@ def verify(
         str | None,
         typer.Option(
             "--driver",
-            help="Driver in the URL handed to env.py: psycopg (default; sync and async), asyncpg, psycopg2.",
+            help="Driver in the URL handed to env.py: psycopg (default; sync and async), "
+            "asyncpg, psycopg2.",
             rich_help_panel=PROJ,
         ),
     ] = None,
     x: Annotated[
         list[str] | None,
-        typer.Option("-x", help="Extra KEY=VALUE for env.py's context.get_x_argument(); repeatable.", rich_help_panel=PROJ),
+        typer.Option(
+            "-x",
+            help="Extra KEY=VALUE for env.py's context.get_x_argument(); repeatable.",
+            rich_help_panel=PROJ,
+        ),
     ] = None,
     database: Annotated[
         str | None,
@@ -126,82 +140,151 @@ def verify(
     ] = None,
     pg_bin: Annotated[
         Path | None,
-        typer.Option("--pg-bin", help="Directory of the PostgreSQL server binaries (embedded).", rich_help_panel=DB),
+        typer.Option(
+            "--pg-bin",
+            help="Directory of the PostgreSQL server binaries (embedded).",
+            rich_help_panel=DB,
+        ),
     ] = None,
     postgres_image: Annotated[
         str | None,
-        typer.Option("--postgres-image", help="Image for --database container (default postgres:17-alpine).", rich_help_panel=DB),
+        typer.Option(
+            "--postgres-image",
+            help="Image for --database container (default postgres:17-alpine).",
+            rich_help_panel=DB,
+        ),
     ] = None,
     postgres_version: Annotated[
         int | None,
-        typer.Option("--postgres-version", help="Shortcut for --postgres-image postgres:N-alpine.", rich_help_panel=DB),
+        typer.Option(
+            "--postgres-version",
+            help="Shortcut for --postgres-image postgres:N-alpine.",
+            rich_help_panel=DB,
+        ),
     ] = None,
     checks: Annotated[
         list[str] | None, typer.Option("--checks", help=CHECKS_HELP, rich_help_panel=CHK)
     ] = None,
     skip: Annotated[
-        list[str] | None, typer.Option("--skip", help="Comma-separated checks not to run.", rich_help_panel=CHK)
+        list[str] | None,
+        typer.Option("--skip", help="Comma-separated checks not to run.", rich_help_panel=CHK),
     ] = None,
     fail_on: Annotated[
         str | None,
-        typer.Option("--fail-on", help="Fail on findings of this severity or worse: error (default), warning.", rich_help_panel=CHK),
+        typer.Option(
+            "--fail-on",
+            help="Fail on findings of this severity or worse: error (default), warning.",
+            rich_help_panel=CHK,
+        ),
     ] = None,
     step_timeout: Annotated[
         float | None,
-        typer.Option("--step-timeout", help="Seconds one migration step may take (default 300).", rich_help_panel=CHK),
+        typer.Option(
+            "--step-timeout",
+            help="Seconds one migration step may take (default 300).",
+            rich_help_panel=CHK,
+        ),
     ] = None,
     irreversible: Annotated[
         str | None,
-        typer.Option("--irreversible", help="Downgrades that raise on purpose: warn (default), error, allow.", rich_help_panel=CHK),
+        typer.Option(
+            "--irreversible",
+            help="Downgrades that raise on purpose: warn (default), error, allow.",
+            rich_help_panel=CHK,
+        ),
     ] = None,
     downgrade_floor: Annotated[
         str | None,
-        typer.Option("--downgrade-floor", help="Do not try downgrades of this revision and those below it.", rich_help_panel=CHK),
+        typer.Option(
+            "--downgrade-floor",
+            help="Do not try downgrades of this revision and those below it.",
+            rich_help_panel=CHK,
+        ),
     ] = None,
     skip_revisions: Annotated[
         list[str] | None,
-        typer.Option("--skip-revisions", help="Revisions to stamp instead of run (comma-separated).", rich_help_panel=CHK),
+        typer.Option(
+            "--skip-revisions",
+            help="Revisions to stamp instead of run (comma-separated).",
+            rich_help_panel=CHK,
+        ),
     ] = None,
     seed_data: Annotated[
         bool | None,
-        typer.Option("--seed-data/--no-seed-data", help="Put synthetic rows in tables before each revision (stepwise).", rich_help_panel=CHK),
+        typer.Option(
+            "--seed-data/--no-seed-data",
+            help="Put synthetic rows in tables before each revision (stepwise).",
+            rich_help_panel=CHK,
+        ),
     ] = None,
     bootstrap: Annotated[
         str | None,
-        typer.Option("--bootstrap", help="A .sql file or module:function run before the first upgrade.", rich_help_panel=CHK),
+        typer.Option(
+            "--bootstrap",
+            help="A .sql file or module:function run before the first upgrade.",
+            rich_help_panel=CHK,
+        ),
     ] = None,
     changed_since: Annotated[
         str | None,
-        typer.Option("--changed-since", help="Lint and per-revision checks look only at revisions changed since this git ref.", rich_help_panel=CHK),
+        typer.Option(
+            "--changed-since",
+            help="Lint and per-revision checks look only at revisions changed since this git ref.",
+            rich_help_panel=CHK,
+        ),
     ] = None,
     base_ref: Annotated[
         str | None,
-        typer.Option("--base-ref", help="Merge preview: check the revision graph together with this git ref's revisions.", rich_help_panel=CHK),
+        typer.Option(
+            "--base-ref",
+            help="Merge preview: check the revision graph together with this git ref's revisions.",
+            rich_help_panel=CHK,
+        ),
     ] = None,
     shard: Annotated[
         str | None,
-        typer.Option("--shard", help="K/N: run this share of the per-revision work (CI matrix).", rich_help_panel=CHK),
+        typer.Option(
+            "--shard",
+            help="K/N: run this share of the per-revision work (CI matrix).",
+            rich_help_panel=CHK,
+        ),
     ] = None,
     jobs: Annotated[
         int | None,
-        typer.Option("--jobs", "-j", help="Parallel databases for per-revision work (default: cores, at most 2).", rich_help_panel=CHK),
+        typer.Option(
+            "--jobs",
+            "-j",
+            help="Parallel databases for per-revision work (default: cores, at most 2).",
+            rich_help_panel=CHK,
+        ),
     ] = None,
     output_format: Annotated[
         str,
-        typer.Option("--format", help="auto (github when GITHUB_ACTIONS=true), console, github.", rich_help_panel=OUT),
+        typer.Option(
+            "--format",
+            help="auto (github when GITHUB_ACTIONS=true), console, github.",
+            rich_help_panel=OUT,
+        ),
     ] = "auto",
     report_json: Annotated[
-        Path | None, typer.Option("--report-json", help="Write the JSON report here.", rich_help_panel=OUT)
+        Path | None,
+        typer.Option("--report-json", help="Write the JSON report here.", rich_help_panel=OUT),
     ] = None,
     junit: Annotated[
-        Path | None, typer.Option("--junit", help="Write a JUnit XML report here.", rich_help_panel=OUT)
+        Path | None,
+        typer.Option("--junit", help="Write a JUnit XML report here.", rich_help_panel=OUT),
     ] = None,
     sarif: Annotated[
-        Path | None, typer.Option("--sarif", help="Write a SARIF 2.1.0 report here.", rich_help_panel=OUT)
+        Path | None,
+        typer.Option("--sarif", help="Write a SARIF 2.1.0 report here.", rich_help_panel=OUT),
     ] = None,
     gitlab_codequality: Annotated[
         Path | None,
-        typer.Option("--gitlab-codequality", help="Write a GitLab Code Quality report here.", rich_help_panel=OUT),
+        typer.Option(
+            "--gitlab-codequality",
+            help="Write a GitLab Code Quality report here.",
+            rich_help_panel=OUT,
+        ),
     ] = None,
 ) -> None:
     """Run the checks on the Alembic project in PROJECT_DIR.
@@ -212,7 +295,6 @@ def verify(
 
     def go() -> int:
         from alembic_preflight.commands.verify import verify as run_verify
-        from alembic_preflight.reporters import ReportOptions
 
         flags = {
             "config": config,
@@ -241,7 +323,10 @@ def verify(
             "jobs": jobs,
         }
         settings = build_settings(project_dir, flags)
-        return run_verify(settings, report_options(settings, output_format, report_json, junit, sarif, gitlab_codequality))
+        return run_verify(
+            settings,
+            report_options(settings, output_format, report_json, junit, sarif, gitlab_codequality),
+        )
 
     raise typer.Exit(run_guarded(go))
 
@@ -269,9 +354,8 @@ def report_options(
     junit: Path | None,
     sarif: Path | None,
     gitlab_codequality: Path | None,
-) -> object:
+) -> ReportOptions:
     from alembic_preflight.database.url import parse_server_url
-    from alembic_preflight.reporters import ReportOptions
 
     if fmt not in ("auto", "console", "github"):
         raise ConfigError(f"--format must be auto, console or github (got {fmt!r})")

@@ -84,8 +84,10 @@ def _describe(diff: Any) -> DriftItem:
         t = diff[1]
         name = _qual(t.schema, t.name)
         return DriftItem(
-            op, name, f"table `{name}` is in the database but not in the models "
-            "(a migration creates it, or the models dropped it without a migration)"
+            op,
+            name,
+            f"table `{name}` is in the database but not in the models "
+            "(a migration creates it, or the models dropped it without a migration)",
         )
     if op in ("add_column", "remove_column"):
         schema, tname, col = diff[1], diff[2], diff[3]
@@ -102,6 +104,7 @@ def _describe(diff: Any) -> DriftItem:
         if op == "modify_type":
             msg = f"column `{name}` is {_type(old)} in the database but {_type(new)} in the models"
         elif op == "modify_nullable":
+
             def null(v: Any) -> str:
                 return "nullable" if v else "NOT NULL"
 
@@ -116,8 +119,14 @@ def _describe(diff: Any) -> DriftItem:
         else:
             msg = f"column `{name}`: {op} {old!r} → {new!r}"
         return DriftItem(op, _qual(schema, tname), msg)
-    if op in ("add_index", "remove_index", "add_constraint", "remove_constraint",
-              "add_fk", "remove_fk"):
+    if op in (
+        "add_index",
+        "remove_index",
+        "add_constraint",
+        "remove_constraint",
+        "add_fk",
+        "remove_fk",
+    ):
         obj = diff[1]
         schema, tname = _table_of(obj)
         table = _qual(schema, tname) if tname else None

@@ -6,10 +6,10 @@
 
 from __future__ import annotations
 
+import tempfile
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-import tempfile
 
 from alembic_preflight import output
 from alembic_preflight.errors import EXIT_INFRA, EXIT_INTERRUPTED, PreflightError
@@ -27,8 +27,5 @@ def run_guarded(fn: Callable[[], int]) -> int:
     except Exception:
         log = Path(tempfile.gettempdir()) / "alembic-preflight-crash.log"
         log.write_text(traceback.format_exc(), encoding="utf-8")
-        output.error(
-            "an unexpected error stopped the run; please report it with the log at "
-            f"{log}"
-        )
+        output.error(f"an unexpected error stopped the run; please report it with the log at {log}")
         return EXIT_INFRA

@@ -74,9 +74,7 @@ def alembic_config(settings: Settings) -> Config:
     """The Alembic Config as the alembic CLI would build it (no env.py is run)."""
     ini = settings.ini_path.resolve()
     if not ini.is_file():
-        raise ConfigError(
-            f"{ini}: no alembic.ini here (pass --config/-c to name one elsewhere)"
-        )
+        raise ConfigError(f"{ini}: no alembic.ini here (pass --config/-c to name one elsewhere)")
     parser = configparser.ConfigParser()
     try:
         parser.read(ini, encoding="utf-8")
@@ -85,9 +83,7 @@ def alembic_config(settings: Settings) -> Config:
         where = f"{ini}:{line}" if line else str(ini)
         raise ConfigError(f"{where}: alembic.ini cannot be read: {e.message}") from e
     if not parser.has_section(settings.name):
-        raise ConfigError(
-            f"{ini}: no [{settings.name}] section (choose another with --name)"
-        )
+        raise ConfigError(f"{ini}: no [{settings.name}] section (choose another with --name)")
     if not parser.has_option(settings.name, "script_location"):
         raise ConfigError(f"{ini}: [{settings.name}] has no script_location")
     return Config(str(ini), ini_section=settings.name)

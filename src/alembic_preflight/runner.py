@@ -23,7 +23,13 @@ from typing import Any
 
 # Kinds of request the parent sends.
 UPGRADE, DOWNGRADE, STEPS, STAMP, COMPARE, BOOTSTRAP, CURRENT = (
-    "upgrade", "downgrade", "steps", "stamp", "compare", "bootstrap", "current",
+    "upgrade",
+    "downgrade",
+    "steps",
+    "stamp",
+    "compare",
+    "bootstrap",
+    "current",
 )
 
 
@@ -113,7 +119,7 @@ class Worker:
         if self._wrapped:
             return
         for script in self.script.walk_revisions("base", "heads"):
-            module = script.module
+            module: Any = script.module
             module.upgrade = self.tracker.wrap(script.revision, module.upgrade, True)
             module.downgrade = self.tracker.wrap(script.revision, module.downgrade, False)
         self._wrapped = True
@@ -155,8 +161,7 @@ class Worker:
             # exactly these revisions, one way each: never a sibling branch
             def steps(rev: Any, ctx: Any) -> list[Any]:
                 return [
-                    RevisionStep(script.revision_map, script.get_revision(r), up)  # type: ignore[arg-type]
-                    for r, up in arg
+                    RevisionStep(script.revision_map, script.get_revision(r), up) for r, up in arg
                 ]
 
             self._run(steps)
@@ -198,8 +203,15 @@ class Worker:
         from alembic_preflight.drift_words import describe_diff
 
         args = dict(
-            message=None, autogenerate=True, sql=False, head="head", splice=False,
-            branch_label=None, version_path=None, rev_id=None, depends_on=None,
+            message=None,
+            autogenerate=True,
+            sql=False,
+            head="head",
+            splice=False,
+            branch_label=None,
+            version_path=None,
+            rev_id=None,
+            depends_on=None,
         )
         revision_context = autogenerate.RevisionContext(self.config, self.script, args)
         has_metadata = True
@@ -215,7 +227,10 @@ class Worker:
 
         try:
             with EnvironmentContext(
-                self.config, self.script, fn=retrieve, as_sql=False,
+                self.config,
+                self.script,
+                fn=retrieve,
+                as_sql=False,
                 template_args=revision_context.template_args,
                 revision_context=revision_context,
             ):
@@ -254,14 +269,19 @@ class Worker:
 
     def _failure(self, e: BaseException) -> Failure:
         current = self.tracker.current
-        revision, phase = (current[0], "upgrade" if current[1] else "downgrade") if current else (
-            None, None,
+        revision, phase = (
+            (current[0], "upgrade" if current[1] else "downgrade")
+            if current
+            else (
+                None,
+                None,
+            )
         )
         file = line = None
         rev_file = None
         if revision is not None:
             try:
-                rev_file = os.path.realpath(self.script.get_revision(revision).path)  # type: ignore[union-attr]
+                rev_file = os.path.realpath(self.script.get_revision(revision).path)
             except Exception:
                 rev_file = None
         # the line to point at: inside the revision file when it raised there, else the
@@ -368,4 +388,3 @@ def _failure_static(e: BaseException, init: WorkerInit) -> Failure:
         line=line,
         traceback=_tail(tb, 40),
     )
-

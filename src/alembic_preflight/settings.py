@@ -130,7 +130,9 @@ def _data(v: Any, key: str) -> Mapping[str, Mapping[str, list[dict[str, Any]]]]:
     )
     if not ok:
         raise ValueError(f"`{key}` must map revision -> table -> list of rows ({{column: value}})")
-    return {str(rev): {str(t): list(rows) for t, rows in tables.items()} for rev, tables in v.items()}
+    return {
+        str(rev): {str(t): list(rows) for t, rows in tables.items()} for rev, tables in v.items()
+    }
 
 
 def _lint(v: Any, key: str) -> LintSettings:

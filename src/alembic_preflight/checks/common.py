@@ -35,10 +35,12 @@ def failure_finding(
     if failure.error_type == "Timeout":
         message = f"{what}: {rev + ' ' if rev else ''}{failure.message}"
         rule = "step-timeout"
-    elif rev:
-        message = f"{failure.phase} of {rev} fails ({what}): {failure.error_type}: {_first_line(failure.message)}"
     else:
-        message = f"{what} fails outside any migration: {failure.error_type}: {_first_line(failure.message)}"
+        error = f"{failure.error_type}: {_first_line(failure.message)}"
+        if rev:
+            message = f"{failure.phase} of {rev} fails ({what}): {error}"
+        else:
+            message = f"{what} fails outside any migration: {error}"
     detail_parts = []
     if failure.message and "\n" in failure.message.strip():
         detail_parts.append(failure.message.strip())

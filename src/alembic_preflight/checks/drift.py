@@ -17,7 +17,7 @@ from alembic_preflight.runner import COMPARE
 ID = "drift"
 NEEDS_DB = True
 
-FIX = "generate a migration: alembic revision --autogenerate -m \"...\", then review it"
+FIX = 'generate a migration: alembic revision --autogenerate -m "...", then review it'
 
 
 def run(ctx: CheckContext) -> Iterator[Finding]:

@@ -53,8 +53,12 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
             severity = IRREVERSIBLE_SEVERITY.get(ctx.settings.irreversible)
             if severity is not None:
                 yield failure_finding(
-                    ctx, ID, "irreversible", down.failure,
-                    what="downgrade to base (irreversible)", severity=severity,
+                    ctx,
+                    ID,
+                    "irreversible",
+                    down.failure,
+                    what="downgrade to base (irreversible)",
+                    severity=severity,
                 )
             raise CheckSkipped(f"{down.failure.revision} cannot be downgraded: no way back to base")
         yield failure_finding(ctx, ID, "downgrade-failed", down.failure, what="downgrade to base")
@@ -67,7 +71,8 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
             check=ID,
             rule="base-not-empty",
             severity=Severity.ERROR,
-            message="downgrade to base " + "; ".join(lines[:8])
+            message="downgrade to base "
+            + "; ".join(lines[:8])
             + (f"; and {len(lines) - 8} more" if len(lines) > 8 else ""),
             detail=detail(left, labels=("empty database", "after downgrade to base")),
             fix="run the stepwise check to see which revision's downgrade leaves it",
@@ -87,7 +92,8 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
             check=ID,
             rule="roundtrip-differs",
             severity=Severity.ERROR,
-            message="the second upgrade to head " + "; ".join(lines[:8])
+            message="the second upgrade to head "
+            + "; ".join(lines[:8])
             + (f"; and {len(lines) - 8} more" if len(lines) > 8 else ""),
             detail=detail(differs, labels=("first upgrade", "second upgrade")),
         )

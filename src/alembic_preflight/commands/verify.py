@@ -51,7 +51,9 @@ def verify(settings: Settings, options: ReportOptions) -> int:
     elif db_checks:
         try:
             with _terminate_as_interrupt(), provision(settings) as server:
-                database = DatabaseInfo(backend=server.backend, server_version=server.server_version)
+                database = DatabaseInfo(
+                    backend=server.backend, server_version=server.server_version
+                )
                 output.info(
                     f"PostgreSQL {server.server_version.split()[0]} ready ({server.backend}, "
                     f"{time.monotonic() - started:.1f} s)"

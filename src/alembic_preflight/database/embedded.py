@@ -26,7 +26,8 @@ SUPERUSER = "postgres"
 
 
 def find_bindir(explicit: Path | None = None) -> Path:
-    """--pg-bin, else PATH, else `pg_config --bindir`, else /usr/lib/postgresql/*/bin, newest first."""
+    """--pg-bin, else PATH, else `pg_config --bindir`, else /usr/lib/postgresql/*/bin
+    (newest first)."""
     if explicit is not None:
         if not (explicit / "postgres").is_file() or not (explicit / "initdb").is_file():
             raise ProvisionError(f"--pg-bin {explicit}: no `postgres` and `initdb` there")
@@ -79,29 +80,69 @@ def start_embedded(pg_bin: Path | None = None, *, timeout: float = 30.0) -> Iter
     data, sock = workdir / "data", workdir / "sock"
     sock.mkdir()
     log_path = workdir / "server.log"
-    as_user: dict[str, int] = {}
+    uid = gid = None
+    groups: list[int] | None = None
     if account is not None:
         for p in (workdir, sock):
             os.chown(p, account.pw_uid, account.pw_gid)
-        as_user = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+        uid, gid, groups = account.pw_uid, account.pw_gid, []
     proc: subprocess.Popen[bytes] | None = None
     try:
         init = subprocess.run(
-            [str(bindir / "initdb"), "-D", str(data), "-U", SUPERUSER, "-A", "trust",
-             "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"],
-            capture_output=True, text=True, cwd=workdir, **as_user,  # type: ignore[arg-type]
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                SUPERUSER,
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=workdir,
+            user=uid,
+            group=gid,
+            extra_groups=groups,
         )
         if init.returncode != 0:
-            raise ProvisionError(f"initdb failed ({bindir}):\n{(init.stderr or init.stdout)[-2000:]}")
+            raise ProvisionError(
+                f"initdb failed ({bindir}):\n{(init.stderr or init.stdout)[-2000:]}"
+            )
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
-                [str(bindir / "postgres"), "-D", str(data), "-k", str(sock),
-                 "-c", "listen_addresses=", "-p", str(PORT), "-F",
-                 "-c", "full_page_writes=off", "-c", "synchronous_commit=off",
-                 "-c", "max_connections=60", "-c", "unix_socket_permissions=0777"],
-                stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
+                [
+                    str(bindir / "postgres"),
+                    "-D",
+                    str(data),
+                    "-k",
+                    str(sock),
+                    "-c",
+                    "listen_addresses=",
+                    "-p",
+                    str(PORT),
+                    "-F",
+                    "-c",
+                    "full_page_writes=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "max_connections=60",
+                    "-c",
+                    "unix_socket_permissions=0777",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=workdir,
                 # its own session: a Ctrl-C reaches us, and we stop the server in order
-                start_new_session=True, **as_user,  # type: ignore[arg-type]
+                start_new_session=True,
+                user=uid,
+                group=gid,
+                extra_groups=groups,
             )
         server = Server(backend="embedded", host=str(sock), port=PORT, user=SUPERUSER)
         version = _wait_ready(server, proc, log_path, timeout)

@@ -17,7 +17,9 @@ def parse_server_url(url: str) -> Server:
     try:
         u = make_url(url)
     except ArgumentError:
-        raise ConfigError("--database-url is not a database URL (postgresql://user:pass@host/db)") from None
+        raise ConfigError(
+            "--database-url is not a database URL (postgresql://user:pass@host/db)"
+        ) from None
     if not u.drivername.startswith("postgresql"):
         raise ConfigError(f"--database-url must be a PostgreSQL URL, not {u.drivername}://")
     host = u.host or str(u.query.get("host") or "localhost")
