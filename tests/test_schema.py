@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import itertools
 import os
-import pwd
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 
+from alembic_preflight.database.base import Server
 from alembic_preflight.schema import (
     DOWNGRADE,
     REUPGRADE,
@@ -26,83 +22,19 @@ from alembic_preflight.schema import (
     take_snapshot,
 )
 
-# A private server until the shared `pg_server` fixture lands in conftest.py.
-
-
-def _bindir() -> Path:
-    dirs = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
-    found = shutil.which("postgres")
-    if found:
-        dirs.append(Path(found).parent)
-    for d in reversed(dirs):
-        if (d / "initdb").is_file():
-            return d
-    pytest.skip("no PostgreSQL server binaries")
-
-
-@pytest.fixture(scope="module")
-def socket_dir() -> Iterator[str]:
-    bindir = _bindir()
-    base = Path(tempfile.mkdtemp(prefix="preflight-schema-"))
-    data, sock = base / "data", base / "sock"
-    sock.mkdir()
-    run_as: list[str] = []
-    if os.geteuid() == 0:  # initdb and postgres refuse root
-        pw = pwd.getpwnam("postgres")
-        for p in (base, sock):
-            os.chown(p, pw.pw_uid, pw.pw_gid)
-        run_as = ["runuser", "-u", "postgres", "--"]
-    subprocess.run(
-        [
-            *run_as,
-            str(bindir / "initdb"),
-            "-D",
-            str(data),
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "-U",
-            "postgres",
-            "--no-sync",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    pg_ctl = [*run_as, str(bindir / "pg_ctl"), "-D", str(data)]
-    subprocess.run(
-        [
-            *pg_ctl,
-            "-w",
-            "-l",
-            str(base / "log"),
-            "start",
-            "-o",
-            f"-k {sock} -c listen_addresses='' -F",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield str(sock)
-    finally:
-        subprocess.run([*pg_ctl, "-w", "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
-
-
 _names = itertools.count()
 
 
 @pytest.fixture
-def make_db(socket_dir: str) -> Iterator[Callable[..., psycopg.Connection]]:
-    """Create a fresh database and return an autocommit connection to it."""
-    admin = psycopg.connect(host=socket_dir, user="postgres", dbname="postgres", autocommit=True)
+def make_db(pg_server: Server) -> Iterator[Callable[..., psycopg.Connection]]:
+    """Create fresh databases on the shared server; each comes as an autocommit connection."""
+    admin = psycopg.connect(pg_server.conninfo(), autocommit=True)
     conns: list[psycopg.Connection] = []
 
     def make(*ddl: str) -> psycopg.Connection:
-        name = f"t{os.getpid()}_{next(_names)}"
+        name = f"schema_{os.getpid()}_{next(_names)}"
         admin.execute(f"CREATE DATABASE {name}")
-        conn = psycopg.connect(host=socket_dir, user="postgres", dbname=name, autocommit=True)
+        conn = psycopg.connect(pg_server.conninfo(name), autocommit=True)
         conns.append(conn)
         for statement in ddl:
             conn.execute(statement)
