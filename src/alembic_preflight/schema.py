@@ -430,7 +430,9 @@ def take_snapshot(
 
     `exclude_tables` names tables to leave out with everything that belongs to them: a
     bare name matches in every schema, `schema.table` only there. `conn` should be in
-    autocommit mode; the snapshot reads in one transaction of its own.
+    autocommit mode; the snapshot reads in one transaction of its own. Keep one
+    connection for many snapshots: a fresh one pays for cold catalog caches and planning
+    (about twice the time). Needs PostgreSQL 13 or later (pg_trigger.tgparentid).
     """
     params = {
         "bare": [t for t in exclude_tables if "." not in t],
