@@ -1,0 +1,391 @@
+"""End to end in real Docker: the product image run the way the GitHub runner and GitLab run it.
+
+Needs a Docker engine; `scripts/docker-e2e-setup.sh` brings one up on a machine without (and
+builds the images). The session fixture runs that script too: it is idempotent, and rebuilds
+the product image only when Dockerfile, pyproject.toml or src/ changed.
+
+The GitHub runs copy what the runner does for a `runs: using: docker` action
+(actions/runner, ContainerActionHandler.cs): `docker run --workdir /github/workspace`, the
+socket, workspace, home, workflow and file-commands mounts, `INPUT_<NAME>` variables with the
+dashes kept, action.yml's defaults for inputs not given, and `runs.args` expanded; the
+container on a network of its own, as the runner puts it on the job's network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.docker
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "project"
+FIXTURES = ROOT / "tests" / "fixtures"
+IMAGE = os.environ.get("E2E_PRODUCT_IMAGE", "alembic-preflight")
+# Debian's client: the newer one some machines have in /usr/local/bin wants buildx for builds
+DOCKER = "/usr/bin/docker"
+if not Path(DOCKER).exists():
+    DOCKER = shutil.which("docker") or "docker"
+LABEL = "org.alembic-preflight.e2e"
+PG_LABEL = "org.alembic-preflight.run"  # what the container backend labels its containers with
+# The checks run in these tests: the graph (no database), and two that need PostgreSQL
+CHECKS = "graph,upgrade,drift"
+
+
+def docker(
+    *args: str, timeout: float = 120, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [DOCKER, *args], capture_output=True, text=True, timeout=timeout, check=check
+    )
+
+
+def engine_answers() -> bool:
+    try:
+        info = docker("info", "--format", "{{.ServerVersion}}", timeout=15, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return info.returncode == 0
+
+
+@pytest.fixture(scope="session")
+def image() -> str:
+    if not engine_answers():
+        pytest.skip(
+            "no Docker engine answers (start one, or run scripts/docker-e2e-setup.sh, "
+            "which installs and starts one)"
+        )
+    started = time.monotonic()
+    setup = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "docker-e2e-setup.sh")],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    if setup.returncode != 0:
+        pytest.fail(f"scripts/docker-e2e-setup.sh failed:\n{setup.stdout}\n{setup.stderr}")
+    print(f"image setup: {time.monotonic() - started:.1f} s")
+    return IMAGE
+
+
+@pytest.fixture
+def network(image: str) -> Iterator[str]:
+    """A network of the test's own, like the runner's per-job network: the PostgreSQL
+    sibling joins it, so the test can also find leftovers by it."""
+    name = f"alembic-preflight-e2e-{uuid.uuid4().hex[:10]}"
+    docker("network", "create", "--label", LABEL, name)
+    try:
+        yield name
+    finally:
+        leftovers = containers_on(name)
+        for cid in leftovers:
+            docker("rm", "-f", cid, check=False)
+        docker("network", "rm", name, check=False)
+        assert not leftovers, f"containers left behind on {name}: {leftovers}"
+
+
+def containers_on(network: str) -> list[str]:
+    out = docker("ps", "-aq", "--filter", f"network={network}").stdout
+    return out.split()
+
+
+def postgres_containers() -> set[str]:
+    return set(docker("ps", "-aq", "--filter", f"label={PG_LABEL}").stdout.split())
+
+
+# -- workspaces -------------------------------------------------------------------------------
+
+
+def workspace(tmp_path: Path, **projects: Path) -> Path:
+    """A checkout: each fixture project copied under the given folder name."""
+    ws = tmp_path / "workspace"
+    ws.mkdir()
+    for folder, source in projects.items():
+        shutil.copytree(source, ws / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    # the runner's checkout belongs to its user, not to the container's root
+    ws.chmod(0o777)
+    return ws
+
+
+# -- the GitHub runner --------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+    outputs: dict[str, str]
+    summary: str
+    workspace: Path
+
+    def annotations(self, kind: str = "error") -> list[str]:
+        return [line for line in self.stdout.splitlines() if line.startswith(f"::{kind} ")]
+
+
+def action_metadata() -> dict[str, object]:
+    data = yaml.safe_load((ROOT / "action.yml").read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+EXPRESSION = re.compile(r"\$\{\{\s*inputs\.([A-Za-z0-9_-]+)\s*\}\}")
+
+
+def github_env_and_args(given: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """INPUT_* as the runner sets them (defaults from action.yml, then `with:`), and
+    `runs.args` with `${{ inputs.x }}` expanded."""
+    meta = action_metadata()
+    inputs = meta["inputs"]
+    assert isinstance(inputs, dict)
+    unknown = set(given) - set(inputs)
+    assert not unknown, f"not inputs of action.yml: {unknown}"
+    values = {name: str((spec or {}).get("default", "")) for name, spec in inputs.items()}
+    values.update(given)
+    env = {f"INPUT_{name.replace(' ', '_').upper()}": value for name, value in values.items()}
+    runs = meta["runs"]
+    assert isinstance(runs, dict) and runs["using"] == "docker" and runs["image"] == "Dockerfile"
+    args = [EXPRESSION.sub(lambda m: values[m.group(1)], str(a)) for a in runs.get("args", [])]
+    return env, args
+
+
+def read_outputs(path: Path) -> dict[str, str]:
+    """$GITHUB_OUTPUT: `name=value` lines and `name<<DELIMITER` blocks."""
+    outputs: dict[str, str] = {}
+    lines = iter(path.read_text(encoding="utf-8").splitlines() if path.exists() else [])
+    for line in lines:
+        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
+            name, delimiter = line.split("<<", 1)
+            block = []
+            for inner in lines:
+                if inner == delimiter:
+                    break
+                block.append(inner)
+            outputs[name] = "\n".join(block)
+        elif "=" in line:
+            name, value = line.split("=", 1)
+            outputs[name] = value
+    return outputs
+
+
+def run_github_action(
+    image: str, ws: Path, network: str, inputs: Mapping[str, str], *, detach: bool = False
+) -> Run | str:
+    """The image run as the runner runs a Docker container action; with detach, the
+    container's name (left to the caller)."""
+    runner_temp = ws.parent / "_temp"
+    commands = runner_temp / "_runner_file_commands"
+    for d in (runner_temp / "_github_home", runner_temp / "_github_workflow", commands):
+        d.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex
+    output_file, summary_file = f"set_output_{token}", f"step_summary_{token}"
+    for f in (output_file, summary_file):
+        (commands / f).touch()
+    commands.chmod(0o777)
+    env, args = github_env_and_args(inputs)
+    env.update(
+        {
+            "CI": "true",
+            "GITHUB_ACTIONS": "true",
+            "HOME": "/github/home",
+            "GITHUB_WORKSPACE": "/github/workspace",
+            "GITHUB_OUTPUT": f"/github/file_commands/{output_file}",
+            "GITHUB_STEP_SUMMARY": f"/github/file_commands/{summary_file}",
+            "GITHUB_REPOSITORY": "octo/app",
+            "GITHUB_SHA": "0" * 40,
+            # the runner passes its own path, which is not mounted into the container
+            "RUNNER_TEMP": str(runner_temp),
+            "RUNNER_OS": "Linux",
+        }
+    )
+    name = f"alembic-preflight-e2e-{token[:12]}"
+    argv = ["run", "--name", name, "--label", LABEL, "--workdir", "/github/workspace"]
+    if not detach:
+        argv.append("--rm")
+    for key, value in env.items():
+        argv += ["-e", f"{key}={value}"]
+    argv += [
+        "--network", network,
+        "-v", "/var/run/docker.sock:/var/run/docker.sock",
+        "-v", f"{runner_temp / '_github_home'}:/github/home",
+        "-v", f"{runner_temp / '_github_workflow'}:/github/workflow",
+        "-v", f"{commands}:/github/file_commands",
+        "-v", f"{ws}:/github/workspace",
+    ]  # fmt: skip
+    if detach:
+        docker(*argv, "-d", image, *args)
+        return name
+    proc = docker(*argv, image, *args, timeout=600, check=False)
+    return Run(
+        code=proc.returncode,
+        stdout=proc.stdout,
+        stderr=proc.stderr,
+        outputs=read_outputs(commands / output_file),
+        summary=(commands / summary_file).read_text(encoding="utf-8"),
+        workspace=ws,
+    )
+
+
+def github(image: str, ws: Path, network: str, **inputs: str) -> Run:
+    run = run_github_action(image, ws, network, {k.replace("_", "-"): v for k, v in inputs.items()})
+    assert isinstance(run, Run)
+    return run
+
+
+def test_github_container_action_passes_a_good_project(
+    image: str, tmp_path: Path, network: str
+) -> None:
+    ws = workspace(tmp_path, db=EXAMPLE)
+    before = postgres_containers()
+    run = github(
+        image,
+        ws,
+        network,
+        working_directory="db",
+        database="container",
+        checks=CHECKS,
+        # runs in the working directory, with the tool's own Python and pip
+        install='python -c "import sys; print(sys.prefix)" > installed-into.txt && pip --version',
+    )
+    assert run.code == 0, run.stdout + run.stderr
+    assert "::group::install: " in run.stdout and "::endgroup::" in run.stdout
+    assert (ws / "db" / "installed-into.txt").read_text().strip() == "/opt/alembic-preflight"
+    assert run.annotations("error") == []
+    assert run.outputs["passed"] == "true"
+    assert run.outputs["failed-checks"] == ""
+    assert run.outputs["heads"] == "3c4d5e6f7081"
+    # a path later steps can use from the workspace, readable by the runner's user
+    assert run.outputs["report"] == ".alembic-preflight/report.json"
+    report_file = ws / run.outputs["report"]
+    assert report_file.stat().st_mode & 0o044 == 0o044
+    report = json.loads(report_file.read_text())
+    assert report["passed"] is True
+    assert "alembic-preflight passed" in run.summary
+    assert "container" in run.summary  # the headline names the backend
+    assert postgres_containers() <= before, "the PostgreSQL container was not removed"
+
+
+def test_github_container_action_reports_several_heads_with_embedded_postgres(
+    image: str, tmp_path: Path, network: str
+) -> None:
+    ws = workspace(tmp_path, services=FIXTURES / "several_heads")
+    run = github(
+        image, ws, network, working_directory="services", database="embedded", checks=CHECKS
+    )
+    assert run.code == 1, run.stdout + run.stderr
+    errors = run.annotations("error")
+    assert errors, run.stdout
+    # paths relative to the workspace root, though the project sits in a subfolder
+    assert any(
+        a.startswith("::error file=services/migrations/versions/") and "multiple-heads" in a
+        for a in errors
+    ), errors
+    assert run.outputs["passed"] == "false"
+    assert "graph" in run.outputs["failed-checks"].split(",")
+    assert set(run.outputs["heads"].split(",")) == {"2b3c4d5e6f70", "3c4d5e6f7081"}
+    assert "alembic-preflight failed" in run.summary
+    assert "mermaid" in run.summary
+    assert "embedded" in run.summary
+    report = json.loads((ws / run.outputs["report"]).read_text())
+    assert report["passed"] is False
+
+
+def test_github_container_action_rejects_a_missing_working_directory(
+    image: str, tmp_path: Path, network: str
+) -> None:
+    ws = workspace(tmp_path, db=EXAMPLE)
+    run = github(image, ws, network, working_directory="nope")
+    assert run.code == 2
+    assert any("working-directory" in a for a in run.annotations("error")), run.stdout
+
+
+def test_sigterm_removes_the_postgres_container(image: str, tmp_path: Path, network: str) -> None:
+    """A cancelled job: the runner stops the action's container (SIGTERM to PID 1)."""
+    ws = workspace(tmp_path, db=EXAMPLE)
+    name = run_github_action(
+        image,
+        ws,
+        network,
+        {"working-directory": "db", "database": "container", "checks": CHECKS},
+        detach=True,
+    )
+    assert isinstance(name, str)
+    try:
+        deadline = time.monotonic() + 120
+        while not any_postgres_on(network):
+            state = docker("inspect", "--format", "{{.State.Status}}", name).stdout.strip()
+            if state == "exited":
+                pytest.skip("the run ended before PostgreSQL was up: nothing to interrupt")
+            assert time.monotonic() < deadline, docker("logs", name).stderr
+            time.sleep(0.1)
+        docker("stop", "--time", "30", name)
+        code = int(docker("wait", name).stdout.strip())
+        assert code == 130, docker("logs", name).stdout + docker("logs", name).stderr
+        assert not any_postgres_on(network), "the PostgreSQL container was left behind"
+    finally:
+        docker("rm", "-f", name, check=False)
+
+
+def any_postgres_on(network: str) -> bool:
+    out = docker("ps", "-aq", "--filter", f"network={network}", "--filter", f"label={PG_LABEL}")
+    return bool(out.stdout.strip())
+
+
+# -- docker run and GitLab ----------------------------------------------------------------------
+
+
+def test_docker_run_one_liner(image: str, tmp_path: Path, network: str) -> None:
+    """The README's local one-liner: argv goes to the CLI; auto picks the mounted Docker."""
+    ws = tmp_path / "ws"
+    shutil.copytree(EXAMPLE, ws, ignore=shutil.ignore_patterns("__pycache__"))
+    before = postgres_containers()
+    proc = docker(
+        "run", "--rm", "--label", LABEL, "--network", network,
+        "-v", f"{ws}:/work", "-w", "/work",
+        "-v", "/var/run/docker.sock:/var/run/docker.sock",
+        image, "verify", "--checks", CHECKS,
+        timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "PASSED" in proc.stdout
+    assert "container" in proc.stderr + proc.stdout  # auto chose the container backend
+    assert "::" not in proc.stdout  # not in GitHub Actions: no workflow commands
+    assert postgres_containers() <= before
+
+
+def test_gitlab_job_image(image: str, tmp_path: Path, network: str) -> None:
+    """GitLab's docker executor: `entrypoint: [""]`, the script run by a shell in
+    /builds/<group>/<project>, CI_PROJECT_DIR set; no Docker socket, so embedded."""
+    ws = workspace(tmp_path, db=FIXTURES / "several_heads")
+    project_dir = "/builds/octo/app"
+    script = (
+        f"cd {project_dir} && alembic-preflight verify db --database embedded --checks {CHECKS} "
+        "--junit reports/junit.xml --gitlab-codequality reports/codequality.json"
+    )
+    proc = docker(
+        "run", "--rm", "--label", LABEL, "--network", network, "--entrypoint", "",
+        "-e", "CI=true", "-e", "GITLAB_CI=true", "-e", f"CI_PROJECT_DIR={project_dir}",
+        "-v", f"{ws}:{project_dir}",
+        image, "sh", "-c", script,
+        timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "multiple-heads" in proc.stdout
+    assert "::error" not in proc.stdout
+    quality = json.loads((ws / "reports" / "codequality.json").read_text())
+    paths = {issue["location"]["path"] for issue in quality}
+    assert any(p.startswith("db/migrations/versions/") for p in paths), paths
+    junit = (ws / "reports" / "junit.xml").read_text()
+    assert "<testsuite" in junit and "<failure" in junit
