@@ -198,6 +198,8 @@ if "$DOCKER" image inspect "$PG_IMAGE" >/dev/null 2>&1 && [[ -z $(label_of "$PG_
     echo "    $PG_IMAGE is a real image (no stand-in label): kept"
 elif [[ $pg_have == "$pg_hash" ]]; then
     echo "    up to date ($pg_hash)"
+elif [[ -z $pg_have ]] && timeout 300 "$DOCKER" pull -q "$PG_IMAGE" >/dev/null 2>&1; then
+    echo "    pulled the real $PG_IMAGE"
 else
     DOCKER_BUILDKIT=1 "$DOCKER" build -q \
         --label "$HASH_LABEL=$pg_hash" --label "$STANDIN_LABEL=debian-postgresql-15" \
