@@ -24,8 +24,14 @@ class CheckContext:
     project: Project
     bench: Workbench | None = None  # None for checks that need no database
     earlier: dict[str, CheckResult] = field(default_factory=dict)
+    # --changed-since: the revisions a pull request touches; None = all of them
+    focus: frozenset[str] | None = None
     # per-revision outcomes a check may record (JUnit testcases)
     cases: list[tuple[str, Status]] = field(default_factory=list)
+    note: str | None = None  # a one-line summary a check may leave for its result
+
+    def in_focus(self, revision: str | None) -> bool:
+        return self.focus is None or revision in self.focus
 
     def rel(self, path: object) -> str:
         return self.project.rel(path)

@@ -57,7 +57,8 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         version_locations=ctx.project.version_locations,
     )
     for f in ctx.project.history.files:
-        yield from _file_findings(ctx, f, facts, active)
+        if ctx.in_focus(f.revision):
+            yield from _file_findings(ctx, f, facts, active)
 
 
 def _file_findings(

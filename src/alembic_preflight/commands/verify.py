@@ -13,6 +13,7 @@ from types import FrameType
 
 from alembic_preflight import __version__, output
 from alembic_preflight.checks import CHECKS
+from alembic_preflight.checks import stepwise
 from alembic_preflight.checks.base import Check, CheckContext, CheckSkipped
 from alembic_preflight.database import choose_backend, provision
 from alembic_preflight.errors import EXIT_FAILED, EXIT_INFRA, EXIT_OK, PreflightError
@@ -36,7 +37,16 @@ def verify(settings: Settings, options: ReportOptions) -> int:
     project = load_project(settings)
     checks = [CHECKS[c] for c in settings.checks]
     results: dict[str, CheckResult] = {}
-    ctx = CheckContext(settings=settings, project=project, earlier=results)
+    focus = None
+    if settings.changed_since:
+        from alembic_preflight.gitrefs import changed_revisions
+
+        focus = frozenset(changed_revisions(project.repo_root, project, settings.changed_since))
+        output.info(
+            f"{len(focus)} revision(s) changed since {settings.changed_since}: "
+            "lint and per-revision checks look at those only"
+        )
+    ctx = CheckContext(settings=settings, project=project, earlier=results, focus=focus)
     for check in checks:
         if not check.NEEDS_DB:
             results[check.ID] = _run(check, ctx, settings.fail_on)
@@ -58,7 +68,7 @@ def verify(settings: Settings, options: ReportOptions) -> int:
                     f"PostgreSQL {server.server_version.split()[0]} ready ({server.backend}, "
                     f"{time.monotonic() - started:.1f} s)"
                 )
-                with Workbench(settings, project, server).open() as bench:
+                with Workbench(settings, project, server).open(lanes=stepwise.lane_count(settings)) as bench:
                     db_ctx = replace(ctx, bench=bench)
                     for check in db_checks:
                         results[check.ID] = _run(check, db_ctx, settings.fail_on)
@@ -102,6 +112,7 @@ def _run(check: Check, ctx: CheckContext, fail_on: Severity) -> CheckResult:
     started = time.monotonic()
     findings: list[Finding] = []
     ctx.cases = []
+    ctx.note = None
     status = Status.PASSED
     note = None
     try:
@@ -131,7 +142,7 @@ def _run(check: Check, ctx: CheckContext, fail_on: Severity) -> CheckResult:
         status=status,
         duration_s=round(time.monotonic() - started, 3),
         findings=tuple(findings),
-        note=note,
+        note=note or ctx.note,
         cases=tuple(ctx.cases),
     )
     output.progress(result)
