@@ -71,7 +71,10 @@ class Workbench:
                 self.can_create = False
                 self._use_given_database()
                 return self
-            self.lanes.append(self._lane(name))
+            lane = self._lane(name)
+            if i > 0:
+                lane.state = "missing"  # only lane 0's database is made here; fresh() makes the rest
+            self.lanes.append(lane)
         return self
 
     def close(self) -> None:
@@ -258,15 +261,17 @@ class Workbench:
     def run(self, kind: str, arg: Any = None, *, lane: int = 0, mutates: bool = True) -> Outcome:
         """One request to the lane's worker, bounded by --step-timeout on the wall clock."""
         ln = self.lanes[lane]
-        if ln.process is None or not ln.process.is_alive():
+        cold = ln.process is None or not ln.process.is_alive()
+        if cold:
             self._start_worker(ln)
         assert ln.conn is not None
         if mutates:
             ln.state = "dirty"
         started = time.monotonic()
         ln.conn.send((kind, arg))
-        # the worker's own start (imports, env.py) is not the step's fault: allow for it
-        limit = self.settings.step_timeout + 30
+        # the worker's own start (imports) is not the step's fault: allow for it; a warm
+        # worker only re-runs env.py, so a hung step ends a few seconds after its limit
+        limit = self.settings.step_timeout + (30 if cold else 5)
         try:
             ready = ln.conn.poll(limit)
         except (EOFError, OSError):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from alembic_preflight.checks import drift, graph, lint, roundtrip, upgrade
+from alembic_preflight.checks import drift, graph, lint, roundtrip, stepwise, upgrade
 from alembic_preflight.checks.base import Check
 
 CHECKS: dict[str, Check] = {
@@ -11,4 +11,5 @@ CHECKS: dict[str, Check] = {
     "upgrade": upgrade,
     "drift": drift,
     "roundtrip": roundtrip,
+    "stepwise": stepwise,
 }
