@@ -331,6 +331,40 @@ def verify(
     raise typer.Exit(run_guarded(go))
 
 
+@app.command("merge-reports")
+def merge_reports(
+    reports: Annotated[list[Path], typer.Argument(help="JSON reports of the shards.")],
+    output_format: Annotated[
+        str,
+        typer.Option("--format", help="auto (github when GITHUB_ACTIONS=true), console, github."),
+    ] = "auto",
+    report_json: Annotated[
+        Path | None, typer.Option("--report-json", help="Write the merged JSON report here.")
+    ] = None,
+    junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here.")] = None,
+    sarif: Annotated[Path | None, typer.Option("--sarif", help="Write SARIF 2.1.0 here.")] = None,
+    gitlab_codequality: Annotated[
+        Path | None,
+        typer.Option("--gitlab-codequality", help="Write a GitLab Code Quality report here."),
+    ] = None,
+) -> None:
+    """Merge the JSON reports of `verify --shard K/N` jobs into one report.
+
+    Exit codes as for verify: 0 passed, 1 a check failed, 2 unreadable reports.
+    """
+
+    def go() -> int:
+        from alembic_preflight.commands.merge_reports import merge_reports as run_merge
+
+        settings = Settings(project_dir=Path("."))
+        options = report_options(
+            settings, output_format, report_json, junit, sarif, gitlab_codequality
+        )
+        return run_merge(reports, options)
+
+    raise typer.Exit(run_guarded(go))
+
+
 def _choice(flag: str, value: str | None, choices: tuple[str, ...]) -> str | None:
     if value is not None and value not in choices:
         raise ConfigError(f"{flag} must be one of {', '.join(choices)} (got {value!r})")
@@ -356,6 +390,7 @@ def report_options(
     gitlab_codequality: Path | None,
 ) -> ReportOptions:
     from alembic_preflight.database.url import parse_server_url
+    from alembic_preflight.reporters import ReportOptions
 
     if fmt not in ("auto", "console", "github"):
         raise ConfigError(f"--format must be auto, console or github (got {fmt!r})")
