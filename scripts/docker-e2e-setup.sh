@@ -31,6 +31,11 @@ HASH_LABEL=org.alembic-preflight.inputs-hash
 STANDIN_LABEL=org.alembic-preflight.stand-in
 CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 
+# One run at a time (pytest-xdist workers each call this script): the others wait, then find
+# everything up to date.
+exec 9>/tmp/alembic-preflight-docker-e2e-setup.lock
+flock 9
+
 SECONDS_TOTAL_START=$SECONDS
 step_start=0
 step() { step_start=$SECONDS; echo "==> $*"; }
