@@ -29,7 +29,7 @@ ROWS = 3
 # runs a query per table inside this one statement through query_to_xml(), which executes
 # dynamic SQL and returns '' for no rows; that saves a round trip per table.
 _TABLES = """
-SELECT c.oid::regclass::text,
+SELECT c.oid, c.oid::regclass::text,
   (SELECT json_agg(json_build_object(
       'name', a.attname,
       'type', format_type(a.atttypid, a.atttypmod),
@@ -69,6 +69,7 @@ WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
                   AND d.objid = c.oid AND d.deptype = 'e')
   AND NOT (c.relname = ANY(%(exclude)s) OR n.nspname || '.' || c.relname = ANY(%(exclude)s))
+  AND NOT c.oid = ANY(%(known)s::oid[])
   AND query_to_xml(format('SELECT 1 AS x FROM %%s LIMIT 1', c.oid::regclass),
                    false, true, '')::text = ''
 """
@@ -96,6 +97,7 @@ class ForeignKey:
 
 @dataclass(frozen=True)
 class Table:
+    oid: int
     name: str  # regclass text: quoted and qualified as SQL needs it
     columns: tuple[Column, ...]
     uniques: tuple[tuple[str, ...], ...]  # primary key, unique constraints, unique indexes
@@ -106,13 +108,21 @@ class Table:
 class SeedOutcome:
     filled: tuple[str, ...] = ()  # tables that got rows
     skipped: tuple[tuple[str, str], ...] = ()  # (table, why it could not be filled)
+    seen: frozenset[int] = frozenset()  # oids of both: pass them as `known` next time
 
 
 def seed_empty_tables(
-    conn: psycopg.Connection[Any], *, exclude: Collection[str] = (), rows: int = ROWS
+    conn: psycopg.Connection[Any],
+    *,
+    exclude: Collection[str] = (),
+    known: Collection[int] = (),
+    rows: int = ROWS,
 ) -> SeedOutcome:
-    """Fill every empty user table with `rows` rows; one transaction, a savepoint each."""
-    tables = read_empty_tables(conn, exclude)
+    """Fill every empty user table with `rows` rows; one transaction, a savepoint each.
+
+    `known`: oids of tables already filled or found unfillable, not looked at again (a
+    table dropped and re-created gets a new oid, so it is filled again)."""
+    tables = read_empty_tables(conn, exclude, known)
     if not tables:
         return SeedOutcome()
     filled: list[str] = []
@@ -124,15 +134,19 @@ def seed_empty_tables(
                 filled.append(table.name)
             else:
                 skipped.append((table.name, why))
-    return SeedOutcome(tuple(filled), tuple(skipped))
+    return SeedOutcome(tuple(filled), tuple(skipped), frozenset(t.oid for t in tables))
 
 
-def read_empty_tables(conn: psycopg.Connection[Any], exclude: Collection[str]) -> list[Table]:
-    rows = conn.execute(_TABLES, {"exclude": list(exclude)}).fetchall()
-    return [_table(name, cols or [], cons or [], idx or []) for name, cols, cons, idx in rows]
+def read_empty_tables(
+    conn: psycopg.Connection[Any], exclude: Collection[str], known: Collection[int] = ()
+) -> list[Table]:
+    rows = conn.execute(_TABLES, {"exclude": list(exclude), "known": list(known)}).fetchall()
+    return [
+        _table(oid, name, cols or [], cons or [], idx or []) for oid, name, cols, cons, idx in rows
+    ]
 
 
-def _table(name: str, cols: list[Any], cons: list[Any], indexes: list[Any]) -> Table:
+def _table(oid: int, name: str, cols: list[Any], cons: list[Any], indexes: list[Any]) -> Table:
     allowed: dict[str, tuple[str, ...]] = {}
     uniques: list[tuple[str, ...]] = [tuple(i) for i in indexes if i]
     fks: list[ForeignKey] = []
@@ -159,7 +173,7 @@ def _table(name: str, cols: list[Any], cons: list[Any], indexes: list[Any]) -> T
         )
         for c in cols
     )
-    return Table(name, columns, tuple(uniques), tuple(fks))
+    return Table(oid, name, columns, tuple(uniques), tuple(fks))
 
 
 # CHECK (status IN ('a', 'b')) as pg_get_constraintdef prints it:
@@ -306,7 +320,7 @@ def value(col: Column, i: int) -> str | None:
         if limit is not None and len(text) > limit:
             head = col.name[: max(0, limit - len(str(i)) - 1)]
             text = f"{head}-{i}" if head else str(i)
-        return text[: limit] if limit is not None else text
+        return text[:limit] if limit is not None else text
     if cat == "B":
         return "true" if i % 2 else "false"
     if cat == "D":

@@ -25,9 +25,9 @@ import ast
 import itertools
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -36,8 +36,17 @@ from alembic_preflight.checks.common import failure_finding, start_empty
 from alembic_preflight.errors import ConfigError
 from alembic_preflight.findings import Finding, Severity, Status
 from alembic_preflight.runner import BOOTSTRAP, CURRENT, STAMP, STEPS, Failure, Outcome
-from alembic_preflight.schema import SchemaDiff, describe, detail, diff_snapshots
+from alembic_preflight.schema import (
+    SchemaDiff,
+    Snapshot,
+    describe,
+    detail,
+    diff_snapshots,
+    take_snapshot,
+)
 from alembic_preflight.seed import clear_tables, insert_rows, seed_empty_tables
+
+T = TypeVar("T")
 
 ID = "stepwise"
 NEEDS_DB = True
@@ -138,10 +147,14 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         return
     plan = Plan.from_context(ctx, bench.lane_count)
     walks = [Walk(ctx, lane, plan, a, b) for lane, (a, b) in enumerate(plan.slices)]
-    if len(walks) == 1:
-        walks[0].walk()
-    else:
-        _in_threads(walks)
+    try:
+        if len(walks) == 1:
+            walks[0].walk()
+        else:
+            _in_threads(walks)
+    finally:
+        for w in walks:
+            w.close()
     findings = _dedupe(f for w in walks for f in w.findings)
     ctx.cases = [c for w in walks for c in w.cases]
     yield from findings
@@ -215,6 +228,8 @@ class Walk:
     cases: list[tuple[str, Status]] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)  # what the lane's database holds
     filled: set[str] = field(default_factory=set)  # tables we put rows in
+    known: set[int] = field(default_factory=set)  # oids of tables seeding need not look at
+    conn: psycopg.Connection[Any] | None = None  # ours, for snapshots and rows
     noticed: set[str] = field(default_factory=set)  # tables already said unfillable
     stopped: str | None = None
     walked: int = 0
@@ -292,6 +307,7 @@ class Walk:
         if run:
             requests.append((STEPS, run))
         self.filled.clear()  # a database rebuilt from a template holds none of our rows
+        self.known.clear()
         for kind, arg in requests:
             outcome = self.bench.run(kind, arg, lane=self.lane)
             if not outcome.ok:
@@ -334,7 +350,7 @@ class Walk:
         # what it would do (history.raises_unconditionally)
         by_design = file is not None and file.irreversible
         downgrade = rev not in self.plan.keep and not by_design
-        before = self.bench.snapshot(self.lane) if downgrade else None
+        before = self._snapshot() if downgrade else None
         outcome, with_rows = self._step(rev, True)
         if not outcome.ok:
             assert outcome.failure is not None
@@ -372,7 +388,7 @@ class Walk:
         if with_rows is not None:
             self.findings.append(self._rows_finding(with_rows))
         self.applied.pop()
-        diff = diff_snapshots(before, self.bench.snapshot(self.lane))
+        diff = diff_snapshots(before, self._snapshot())
         if diff:
             self.findings.append(self._leftovers(rev, diff))
         again, _ = self._step(rev, True, retry=False)
@@ -423,11 +439,11 @@ class Walk:
 
     def _clear(self) -> bool:
         try:
-            with self._connect() as conn:
-                clear_tables(conn, self.filled)
+            self._with_conn(lambda conn: clear_tables(conn, self.filled))
         except psycopg.Error:
             return False
         self.filled.clear()
+        self.known.clear()
         return True
 
     def _seed(self, rev: str) -> None:
@@ -435,34 +451,63 @@ class Walk:
         data = _user_data(self.ctx).get(rev, {})
         if not data and not settings.seed_data:
             return
-        with self._connect() as conn:
-            for table, rows in data.items():
-                try:
-                    insert_rows(conn, table, rows)
-                    self.filled.add(table)
-                except psycopg.Error as e:
-                    self.findings.append(self._data_failed(rev, table, e))
-            if settings.seed_data:
-                outcome = seed_empty_tables(conn, exclude=(self.bench.version_table,))
-                self.filled.update(outcome.filled)
-                for table, why in outcome.skipped:
-                    if table not in self.noticed:
-                        self.noticed.add(table)
-                        self.findings.append(
-                            Finding(
-                                check=ID,
-                                rule="seed-skipped",
-                                severity=Severity.NOTICE,
-                                message=f"table `{table}` was left without synthetic rows: {why}",
-                                revision=rev,
-                            )
-                        )
+        self._with_conn(lambda conn: self._fill(conn, rev, data))
 
-    def _connect(self) -> psycopg.Connection[Any]:
-        bench = self.bench
-        return psycopg.connect(
-            bench.server.conninfo(bench.lanes[self.lane].dbname), autocommit=True
+    def _fill(self, conn: psycopg.Connection[Any], rev: str, data: dict[str, Any]) -> None:
+        settings = self.ctx.settings
+        for table, rows in data.items():
+            try:
+                insert_rows(conn, table, rows)
+                self.filled.add(table)
+            except psycopg.OperationalError:
+                raise  # the connection, not the rows: _with_conn reconnects
+            except psycopg.Error as e:
+                self.findings.append(self._data_failed(rev, table, e))
+        if settings.seed_data:
+            outcome = seed_empty_tables(conn, exclude=(self.bench.version_table,), known=self.known)
+            self.filled.update(outcome.filled)
+            self.known.update(outcome.seen)
+            for table, why in outcome.skipped:
+                if table not in self.noticed:
+                    self.noticed.add(table)
+                    self.findings.append(
+                        Finding(
+                            check=ID,
+                            rule="seed-skipped",
+                            severity=Severity.NOTICE,
+                            message=f"table `{table}` was left without synthetic rows: {why}",
+                            revision=rev,
+                        )
+                    )
+
+    def _with_conn(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """`fn` on our connection to the lane's database, kept open between steps (an idle
+        session holds no locks); the workbench ends it whenever it drops or copies the
+        database, so a dead one is replaced once."""
+        for attempt in (1, 2):
+            if self.conn is None or self.conn.closed:
+                bench = self.bench
+                self.conn = psycopg.connect(
+                    bench.server.conninfo(bench.lanes[self.lane].dbname), autocommit=True
+                )
+            try:
+                return fn(self.conn)
+            except psycopg.OperationalError:
+                self.conn.close()
+                self.conn = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _snapshot(self) -> Snapshot:
+        return self._with_conn(
+            lambda conn: take_snapshot(conn, exclude_tables=(self.bench.version_table,))
         )
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
 
     # -- findings ------------------------------------------------------------------------
     def _failure(self, failure: Failure, rule: str, what: str) -> Finding:
