@@ -377,7 +377,8 @@ class Walk:
             assert down.failure is not None
             if down.failure.irreversible:
                 self.not_downgraded += 1
-                finding = self._irreversible(rev, down.failure.message, by_design=False)
+                raised = f"{down.failure.error_type}: {_first_line(down.failure.message)}"
+                finding = self._irreversible(rev, raised.rstrip(": "), by_design=False)
                 if finding is not None:
                     self.findings.append(finding)
             else:
@@ -512,14 +513,19 @@ class Walk:
     # -- findings ------------------------------------------------------------------------
     def _failure(self, failure: Failure, rule: str, what: str) -> Finding:
         finding = failure_finding(self.ctx, ID, rule, failure, what=what)
-        if _timed_out(failure) and failure.error_type != "Timeout":
-            # statement_timeout ended it inside PostgreSQL: the same limit, said the same way
-            limit = f"{self.ctx.settings.step_timeout:g}"
+        if _timed_out(failure):
+            # the wall clock stopped the worker, or statement_timeout ended it inside
+            # PostgreSQL: the same limit, said the same way
+            how = (
+                "the worker was stopped"
+                if failure.error_type == "Timeout"
+                else "PostgreSQL cancelled the statement"
+            )
             finding = replace(
                 finding,
                 rule="step-timeout",
-                message=f"{failure.phase} of {failure.revision} did not finish within {limit} s "
-                f"(--step-timeout): PostgreSQL cancelled the statement",
+                message=f"{failure.phase} of {failure.revision} did not finish within "
+                f"{self.ctx.settings.step_timeout:g} s (--step-timeout): {how}",
             )
         return finding
 

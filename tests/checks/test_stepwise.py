@@ -1,0 +1,298 @@
+"""The stepwise check, through the real CLI against the embedded PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from alembic_preflight.checks.stepwise import split
+from alembic_preflight.database.base import Server
+from alembic_preflight.seed import seed_empty_tables
+from tests.checks.histories import Rev, line_of, long_history, write_project
+from tests.conftest import FIXTURES, CliResult, run_cli
+
+V = "tests/fixtures/{}/migrations/versions/{}"
+
+
+def verify(project: Path, *flags: str, checks: str = "stepwise", **kw: Any) -> CliResult:
+    r = run_cli("verify", project, "--database", "embedded", "--checks", checks, *flags, **kw)
+    assert r.report is not None, r.stderr
+    return r
+
+
+def where(f: dict[str, Any]) -> tuple[str, str | None, str | None, int | None]:
+    return (f["rule"], f["revision"], f["file"], f["line"])
+
+
+def cases(r: CliResult) -> dict[str, str]:
+    return {c["revision"]: c["status"] for c in r.check("stepwise")["cases"]}
+
+
+def test_index_left_by_a_pass_downgrade_is_seen_only_stepwise() -> None:
+    name = "index_downgrade_pass"
+    path = FIXTURES / name / "migrations/versions/b2b2b2b2b2b2_index_orders_note.py"
+    r = verify(FIXTURES / name, checks="roundtrip,stepwise")
+    assert r.check("roundtrip")["status"] == "passed"
+    (f,) = r.findings()
+    assert where(f) == (
+        "downgrade-leaves-behind",
+        "b2b2b2b2b2b2",
+        V.format(name, path.name),
+        line_of(path, "def downgrade"),
+    )
+    assert f["message"] == "downgrade of b2b2b2b2b2b2 leaves index `ix_orders_note` on `orders`"
+    assert "ix_orders_note" in f["detail"]
+    assert r.code == 1
+
+
+def test_enum_left_behind() -> None:
+    name = "enum_left_behind"
+    path = FIXTURES / name / "migrations/versions/3c4d5e6f7081_add_order_status_and_total.py"
+    r = verify(FIXTURES / name)
+    (f,) = r.findings()
+    assert where(f) == (
+        "downgrade-leaves-behind",
+        "3c4d5e6f7081",
+        V.format(name, path.name),
+        line_of(path, "def downgrade"),
+    )
+    assert f["message"] == "downgrade of 3c4d5e6f7081 leaves type `order_status` (enum)"
+    assert "'new', 'paid', 'shipped'" in f["detail"]
+
+
+def test_not_null_column_without_default_fails_only_with_rows() -> None:
+    name = "not_null_no_default"
+    path = FIXTURES / name / "migrations/versions/b2b2b2b2b2b2_add_customer_ref.py"
+    r = verify(FIXTURES / name)
+    (f,) = r.findings()
+    assert where(f) == (
+        "fails-with-rows",
+        "b2b2b2b2b2b2",
+        V.format(name, path.name),
+        line_of(path, "op.add_column"),
+    )
+    assert f["message"].startswith("upgrade of b2b2b2b2b2b2 fails on a table that holds rows")
+    assert 'column "customer_ref" of relation "orders" contains null values' in f["message"]
+    # the walk went on: the revision was re-tried on empty tables and downgraded
+    assert cases(r) == {"a1a1a1a1a1a1": "passed", "b2b2b2b2b2b2": "failed"}
+    assert verify(FIXTURES / name, "--no-seed-data").findings() == []
+
+
+def test_hanging_steps_end_cleanly_with_the_report_written() -> None:
+    name = "sleeps"
+    versions = FIXTURES / name / "migrations/versions"
+    a = versions / "a1a1a1a1a1a1_create_orders.py"
+    b = versions / "b2b2b2b2b2b2_add_x.py"
+    marker = uuid.uuid4().hex
+    started = time.monotonic()
+    r = verify(FIXTURES / name, "--step-timeout", "3", env={"PREFLIGHT_TEST_MARK": marker})
+    assert time.monotonic() - started < 60
+    assert r.code == 1
+    sql_sleep, py_sleep = r.findings()
+    assert where(sql_sleep) == (
+        "step-timeout",
+        "a1a1a1a1a1a1",
+        V.format(name, a.name),
+        line_of(a, "pg_sleep"),
+    )
+    assert "downgrade of a1a1a1a1a1a1 did not finish within 3 s" in sql_sleep["message"]
+    assert where(py_sleep) == (
+        "step-timeout",
+        "b2b2b2b2b2b2",
+        V.format(name, b.name),
+        line_of(b, "def upgrade"),
+    )
+    assert "upgrade of b2b2b2b2b2b2 did not finish within 3 s" in py_sleep["message"]
+    assert cases(r)["c3c3c3c3c3c3"] == "skipped"
+    assert "not reached: c3c3c3c3c3c3" in r.check("stepwise")["note"]
+    assert _processes_with(marker) == []
+
+
+def _processes_with(marker: str) -> list[str]:
+    """Processes whose environment carries `marker`: what the run started and left."""
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            env = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in env:
+            found.append(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"))
+    return found
+
+
+def test_merge_revision_with_two_parents_and_depends_on() -> None:
+    name = "merge_two_parents"
+    path = FIXTURES / name / "migrations/versions/0000000000d1_index_qty.py"
+    r = verify(FIXTURES / name)
+    # a walk that downgraded a sibling branch or the other parent would see differences
+    # everywhere; only the one real mistake is reported, and every revision was walked
+    (f,) = r.findings()
+    assert where(f) == (
+        "downgrade-leaves-behind",
+        "0000000000d1",
+        V.format(name, path.name),
+        line_of(path, "def downgrade"),
+    )
+    assert cases(r) == {
+        "000000000001": "passed",
+        "0000000000a1": "passed",
+        "0000000000a2": "passed",
+        "0000000000b1": "passed",
+        "0000000000cc": "passed",
+        "0000000000d1": "failed",
+    }
+
+
+def test_downgrade_floor_and_skipped_revisions() -> None:
+    r = verify(FIXTURES / "merge_two_parents", "--downgrade-floor", "0000000000d1")
+    assert r.findings() == []
+    assert "6 not downgraded" in r.check("stepwise")["note"]
+    r = verify(FIXTURES / "merge_two_parents", "--skip-revisions", "0000000000d1")
+    assert r.findings() == []
+    assert cases(r)["0000000000d1"] == "skipped"
+
+
+def test_irreversible_downgrades_warn_and_the_walk_goes_on() -> None:
+    name = "irreversible_walk"
+    versions = FIXTURES / name / "migrations/versions"
+    b = versions / "b2b2b2b2b2b2_purge_empty_notes.py"
+    c = versions / "c3c3c3c3c3c3_add_total.py"
+    r = verify(FIXTURES / name)
+    assert r.code == 0
+    by_design, raised = r.findings()
+    assert where(by_design) == (
+        "irreversible",
+        "b2b2b2b2b2b2",
+        V.format(name, b.name),
+        line_of(b, "def downgrade"),
+    )
+    assert by_design["severity"] == "warning"
+    assert "RuntimeError('Cannot undelete data!')" in by_design["message"]
+    assert where(raised) == (
+        "irreversible",
+        "c3c3c3c3c3c3",
+        V.format(name, c.name),
+        line_of(c, "def downgrade"),
+    )
+    assert "NotImplementedError: total cannot be dropped" in raised["message"]
+    assert set(cases(r).values()) == {"passed"}
+    errors = verify(FIXTURES / name, "--irreversible", "error")
+    assert [f["severity"] for f in errors.findings()] == ["error", "error"]
+    assert verify(FIXTURES / name, "--irreversible", "allow").findings() == []
+
+
+def test_long_correct_history_has_no_finding_with_one_or_two_lanes(tmp_path: Path) -> None:
+    write_project(tmp_path, long_history(120))
+    for jobs in ("1", "2"):
+        r = verify(tmp_path, "--jobs", jobs)
+        assert r.findings() == [], r.findings()
+        assert len(cases(r)) == 120
+        assert set(cases(r).values()) == {"passed"}
+        assert r.check("stepwise")["note"].startswith("120 of 120 revisions walked")
+
+
+def _with_mistake(tmp_path: Path, n: int, at: int) -> Path:
+    revs = long_history(n)
+    bad = revs[at]
+    revs[at] = Rev(
+        bad.rev, bad.down, bad.upgrade + '\nop.execute("CREATE SEQUENCE stray")', bad.downgrade
+    )
+    return write_project(tmp_path, revs)
+
+
+def test_a_mistake_late_in_a_long_history_is_found_by_the_second_lane(tmp_path: Path) -> None:
+    project = _with_mistake(tmp_path, 40, 33)
+    r = verify(project, "--jobs", "2")
+    assert "2 parallel lanes" in r.check("stepwise")["note"]
+    (f,) = r.findings()
+    assert (f["rule"], f["revision"]) == ("downgrade-leaves-behind", "r0033")
+    assert f["message"] == "downgrade of r0033 leaves sequence `stray`"
+
+
+def test_shards_walk_their_share_only(tmp_path: Path) -> None:
+    project = _with_mistake(tmp_path, 40, 33)
+    first = verify(project, "--shard", "1/2", "--jobs", "1")
+    second = verify(project, "--shard", "2/2", "--jobs", "1")
+    assert first.findings() == []
+    assert [f["revision"] for f in second.findings()] == ["r0033"]
+    walked = set(cases(first)) | set(cases(second))
+    assert walked == {f"r{i:04d}" for i in range(40)}
+    assert not set(cases(first)) & set(cases(second))
+    assert "this shard" in second.check("stepwise")["note"]
+
+
+def test_split_balances_replay_against_walking() -> None:
+    assert split(0, 10, 1, 0.15) == [(0, 10)]
+    slices = split(0, 200, 2, 0.15)
+    assert slices[0][0] == 0 and slices[-1][1] == 200
+    (a, b), (c, d) = slices
+    assert b == c
+    # the second lane first replays [0, c) at 0.15 a revision: the first walks further
+    assert abs((b - a) - (c * 0.15 + (d - c))) <= 1
+    assert split(100, 200, 3, 0.15)[0][0] == 100
+
+
+# -- seeding, directly against a server ----------------------------------------------------
+@pytest.fixture
+def db(pg_server: Server) -> Any:
+    name = f"seed_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server.conninfo(), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    conn = psycopg.connect(pg_server.conninfo(name), autocommit=True)
+    yield conn
+    conn.close()
+    with psycopg.connect(pg_server.conninfo(), autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def test_seeding_respects_keys_uniques_checks_and_enums(db: Any) -> None:
+    db.execute("""
+        CREATE TYPE mood AS ENUM ('ok', 'meh', 'bad');
+        CREATE TABLE parent (id serial PRIMARY KEY, code varchar(3) NOT NULL UNIQUE);
+        CREATE TABLE child (
+            id bigint PRIMARY KEY,
+            parent_id int NOT NULL REFERENCES parent(id),
+            kind text NOT NULL CHECK (kind IN ('x', 'y')),
+            mood mood NOT NULL,
+            at timestamptz NOT NULL,
+            ok boolean,
+            amount numeric(4, 2) NOT NULL CHECK (amount > 0)
+        );
+        CREATE TABLE lonely (id int PRIMARY KEY REFERENCES lonely(id), weird point NOT NULL,
+                             w tsquery NOT NULL);
+        CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY);
+    """)
+    out = seed_empty_tables(db, exclude=("alembic_version",))
+    assert sorted(out.filled) == ["child", "parent"]
+    assert [t for t, _ in out.skipped] == ["lonely"]
+    assert db.execute("SELECT count(*) FROM parent").fetchone() == (3,)
+    assert db.execute("SELECT count(DISTINCT code) FROM parent").fetchone() == (3,)
+    rows = db.execute("SELECT parent_id, kind, mood::text FROM child ORDER BY id").fetchall()
+    assert len(rows) == 3
+    assert {k for _, k, _ in rows} <= {"x", "y"}
+    assert db.execute("SELECT count(*) FROM alembic_version").fetchone() == (0,)
+    # filled tables are left alone the next time; a re-created table is filled again
+    again = seed_empty_tables(db, exclude=("alembic_version",), known=out.seen)
+    assert again.filled == () and again.skipped == ()
+
+
+def test_user_rows_from_the_settings_file(tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    shutil.copytree(FIXTURES / "not_null_no_default", project)
+    settings = project / ".alembic-preflight.yml"
+    settings.write_text("data:\n  b2b2b2b2b2b2:\n    orders:\n      - {id: 7, note: real}\n")
+    (f,) = verify(project, "--no-seed-data").findings()
+    assert (f["rule"], f["revision"]) == ("fails-with-rows", "b2b2b2b2b2b2")
+    settings.write_text("data:\n  b2b2b2b2b2b2:\n    orders:\n      - {nope: 1}\n")
+    (f,) = verify(project, "--no-seed-data").findings()
+    assert (f["rule"], f["revision"]) == ("data-failed", "b2b2b2b2b2b2")
+    assert "rows for `orders` from" in f["message"] and ".alembic-preflight.yml" in f["message"]
+    assert '"nope"' in f["message"]
