@@ -12,8 +12,7 @@ from dataclasses import replace
 from types import FrameType
 
 from alembic_preflight import __version__, output
-from alembic_preflight.checks import CHECKS
-from alembic_preflight.checks import stepwise
+from alembic_preflight.checks import CHECKS, stepwise
 from alembic_preflight.checks.base import Check, CheckContext, CheckSkipped
 from alembic_preflight.database import choose_backend, provision
 from alembic_preflight.errors import EXIT_FAILED, EXIT_INFRA, EXIT_OK, PreflightError
@@ -68,7 +67,8 @@ def verify(settings: Settings, options: ReportOptions) -> int:
                     f"PostgreSQL {server.server_version.split()[0]} ready ({server.backend}, "
                     f"{time.monotonic() - started:.1f} s)"
                 )
-                with Workbench(settings, project, server).open(lanes=stepwise.lane_count(settings)) as bench:
+                lanes = stepwise.lane_count(settings)
+                with Workbench(settings, project, server).open(lanes=lanes) as bench:
                     db_ctx = replace(ctx, bench=bench)
                     for check in db_checks:
                         results[check.ID] = _run(check, db_ctx, settings.fail_on)
