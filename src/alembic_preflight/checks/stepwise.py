@@ -349,7 +349,9 @@ class Walk:
         # a downgrade whose body raises unconditionally is not even run: its source says
         # what it would do (history.raises_unconditionally)
         by_design = file is not None and file.irreversible
-        downgrade = rev not in self.plan.keep and not by_design
+        # --changed-since: every revision is still upgraded (the later ones need it), only
+        # the pull request's own are downgraded and compared
+        downgrade = rev not in self.plan.keep and not by_design and self.ctx.in_focus(rev)
         before = self._snapshot() if downgrade else None
         outcome, with_rows = self._step(rev, True)
         if not outcome.ok:
@@ -363,7 +365,7 @@ class Walk:
         self.applied.append(rev)
         if before is None:
             self.not_downgraded += 1
-            if by_design and rev not in self.plan.keep:
+            if by_design and rev not in self.plan.keep and self.ctx.in_focus(rev):
                 assert file is not None
                 finding = self._irreversible(rev, _raised(file.module), by_design=True)
                 if finding is not None:
