@@ -81,6 +81,7 @@ ENV_PY = '''\
 import os
 from logging.config import fileConfig
 
+from sqlalchemy import Connection
 from sqlalchemy import engine_from_config
 from sqlalchemy import pool
 
@@ -122,25 +123,27 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     """Run migrations in 'online' mode.
 
-    A connection handed in through config.attributes (the Alembic cookbook's
-    "sharing a connection", which pytest-alembic uses) is used as it is.
+    An engine or connection handed in through config.attributes (the Alembic
+    cookbook's "sharing a connection", which pytest-alembic uses) is used as it is.
     """
-    connection = config.attributes.get("connection", None)
-    if connection is not None:
-        context.configure(connection=connection, target_metadata=target_metadata)
-        with context.begin_transaction():
-            context.run_migrations()
-        return
+    connectable = config.attributes.get("connection", None)
+    if connectable is None:
+        section = config.get_section(config.config_ini_section, {})
+        section["sqlalchemy.url"] = get_url()
+        connectable = engine_from_config(section, prefix="sqlalchemy.", poolclass=pool.NullPool)
 
-    section = config.get_section(config.config_ini_section, {})
-    section["sqlalchemy.url"] = get_url()
-    connectable = engine_from_config(section, prefix="sqlalchemy.", poolclass=pool.NullPool)
+    if isinstance(connectable, Connection):
+        run_with(connectable)
+    else:  # an Engine, or pytest-alembic's WrappingConnection
+        with connectable.connect() as connection:
+            run_with(connection)
 
-    with connectable.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata)
 
-        with context.begin_transaction():
-            context.run_migrations()
+def run_with(connection) -> None:
+    context.configure(connection=connection, target_metadata=target_metadata)
+
+    with context.begin_transaction():
+        context.run_migrations()
 
 
 if context.is_offline_mode():
