@@ -62,7 +62,9 @@ class Workbench:
     def open(self, lanes: int = 1) -> Workbench:
         self._tmp = tempfile.TemporaryDirectory(prefix="alembic-preflight-")
         try:
-            self._admin = psycopg.connect(self.server.conninfo(), autocommit=True, connect_timeout=15)
+            self._admin = psycopg.connect(
+                self.server.conninfo(), autocommit=True, connect_timeout=15
+            )
         except psycopg.OperationalError as e:
             raise ProvisionError(f"cannot connect to PostgreSQL: {str(e).strip()}") from None
         for i in range(lanes):
@@ -73,7 +75,9 @@ class Workbench:
                 return self
             lane = self._lane(name)
             if i > 0:
-                lane.state = "missing"  # only lane 0's database is made here; fresh() makes the rest
+                lane.state = (
+                    "missing"  # only lane 0's database is made here; fresh() makes the rest
+                )
             self.lanes.append(lane)
         return self
 
@@ -153,7 +157,9 @@ class Workbench:
 
     def _drop(self, name: str) -> None:
         self._terminate(name)
-        self._admin_conn().execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        self._admin_conn().execute(
+            sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
+        )
 
     def _create(self, name: str, template: str | None = None) -> None:
         q = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))

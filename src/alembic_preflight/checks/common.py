@@ -32,7 +32,7 @@ def failure_finding(
         # point at the function that was running
         file = str(rev_file.path)
         line = rev_file.upgrade_line if failure.phase == "upgrade" else rev_file.downgrade_line
-    if failure.error_type == "Timeout":
+    if timed_out(failure):
         message = f"{what}: {rev + ' ' if rev else ''}{failure.message}"
         rule = "step-timeout"
     else:
@@ -58,6 +58,14 @@ def failure_finding(
         line=line,
         detail="\n\n".join(detail_parts) or None,
         fix=None if rev else ENV_HINT,
+    )
+
+
+def timed_out(failure: Failure) -> bool:
+    """--step-timeout, enforced on the wall clock (the worker was stopped) or by PostgreSQL's
+    statement_timeout (the statement was cancelled): the same limit, reported the same way."""
+    return failure.error_type == "Timeout" or (
+        failure.error_type == "QueryCanceled" and "statement timeout" in failure.message
     )
 
 

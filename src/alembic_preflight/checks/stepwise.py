@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 import psycopg
 
 from alembic_preflight.checks.base import CheckContext
-from alembic_preflight.checks.common import failure_finding, start_empty
+from alembic_preflight.checks.common import failure_finding, start_empty, timed_out
 from alembic_preflight.errors import ConfigError
 from alembic_preflight.findings import Finding, Severity, Status
 from alembic_preflight.runner import BOOTSTRAP, CURRENT, STAMP, STEPS, Failure, Outcome
@@ -431,7 +431,7 @@ class Walk:
             return outcome, None
         failure = _owned(outcome.failure, rev, up)
         outcome = replace(outcome, failure=failure)
-        if not (retry and self.filled) or _timed_out(failure) or failure.revision != rev:
+        if not (retry and self.filled) or timed_out(failure) or failure.revision != rev:
             return outcome, None
         if not self._clear():
             return outcome, None
@@ -515,7 +515,7 @@ class Walk:
     # -- findings ------------------------------------------------------------------------
     def _failure(self, failure: Failure, rule: str, what: str) -> Finding:
         finding = failure_finding(self.ctx, ID, rule, failure, what=what)
-        if _timed_out(failure):
+        if timed_out(failure):
             # the wall clock stopped the worker, or statement_timeout ended it inside
             # PostgreSQL: the same limit, said the same way
             how = (
@@ -603,12 +603,6 @@ def _owned(failure: Failure, rev: str, up: bool) -> Failure:
     if failure.revision is None and failure.error_type in ("Timeout", "WorkerCrash"):
         return replace(failure, revision=rev, phase="upgrade" if up else "downgrade")
     return failure
-
-
-def _timed_out(failure: Failure) -> bool:
-    return failure.error_type == "Timeout" or (
-        failure.error_type == "QueryCanceled" and "statement timeout" in failure.message
-    )
 
 
 def _raised(module: ast.Module | None) -> str:
