@@ -63,7 +63,8 @@ if ! timeout 5 "$DOCKER" info >/dev/null 2>&1; then
     fi
     echo "    starting dockerd (log: $DOCKERD_LOG)"
     # setsid: dockerd outlives this script (CI runs the tests after it)
-    setsid nohup /usr/sbin/dockerd >"$DOCKERD_LOG" 2>&1 </dev/null &
+    # 9>&-: the daemon must not inherit (and hold forever) the lock taken above
+    setsid nohup /usr/sbin/dockerd >"$DOCKERD_LOG" 2>&1 </dev/null 9>&- &
     for _ in $(seq 1 60); do
         if [[ -S /var/run/docker.sock ]] && timeout 5 "$DOCKER" info >/dev/null 2>&1; then
             break
