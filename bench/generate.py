@@ -718,7 +718,7 @@ class _Builder:
         return self.rng.choice(recent if self.rng.random() < 0.7 else tables)
 
     # the history ------------------------------------------------------------------------
-    def build(self, n: int) -> list[Revision]:
+    def build(self, n: int, branches: bool = True) -> list[Revision]:
         ops: list[tuple[float, Callable[[], tuple[str, list[str], list[str]] | None]]] = [
             (0.16, self.op_create_table),
             (0.18, self.op_add_column),
@@ -734,7 +734,12 @@ class _Builder:
         head: str | None = None
         while len(self.revisions) < n:
             left = n - len(self.revisions)
-            if len(self.schema.tables) >= 2 and left >= 3 and len(self.revisions) % 40 == 20:
+            if (
+                branches
+                and len(self.schema.tables) >= 2
+                and left >= 3
+                and len(self.revisions) % 40 == 20
+            ):
                 # a branch and its merge: two create-table revisions on one parent
                 existing = frozenset(self.schema.tables)
                 a = self._revision(head, *self.op_create_table())
@@ -813,10 +818,11 @@ def _body(lines: list[str]) -> str:
     return textwrap.indent("\n".join(lines) or "pass", "    ")
 
 
-def generate(path: Path | str, n: int, seed: int = 7) -> Generated:
+def generate(path: Path | str, n: int, seed: int = 7, branches: bool = True) -> Generated:
     """Write an Alembic project with `n` revisions (merges included) into `path`.
 
-    `path` is replaced if it exists. The same (n, seed) always writes the same files."""
+    `path` is replaced if it exists. The same (n, seed) always writes the same files.
+    branches=False: a linear history (no branch and merge every 40 revisions)."""
     if n < 1:
         raise ValueError("n must be at least 1")
     path = Path(path)
@@ -826,7 +832,7 @@ def generate(path: Path | str, n: int, seed: int = 7) -> Generated:
     versions.mkdir(parents=True)
     (path / "benchapp").mkdir()
     builder = _Builder(seed)
-    revisions = builder.build(n)
+    revisions = builder.build(n, branches=branches)
     (path / "alembic.ini").write_text(ALEMBIC_INI)
     (path / "migrations" / "env.py").write_text(ENV_PY)
     (path / "migrations" / "script.py.mako").write_text(SCRIPT_MAKO)
@@ -868,8 +874,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("path", type=Path)
     parser.add_argument("--revisions", "-n", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--linear", action="store_true", help="no branch and merge")
     args = parser.parse_args(argv)
-    g = generate(args.path, args.revisions, seed=args.seed)
+    g = generate(args.path, args.revisions, seed=args.seed, branches=not args.linear)
     print(
         f"{g.path}: {g.revisions} revisions ({g.merges} merges), {g.tables} tables, "
         f"{g.enums} enum types, head {', '.join(g.heads)}"

@@ -505,6 +505,8 @@ def targets(results: dict[int, dict[str, Measurement]], ready: list[float]) -> l
     c100 = results.get(100, {}).get("c")
     e100 = results.get(100, {}).get("e")
     fp = "" if c100 is None else f"(c) reported differences: {c100.differences}"
+    if c100 is not None and c100.differences:
+        fp += " and stopped there, so its time is a lower bound"
     if e100 is not None:
         fp += f"; (e) findings: {e100.findings}"
     value = ratio(sec(100, "c"), sec(100, "e"))
@@ -533,7 +535,7 @@ def markdown(
     lines = [
         f"Measured {meta['date']} on {meta['machine']} ({meta['cpus']} CPUs), PostgreSQL "
         f"{meta['postgres']} (embedded, unix socket), Python {meta['python']}, "
-        f"seed {meta['seed']}, median of {meta['repeat']}.",
+        f"seed {meta['seed']}, {meta['history']}, median of {meta['repeat']}.",
         "",
         "| revisions | " + " | ".join(f"({t}) {TOOLS[t]}" for t in tools) + " |",
         "|---:|" + "---:|" * len(tools),
@@ -572,6 +574,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tools", default="abcdef", help="which of a-f to run (default all)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement; median")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--linear", action="store_true", help="histories without branch and merge revisions"
+    )
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per measurement")
     parser.add_argument("--ready-runs", type=int, default=5, help="embedded start-ups to time")
     parser.add_argument("--workdir", type=Path, default=BENCH / "generated")
@@ -588,8 +593,8 @@ def main(argv: list[str] | None = None) -> int:
     with start_embedded() as server:
         bench = Bench(server, args.timeout, args.workdir)
         for size in sizes:
-            project = args.workdir / f"r{size}"
-            g = generate(project, size, seed=args.seed)
+            project = args.workdir / f"r{size}{'-linear' if args.linear else ''}"
+            g = generate(project, size, seed=args.seed, branches=not args.linear)
             _write_pytest_files(project)
             subprocess.run([sys.executable, "-m", "compileall", "-q", str(project)], check=True)
             print(
@@ -613,6 +618,7 @@ def main(argv: list[str] | None = None) -> int:
         "postgres": version.split()[0],
         "python": platform.python_version(),
         "seed": args.seed,
+        "history": "linear" if args.linear else "a branch and merge every 40 revisions",
         "repeat": args.repeat,
         "total_s": round(time.perf_counter() - started, 1),
         "embedded_ready_s": ready,

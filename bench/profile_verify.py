@@ -1,0 +1,97 @@
+"""Where `alembic-preflight verify` spends its time: cProfile in the verifier and in every
+worker process it spawns (the workers run the user's env.py and migrations).
+
+    .venv/bin/python bench/profile_verify.py --revisions 200 [--checks stepwise] [--top 25]
+
+The workers are `multiprocessing` spawn children, out of reach of `python -m cProfile`:
+a sitecustomize.py on PYTHONPATH wraps `alembic_preflight.runner.worker_main` in a
+profiler in every process that imports it, and writes one .prof per process. The verifier
+runs against one embedded server given with --database url, as bench/run.py runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import pstats
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generate import generate
+
+from alembic_preflight.database.embedded import start_embedded
+
+SITECUSTOMIZE = """\
+import cProfile, functools, os
+
+def _install():
+    import alembic_preflight.runner as runner
+
+    original = runner.worker_main
+
+    @functools.wraps(original)
+    def worker_main(*args, **kwargs):
+        profile = cProfile.Profile()
+        try:
+            return profile.runcall(original, *args, **kwargs)
+        finally:
+            profile.dump_stats(os.path.join(os.environ["PREFLIGHT_PROFILE_DIR"],
+                                            f"worker-{os.getpid()}.prof"))
+
+    runner.worker_main = worker_main
+
+if os.environ.get("PREFLIGHT_PROFILE_DIR"):
+    _install()
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--revisions", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--checks", default=None, help="--checks for verify (default: all)")
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--sort", default="cumulative")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    args = parser.parse_args()
+    out = args.out / f"profile-{args.revisions}-{args.checks or 'default'}"
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.prof"):
+        old.unlink()
+    site = Path(tempfile.mkdtemp(prefix="bench-site-"))
+    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    project = Path(__file__).resolve().parent / "generated" / f"r{args.revisions}"
+    generate(project, args.revisions, seed=args.seed)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(project)], check=True)
+    bindir = Path(sys.executable).parent
+    with start_embedded() as server:
+        url = f"postgresql://{server.user}@/postgres?host={server.host}&port={server.port}"
+        argv = [sys.executable, "-m", "cProfile", "-o", str(out / "verifier.prof")]
+        argv += [str(bindir / "alembic-preflight"), "verify", str(project)]
+        argv += ["--database", "url", "--database-url", url]
+        if args.checks:
+            argv += ["--checks", args.checks]
+        env = dict(os.environ, PREFLIGHT_PROFILE_DIR=str(out), NO_COLOR="1")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
+        started = time.perf_counter()
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - started
+    print(f"verify exit {proc.returncode} in {wall:.2f} s (under cProfile)")
+    print("\n".join(proc.stdout.splitlines()[:14]))
+    for prof in sorted(out.glob("*.prof")):
+        stream = io.StringIO()
+        stats = pstats.Stats(str(prof), stream=stream)
+        stats.sort_stats(args.sort).print_stats(args.top)
+        text = stream.getvalue()
+        (prof.with_suffix(".txt")).write_text(text)
+        print(f"\n===== {prof.name}\n" + "\n".join(text.splitlines()[: args.top + 12]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
