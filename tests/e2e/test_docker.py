@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -383,3 +384,49 @@ def test_gitlab_job_image(image: str, tmp_path: Path, network: str) -> None:
     assert any(p.startswith("db/migrations/versions/") for p in paths), paths
     junit = (ws / "reports" / "junit.xml").read_text()
     assert "<testsuite" in junit and "<failure" in junit
+
+
+# -- the composite action -------------------------------------------------------------------------
+
+
+def test_composite_action_runs_on_the_runner(image: str, tmp_path: Path) -> None:
+    """composite/action.yml's verify step as the runner runs it: its env (inputs expanded,
+    defaults from the file) and its bash script, in the Python the user set up (ours, which
+    has the tool installed: the install step is `pip install` of this repository)."""
+    meta = yaml.safe_load((ROOT / "composite" / "action.yml").read_text(encoding="utf-8"))
+    assert meta["runs"]["using"] == "composite"
+    ws = workspace(tmp_path, db=EXAMPLE)
+    given = {"working-directory": "db", "database": "container", "checks": CHECKS}
+    values = {name: str(spec.get("default", "")) for name, spec in meta["inputs"].items()}
+    values.update(given, python=sys.executable)
+    steps = {step.get("id"): step for step in meta["runs"]["steps"]}
+    step = steps["verify"]
+    commands = tmp_path / "file_commands"
+    commands.mkdir()
+    env = {
+        **os.environ,
+        **{k: EXPRESSION.sub(lambda m: values[m.group(1)], str(v)) for k, v in step["env"].items()},
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_WORKSPACE": str(ws),
+        "GITHUB_ACTION_PATH": str(ROOT / "composite"),
+        "GITHUB_OUTPUT": str(commands / "output"),
+        "GITHUB_STEP_SUMMARY": str(commands / "summary"),
+        "RUNNER_TEMP": str(tmp_path / "_temp"),
+    }
+    proc = subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        cwd=ws,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    outputs = read_outputs(commands / "output")
+    assert outputs["passed"] == "true"
+    assert outputs["heads"] == "3c4d5e6f7081"
+    assert (ws / outputs["report"]).is_file()
+    # every input of the container action but `install` reaches the composite one too
+    container_inputs = set(action_metadata()["inputs"])  # type: ignore[arg-type]
+    assert container_inputs - {"install"} <= set(meta["inputs"])
