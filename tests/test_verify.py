@@ -231,3 +231,49 @@ def test_example_project_in_repo_passes() -> None:
     r = run_cli("verify", "examples/project", "--database", "embedded", cwd=ROOT)
     assert r.code == 0, r.stdout + r.stderr
     assert r.report["project"]["config"] == "examples/project/alembic.ini"
+
+
+def test_sigterm_removes_everything(tmp_path: Path) -> None:
+    """CI cancels a job with SIGTERM: the run ends with 130 and leaves no process behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import uuid
+
+    from tests.checks.test_stepwise import _processes_with
+
+    marker = uuid.uuid4().hex
+    env = {**os.environ, "PREFLIGHT_TEST_MARK": marker, "NO_COLOR": "1"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "alembic_preflight",
+            "verify",
+            str(ROOT / "tests/fixtures/sleeps"),
+            "--database",
+            "embedded",
+            "--checks",
+            "stepwise",
+            "--step-timeout",
+            "600",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # wait until the server is up and a migration hangs
+    time.sleep(1)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any("postgres" in p for p in _processes_with(marker)):
+        time.sleep(0.2)
+    time.sleep(4)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in err
+    time.sleep(0.5)
+    assert _processes_with(marker) == []

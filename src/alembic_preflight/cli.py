@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
+from contextlib import suppress
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -422,8 +425,17 @@ def report_options(
 
 
 def main(argv: list[str] | None = None) -> int:
+    # CI cancels a job with SIGTERM: unwind like Ctrl-C so every database and container
+    # is removed (exit 130) instead of dying with them left behind
+    with suppress(ValueError):  # not the main thread (embedded in another program)
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         app(args=argv, prog_name="alembic-preflight")
     except SystemExit as e:  # Typer ends every run this way; usage errors exit 2
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     return 0
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut cleanup short
+    raise KeyboardInterrupt(f"signal {signum}")

@@ -3,13 +3,9 @@ database checks → write the reports → exit code."""
 
 from __future__ import annotations
 
-import signal
 import time
 import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
-from types import FrameType
 
 from alembic_preflight import __version__, output
 from alembic_preflight.checks import CHECKS, stepwise
@@ -59,7 +55,7 @@ def verify(settings: Settings, options: ReportOptions) -> int:
             )
     elif db_checks:
         try:
-            with _terminate_as_interrupt(), provision(settings) as server:
+            with provision(settings) as server:
                 database = DatabaseInfo(
                     backend=server.backend, server_version=server.server_version
                 )
@@ -157,21 +153,3 @@ def _skipped(check_id: str, why: str) -> CheckResult:
 
 def _errored(check_id: str, why: str) -> CheckResult:
     return CheckResult(id=check_id, status=Status.ERROR, duration_s=0.0, note=why)
-
-
-@contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM (how CI cancels a job) unwinds like Ctrl-C, so databases are removed."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
