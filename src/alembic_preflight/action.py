@@ -16,7 +16,7 @@ import shlex
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from contextlib import suppress
 from pathlib import Path
 from types import FrameType
@@ -81,8 +81,46 @@ def cli_args(env: Mapping[str, str], workspace: Path) -> tuple[Path, list[str]]:
             args += [option, value]
     for var in _split_list(get_input(env, "url-env")):
         args += ["--url-env", var]
+    if not get_input(env, "base-ref"):
+        base = default_base_ref(env, workspace)
+        if base:
+            args += ["--base-ref", base]
     args += ["--format", "github", "--report-json", REPORT_PATH]
     return project, args
+
+
+def default_base_ref(env: Mapping[str, str], workspace: Path) -> str | None:
+    """In a pull request, the merge preview runs against the base branch when the checkout
+    has it; when it does not, a notice says how to fetch it."""
+    branch = env.get("GITHUB_BASE_REF")
+    if not branch:
+        return None
+    ref = f"origin/{branch}"
+    found = subprocess.run(
+        ["git", "-C", str(workspace), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+        capture_output=True,
+        check=False,
+    )
+    if found.returncode == 0:
+        return ref
+    _emit(
+        "::notice title=alembic-preflight::"
+        + _escape(
+            f"the merge preview against {ref} is off: the checkout does not have it. "
+            "Use actions/checkout with `fetch-depth: 0` (or fetch the base branch) to check "
+            "that this pull request does not create a second head once merged."
+        )
+    )
+    return None
+
+
+def trust_workspace(env: MutableMapping[str, str], workspace: Path) -> None:
+    """The workspace belongs to the runner's user and we are root in the container: git
+    refuses such a repository ("dubious ownership") unless it is marked safe."""
+    count = int(env.get("GIT_CONFIG_COUNT", "0") or 0)
+    env[f"GIT_CONFIG_KEY_{count}"] = "safe.directory"
+    env[f"GIT_CONFIG_VALUE_{count}"] = str(workspace)
+    env["GIT_CONFIG_COUNT"] = str(count + 1)
 
 
 def _split_list(value: str) -> list[str]:
@@ -104,6 +142,7 @@ def run_action(env: Mapping[str, str]) -> int:
 
     workspace = Path(env.get("GITHUB_WORKSPACE") or os.getcwd())
     os.chdir(workspace)
+    trust_workspace(os.environ, workspace)
     try:
         project, args = cli_args(env, workspace)
     except ActionError as e:

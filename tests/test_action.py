@@ -1,0 +1,74 @@
+"""The container action's entrypoint: inputs as the runner passes them → the CLI's argv."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from alembic_preflight.action import ActionError, cli_args, get_input
+
+
+def git(cwd: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_inputs_with_dashes_become_flags(tmp_path: Path) -> None:
+    (tmp_path / "backend").mkdir()
+    env = {
+        "INPUT_WORKING-DIRECTORY": "backend",
+        "INPUT_CONFIG": "deploy/alembic.ini",
+        "INPUT_POSTGRES-IMAGE": "postgis/postgis:16-3.4-alpine",
+        "INPUT_URL-ENV": "APP_DATABASE_URL, OTHER_URL",
+        "INPUT_FAIL-ON": "warning",
+        "INPUT_CHECKS": "",
+    }
+    project, args = cli_args(env, tmp_path)
+    assert project == Path("backend")
+    assert args[:2] == ["verify", "backend"]
+    pairs = list(zip(args[2::2], args[3::2], strict=False))
+    assert ("--config", "backend/deploy/alembic.ini") in pairs
+    assert ("--postgres-image", "postgis/postgis:16-3.4-alpine") in pairs
+    assert ("--url-env", "APP_DATABASE_URL") in pairs and ("--url-env", "OTHER_URL") in pairs
+    assert ("--fail-on", "warning") in pairs
+    assert "--checks" not in args  # empty inputs are not passed
+    assert ("--format", "github") in pairs
+
+
+def test_composite_style_underscores_are_read_too() -> None:
+    assert get_input({"INPUT_WORKING_DIRECTORY": "x"}, "working-directory") == "x"
+
+
+def test_working_directory_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ActionError, match="no such directory"):
+        cli_args({"INPUT_WORKING-DIRECTORY": "nope"}, tmp_path)
+
+
+def test_pull_request_defaults_base_ref_when_the_checkout_has_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    origin = tmp_path / "origin"
+    origin.mkdir()
+    git(origin, "init", "-q", "-b", "main")
+    (origin / "f").write_text("x")
+    git(origin, "add", ".")
+    git(origin, "commit", "-qm", "base")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(origin), str(clone))
+    env = {"GITHUB_BASE_REF": "main"}
+    _, args = cli_args(env, clone)
+    assert args[args.index("--base-ref") + 1] == "origin/main"
+    # a shallow checkout of the head only: no base branch, a notice saying how to fetch it
+    _, args = cli_args({"GITHUB_BASE_REF": "release"}, clone)
+    assert "--base-ref" not in args
+    out = capsys.readouterr().out
+    assert out.startswith("::notice title=alembic-preflight::") and "fetch-depth: 0" in out
+    # an explicit input wins
+    _, args = cli_args({"GITHUB_BASE_REF": "main", "INPUT_BASE-REF": "origin/dev"}, clone)
+    assert args[args.index("--base-ref") + 1] == "origin/dev"
