@@ -111,3 +111,20 @@ def sort_findings(findings: Iterable[Finding]) -> tuple[Finding, ...]:
 def by_importance(findings: Iterable[Finding]) -> list[Finding]:
     """Worst first, then in file order: what annotations and summaries show first."""
     return sorted(findings, key=lambda f: (f.severity.rank, *f.sort_key()))
+
+
+def group_by_rule(findings: Iterable[Finding]) -> list[list[Finding]]:
+    """Findings per (check, rule): the worst group first, then the largest, then by name,
+    so a long history's summary starts with what fails the run (issue 8)."""
+    groups: dict[tuple[str, str], list[Finding]] = {}
+    for f in sorted(findings, key=lambda f: (f.check, f.rule, *f.sort_key())):
+        groups.setdefault((f.check, f.rule), []).append(f)
+    return sorted(
+        groups.values(),
+        key=lambda g: (min(f.severity.rank for f in g), -len(g), g[0].check, g[0].rule),
+    )
+
+
+def irreversible_count(n: int) -> str:
+    """The one line summaries give by-design irreversible revisions."""
+    return f"{n} revision{'s are' if n != 1 else ' is'} irreversible by design"

@@ -231,12 +231,16 @@ def _message(doc: str | None) -> str | None:
 
 def raises_unconditionally(body: list[ast.stmt]) -> bool:
     """True when a statement at the top of the body (not under if/try/with) is `raise`,
-    with nothing before it that could return: the downgrade is irreversible by design."""
+    with nothing before it that could return: the downgrade is irreversible by design.
+
+    `raise RuntimeError("Cannot undelete data!")` after a docstring, a bare
+    `raise ValueError`, `raise NotImplementedError("why")` all count; `if lossy: return`
+    before the raise makes it conditional, so it does not (the walk runs it instead)."""
     for stmt in body:
-        if isinstance(stmt, ast.Return):
-            return False
         if isinstance(stmt, ast.Raise):
             return True
+        if any(isinstance(n, ast.Return) for n in ast.walk(stmt)):
+            return False
     return False
 
 

@@ -156,7 +156,8 @@ def _file_rules(f: RevisionFile, facts: Facts) -> Iterator[Hit]:
             "irreversible",
             raise_stmt,
             f"downgrade() raises: revision {f.revision} is irreversible by design",
-            "nothing to do if intended; `irreversible = allow` silences this",
+            "nothing to do if intended (the walk goes on without downgrading it); "
+            "`irreversible: allow` in the settings silences this",
         )
     elif down is not None and is_empty_body(down.body) and not upgrade_empty and not is_merge:
         yield Hit(

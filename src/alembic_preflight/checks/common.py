@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from alembic_preflight.checks.base import CheckContext
 from alembic_preflight.findings import Finding, Severity
+from alembic_preflight.history import RevisionFile
 from alembic_preflight.runner import Failure
 
 ENV_HINT = (
@@ -48,6 +51,11 @@ def failure_finding(
         detail_parts.append(f"statement:\n{failure.statement.strip()}")
     if failure.traceback:
         detail_parts.append(f"traceback (last lines):\n{failure.traceback}")
+    fix = None if rev else ENV_HINT
+    if rev_file is not None and not timed_out(failure):
+        fix = cause(rev_file, failure, line) or fix
+    if not rev and (why := transaction_cause(ctx, failure)):
+        fix = why
     return Finding(
         check=check,
         rule=rule,
@@ -57,8 +65,129 @@ def failure_finding(
         file=ctx.rel(file) if file else None,
         line=line,
         detail="\n\n".join(detail_parts) or None,
-        fix=None if rev else ENV_HINT,
+        fix=fix,
     )
+
+
+# Lint rules whose hit explains a database failure in the same statement: the failure
+# finding then says so, so the reader does not have to match the two up.
+CAUSES = ("unnamed-drop-constraint", "concurrently-in-transaction")
+AUTOCOMMIT_FIX = (
+    "run it inside `with op.get_context().autocommit_block():` (PostgreSQL refuses it "
+    "inside a transaction block, and Alembic runs each migration in one)"
+)
+OUTER_TRANSACTION_FIX = (
+    "autocommit_block() needs the transaction to be Alembic's: env.py begins its own "
+    "(`with connectable.begin() as connection:`); use `connectable.connect()` and "
+    "`with context.begin_transaction():` as `alembic init` writes it"
+)
+COMMIT_FIX = (
+    "a migration ended the transaction Alembic opened (op.get_bind().commit() or "
+    "COMMIT): on SQLAlchemy 2 the next statement starts a new one that Alembic never "
+    "commits. Set transaction_per_migration=True in env.py's context.configure(), and "
+    "run what must be outside a transaction in `with op.get_context().autocommit_block():`"
+)
+
+
+def cause(rev_file: RevisionFile, failure: Failure, line: int | None) -> str | None:
+    """Why the statement at `line` failed, when the source or the error says it plainly."""
+    from alembic_preflight.lint_rules import Facts, hits
+
+    span = _statement_span(rev_file, line, failure.phase)
+    if span is not None:
+        for hit in hits(rev_file, Facts()):
+            if hit.rule in CAUSES and span[0] <= hit.line <= span[1]:
+                return f"the cause is lint {hit.rule} at line {hit.line}: {hit.fix}"
+    if "cannot run inside a transaction block" in failure.message:
+        return AUTOCOMMIT_FIX
+    if failure.error_type == "AssertionError" and "autocommit_block" in failure.traceback:
+        return OUTER_TRANSACTION_FIX
+    if _ended_transaction(failure):
+        return COMMIT_FIX
+    return None
+
+
+def transaction_cause(ctx: CheckContext, failure: Failure) -> str | None:
+    """A failure after the migrations ran (Alembic committing its transaction): name the
+    revisions that commit on their own, found in their source."""
+    if not _ended_transaction(failure):
+        return None
+    found = [
+        f"{f.revision} ({ctx.rel(f.path)}:{n})"
+        for f in ctx.project.history.revisions.values()
+        for n in commit_lines(f)
+    ]
+    if not found:
+        return COMMIT_FIX
+    return f"{COMMIT_FIX} Committing here: {', '.join(found[:5])}"
+
+
+def _ended_transaction(failure: Failure) -> bool:
+    return failure.error_type == "InvalidRequestError" and (
+        "transaction is inactive" in failure.message
+        or "closed transaction inside context manager" in failure.message
+    )
+
+
+def commit_lines(f: RevisionFile) -> list[int]:
+    """Lines of `<anything>.commit()` and `execute("COMMIT")` in a revision's source."""
+    import ast
+
+    if f.module is None:
+        return []
+    return sorted(
+        node.lineno
+        for node in ast.walk(f.module)
+        if isinstance(node, ast.Call) and _is_commit(node)
+    )
+
+
+def _is_commit(call: object) -> bool:
+    import ast
+
+    assert isinstance(call, ast.Call)
+    if not isinstance(call.func, ast.Attribute):
+        return False
+    if call.func.attr == "commit":
+        return not call.args
+    first = call.args[0] if call.args else None
+    return (
+        call.func.attr == "execute"
+        and isinstance(first, ast.Constant)
+        and str(first.value).strip().rstrip(";").upper() == "COMMIT"
+    )
+
+
+def _statement_span(
+    rev_file: RevisionFile, line: int | None, phase: str | None
+) -> tuple[int, int] | None:
+    """The lines of the innermost statement at `line` (a `with batch_alter_table` block
+    fails at its `with` line, where the batch runs); the whole function without a line."""
+    import ast
+
+    if rev_file.module is None:
+        return None
+    func = next(
+        (
+            n
+            for n in rev_file.module.body
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == phase
+        ),
+        None,
+    )
+    if func is None:
+        return None
+    if line is None or line == func.lineno:
+        return func.lineno, func.end_lineno or func.lineno
+    best: tuple[int, int] | None = None
+    for node in ast.walk(func):
+        if isinstance(node, ast.stmt) and node is not func:
+            end = node.end_lineno or node.lineno
+            if node.lineno <= line <= end and (
+                best is None or end - node.lineno < best[1] - best[0]
+            ):
+                best = (node.lineno, end)
+    return best
 
 
 def timed_out(failure: Failure) -> bool:
@@ -70,7 +199,10 @@ def timed_out(failure: Failure) -> bool:
 
 
 def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""
+    # a repr's memory address (SQLAlchemy's CompileError shows one) would make the same
+    # failure read differently on every run, and break fingerprints across runs
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return re.sub(r" at 0x[0-9a-f]+>", ">", line)
 
 
 def _same(a: object, b: object) -> bool:

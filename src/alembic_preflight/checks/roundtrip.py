@@ -51,7 +51,8 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         assert down.failure is not None
         if down.failure.irreversible:
             severity = IRREVERSIBLE_SEVERITY.get(ctx.settings.irreversible)
-            if severity is not None:
+            # stepwise walks past it and reports it at the revision: said once, there
+            if severity is not None and "stepwise" not in ctx.settings.checks:
                 yield failure_finding(
                     ctx,
                     ID,

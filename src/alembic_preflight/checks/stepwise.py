@@ -209,8 +209,13 @@ def _note(plan: Plan, walks: Sequence[Walk]) -> str:
             "topological order; the other shards walk the rest"
         )
     kept = sum(w.not_downgraded for w in walks)
-    if kept:
-        parts.append(f"{kept} not downgraded (irreversible or at/below downgrade-floor)")
+    by_design = sum(w.by_design for w in walks)
+    if by_design:
+        parts.append(f"{_revisions(by_design)} irreversible by design, not downgraded")
+    if kept - by_design:
+        parts.append(
+            f"{kept - by_design} not downgraded (irreversible or at/below downgrade-floor)"
+        )
     parts += [w.stopped for w in walks if w.stopped]
     return "; ".join(parts)
 
@@ -234,6 +239,7 @@ class Walk:
     stopped: str | None = None
     walked: int = 0
     not_downgraded: int = 0
+    by_design: int = 0  # of not_downgraded: downgrade() raises unconditionally
     template: str | None = None
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -365,7 +371,16 @@ class Walk:
         self.applied.append(rev)
         if before is None:
             self.not_downgraded += 1
-            if by_design and rev not in self.plan.keep and self.ctx.in_focus(rev):
+            if by_design:
+                self.by_design += 1
+            # lint owns a by-design finding (the same static test): said here only when
+            # lint does not run, so one revision is never reported twice
+            if (
+                by_design
+                and "lint" not in self.ctx.settings.checks
+                and rev not in self.plan.keep
+                and self.ctx.in_focus(rev)
+            ):
                 assert file is not None
                 finding = self._irreversible(rev, _raised(file.module), by_design=True)
                 if finding is not None:
@@ -615,6 +630,10 @@ def _raised(module: ast.Module | None) -> str:
                 if isinstance(stmt, ast.Raise):
                     return f"`{ast.unparse(stmt.exc)}`" if stmt.exc else "(a bare raise)"
     return "an exception"
+
+
+def _revisions(n: int) -> str:
+    return f"{n} revision{'s are' if n != 1 else ' is'}"
 
 
 def _first_line(text: str) -> str:

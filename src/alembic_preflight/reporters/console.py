@@ -10,14 +10,20 @@ one line. All user text goes through `Text` (never markup) so a migration messag
 from __future__ import annotations
 
 from collections.abc import Iterable
-from itertools import groupby
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from alembic_preflight.findings import Finding, Report, Severity, Status
+from alembic_preflight.findings import (
+    Finding,
+    Report,
+    Severity,
+    Status,
+    group_by_rule,
+    irreversible_count,
+)
 
 DETAIL_LINES = 15  # detail lines shown per finding; the JSON report has them all
 GROUP_LIMIT = 25  # findings listed per rule before "… N more"
@@ -106,14 +112,6 @@ def counts_line(findings: Iterable[Finding]) -> str:
     return "Findings: " + ", ".join(parts)
 
 
-def group_by_rule(findings: Iterable[Finding]) -> list[list[Finding]]:
-    """Findings per (check, rule): the worst group first, then the largest, then by name."""
-    ordered = sorted(findings, key=lambda f: (f.check, f.rule, *f.sort_key()))
-    groups = [list(g) for _, g in groupby(ordered, key=lambda f: (f.check, f.rule))]
-    groups.sort(key=lambda g: (_worst(g).rank, -len(g), g[0].check, g[0].rule))
-    return groups
-
-
 def group_lines(findings: list[Finding], report: Report) -> list[Text]:
     first = findings[0]
     worst = _worst(findings)
@@ -122,12 +120,14 @@ def group_lines(findings: list[Finding], report: Report) -> list[Text]:
     head.append(f" {first.check}/{first.rule}", style="bold")
     head.append(f" ({len(findings)})")
     lines = [head]
-    if first.rule == FOLD_RULE and len(findings) > FOLD_OVER:
+    if first.rule == FOLD_RULE:
+        # the count always, so a summary reads the same for 1 and for 12 (issue 8)
         revs = [f.revision or "?" for f in findings]
         named = ", ".join(revs[:FOLD_IDS])
         more = f", … {len(revs) - FOLD_IDS} more" if len(revs) > FOLD_IDS else ""
-        lines.append(Text(f"  {len(revs)} revisions are irreversible by design: {named}{more}"))
-        return lines
+        lines.append(Text(f"  {irreversible_count(len(revs))}: {named}{more}"))
+        if len(findings) > FOLD_OVER:
+            return lines
     shown_details: set[str] = set()
     for f in findings[:GROUP_LIMIT]:
         repeated = f.detail is not None and f.detail in shown_details

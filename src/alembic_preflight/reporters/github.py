@@ -16,7 +16,15 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-from alembic_preflight.findings import Finding, Report, Severity, Status, by_importance
+from alembic_preflight.findings import (
+    Finding,
+    Report,
+    Severity,
+    Status,
+    by_importance,
+    group_by_rule,
+    irreversible_count,
+)
 from alembic_preflight.reporters import rules
 
 # GitHub shows at most 10 annotations of each kind per step (50 per job) and cuts the
@@ -29,6 +37,9 @@ SUMMARY_LIMIT = 1024 * 1024 - 4096
 DETAIL_LINES = 200
 GENERATIONS = 5  # revisions shown below each head in the graph
 GRAPH_NODES = 60
+FOLD_RULE = "irreversible"  # by design: a count and the ids say enough past FOLD_OVER
+FOLD_OVER = 3
+FOLD_IDS = 20
 
 KIND = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTICE: "notice"}
 STATUS_ICON = {
@@ -307,21 +318,26 @@ def summary(report: Report, project_name: str = "", report_json: Path | None = N
         parts.append(heads)
     findings = report.findings
     blocks: list[str] = []
-    for check in report.checks:
-        mine = [f for f in findings if f.check == check.id]
-        if not mine:
+    status = {c.id: c.status for c in report.checks}
+    groups = group_by_rule(findings)
+    for group in groups:
+        first = group[0]
+        icon = STATUS_ICON.get(status.get(first.check, Status.FAILED), "")
+        noun = "finding" if len(group) == 1 else "findings"
+        blocks.append(
+            f"#### {icon} {inline(first.check)}/{inline(first.rule)}: {len(group)} {noun}"
+        )
+        if first.rule == FOLD_RULE and len(group) > FOLD_OVER:
+            blocks.append(inline(_irreversible_line(group)))
             continue
-        noun = "finding" if len(mine) == 1 else "findings"
-        blocks.append(f"#### {STATUS_ICON[check.status]} {inline(check.id)}: {len(mine)} {noun}")
-        blocks.extend(finding_block(f) for f in by_importance(mine))
-    # a finding whose check id names no check result still belongs in the summary
-    listed = {c.id for c in report.checks}
-    orphans = [f for f in findings if f.check not in listed]
-    if orphans:
-        blocks.append(f"#### Other findings: {len(orphans)}")
-        blocks.extend(finding_block(f) for f in by_importance(orphans))
+        blocks.extend(finding_block(f) for f in by_importance(group))
     if findings:
-        parts.append("### Findings")
+        # counts first, the worst first: a 300-revision history's 40 findings read as a
+        # handful of rules before any detail (issue 8)
+        parts.append("### Findings\n\n" + rule_counts(groups))
+        irreversible = [f for g in groups if g[0].rule == FOLD_RULE for f in g]
+        if irreversible:
+            parts.append(inline(_irreversible_line(irreversible)))
 
     size = sum(len(p.encode()) + 2 for p in parts)
     shown = 0
@@ -342,6 +358,24 @@ def summary(report: Report, project_name: str = "", report_json: Path | None = N
 
 
 # -- step outputs ------------------------------------------------------------------------
+
+
+def rule_counts(groups: list[list[Finding]]) -> str:
+    rows = ["| Count | Severity | Rule |", "|---:|---|---|"]
+    for group in groups:
+        worst = min((f.severity for f in group), key=lambda sev: sev.rank)
+        rows.append(
+            f"| {len(group)} | {worst.value} | {inline(group[0].check)}/{inline(group[0].rule)} |"
+        )
+    return "\n".join(rows)
+
+
+def _irreversible_line(findings: list[Finding]) -> str:
+    revs = sorted({f.revision or "?" for f in findings})
+    named = ", ".join(revs[:FOLD_IDS]) + (
+        f", … {len(revs) - FOLD_IDS} more" if len(revs) > FOLD_IDS else ""
+    )
+    return f"{irreversible_count(len(revs))}: {named}"
 
 
 def output_line(name: str, value: str) -> str:
