@@ -60,6 +60,22 @@ def find_bindir(explicit: Path | None = None) -> Path:
     )
 
 
+# A throwaway cluster needs no durability: in memory, CREATE DATABASE takes ~15 ms instead of
+# ~250 ms on a disk (measured), and every migration's file creation gets cheaper too.
+MEMORY_DIR = Path("/dev/shm")
+MEMORY_MIN_FREE = 1 << 30  # containers often get a 64 MB /dev/shm: too small, use disk
+
+
+def _scratch_dir() -> str | None:
+    """Where the cluster lives: in memory when there is room, else the temp directory."""
+    try:
+        if os.access(MEMORY_DIR, os.W_OK) and shutil.disk_usage(MEMORY_DIR).free >= MEMORY_MIN_FREE:
+            return str(MEMORY_DIR)
+    except OSError:
+        pass
+    return None
+
+
 def _server_account() -> pwd.struct_passwd | None:
     """The account to run the server as, or None to run it as ourselves."""
     if os.geteuid() != 0:
@@ -76,7 +92,7 @@ def _server_account() -> pwd.struct_passwd | None:
 def start_embedded(pg_bin: Path | None = None, *, timeout: float = 30.0) -> Iterator[Server]:
     bindir = find_bindir(pg_bin)
     account = _server_account()
-    workdir = Path(tempfile.mkdtemp(prefix="alembic-preflight-pg-"))
+    workdir = Path(tempfile.mkdtemp(prefix="alembic-preflight-pg-", dir=_scratch_dir()))
     data, sock = workdir / "data", workdir / "sock"
     sock.mkdir()
     log_path = workdir / "server.log"
