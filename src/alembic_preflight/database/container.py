@@ -43,6 +43,7 @@ USER = "postgres"
 # every container we start carries this label, with the id of the run as its value
 LABEL = "org.alembic-preflight.run"
 # a throwaway server: durability buys nothing and costs time on every migration
+MEMORY_DIR = "/var/lib/preflight-tmpfs"  # a tmpfs; PGDATA below it (the image makes it)
 SERVER_ARGS = ("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
 PING_TIMEOUT = 2.0
 EMBEDDED_HINT = (
@@ -109,10 +110,21 @@ def start_container(image: str, *, timeout: float) -> Iterator[Server]:
         _ensure_reaper(client)
         container = DockerContainer(
             image,
-            env={"POSTGRES_USER": USER, "POSTGRES_PASSWORD": password, "POSTGRES_DB": "postgres"},
+            env={
+                "POSTGRES_USER": USER,
+                "POSTGRES_PASSWORD": password,
+                "POSTGRES_DB": "postgres",
+                # in memory, like the embedded cluster: CREATE DATABASE (template clones)
+                # is an order of magnitude faster than on the container's overlay disk
+                "PGDATA": f"{MEMORY_DIR}/data",
+            },
             labels={LABEL: run_id},
         )
         container.with_command(["postgres", *SERVER_ARGS]).with_exposed_ports(PORT)
+        if hasattr(container, "with_tmpfs_mount"):
+            container.with_tmpfs_mount(MEMORY_DIR)
+        else:  # testcontainers < 4.13 passes docker-py's keyword through
+            container.with_kwargs(tmpfs={MEMORY_DIR: ""})
         try:
             try:
                 container.start()
