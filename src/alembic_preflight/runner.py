@@ -15,7 +15,7 @@ import argparse
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -31,6 +31,9 @@ UPGRADE, DOWNGRADE, STEPS, STAMP, COMPARE, BOOTSTRAP, CURRENT = (
     "bootstrap",
     "current",
 )
+# A stepwise slice in one env.py run (fastwalk.py); the worker sends progress messages
+# (anything but an Outcome) before each step, and the Outcome at the end.
+WALK = "walk"
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,8 @@ class Worker:
         sys.path[:added] = [os.path.abspath(p) for p in sys.path[:added]]
         self.tracker = _Tracker()
         self._wrapped = False
+        self.progress: Callable[[Any], None] = lambda message: None
+        _cache_engines()
 
     def _wrap_modules(self) -> None:
         if self._wrapped:
@@ -178,16 +183,20 @@ class Worker:
             return self._compare()
         elif kind == BOOTSTRAP:
             self._bootstrap(str(arg))
+        elif kind == WALK:
+            from alembic_preflight.fastwalk import walk_steps
+
+            self._run(lambda rev, ctx: walk_steps(script, arg, ctx, self.progress))
         else:  # pragma: no cover - a programming error in the parent
             raise ValueError(kind)
         return None, True
 
-    def _run(self, fn: Callable[[Any, Any], list[Any]]) -> None:
+    def _run(self, fn: Callable[[Any, Any], Iterable[Any]]) -> None:
         from alembic.runtime.environment import EnvironmentContext
 
         tracker = self.tracker
 
-        def steps(rev: Any, ctx: Any) -> list[Any]:
+        def steps(rev: Any, ctx: Any) -> Iterable[Any]:
             tracker.version_table = ctx.version_table
             return fn(rev, ctx)
 
@@ -374,7 +383,80 @@ def worker_main(conn: Any, init: WorkerInit) -> None:
             assert startup is not None
             conn.send(startup)
             continue
+        worker.progress = conn.send
         conn.send(worker.handle(kind, arg))
+
+
+def _cache_engines() -> None:
+    """Keep the engines env.py makes with NullPool across requests, by (url, arguments).
+
+    env.py makes a new engine per run: a new dialect, initialised again on its first
+    connection, and empty compiled caches, for every request. With NullPool the engine
+    holds no connection between runs, so handing env.py the same engine again changes
+    nothing it can see but the time. Pooled engines are never shared (their connections
+    would outlive the database they point at). Patched in the worker process only."""
+    import sqlalchemy
+    from sqlalchemy import engine as sa_engine
+    from sqlalchemy.pool import NullPool
+
+    cache: dict[Any, Any] = {}
+
+    def cached(make: Callable[..., Any], key_of: Callable[..., Any]) -> Callable[..., Any]:
+        if getattr(make, "_preflight_cached", False):
+            return make
+
+        def wrapper(*args: Any, **kw: Any) -> Any:
+            try:
+                key = (make.__name__, key_of(*args, **kw))
+                hash(key)
+            except Exception:
+                key = None
+            if key is None:
+                return make(*args, **kw)
+            if key not in cache:
+                cache[key] = make(*args, **kw)
+            return cache[key]
+
+        wrapper._preflight_cached = True  # type: ignore[attr-defined]
+        wrapper.__wrapped__ = make  # type: ignore[attr-defined]
+        wrapper.__name__ = make.__name__
+        return wrapper
+
+    def frozen(value: Any) -> Any:
+        if isinstance(value, dict):
+            return tuple(sorted((k, frozen(v)) for k, v in value.items()))
+        if isinstance(value, list | tuple):
+            return tuple(frozen(v) for v in value)
+        hash(value)
+        return value
+
+    def key_create(url: Any, **kw: Any) -> Any:
+        if kw.get("poolclass") is not NullPool:
+            return None
+        return (
+            str(url)
+            if not hasattr(url, "render_as_string")
+            else url.render_as_string(hide_password=False),
+            frozen(kw),
+        )
+
+    def key_from_config(configuration: Any, prefix: str = "sqlalchemy.", **kw: Any) -> Any:
+        if kw.get("poolclass") is not NullPool:
+            return None
+        return (frozen(dict(configuration)), prefix, frozen(kw))
+
+    sqlalchemy.create_engine = cached(sqlalchemy.create_engine, key_create)
+    sqlalchemy.engine_from_config = cached(sqlalchemy.engine_from_config, key_from_config)
+    sa_engine.create_engine = sqlalchemy.create_engine
+    sa_engine.engine_from_config = sqlalchemy.engine_from_config
+    try:
+        from sqlalchemy.ext import asyncio as sa_asyncio
+    except ImportError:  # pragma: no cover - without greenlet
+        return
+    sa_asyncio.create_async_engine = cached(sa_asyncio.create_async_engine, key_create)
+    sa_asyncio.async_engine_from_config = cached(
+        sa_asyncio.async_engine_from_config, key_from_config
+    )
 
 
 def _failure_static(e: BaseException, init: WorkerInit) -> Failure:

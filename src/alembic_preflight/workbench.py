@@ -12,6 +12,7 @@ import multiprocessing
 import secrets
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -264,8 +265,20 @@ class Workbench:
                 ln.process.join(timeout=5)
         ln.process = ln.conn = None
 
-    def run(self, kind: str, arg: Any = None, *, lane: int = 0, mutates: bool = True) -> Outcome:
-        """One request to the lane's worker, bounded by --step-timeout on the wall clock."""
+    def run(
+        self,
+        kind: str,
+        arg: Any = None,
+        *,
+        lane: int = 0,
+        mutates: bool = True,
+        on_progress: Callable[[Any], None] | None = None,
+    ) -> Outcome:
+        """One request to the lane's worker, bounded by --step-timeout on the wall clock.
+
+        A request that sends progress messages (WALK: one before each step) is bounded
+        per step instead: the limit counts from the last message, and each goes to
+        `on_progress`."""
         ln = self.lanes[lane]
         cold = ln.process is None or not ln.process.is_alive()
         if cold:
@@ -278,10 +291,24 @@ class Workbench:
         # the worker's own start (imports) is not the step's fault: allow for it; a warm
         # worker only re-runs env.py, so a hung step ends a few seconds after its limit
         limit = self.settings.step_timeout + (30 if cold else 5)
-        try:
-            ready = ln.conn.poll(limit)
-        except (EOFError, OSError):
-            ready = True
+        while True:
+            try:
+                ready = ln.conn.poll(limit)
+            except (EOFError, OSError):
+                ready = True
+            if not ready:
+                break
+            try:
+                message = ln.conn.recv()
+            except (EOFError, OSError):
+                break  # the worker died: said below
+            if isinstance(message, Outcome):
+                self.version_table = message.version_table
+                return message
+            if on_progress is not None:
+                on_progress(message)
+            # the next step's limit: the worker's start is behind it, env.py is not
+            limit = self.settings.step_timeout + 5
         if not ready:
             self._stop_worker(ln)
             self._terminate(ln.dbname)

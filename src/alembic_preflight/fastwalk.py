@@ -1,0 +1,455 @@
+"""The stepwise walk of a whole slice in one env.py run, with a per-request fallback.
+
+Why (issue 7): walking revision R one request at a time costs three env.py runs (up,
+down, up), each with a new engine, a new connection, dialect start-up and Alembic's
+version-table check: about twice the migration's own time. Here the worker runs env.py
+once for a run of revisions with a migrations function that returns a *generator*:
+Alembic's `MigrationContext.run_migrations` iterates it lazily (`for step in
+self._migrations_fn(heads, self)`), so between two steps the generator seeds empty
+tables, takes schema snapshots and compares them on the migration's own connection,
+inside the user's transaction, and only then yields the next step.
+
+The fast walk only ever says "clean". Anything else (a step raises, a snapshot differs,
+a timeout, our own code fails) ends it: the parent puts the lane's database back to the
+last revision known good (the slice's template, then one replay) and walks that revision
+with today's per-request code in stepwise.py, so every finding is worded and placed
+exactly as before; then the fast walk resumes. Revisions that need the per-request path
+anyway (stamped ones, those with the user's own rows) are walked that way too.
+
+Driver-neutral on the worker side: every statement goes through SQLAlchemy's
+`exec_driver_sql` without bind parameters (values are inlined as literals), every value
+read comes back cast to text in SQL, and whatever we do to the session (search_path, the
+constraint mode) happens inside a savepoint that is rolled back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from alembic_preflight import schema as schema_mod
+from alembic_preflight import seed as seed_mod
+from alembic_preflight.runner import WALK, Outcome
+
+if TYPE_CHECKING:
+    from alembic_preflight.checks.stepwise import Walk
+
+# A lane gives up the fast walk after this many fallbacks: a history with many findings
+# is walked per request anyway, and each fallback costs a rebuild of the lane's database.
+MAX_FALLBACKS = 4
+# Revisions per env.py run. One run is one transaction (env.py's default): the catalog rows
+# each up/down/up creates and deletes stay unprunable until it ends, and every catalog
+# query of the run gets slower with them; a commit every few revisions keeps them few.
+BATCH = 16
+
+
+# -- what crosses the pipe (plain, picklable data) -------------------------------------
+@dataclass(frozen=True)
+class WalkRequest:
+    steps: tuple[tuple[str, bool], ...]  # (revision, downgrade and compare it)
+    seed: bool
+    exclude: tuple[str, ...]  # the version table: no rows, not in snapshots
+    known: tuple[int, ...]  # oids of tables seeding need not look at
+
+
+@dataclass(frozen=True)
+class RevisionResult:
+    """One revision walked cleanly: upgraded (and downgraded, compared, re-upgraded)."""
+
+    revision: str
+    compared: bool
+    filled: tuple[str, ...] = ()  # tables that got synthetic rows before its upgrade
+    skipped: tuple[tuple[str, str], ...] = ()  # (table, why it could not be filled)
+    seen: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Sent by the worker before each step; `done` when a revision is complete."""
+
+    revision: str
+    step: str
+    done: RevisionResult | None = None
+
+
+class LeftBehind(Exception):
+    """The snapshot after R's downgrade differs: end the run, the per-request walk reports it."""
+
+
+class TransactionEnded(Exception):
+    """R's migration ended env.py's transaction (a commit inside it): the per-request walk
+    says what that does (stepwise's upgrade-not-committed)."""
+
+
+# -- worker side -----------------------------------------------------------------------
+class SqlConn:
+    """Statements on the migration's own SQLAlchemy connection, without bind parameters."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        result = self.connection.exec_driver_sql(sql, execution_options={"no_parameters": True})
+        return [tuple(r) for r in result] if result.returns_rows else []
+
+    @contextmanager
+    def savepoint(self, *, keep: bool) -> Iterator[None]:
+        """A savepoint in the user's transaction (one of ours if there is none), released
+        when `keep`, else rolled back with every session setting changed inside it."""
+        outer = None if self.connection.in_transaction() else self.connection.begin()
+        try:
+            nested = self.connection.begin_nested()
+            try:
+                yield
+            except BaseException:
+                nested.rollback()
+                raise
+            if keep:
+                nested.commit()
+            else:
+                nested.rollback()
+        except BaseException:
+            if outer is not None:
+                outer.rollback()
+            raise
+        if outer is not None:
+            outer.commit()
+
+    def check_deferred(self) -> None:
+        """Deferred constraints are checked at commit; the per-request walk commits after
+        every step, so check them here, where one run holds many steps in one transaction."""
+        if not self.connection.in_transaction():
+            return
+        with self.savepoint(keep=False):
+            self.query("SET CONSTRAINTS ALL IMMEDIATE")
+
+
+def literal(value: str | None) -> str:
+    """A text literal that reads the same whatever standard_conforming_strings says."""
+    if value is None:
+        return "NULL"
+    return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def text_array(values: Collection[str]) -> str:
+    return f"ARRAY[{', '.join(literal(v) for v in values)}]::text[]" if values else "'{}'::text[]"
+
+
+def take_snapshot(db: SqlConn, exclude: Sequence[str]) -> schema_mod.Snapshot:
+    """The same snapshot as schema.take_snapshot, read inside the user's transaction."""
+    with db.savepoint(keep=False):  # SET LOCAL ends with the savepoint
+        db.query("SET LOCAL search_path = pg_catalog, public")
+        snapshotter = getattr(schema_mod, "Snapshotter", None)
+        if snapshotter is not None:
+            snap: schema_mod.Snapshot = snapshotter(exclude_tables=tuple(exclude)).take(db.query)
+            return snap
+        return _legacy_snapshot(db, exclude)
+
+
+def _legacy_snapshot(db: SqlConn, exclude: Sequence[str]) -> schema_mod.Snapshot:
+    """Until schema.Snapshotter exists: its queries, parameters inlined, cast to text."""
+    bare = text_array([t for t in exclude if "." not in t])
+    qualified = text_array([t for t in exclude if "." in t])
+    cols = ", ".join(f"c{i}::text" for i in range(7))
+    names = ", ".join(f"c{i}" for i in range(7))
+    queries = [
+        f"SELECT {cols} FROM ({q.replace('%(bare)s', bare).replace('%(qualified)s', qualified)})"
+        f" AS s({names})"
+        for q in schema_mod._QUERIES
+    ]
+    driver = getattr(db.connection.connection, "driver_connection", None)
+    rows: list[tuple[Any, ...]] = []
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover
+        psycopg = None  # type: ignore[assignment]
+    if psycopg is not None and isinstance(driver, psycopg.Connection):
+        # psycopg 3 under SQLAlchemy: the same session, pipelined and prepared as
+        # schema.take_snapshot does (planning is most of a catalog query's time)
+        with driver.pipeline():
+            cursors = [driver.execute(q, prepare=True) for q in queries]
+        for cur in cursors:
+            rows.extend(cur.fetchall())
+    else:
+        rows = db.query("\nUNION ALL\n".join(queries))
+    return schema_mod.Snapshot(schema_mod._objects(rows))
+
+
+class _SeedConn:
+    """The part of psycopg.Connection that seed._plan uses (execute a composed query)."""
+
+    def __init__(self, db: SqlConn) -> None:
+        self.db = db
+
+    def execute(self, query: Any, params: Any = None) -> _Rows:
+        assert params is None
+        return _Rows(self.db.query(query if isinstance(query, str) else query.as_string(None)))
+
+
+@dataclass
+class _Rows:
+    rows: list[tuple[Any, ...]]
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self.rows
+
+
+def seed_empty_tables(
+    db: SqlConn, *, exclude: Collection[str], known: Collection[int], rows: int = seed_mod.ROWS
+) -> seed_mod.SeedOutcome:
+    """seed.seed_empty_tables on a SQLAlchemy connection: the same tables, plans and rows."""
+    from sqlalchemy.exc import DBAPIError
+
+    known_sql = f"ARRAY[{', '.join(str(int(o)) for o in known)}]::oid[]" if known else "'{}'::oid[]"
+    tables_sql = (
+        seed_mod._TABLES.replace("%(exclude)s", text_array(list(exclude)))
+        .replace("%(known)s::oid[]", known_sql)
+        .replace("%%", "%")
+    )
+    found = db.query(
+        "SELECT oid::text, name::text, cols::text, cons::text, idx::text "
+        f"FROM ({tables_sql}) AS s(oid, name, cols, cons, idx)"
+    )
+    tables = [
+        seed_mod._table(
+            int(oid),
+            name,
+            json.loads(cols) if cols else [],
+            json.loads(cons) if cons else [],
+            json.loads(idx) if idx else [],
+        )
+        for oid, name, cols, cons, idx in found
+    ]
+    if not tables:
+        return seed_mod.SeedOutcome()
+    shim = _SeedConn(db)
+    filled: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    with db.savepoint(keep=True):
+        for table in seed_mod.parents_first(tables):
+            why: str | None = None
+            try:
+                with db.savepoint(keep=True):
+                    plan = seed_mod._plan(shim, table, rows)  # type: ignore[arg-type]
+                    if isinstance(plan, str):
+                        why = plan
+                    else:
+                        _insert(db, table.name, *plan)
+            except DBAPIError as e:
+                orig = e.orig if e.orig is not None else e
+                why = seed_mod._first_line(str(orig)) or type(orig).__name__
+            if why is None:
+                filled.append(table.name)
+            else:
+                skipped.append((table.name, why))
+    return seed_mod.SeedOutcome(tuple(filled), tuple(skipped), frozenset(t.oid for t in tables))
+
+
+def _insert(
+    db: SqlConn,
+    table: str,
+    columns: Sequence[seed_mod.Column],
+    rows: Sequence[Sequence[str | None]],
+) -> None:
+    """seed._insert with the values as literals: text cast to each column's type."""
+    if not columns:
+        for _ in rows:
+            db.query(f"INSERT INTO {table} DEFAULT VALUES")
+        return
+    names = ", ".join('"' + c.name.replace('"', '""') + '"' for c in columns)
+    values = ", ".join(
+        "("
+        + ", ".join(f"CAST({literal(v)} AS {c.type})" for c, v in zip(columns, row, strict=True))
+        + ")"
+        for row in rows
+    )
+    db.query(f"INSERT INTO {table} ({names}) VALUES {values}")
+
+
+def walk_steps(
+    script: Any,
+    request: WalkRequest,
+    context: Any,
+    send: Callable[[Progress], None],
+) -> Iterator[Any]:
+    """The migrations function of a WALK run: a generator of RevisionSteps."""
+    from alembic.runtime.migration import RevisionStep
+
+    db = SqlConn(context.connection)
+    known = set(request.known)
+    # env.py's one transaction for the whole run: a step that commits inside it ends it
+    # (transaction_per_migration ends one per step by design)
+    outer = None
+    if not context.opts.get("transaction_per_migration"):
+        outer = context.connection.get_transaction()
+
+    def after(rev: str) -> None:
+        if outer is not None and context.connection.get_transaction() is not outer:
+            raise TransactionEnded(rev)
+        db.check_deferred()
+
+    for rev, downgrade in request.steps:
+        send(Progress(rev, "seed"))
+        outcome = seed_mod.SeedOutcome()
+        if request.seed:
+            outcome = seed_empty_tables(db, exclude=request.exclude, known=known)
+            known.update(outcome.seen)
+        before = take_snapshot(db, request.exclude) if downgrade else None
+        revision = script.get_revision(rev)
+        send(Progress(rev, "upgrade"))
+        yield RevisionStep(script.revision_map, revision, True)
+        after(rev)
+        if before is not None:
+            send(Progress(rev, "downgrade"))
+            yield RevisionStep(script.revision_map, revision, False)
+            after(rev)
+            send(Progress(rev, "compare"))
+            if schema_mod.diff_snapshots(before, take_snapshot(db, request.exclude)):
+                raise LeftBehind(rev)
+            send(Progress(rev, "upgrade again"))
+            yield RevisionStep(script.revision_map, revision, True)
+            after(rev)
+        done = RevisionResult(
+            rev, before is not None, outcome.filled, outcome.skipped, tuple(sorted(outcome.seen))
+        )
+        send(Progress(rev, "done", done))
+
+
+# -- parent side -----------------------------------------------------------------------
+@dataclass
+class FastLane:
+    """One stepwise lane's fast walk: ahead of stepwise.Walk's loop, revision by revision.
+
+    Walk asks `clean(rev)` before walking R itself: True when the fast walk has walked R
+    cleanly (then `record(rev)` books it as the per-request walk would have); False when
+    R must be walked per request, with the lane's database at R's parent."""
+
+    walk: Walk
+    results: dict[str, RevisionResult] = field(default_factory=dict)
+    trouble: str | None = None  # the revision the last fast walk stopped at
+    fallbacks: int = 0
+    disabled: bool = False
+
+    def clean(self, rev: str) -> bool:
+        if rev in self.results:
+            return True
+        if self.trouble == rev:
+            self.trouble = None
+            self._rebuild()
+            return False
+        if self.disabled or not self._eligible(rev):
+            return False
+        self._run_from(rev)
+        if rev in self.results:
+            return True
+        if self.trouble == rev:
+            self.trouble = None
+            self._rebuild()
+        return False
+
+    def _eligible(self, rev: str) -> bool:
+        from alembic_preflight.checks.stepwise import _user_data
+
+        w = self.walk
+        return rev not in w.plan.skip and rev not in _user_data(w.ctx)
+
+    def _downgrade(self, rev: str) -> bool:
+        w = self.walk
+        file = w.ctx.project.history.revisions.get(rev)
+        by_design = file is not None and file.irreversible
+        return rev not in w.plan.keep and not by_design and w.ctx.in_focus(rev)
+
+    def _run_from(self, rev: str) -> None:
+        w = self.walk
+        revs = w.plan.order[w.start : w.end]
+        batch: list[tuple[str, bool]] = []
+        for r in revs[revs.index(rev) :]:
+            if not self._eligible(r) or len(batch) == BATCH:
+                break
+            batch.append((r, self._downgrade(r)))
+        request = WalkRequest(
+            steps=tuple(batch),
+            seed=w.ctx.settings.seed_data,
+            exclude=(w.bench.version_table,),
+            known=tuple(sorted(w.known)),
+        )
+        done: list[RevisionResult] = []
+
+        def progress(p: Progress) -> None:
+            if p.done is not None:
+                done.append(p.done)
+
+        outcome: Outcome = w.bench.run(WALK, request, lane=w.lane, on_progress=progress)
+        if outcome.ok and len(done) == len(batch):
+            self.results.update((r.revision, r) for r in done)
+            return
+        failure = outcome.failure
+        in_progress = batch[len(done)][0] if len(done) < len(batch) else None
+        trusted = (
+            in_progress is not None
+            and failure is not None
+            and (
+                failure.error_type in (LeftBehind.__name__, TransactionEnded.__name__, "Timeout")
+                or failure.revision == in_progress
+            )
+        )
+        self.fallbacks += 1
+        if self.fallbacks >= MAX_FALLBACKS:
+            self.disabled = True
+        if not trusted:
+            # env.py, our own code or the commit at the end failed: nothing of this run
+            # is trusted, and the per-request walk takes the lane from here on
+            self.disabled = True
+            self._rebuild()
+            return
+        self.results.update((r.revision, r) for r in done)
+        self.trouble = in_progress
+
+    def _rebuild(self) -> None:
+        """The lane's database back to what Walk.applied says (rows of ours are gone)."""
+        if self.walk._rebuild() is not None:
+            self.disabled = True
+
+    def record(self, rev: str) -> bool:
+        """Book a revision the fast walk did as stepwise.Walk._revision would have."""
+        from alembic_preflight.checks.stepwise import ID, _raised
+        from alembic_preflight.findings import Finding, Severity
+
+        w = self.walk
+        result = self.results.pop(rev)
+        w.filled.update(result.filled)
+        w.known.update(result.seen)
+        for table, why in result.skipped:
+            if table not in w.noticed:
+                w.noticed.add(table)
+                w.findings.append(
+                    Finding(
+                        check=ID,
+                        rule="seed-skipped",
+                        severity=Severity.NOTICE,
+                        message=f"table `{table}` was left without synthetic rows: {why}",
+                        revision=rev,
+                    )
+                )
+        w.applied.append(rev)
+        if result.compared:
+            return True
+        file = w.ctx.project.history.revisions.get(rev)
+        by_design = file is not None and file.irreversible
+        w.not_downgraded += 1
+        if by_design:
+            w.by_design += 1
+        if (
+            by_design
+            and "lint" not in w.ctx.settings.checks
+            and rev not in w.plan.keep
+            and w.ctx.in_focus(rev)
+        ):
+            assert file is not None
+            finding = w._irreversible(rev, _raised(file.module), by_design=True)
+            if finding is not None:
+                w.findings.append(finding)
+        return True

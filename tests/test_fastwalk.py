@@ -1,0 +1,121 @@
+"""fastwalk.py's worker side on a real PostgreSQL: snapshots and rows through the
+migration's own SQLAlchemy connection give what schema.py and seed.py give through ours,
+and leave the session as they found it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
+
+from alembic_preflight import fastwalk
+from alembic_preflight.database.base import Server
+from alembic_preflight.schema import take_snapshot
+from alembic_preflight.seed import seed_empty_tables
+from tests.test_schema import BASE
+
+SEEDED = """
+    CREATE TYPE mood AS ENUM ('ok', 'meh', 'bad');
+    CREATE TABLE parent (id serial PRIMARY KEY, code varchar(3) NOT NULL UNIQUE);
+    CREATE TABLE child (
+        id bigint PRIMARY KEY,
+        parent_id int NOT NULL REFERENCES parent(id),
+        kind text NOT NULL CHECK (kind IN ('x', 'y')),
+        mood mood NOT NULL,
+        at timestamptz NOT NULL,
+        note text CHECK (note <> 'it''s \\ odd'),
+        ok boolean,
+        amount numeric(4, 2) NOT NULL CHECK (amount > 0)
+    );
+    CREATE TABLE "Odd ""na me" ("Col" text NOT NULL, n int);
+    CREATE TABLE lonely (id int PRIMARY KEY REFERENCES lonely(id), weird point NOT NULL,
+                         w tsquery NOT NULL);
+    CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY);
+"""
+
+
+@pytest.fixture
+def dbs(pg_server: Server) -> Iterator[Any]:
+    names: list[str] = []
+
+    def make(ddl: str) -> tuple[psycopg.Connection[Any], Any]:
+        name = f"fast_{uuid.uuid4().hex[:8]}"
+        names.append(name)
+        with psycopg.connect(pg_server.conninfo(), autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {name}")
+        conn = psycopg.connect(pg_server.conninfo(name), autocommit=True)
+        conn.execute(ddl)
+        engine = create_engine(pg_server.url(name, "psycopg"), poolclass=NullPool)
+        return conn, engine
+
+    yield make
+    with psycopg.connect(pg_server.conninfo(), autocommit=True) as admin:
+        for name in names:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def _session(connection: Any) -> tuple[Any, ...]:
+    row = connection.exec_driver_sql(
+        "SELECT current_setting('search_path'), current_setting('statement_timeout')"
+    ).one()
+    return tuple(row)
+
+
+@pytest.mark.parametrize("in_transaction", [True, False])
+def test_snapshot_inside_the_users_transaction_is_take_snapshot(dbs: Any, in_transaction: bool):
+    conn, engine = dbs(";\n".join(BASE))
+    expected = take_snapshot(conn)
+    with engine.connect() as connection:
+        connection.exec_driver_sql("SET search_path = public, pg_temp")
+        before = _session(connection)
+        connection.commit()
+        tx = connection.begin() if in_transaction else None
+        if tx is not None:
+            # the migration's own uncommitted work is seen
+            connection.exec_driver_sql("CREATE TABLE uncommitted (id int)")
+        got = fastwalk.take_snapshot(fastwalk.SqlConn(connection), ("alembic_version",))
+        assert connection.in_transaction() is in_transaction
+        assert _session(connection) == before
+        objects = dict(got.objects)
+        if tx is not None:
+            assert ("table", "uncommitted") in objects
+            objects = {k: o for k, o in objects.items() if "uncommitted" not in k[1]}
+            tx.rollback()
+    assert objects == expected.objects
+
+
+def test_seeding_through_sqlalchemy_is_seed_py(dbs: Any):
+    ours, _ = dbs(SEEDED)
+    conn, engine = dbs(SEEDED)
+    expected = seed_empty_tables(ours, exclude=("alembic_version",))
+    with engine.connect() as connection, connection.begin():
+        got = fastwalk.seed_empty_tables(
+            fastwalk.SqlConn(connection), exclude=("alembic_version",), known=()
+        )
+    assert (got.filled, got.skipped) == (expected.filled, expected.skipped)
+    assert sorted(got.filled) == ['"Odd ""na me"', "child", "parent"]
+    for table in ("parent", "child", '"Odd ""na me"', "lonely", "alembic_version"):
+        query = f"SELECT * FROM {table} ORDER BY 1"
+        assert conn.execute(query).fetchall() == ours.execute(query).fetchall()
+    with engine.connect() as connection, connection.begin():
+        again = fastwalk.seed_empty_tables(
+            fastwalk.SqlConn(connection), exclude=("alembic_version",), known=got.seen
+        )
+    assert again.filled == () and again.skipped == ()
+
+
+def test_literals_read_back_as_written(dbs: Any):
+    _, engine = dbs("SELECT 1")
+    text = "it's a \\ backslash, 100% 'quoted' \\x01"
+    with engine.connect() as connection:
+        db = fastwalk.SqlConn(connection)
+        assert db.query(f"SELECT {fastwalk.literal(text)}") == [(text,)]
+        assert db.query(f"SELECT {fastwalk.text_array(['a', text])}::text") == [
+            (connection.exec_driver_sql("SELECT ARRAY['a', %(t)s]::text", {"t": text}).scalar(),)
+        ]
+        assert db.query(f"SELECT cardinality({fastwalk.text_array([])})") == [(0,)]
