@@ -22,6 +22,18 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 
 
+def sarif_schema() -> Path:
+    """The official SARIF 2.1.0 schema: the shared copy beside the checkout when there is
+    one, else the copy kept in tests/schemas (a clone elsewhere has no ../shared)."""
+    for candidate in (
+        ROOT.parent / "shared" / "schemas" / "sarif-2.1.0.json",
+        ROOT / "tests" / "schemas" / "sarif-2.1.0.json",
+    ):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("sarif-2.1.0.json")
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[Server]:
     """One embedded PostgreSQL for tests that talk to a server directly."""

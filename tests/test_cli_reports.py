@@ -9,9 +9,9 @@ from typing import Any
 
 import jsonschema
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import run_cli, sarif_schema
 
-SARIF_SCHEMA = ROOT.parent / "shared" / "schemas" / "sarif-2.1.0.json"
+SARIF_SCHEMA = sarif_schema()
 
 
 def github_env(tmp_path: Path, workspace: Path) -> dict[str, str]:

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import jsonschema
 import pytest
@@ -10,8 +9,9 @@ from reporter_samples import make_hostile_report, make_passing_report, make_repo
 
 from alembic_preflight.findings import CheckResult, Status
 from alembic_preflight.reporters import sarif
+from tests.conftest import sarif_schema
 
-SCHEMA = Path("/work/shared/schemas/sarif-2.1.0.json")
+SCHEMA = sarif_schema()
 
 
 @pytest.fixture(scope="module")
