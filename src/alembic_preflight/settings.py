@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -261,4 +262,9 @@ def build_settings(project_dir: Path, flags: Mapping[str, Any]) -> Settings:
         raise ConfigError("--database url needs --database-url")
     if settings.database_url and settings.database == "auto":
         settings = replace(settings, database="url")
+    if settings.driver == "psycopg2" and importlib.util.find_spec("psycopg2") is None:
+        raise ConfigError(
+            "--driver psycopg2 needs the psycopg2 package where the verifier runs: "
+            "pip install 'alembic-preflight[psycopg2]'"
+        )
     return settings
