@@ -7,11 +7,16 @@ same project (noted at each test)."""
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.checks.histories import line_of
-from tests.conftest import FIXTURES, CliResult, run_cli
+from tests.conftest import FIXTURES, ROOT, CliResult, run_cli
 
 
 def verify(project: Path, *flags: str, **kw: Any) -> CliResult:
@@ -112,3 +117,242 @@ def test_unnamed_drop_constraint_is_a_lint_error_and_named_as_the_walks_cause() 
         assert " at 0x" not in f["message"]
         line = line_of(plain if f["revision"] == "2b0000000002" else batch, "drop_constraint(None")
         assert f["fix"].startswith(f"the cause is lint unnamed-drop-constraint at line {line}")
+
+
+# -- 4. commits inside migrations ------------------------------------------------------------
+# Expected verdicts are what plain Alembic 1.x / SQLAlchemy 2.x / psycopg 3 do with the same
+# project: `alembic upgrade head`, `downgrade base`, `upgrade head` and the resulting schema.
+
+
+def with_env(project: Any, name: str, variant: str | None) -> Path:
+    path: Path = project(name)
+    if variant is not None:
+        shutil.copy(path / "env_variants" / variant, path / "migrations" / "env.py")
+    return path
+
+
+@pytest.mark.parametrize("variant", [None, "transaction_per_migration.py"])
+def test_autocommit_block_verifies_clean(project: Any, variant: str | None) -> None:
+    # CREATE/DROP INDEX CONCURRENTLY inside autocommit_block(): Alembic runs it (exit 0)
+    r = verify(with_env(project, "commits_inside", variant))
+    assert r.code == 0, r.stdout
+    assert r.findings() == []
+    assert set(statuses(r).values()) == {"passed", "skipped"}  # drift: no metadata
+    assert statuses(r)["stepwise"] == statuses(r)["roundtrip"] == "passed"
+
+
+def test_autocommit_block_under_env_transaction_fails_as_in_alembic(project: Any) -> None:
+    # env.py's `with connectable.begin()`: Alembic's autocommit_block() asserts (exit 1)
+    name = "commits_inside"
+    r = verify(with_env(project, name, "outer_transaction.py"))
+    assert r.code == 1
+    (failed,) = r.findings("migration-failed")
+    path = next(versions(name).glob("c0000000002b_*.py"))
+    assert (failed["revision"], failed["line"]) == (
+        "c0000000002b",
+        line_of(path, "autocommit_block()"),
+    )
+    assert "AssertionError" in failed["message"]
+    assert "env.py begins its own" in failed["fix"]
+
+
+@pytest.mark.parametrize("variant", [None, "default.py"])
+def test_commit_mid_migration_is_reported_as_lost(project: Any, variant: str | None) -> None:
+    # op.get_bind().commit() then add_column: plain `alembic upgrade head` exits 0 and
+    # leaves the column out and alembic_version at the parent (the revision is the last)
+    name = "commit_mid_migration"
+    r = verify(with_env(project, name, variant))
+    assert r.code == 1
+    path = next(versions(name).glob("c0000000002b_*.py"))
+    (lost,) = r.findings("upgrade-not-committed")
+    assert where(lost) == (
+        "stepwise",
+        "upgrade-not-committed",
+        "c0000000002b",
+        lost["file"],
+        line_of(path, "get_bind().commit()"),
+    )
+    assert lost["file"].endswith(path.name)
+    assert "rolled back when it is the last revision run" in lost["message"]
+    assert "transaction_per_migration=True" in lost["fix"]
+    assert "autocommit_block" in lost["fix"]
+
+
+def test_drop_index_concurrently_in_a_transaction_is_reported_as_such() -> None:
+    name = "concurrently_in_transaction"
+    path = next(versions(name).glob("c0000000002b_*.py"))
+    line = line_of(path, "DROP INDEX CONCURRENTLY")
+    r = verify(FIXTURES / name)
+    assert r.code == 1
+    (lint,) = r.findings("concurrently-in-transaction")
+    assert where(lint) == (
+        "lint",
+        "concurrently-in-transaction",
+        "c0000000002b",
+        rel(name, path),
+        line,
+    )
+    (failed,) = r.findings("migration-failed")
+    assert where(failed) == ("upgrade", "migration-failed", "c0000000002b", rel(name, path), line)
+    assert "cannot run inside a transaction block" in failed["message"]
+    assert "autocommit_block" in failed["fix"]
+
+
+# -- 3. branches, merges, branch labels, depends_on ----------------------------------------
+
+
+def test_branch_point_merge_label_and_depends_on_walk_every_revision() -> None:
+    # a1 → a2 → {b1, c1} → d1 (merge) → e1; a2 → r001 [reports] → r002 (depends_on b1).
+    # A downgrade that touched a sibling would fail (c1's drop_column on an absent column)
+    # or leave a difference behind: none may show up.
+    name = "branch_label_depends"
+    revisions = sorted(p.name[:12] for p in versions(name).glob("*.py"))
+    r = verify(FIXTURES / name)
+    assert r.code == 0, r.stdout
+    assert [(f["check"], f["rule"], f["severity"]) for f in r.findings()] == [
+        ("graph", "multiple-heads", "notice")  # two heads on separately labelled branches
+    ]
+    cases = {c["revision"]: c["status"] for c in r.check("stepwise")["cases"]}
+    assert sorted(cases) == revisions and set(cases.values()) == {"passed"}
+    assert r.check("stepwise")["note"].startswith("8 of 8 revisions walked")
+    assert statuses(r)["roundtrip"] == "passed"
+
+
+# -- 5. histories that start from a schema made outside Alembic ----------------------------
+
+
+def test_bootstrap_hint_without_the_setting(project: Any) -> None:
+    name = "bootstrap_needed"
+    base = next(versions(name).glob("b0075a000001_*.py"))
+    r = verify(project(name))
+    assert r.code == 1
+    failed = [f for f in r.findings() if f["severity"] == "error"]
+    assert {(f["check"], f["revision"], f["line"]) for f in failed} == {
+        ("upgrade", "b0075a000001", line_of(base, "op.add_column")),
+        ("stepwise", "b0075a000001", line_of(base, "op.add_column")),
+    }
+    for f in failed:  # every check that meets it says the same
+        assert 'relation "users" does not exist' in f["message"]
+        assert "set `bootstrap:`" in f["fix"]
+    assert statuses(r)["roundtrip"] == "skipped"
+
+
+@pytest.mark.parametrize("bootstrap", ["schema.sql", "app.schema:create_all"])
+def test_bootstrap_setting_sql_file_or_function(project: Any, bootstrap: str) -> None:
+    path = project("bootstrap_needed")
+    (path / ".alembic-preflight.yml").write_text(f"bootstrap: {bootstrap}\n")
+    r = verify(path)
+    assert r.code == 0, r.stdout
+    assert r.findings() == []
+    assert statuses(r)["roundtrip"] == statuses(r)["stepwise"] == "passed"
+
+
+# -- 6. downgrades that leave things behind -------------------------------------------------
+
+
+def test_left_behind_objects_are_named_at_the_downgrade() -> None:
+    name = "left_behind"
+    files = {p.name[:12]: p for p in versions(name).glob("*.py")}
+    r = verify(FIXTURES / name)
+    assert r.code == 1
+    left = {f["revision"]: f for f in r.findings("downgrade-leaves-behind")}
+    expected = {
+        "1e0000000002": "leaves trigger `items_touch` on `items`",
+        "1e0000000003": "leaves type `item_status` (enum)",
+        "1e0000000004": "leaves sequence `item_numbers`",
+        "1e0000000005": "leaves function `item_label(integer)`",
+        "1e0000000006": "leaves extension `citext`",
+    }
+    assert sorted(left) == sorted(expected)
+    for rev, words in expected.items():
+        f = left[rev]
+        assert words in f["message"], f["message"]
+        assert (f["check"], f["file"], f["line"]) == (
+            "stepwise",
+            rel(name, files[rev]),
+            line_of(files[rev], "def downgrade"),
+        )
+    # drop order: DROP TABLE tags while item_tags still references it
+    failed = r.findings("downgrade-failed")
+    assert {(f["check"], f["revision"]) for f in failed} == {
+        ("stepwise", "1e0000000007"),
+        ("roundtrip", "1e0000000007"),
+    }
+    for f in failed:
+        assert f["line"] == line_of(files["1e0000000007"], 'op.drop_table("tags")')
+        assert "cannot drop table tags because other objects depend on it" in f["message"]
+        assert "fk_item_tags_tag_id_tags on table item_tags" in f["fix"]
+        assert "reverse order" in f["fix"]
+
+
+# -- 7. Alembic extensions imported by env.py ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "change"),
+    [
+        # alembic-postgresql-enum: op.sync_enum_values, and its autogenerate comparator
+        ("ext_postgresql_enum", ("app/models.py", '"shipped", name=', '"shipped", "lost", name=')),
+        # alembic_utils: PGFunction/PGView via register_entities and op.create_entity
+        ("ext_alembic_utils", ("app/entities.py", "WHERE active", "WHERE NOT active")),
+    ],
+)
+def test_extensions_env_imports_verify_and_drift_sees_their_objects(
+    project: Any, name: str, change: tuple[str, str, str]
+) -> None:
+    path = project(name)
+    r = verify(path)
+    assert r.code == 0, r.stdout + r.stderr
+    assert r.findings() == []
+    assert set(statuses(r).values()) == {"passed"}  # drift included: the models match
+    # the extension's own comparator runs in drift: a model change is seen
+    file, old, new = change
+    target = path / file
+    assert old in target.read_text()
+    target.write_text(target.read_text().replace(old, new))
+    drifted = verify(path, "--checks", "upgrade,drift")
+    assert drifted.code == 1
+    assert [f["rule"] for f in drifted.findings()] == ["model-drift"]
+
+
+# -- 8. a run summary that scales -----------------------------------------------------------
+
+
+def generate_real(path: Path, revisions: int) -> Any:
+    """bench/generate_real.py's long real-looking history, with its expected findings."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_generate_real", ROOT / "bench" / "generate_real.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(module)
+    return module.generate(path, revisions)
+
+
+def test_300_revisions_every_expected_finding_and_a_readable_console(tmp_path: Path) -> None:
+    generated = generate_real(tmp_path / "real", 300)
+    assert generated.revisions == 300 and len(generated.expected) >= 35
+    r = verify(generated.path, timeout=900)
+    assert r.code == 1
+    found = sorted((f["check"], f["rule"], f["revision"]) for f in r.findings())
+    assert found == generated.expected
+    assert r.check("stepwise")["note"].startswith("300 of 300 revisions walked")
+    assert r.report is not None and r.report["duration_s"] < 600
+    # counts first, grouped by rule, the worst first; by-design revisions in one line
+    lines = r.stdout.splitlines()
+    counts = lines.index(next(x for x in lines if x.startswith("Findings: ")))
+    table = []
+    for line in lines[counts + 1 :]:
+        if not line.strip():
+            break
+        n, severity, rule = line.split()
+        table.append((severity, rule, int(n)))
+    ranks = {"error": 0, "warning": 1, "notice": 2}
+    assert [ranks[s] for s, _, _ in table] == sorted(ranks[s] for s, _, _ in table)
+    assert {rule: n for _, rule, n in table} == {
+        f"{check}/{rule}": n for (check, rule), n in generated.counts().items()
+    }
+    irreversible = generated.counts()[("lint", "irreversible")]
+    assert f"{irreversible} revisions are irreversible by design" in r.stdout
+    assert len(lines) < 400, len(lines)  # readable in a CI log

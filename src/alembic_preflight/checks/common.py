@@ -9,6 +9,11 @@ from alembic_preflight.findings import Finding, Severity
 from alembic_preflight.history import RevisionFile
 from alembic_preflight.runner import Failure
 
+BOOTSTRAP_HINT = (
+    "if this history starts from a schema made outside Alembic (metadata.create_all() + "
+    "`alembic stamp`, or a schema SQL file), set `bootstrap:` (a .sql file or "
+    "module:function) in the settings so it runs before the first upgrade"
+)
 ENV_HINT = (
     "env.py or a module it imports failed before any migration ran; "
     "install the project's dependencies where the verifier runs"
@@ -39,7 +44,11 @@ def failure_finding(
         message = f"{what}: {rev + ' ' if rev else ''}{failure.message}"
         rule = "step-timeout"
     else:
-        error = f"{failure.error_type}: {_first_line(failure.message)}"
+        first = _first_line(failure.message)
+        # a bare `assert` (Alembic's own) has no message: the type alone says it
+        error = (
+            failure.error_type if first == failure.error_type else f"{failure.error_type}: {first}"
+        )
         if rev:
             message = f"{failure.phase} of {rev} fails ({what}): {error}"
         else:
@@ -56,6 +65,8 @@ def failure_finding(
         fix = cause(rev_file, failure, line) or fix
     if not rev and (why := transaction_cause(ctx, failure)):
         fix = why
+    if needs_bootstrap(ctx, failure):
+        fix = BOOTSTRAP_HINT
     return Finding(
         check=check,
         rule=rule,
@@ -98,6 +109,21 @@ def cause(rev_file: RevisionFile, failure: Failure, line: int | None) -> str | N
         for hit in hits(rev_file, Facts()):
             if hit.rule in CAUSES and span[0] <= hit.line <= span[1]:
                 return f"the cause is lint {hit.rule} at line {hit.line}: {hit.fix}"
+    if failure.error_type == "DependentObjectsStillExist":
+        # PostgreSQL's DETAIL names what still depends on it: say it in the fix, in words
+        detail = next(
+            (
+                x.strip()[len("DETAIL:") :].strip()
+                for x in failure.message.splitlines()
+                if x.strip().startswith("DETAIL:")
+            ),
+            "",
+        )
+        because = f" ({detail})" if detail else ""
+        return (
+            f"drop what depends on it first{because}: downgrade() must undo upgrade() in "
+            "reverse order (drop the referencing table or foreign key before the table)"
+        )
     if "cannot run inside a transaction block" in failure.message:
         return AUTOCOMMIT_FIX
     if failure.error_type == "AssertionError" and "autocommit_block" in failure.traceback:
@@ -188,6 +214,17 @@ def _statement_span(
             ):
                 best = (node.lineno, end)
     return best
+
+
+def needs_bootstrap(ctx: CheckContext, failure: Failure) -> bool:
+    """A base revision's upgrade finds no table to change: the history most likely starts
+    from a schema made outside Alembic. Every check that meets it says the same."""
+    return (
+        failure.phase == "upgrade"
+        and failure.revision in ctx.project.history.bases
+        and not ctx.settings.bootstrap
+        and "does not exist" in failure.message
+    )
 
 
 def timed_out(failure: Failure) -> bool:

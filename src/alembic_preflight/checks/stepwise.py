@@ -30,9 +30,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg import sql
 
 from alembic_preflight.checks.base import CheckContext
-from alembic_preflight.checks.common import failure_finding, start_empty, timed_out
+from alembic_preflight.checks.common import (
+    COMMIT_FIX,
+    commit_lines,
+    failure_finding,
+    start_empty,
+    timed_out,
+)
 from alembic_preflight.errors import ConfigError
 from alembic_preflight.findings import Finding, Severity, Status
 from alembic_preflight.runner import BOOTSTRAP, CURRENT, STAMP, STEPS, Failure, Outcome
@@ -373,6 +380,11 @@ class Walk:
         if with_rows is not None:
             self.findings.append(self._rows_finding(with_rows))
         self.applied.append(rev)
+        if not self._committed(rev):
+            # its changes are gone: stamp it so the walk goes on, without downgrading it
+            self.findings.append(self._not_committed(rev))
+            self.not_downgraded += 1
+            return self.bench.run(STAMP, rev, lane=self.lane).ok
         if before is None:
             self.not_downgraded += 1
             if by_design:
@@ -430,6 +442,39 @@ class Walk:
             self.stopped = f"walk stopped after {rev}: the lane's database cannot be rebuilt"
             return False
         return True
+
+    def _committed(self, rev: str) -> bool:
+        """Whether the version table names `rev` after its upgrade reported success. It
+        does not when the migration ended Alembic's transaction (op.get_bind().commit())
+        and nothing committed the one SQLAlchemy began after it: plain `alembic upgrade`
+        then exits 0 and loses the rest of the revision whenever it is the last one run."""
+        table = sql.Identifier(self.bench.version_table)
+        try:
+            rows = self._with_conn(
+                lambda conn: conn.execute(
+                    sql.SQL("SELECT version_num FROM {}").format(table)
+                ).fetchall()
+            )
+        except psycopg.Error:  # a version table in another schema: cannot tell, say nothing
+            return True
+        return any(r[0] == rev for r in rows)
+
+    def _not_committed(self, rev: str) -> Finding:
+        file = self.ctx.project.history.revisions[rev]
+        lines = commit_lines(file)
+        at = f" (it commits at line {', '.join(map(str, lines))})" if lines else ""
+        return Finding(
+            check=ID,
+            rule="upgrade-not-committed",
+            severity=Severity.ERROR,
+            message=f"upgrade of {rev} reports success, but its changes and the version "
+            f"update are rolled back when it is the last revision run{at}: `alembic "
+            "upgrade head` exits 0 and leaves the database at its parent",
+            revision=rev,
+            file=self.ctx.rel(file.path),
+            line=lines[0] if lines else file.upgrade_line,
+            fix=COMMIT_FIX,
+        )
 
     def _still_at(self, rev: str) -> bool:
         """After a failed downgrade: go on from R if the database is still there."""

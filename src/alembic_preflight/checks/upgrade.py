@@ -17,12 +17,6 @@ from alembic_preflight.runner import UPGRADE
 ID = "upgrade"
 NEEDS_DB = True
 
-BOOTSTRAP_HINT = (
-    "if this history starts from a schema made outside Alembic (metadata.create_all() + "
-    "`alembic stamp`, or a schema SQL file), set `bootstrap:` (a .sql file or "
-    "module:function) in the settings so it runs before the first upgrade"
-)
-
 
 def run(ctx: CheckContext) -> Iterator[Finding]:
     bench = ctx.bench
@@ -40,15 +34,6 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         ctx, ID, "migration-failed", outcome.failure, what="upgrade head on an empty database"
     )
     rev = outcome.failure.revision
-    if (
-        rev is not None
-        and not ctx.settings.bootstrap
-        and rev in ctx.project.history.bases
-        and "does not exist" in outcome.failure.message
-    ):
-        from dataclasses import replace
-
-        finding = replace(finding, fix=BOOTSTRAP_HINT)
     if rev is None:
         from dataclasses import replace
 

@@ -100,6 +100,12 @@ RULES: dict[str, RuleText] = {
         "The migration works on an empty database but fails with data present, for example "
         "adding a NOT NULL column without a default. Backfill or add a server default.",
     ),
+    "stepwise/upgrade-not-committed": RuleText(
+        "A migration's changes are not committed",
+        "The upgrade reported success, but the version table does not name it: the "
+        "migration ended Alembic's transaction (op.get_bind().commit()) and the rest ran in "
+        "one nobody commits. Use transaction_per_migration and autocommit_block().",
+    ),
     "stepwise/step-timeout": RuleText(
         "A migration step took longer than the step timeout",
         "The step did not finish in time; it may wait on a lock or do heavy work. Split it, "
