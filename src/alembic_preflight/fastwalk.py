@@ -351,10 +351,15 @@ class FastLane:
         return False
 
     def _eligible(self, rev: str) -> bool:
+        from alembic_preflight.checks.common import commit_lines
         from alembic_preflight.checks.stepwise import _user_data
 
         w = self.walk
-        return rev not in w.plan.skip and rev not in _user_data(w.ctx)
+        file = w.ctx.project.history.revisions.get(rev)
+        # issue 8: a revision that commits on its own (op.get_bind().commit()) is committed
+        # by the next one in a shared run; only a run of its own shows its changes are lost
+        commits = file is not None and bool(commit_lines(file))
+        return rev not in w.plan.skip and rev not in _user_data(w.ctx) and not commits
 
     def _downgrade(self, rev: str) -> bool:
         w = self.walk
