@@ -289,16 +289,25 @@ def test_left_behind_objects_are_named_at_the_downgrade() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "change"),
+    ("name", "change", "words"),
     [
         # alembic-postgresql-enum: op.sync_enum_values, and its autogenerate comparator
-        ("ext_postgresql_enum", ("app/models.py", '"shipped", name=', '"shipped", "lost", name=')),
+        (
+            "ext_postgresql_enum",
+            ("app/models.py", '"shipped", name=', '"shipped", "lost", name='),
+            "enum values of `orders.status` are 'new', 'paid', 'shipped' in the database but "
+            "'new', 'paid', 'shipped', 'lost' in the models",
+        ),
         # alembic_utils: PGFunction/PGView via register_entities and op.create_entity
-        ("ext_alembic_utils", ("app/entities.py", "WHERE active", "WHERE NOT active")),
+        (
+            "ext_alembic_utils",
+            ("app/entities.py", "WHERE active", "WHERE NOT active"),
+            "PGView `public.active_users` differs between the models and the database",
+        ),
     ],
 )
 def test_extensions_env_imports_verify_and_drift_sees_their_objects(
-    project: Any, name: str, change: tuple[str, str, str]
+    project: Any, name: str, change: tuple[str, str, str], words: str
 ) -> None:
     path = project(name)
     r = verify(path)
@@ -312,7 +321,7 @@ def test_extensions_env_imports_verify_and_drift_sees_their_objects(
     target.write_text(target.read_text().replace(old, new))
     drifted = verify(path, "--checks", "upgrade,drift")
     assert drifted.code == 1
-    assert [f["rule"] for f in drifted.findings()] == ["model-drift"]
+    assert [(f["rule"], f["message"]) for f in drifted.findings()] == [("model-drift", words)]
 
 
 # -- 8. a run summary that scales -----------------------------------------------------------

@@ -144,7 +144,34 @@ def _describe(diff: Any) -> DriftItem:
         name = _qual(t.schema, t.name)
         verb = "differs between the models and the database"
         return DriftItem(op, name, f"comment of table `{name}` {verb}")
-    return DriftItem(op, None, f"{op}: " + ", ".join(repr(x) for x in diff[1:])[:400])
+    return _extension_op(op, diff) or DriftItem(
+        op, None, f"{op}: " + ", ".join(repr(x) for x in diff[1:])[:400]
+    )
+
+
+def _extension_op(op: str, diff: Any) -> DriftItem | None:
+    """Words for the comparators of common extensions (alembic_utils, alembic-postgresql-enum),
+    recognised by the shape of their diff tuples."""
+    if op.endswith("_entity") and len(diff) > 1 and ":" in str(diff[1]):
+        kind, _, name = str(diff[1]).partition(":")
+        label = f"{kind.strip()} `{name.strip()}`"
+        if op.startswith("create"):
+            return DriftItem(op, None, f"{label} is in the models but no migration creates it")
+        if op.startswith("drop"):
+            return DriftItem(op, None, f"{label} is in the database but not in the models")
+        return DriftItem(op, None, f"{label} differs between the models and the database")
+    if "enum" in op and len(diff) >= 3 and all(isinstance(v, list | tuple) for v in diff[1:3]):
+        columns = [
+            f"{getattr(t, 'table_name', '?')}.{getattr(t, 'column_name', '?')}"
+            for t in (diff[3] if len(diff) > 3 else ())
+        ]
+        where = f" of `{', '.join(columns)}`" if columns else ""
+        old = ", ".join(repr(v) for v in diff[1])
+        new = ", ".join(repr(v) for v in diff[2])
+        return DriftItem(
+            op, None, f"enum values{where} are {old} in the database but {new} in the models"
+        )
+    return None
 
 
 def _with_model_location(item: DriftItem, diff: Any) -> DriftItem:
