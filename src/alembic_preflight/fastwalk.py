@@ -18,8 +18,9 @@ anyway (stamped ones, those with the user's own rows) are walked that way too.
 
 Driver-neutral on the worker side: every statement goes through SQLAlchemy's
 `exec_driver_sql` without bind parameters (values are inlined as literals), every value
-read comes back cast to text in SQL, and whatever we do to the session (search_path, the
-constraint mode) happens inside a savepoint that is rolled back.
+read comes back cast to text in SQL, and nothing we do changes the session: the rows we
+add go in savepoints, the constraint check runs in one that is rolled back, and the
+snapshots are read in the session's own search path.
 """
 
 from __future__ import annotations
@@ -118,10 +119,24 @@ class SqlConn:
         if outer is not None:
             outer.commit()
 
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Reads in the user's transaction, or in one of ours that is ended after."""
+        outer = None if self.connection.in_transaction() else self.connection.begin()
+        try:
+            yield
+        finally:
+            if outer is not None:
+                outer.rollback()
+
     def check_deferred(self) -> None:
         """Deferred constraints are checked at commit; the per-request walk commits after
         every step, so check them here, where one run holds many steps in one transaction."""
         if not self.connection.in_transaction():
+            return
+        # pending checks need a deferrable constraint (none can be dropped while they
+        # wait): most schemas have none, and then no savepoint is needed
+        if not self.query("SELECT EXISTS (SELECT FROM pg_constraint WHERE condeferrable)")[0][0]:
             return
         with self.savepoint(keep=False):
             self.query("SET CONSTRAINTS ALL IMMEDIATE")
@@ -138,15 +153,28 @@ def text_array(values: Collection[str]) -> str:
     return f"ARRAY[{', '.join(literal(v) for v in values)}]::text[]" if values else "'{}'::text[]"
 
 
-def take_snapshot(db: SqlConn, exclude: Sequence[str]) -> schema_mod.Snapshot:
-    """The same snapshot as schema.take_snapshot, read inside the user's transaction."""
-    with db.savepoint(keep=False):  # SET LOCAL ends with the savepoint
-        db.query("SET LOCAL search_path = pg_catalog, public")
-        snapshotter = getattr(schema_mod, "Snapshotter", None)
+def take_snapshot(
+    db: SqlConn, exclude: Sequence[str], snapshotter: Any | None = None
+) -> schema_mod.Snapshot:
+    """The snapshot schema.take_snapshot reads, inside the user's transaction.
+
+    In the session's own search path, not pinned to schema.take_snapshot's: setting it
+    would change the session (SET LOCAL lasts to the end of the user's transaction; in a
+    savepoint rolled back after, measured, each one made later catalog reads slower). Two
+    snapshots of one session compare the same way: distinct objects print distinctly in
+    any search path, and should a migration change the path, the snapshots differ and the
+    per-request walk looks again, with the path pinned."""
+    with db.reading():
         if snapshotter is not None:
-            snap: schema_mod.Snapshot = snapshotter(exclude_tables=tuple(exclude)).take(db.query)
+            snap: schema_mod.Snapshot = snapshotter.take(db.query)
             return snap
         return _legacy_snapshot(db, exclude)
+
+
+def make_snapshotter(exclude: Sequence[str]) -> Any | None:
+    """schema.Snapshotter (incremental: one per database and session) where it exists."""
+    cls = getattr(schema_mod, "Snapshotter", None)
+    return cls(exclude_tables=tuple(exclude)) if cls is not None else None
 
 
 def _legacy_snapshot(db: SqlConn, exclude: Sequence[str]) -> schema_mod.Snapshot:
@@ -279,6 +307,7 @@ def walk_steps(
     from alembic.runtime.migration import RevisionStep
 
     db = SqlConn(context.connection)
+    snapshotter = make_snapshotter(request.exclude)
     known = set(request.known)
     # env.py's one transaction for the whole run: a step that commits inside it ends it
     # (transaction_per_migration ends one per step by design)
@@ -297,7 +326,7 @@ def walk_steps(
         if request.seed:
             outcome = seed_empty_tables(db, exclude=request.exclude, known=known)
             known.update(outcome.seen)
-        before = take_snapshot(db, request.exclude) if downgrade else None
+        before = take_snapshot(db, request.exclude, snapshotter) if downgrade else None
         revision = script.get_revision(rev)
         send(Progress(rev, "upgrade"))
         yield RevisionStep(script.revision_map, revision, True)
@@ -307,7 +336,8 @@ def walk_steps(
             yield RevisionStep(script.revision_map, revision, False)
             after(rev)
             send(Progress(rev, "compare"))
-            if schema_mod.diff_snapshots(before, take_snapshot(db, request.exclude)):
+            after_down = take_snapshot(db, request.exclude, snapshotter)
+            if schema_mod.diff_snapshots(before, after_down):
                 raise LeftBehind(rev)
             send(Progress(rev, "upgrade again"))
             yield RevisionStep(script.revision_map, revision, True)
@@ -389,7 +419,13 @@ class FastLane:
 
         outcome: Outcome = w.bench.run(WALK, request, lane=w.lane, on_progress=progress)
         if outcome.ok and len(done) == len(batch):
-            self.results.update((r.revision, r) for r in done)
+            if self._committed(batch[-1][0]):
+                self.results.update((r.revision, r) for r in done)
+                return
+            # env.py ran but its transaction was not committed: the per-request walk
+            # says what that means for each revision
+            self.disabled = True
+            self._rebuild()
             return
         failure = outcome.failure
         in_progress = batch[len(done)][0] if len(done) < len(batch) else None
@@ -412,6 +448,23 @@ class FastLane:
             return
         self.results.update((r.revision, r) for r in done)
         self.trouble = in_progress
+
+    def _committed(self, rev: str) -> bool:
+        """Whether the version table names `rev` now, seen from another session."""
+        import psycopg
+        from psycopg import sql
+
+        w = self.walk
+        table = sql.Identifier(w.bench.version_table)
+        try:
+            rows = w._with_conn(
+                lambda conn: conn.execute(
+                    sql.SQL("SELECT version_num FROM {}").format(table)
+                ).fetchall()
+            )
+        except psycopg.Error:  # a version table in another schema: cannot tell
+            return True
+        return any(r[0] == rev for r in rows)
 
     def _rebuild(self) -> None:
         """The lane's database back to what Walk.applied says (rows of ours are gone)."""
