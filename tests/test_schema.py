@@ -16,6 +16,7 @@ from alembic_preflight.schema import (
     REUPGRADE,
     SchemaDiff,
     Snapshot,
+    Snapshotter,
     describe,
     detail,
     diff_snapshots,
@@ -449,3 +450,190 @@ def test_extension_objects_are_the_extension_only(make_db):
         ("comment", "extension hstore"),
         ("comment", "extension pg_trgm"),
     ]
+
+
+# -- incremental snapshots ------------------------------------------------------------------
+
+# DDL a history goes through, in order: every change of a kind the snapshot reads, and the
+# renames whose new name other objects' definitions print (a view's table, a default's
+# sequence, an index's table, a column's type, an enum's label in a default).
+STEPS = [
+    "CREATE TABLE extra (id serial PRIMARY KEY, label text DEFAULT 'x', st status)",
+    "ALTER TABLE extra ADD COLUMN amount numeric(8,2) NOT NULL DEFAULT 1",
+    "CREATE INDEX ix_extra_label ON extra (lower(label)) WHERE st <> 'new'",
+    "CREATE VIEW v_extra AS SELECT id, label, st FROM extra WHERE st = 'paid'",
+    "ALTER TABLE extra RENAME TO extra2",
+    "ALTER TABLE extra2 RENAME COLUMN label TO title",
+    "ALTER SEQUENCE extra_id_seq RENAME TO extra2_id_seq",
+    "ALTER TYPE status ADD VALUE 'refunded' BEFORE 'shipped'",
+    "ALTER TYPE status RENAME VALUE 'paid' TO 'settled'",
+    "ALTER TYPE status RENAME TO order_status",
+    "ALTER TABLE extra2 ALTER COLUMN amount TYPE numeric(12,2)",
+    "ALTER TABLE extra2 ALTER COLUMN amount DROP DEFAULT",
+    "ALTER TABLE extra2 ADD CONSTRAINT ck_extra_amount CHECK (amount > 0)",
+    "ALTER TABLE extra2 ADD CONSTRAINT fk_extra_customer FOREIGN KEY (id) "
+    "REFERENCES customers (id) ON DELETE SET NULL",
+    "ALTER TABLE customers RENAME TO clients",
+    "ALTER TABLE clients RENAME COLUMN id TO client_id",
+    "COMMENT ON TABLE extra2 IS 'more'",
+    "COMMENT ON COLUMN extra2.title IS 'a title'",
+    "COMMENT ON TABLE extra2 IS 'still more'",
+    "COMMENT ON TABLE extra2 IS NULL",
+    "CREATE FUNCTION bump(x integer) RETURNS integer LANGUAGE sql AS 'SELECT x + 1'",
+    "ALTER TABLE extra2 ADD CONSTRAINT ck_bump CHECK (bump(id) > 0)",
+    "ALTER FUNCTION bump(integer) RENAME TO bump2",
+    "CREATE TRIGGER trg_extra BEFORE INSERT ON extra2 FOR EACH ROW EXECUTE FUNCTION touch()",
+    "ALTER FUNCTION touch() RENAME TO touch2",
+    "ALTER TRIGGER trg_extra ON extra2 RENAME TO trg_extra2",
+    "CREATE SCHEMA side",
+    "ALTER TABLE extra2 SET SCHEMA side",
+    "ALTER SCHEMA side RENAME TO side2",
+    "ALTER TYPE app.pair ADD ATTRIBUTE c date",
+    "ALTER DOMAIN app.posint SET DEFAULT 2",
+    "CREATE TABLE app.owner (n integer)",
+    "ALTER SEQUENCE app.counter OWNED BY app.owner.n",
+    "ALTER TABLE app.owner RENAME COLUMN n TO m",
+    "ALTER SEQUENCE app.counter OWNED BY NONE",
+    "CREATE SEQUENCE app.counter2",
+    "ALTER TABLE orders ALTER COLUMN note SET DEFAULT nextval('app.counter2')::text",
+    "ALTER SEQUENCE app.counter2 RENAME TO counter3",
+    "ALTER SCHEMA app RENAME TO app2",
+    "CREATE UNIQUE INDEX uq_clients_email ON clients (email, client_id)",
+    "ALTER TABLE clients ADD CONSTRAINT uq_clients_email UNIQUE USING INDEX uq_clients_email",
+    "ALTER TABLE clients DROP CONSTRAINT uq_clients_email",
+    "CREATE OR REPLACE VIEW paid_orders AS SELECT id, amount, note FROM orders "
+    "WHERE status = 'settled'",
+    "ALTER VIEW paid_orders RENAME TO settled_orders",
+    "REFRESH MATERIALIZED VIEW order_totals",
+    "ALTER MATERIALIZED VIEW order_totals RENAME COLUMN total TO sum_total",
+    "CREATE EXTENSION pg_trgm",
+    "CREATE INDEX ix_clients_trgm ON clients USING gin (email gin_trgm_ops)",
+    "ALTER EXTENSION pg_trgm UPDATE",
+    "DROP INDEX ix_clients_trgm",
+    "DROP EXTENSION pg_trgm",
+    "ALTER TABLE orders DISABLE ROW LEVEL SECURITY",
+    "ALTER POLICY own_orders ON orders USING (customer_id > 1)",
+    "ALTER TABLE orders RENAME COLUMN customer_id TO client_id",
+    "CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')",
+    "ALTER TABLE events DETACH PARTITION events_2024",
+    "ALTER TABLE events RENAME TO happenings",
+    "ALTER TABLE happenings ATTACH PARTITION events_2024 "
+    "FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')",
+    "ALTER STATISTICS st_orders RENAME TO st_orders2",
+    "ALTER TABLE orders ALTER COLUMN note SET STORAGE EXTERNAL",
+    "DROP VIEW settled_orders",
+    "DROP TABLE side2.extra2 CASCADE",
+    "DROP TYPE order_status CASCADE",
+    "DROP SCHEMA side2",
+    # a table in public that shadows nothing, then one in a schema on the search path
+    "CREATE TABLE app2.dup (id integer)",
+    "CREATE TABLE dup (id integer)",
+    "DROP TABLE dup",
+    "DROP FUNCTION touch2() CASCADE",
+    "DROP EXTENSION citext",
+]
+
+
+def _full(conn: psycopg.Connection) -> Snapshot:
+    """A full snapshot: a fresh Snapshotter reads everything."""
+    with conn.transaction():
+        conn.execute("SET LOCAL search_path = pg_catalog, public")
+        return Snapshotter().take(lambda sql: conn.execute(sql).fetchall())
+
+
+def test_incremental_snapshots_equal_full_ones_after_every_step(make_db):
+    conn = make_db(*BASE)
+    # the same database, read through another connection
+    reader = psycopg.connect(conn.info.dsn, autocommit=True)
+    try:
+        snapshotter = Snapshotter()
+        closures = []  # the statements that find what to read again
+
+        def query(sql: str) -> list:
+            if sql.startswith("WITH RECURSIVE"):
+                closures.append(sql)
+            return reader.execute(sql).fetchall()
+
+        def incremental() -> Snapshot:
+            with reader.transaction():
+                reader.execute("SET LOCAL search_path = pg_catalog, public")
+                return snapshotter.take(query)
+
+        assert incremental() == _full(conn)
+        for step in STEPS:
+            conn.execute(step)
+            got, want = incremental(), _full(conn)
+            assert got == want, f"after {step!r}:\n{detail(diff_snapshots(want, got))}"
+            assert got == take_snapshot(conn)  # the per-connection snapshotter agrees
+        # incremental but for steps that change which names shadow others (an extension
+        # in public with functions named like pg_catalog's) and one that changes nothing
+        assert len(closures) >= len(STEPS) - 5
+    finally:
+        reader.close()
+
+
+def test_incremental_snapshots_within_one_transaction(make_db):
+    """Changes inside one open transaction share an xmin: the row's place tells them apart."""
+    conn = make_db(*BASE)
+    snapshotter = Snapshotter()
+    with conn.transaction():
+        query = lambda sql: conn.execute(sql).fetchall()  # noqa: E731
+        snapshotter.take(query)
+        for step in STEPS[:12]:
+            conn.execute(step)
+            got, want = snapshotter.take(query), Snapshotter().take(query)
+            assert got == want, f"after {step!r}:\n{detail(diff_snapshots(want, got))}"
+
+
+def test_snapshot_sets_nothing_and_is_the_same_through_every_driver(make_db, pg_server):
+    import asyncio
+
+    import sqlalchemy as sa
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    conn = make_db(*BASE)
+    want = take_snapshot(conn)
+    dbname = conn.info.dbname
+    host, port = conn.info.host, conn.info.port
+    user = conn.info.user
+
+    def url(driver: str) -> str:
+        return f"postgresql+{driver}://{user}@/{dbname}?host={host}&port={port}"
+
+    for driver in ("psycopg", "psycopg2"):
+        engine = sa.create_engine(url(driver))
+        try:
+            with engine.begin() as sconn:  # inside a transaction, as a migration runs
+                sconn.exec_driver_sql("CREATE TABLE in_tx (id integer)")
+                sconn.exec_driver_sql("SET LOCAL search_path = app, public")
+                query = lambda sql: [tuple(r) for r in sconn.exec_driver_sql(sql)]  # noqa: E731
+                snapshotter = Snapshotter()
+                first = snapshotter.take(query)
+                sconn.exec_driver_sql("DROP TABLE in_tx")
+                # search_path is the migration's own, and the transaction still usable
+                path = sconn.exec_driver_sql("SHOW search_path").scalar()
+                assert path == "app, public"
+                sconn.exec_driver_sql("SET LOCAL search_path = pg_catalog, public")
+                assert ("table", "in_tx") in first.objects
+                got = snapshotter.take(query)
+                assert got == want, f"{driver}: {detail(diff_snapshots(want, got))}"
+        finally:
+            engine.dispose()
+
+    async def through_asyncpg() -> Snapshot:
+        engine = create_async_engine(url("asyncpg"))
+        try:
+            async with engine.begin() as aconn:
+
+                def take(sync_conn: sa.Connection) -> Snapshot:
+                    query = lambda sql: [tuple(r) for r in sync_conn.exec_driver_sql(sql)]  # noqa: E731
+                    snapshotter = Snapshotter()
+                    snapshotter.take(query)
+                    return snapshotter.take(query)
+
+                return await aconn.run_sync(take)
+        finally:
+            await engine.dispose()
+
+    got = asyncio.run(through_asyncpg())
+    assert got == want, f"asyncpg: {detail(diff_snapshots(want, got))}"

@@ -14,8 +14,8 @@ in bulk (one query per kind of object) instead of reflecting table by table.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Collection, Iterable, Mapping
-from contextlib import nullcontext
+import weakref
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,46 @@ def _comment(catalog: str, oid: str, subid: str = "0") -> str:
     )
 
 
+def _qname(nsp: str, name: str) -> str:
+    """SQL: a name as the snapshot prints it: qualified unless in `public`, quoted as needed.
+
+    Built from the catalog rather than by regclass/regtype output, which qualifies by the
+    session's search_path: the snapshot may run in a session whose path it must not set.
+    """
+    return (
+        f"(CASE WHEN {nsp} = 'public' THEN '' ELSE quote_ident({nsp}) || '.' END"
+        f" || quote_ident({name}))"
+    )
+
+
+def _rel(oid: str) -> str:
+    """SQL: the name of the relation `oid`, as `_qname` prints it."""
+    return (
+        f"(SELECT {_qname('xn.nspname', 'xc.relname')} FROM pg_class xc"
+        f" JOIN pg_namespace xn ON xn.oid = xc.relnamespace WHERE xc.oid = {oid})"
+    )
+
+
+def _typ(oid: str) -> str:
+    """SQL: the name of the type `oid`, as `_qname` prints it."""
+    return (
+        f"(SELECT {_qname('xn.nspname', 'xt.typname')} FROM pg_type xt"
+        f" JOIN pg_namespace xn ON xn.oid = xt.typnamespace WHERE xt.oid = {oid})"
+    )
+
+
+_QN_C = _qname("n.nspname", "c.relname")
+_QN_IC = _qname("n.nspname", "ic.relname")  # an index lives in its table's schema
+_QN_TC = _qname("n.nspname", "tc.relname")
+_QN_T = _qname("n.nspname", "t.typname")
+_QN_P = _qname("n.nspname", "p.proname")
+# as regprocedure prints it, name(type,type), with format_type's names for the arguments
+_PROC_SIG = (
+    f"{_QN_P} || '(' || coalesce((SELECT string_agg(format_type(u.t, NULL), ',' ORDER BY u.i)"
+    " FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY u(t, i)), '') || ')'"
+)
+
+
 # SQL: the kind an object stored in pg_class has here (the kind of its snapshot key).
 _RELKIND = (
     "CASE {c}.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'table' WHEN 'f' THEN 'table'"
@@ -52,9 +92,9 @@ _RELKIND = (
 
 # Every query returns the same seven columns:
 #   kind, flavor, name, parent_kind, parent_name, definition, comment
-# `name` is unique within `kind`; names come from regclass/regtype/regprocedure output,
-# which with search_path = pg_catalog, public leaves objects in `public` unqualified and
-# quotes what needs quoting. Objects whose changes are worth naming piece by piece
+# `name` is unique within `kind`; names are built by `_qname`, which leaves objects in
+# `public` unqualified and quotes what needs quoting, whatever the search_path. Objects
+# whose changes are worth naming piece by piece
 # ("type numeric → integer") have a definition of "label: value" lines, built by
 # concat_ws (which skips the NULL ones): cheaper, server and client side, than arrays or
 # JSON, which cost more than everything else in the columns query.
@@ -71,26 +111,27 @@ SELECT 'extension', NULL, quote_ident(x.extname), NULL, NULL,
        concat_ws(E'\\n', 'schema: ' || n.nspname, 'version: ' || x.extversion),
        {_comment("pg_extension", "x.oid")}
 FROM pg_extension x JOIN pg_namespace n ON n.oid = x.extnamespace
+WHERE true
 """
 
 _TABLES = f"""
 SELECT 'table',
        CASE c.relkind WHEN 'p' THEN 'partitioned' WHEN 'f' THEN 'foreign' END,
-       c.oid::regclass::text,
+       {_QN_C},
        CASE WHEN c.relispartition THEN 'table' ELSE 'schema' END,
        CASE WHEN c.relispartition
-            THEN (SELECT i.inhparent::regclass::text FROM pg_inherits i
+            THEN (SELECT {_rel("i.inhparent")} FROM pg_inherits i
                   WHERE i.inhrelid = c.oid)
             ELSE quote_ident(n.nspname) END,
        concat_ws(E'\\n',
          'persistence: ' || (CASE c.relpersistence WHEN 'u' THEN 'unlogged' END),
          'partitioned by: ' || (CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END),
          'partition of: ' || (CASE WHEN c.relispartition THEN
-             (SELECT i.inhparent::regclass::text FROM pg_inherits i
+             (SELECT {_rel("i.inhparent")} FROM pg_inherits i
               WHERE i.inhrelid = c.oid) END),
          'bound: ' || (CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END),
          'inherits: ' || (CASE WHEN NOT c.relispartition THEN
-             (SELECT string_agg(i.inhparent::regclass::text, ', ' ORDER BY i.inhseqno)
+             (SELECT string_agg({_rel("i.inhparent")}, ', ' ORDER BY i.inhseqno)
               FROM pg_inherits i WHERE i.inhrelid = c.oid) END),
          'server: ' || ((SELECT quote_ident(s.srvname)
              FROM pg_foreign_table ft JOIN pg_foreign_server s ON s.oid = ft.ftserver
@@ -112,8 +153,8 @@ WHERE c.relkind IN ('r', 'p', 'f') AND {_USER_NS}
 # drops a column and an upgrade that adds it back leaves it last, which pg_dump would print
 # in a different place but is the same schema to every query that names its columns.
 _COLUMNS = f"""
-SELECT 'column', NULL, c.oid::regclass::text || '.' || quote_ident(a.attname),
-       'table', c.oid::regclass::text,
+SELECT 'column', NULL, {_QN_C} || '.' || quote_ident(a.attname),
+       'table', {_QN_C},
        concat_ws(E'\\n',
          'type: ' || (format_type(a.atttypid, a.atttypmod)),
          'null: ' || (CASE WHEN a.attnotnull THEN 'NOT NULL' ELSE 'NULL' END),
@@ -150,22 +191,25 @@ SELECT 'constraint',
        CASE co.contype WHEN 'p' THEN 'primary key' WHEN 'f' THEN 'foreign key'
                        WHEN 'u' THEN 'unique' WHEN 'c' THEN 'check'
                        WHEN 'x' THEN 'exclusion' END,
-       CASE WHEN co.conrelid <> 0 THEN co.conrelid::regclass::text
-            ELSE co.contypid::regtype::text END || '.' || quote_ident(co.conname),
+       CASE WHEN co.conrelid <> 0 THEN {_qname("n.nspname", "cr.relname")}
+            ELSE {_qname("n.nspname", "ct.typname")} END || '.' || quote_ident(co.conname),
        CASE WHEN co.conrelid <> 0 THEN 'table' ELSE 'type' END,
-       CASE WHEN co.conrelid <> 0 THEN co.conrelid::regclass::text
-            ELSE co.contypid::regtype::text END,
+       CASE WHEN co.conrelid <> 0 THEN {_qname("n.nspname", "cr.relname")}
+            ELSE {_qname("n.nspname", "ct.typname")} END,
        pg_get_constraintdef(co.oid),
        {_comment("pg_constraint", "co.oid")}
 FROM pg_constraint co JOIN pg_namespace n ON n.oid = co.connamespace
+-- a constraint lives in the schema of its table or domain
+LEFT JOIN pg_class cr ON cr.oid = co.conrelid AND co.conrelid <> 0
+LEFT JOIN pg_type ct ON ct.oid = co.contypid AND co.conrelid = 0
 WHERE co.contype IN ('p', 'f', 'u', 'c', 'x') AND co.conparentid = 0 AND {_USER_NS}
 """
 
 # Indexes that back a primary key, unique or exclusion constraint are that constraint;
 # those attached to a partitioned table's index are implied by it.
 _INDEXES = f"""
-SELECT 'index', NULL, ic.oid::regclass::text,
-       {_RELKIND.format(c="tc")}, tc.oid::regclass::text,
+SELECT 'index', NULL, {_QN_IC},
+       {_RELKIND.format(c="tc")}, {_QN_TC},
        pg_get_indexdef(i.indexrelid),
        {_comment("pg_class", "ic.oid")}
 FROM pg_index i
@@ -179,10 +223,10 @@ WHERE {_USER_NS} AND NOT ic.relispartition
 
 # Identity sequences (deptype 'i') are part of their column; the current value is data.
 _SEQUENCES = f"""
-SELECT 'sequence', NULL, c.oid::regclass::text,
+SELECT 'sequence', NULL, {_QN_C},
        CASE WHEN own.refobjid IS NULL THEN 'schema' ELSE 'table' END,
        CASE WHEN own.refobjid IS NULL THEN quote_ident(n.nspname)
-            ELSE own.refobjid::regclass::text END,
+            ELSE {_qname("ocn.nspname", "oc.relname")} END,
        concat_ws(E'\\n',
          'type: ' || (format_type(s.seqtypid, NULL)),
          'start: ' || (s.seqstart::text),
@@ -191,7 +235,7 @@ SELECT 'sequence', NULL, c.oid::regclass::text,
          'max: ' || (s.seqmax::text),
          'cache: ' || (s.seqcache::text),
          'cycle: ' || (CASE WHEN s.seqcycle THEN 'yes' ELSE 'no' END),
-         'owned by: ' || (own.refobjid::regclass::text || '.'
+         'owned by: ' || ({_qname("ocn.nspname", "oc.relname")} || '.'
              || (SELECT quote_ident(a.attname) FROM pg_attribute a
                  WHERE a.attrelid = own.refobjid AND a.attnum = own.refobjsubid))
        ),
@@ -201,6 +245,8 @@ JOIN pg_class c ON c.oid = s.seqrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_depend own ON own.classid = 'pg_class'::regclass AND own.objid = c.oid
      AND own.refclassid = 'pg_class'::regclass AND own.deptype = 'a'
+LEFT JOIN pg_class oc ON oc.oid = own.refobjid
+LEFT JOIN pg_namespace ocn ON ocn.oid = oc.relnamespace
 WHERE {_USER_NS} AND {_not_extension_member("pg_class", "c.oid")}
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
                   AND d.objid = c.oid AND d.deptype = 'i')
@@ -208,7 +254,7 @@ WHERE {_USER_NS} AND {_not_extension_member("pg_class", "c.oid")}
 
 _VIEWS = f"""
 SELECT CASE c.relkind WHEN 'v' THEN 'view' ELSE 'materialized view' END, NULL,
-       c.oid::regclass::text, 'schema', quote_ident(n.nspname),
+       {_QN_C}, 'schema', quote_ident(n.nspname),
        pg_get_viewdef(c.oid, true)
          || coalesce(E'\\nWITH (' || array_to_string(c.reloptions, ', ') || ')', ''),
        {_comment("pg_class", "c.oid")}
@@ -223,7 +269,7 @@ _TYPES = f"""
 SELECT 'type',
        CASE t.typtype WHEN 'e' THEN 'enum' WHEN 'd' THEN 'domain' WHEN 'c' THEN 'composite'
                       WHEN 'r' THEN 'range' WHEN 'b' THEN 'base' WHEN 'p' THEN 'shell' END,
-       t.oid::regtype::text, 'schema', quote_ident(n.nspname),
+       {_QN_T}, 'schema', quote_ident(n.nspname),
        CASE t.typtype
        WHEN 'e' THEN 'labels: ' || (
            (SELECT string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder)
@@ -271,13 +317,12 @@ WHERE t.typtype IN ('e', 'd', 'c', 'r', 'b', 'p') AND {_USER_NS}
 _FUNCTIONS = f"""
 SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate'
                       ELSE 'function' END,
-       NULL, p.oid::regprocedure::text, 'schema', quote_ident(n.nspname),
+       NULL, {_PROC_SIG}, 'schema', quote_ident(n.nspname),
        CASE WHEN p.prokind = 'a' THEN
-           format('AGGREGATE %s(%s) SFUNC %s STYPE %s FINALFUNC %s COMBINEFUNC %s'
-                  ' INITCOND %s',
-                  p.oid::regproc, pg_get_function_arguments(p.oid), ag.aggtransfn,
-                  format_type(ag.aggtranstype, NULL), ag.aggfinalfn, ag.aggcombinefn,
-                  coalesce(quote_literal(ag.agginitval), 'NULL'))
+           concat('AGGREGATE ', {_QN_P}, '(', pg_get_function_arguments(p.oid),
+                  ') SFUNC ', ag.aggtransfn, ' STYPE ', format_type(ag.aggtranstype, NULL),
+                  ' FINALFUNC ', ag.aggfinalfn, ' COMBINEFUNC ', ag.aggcombinefn,
+                  ' INITCOND ', coalesce(quote_literal(ag.agginitval), 'NULL'))
        ELSE pg_get_functiondef(p.oid) END,
        {_comment("pg_proc", "p.oid")}
 FROM pg_proc p
@@ -291,8 +336,8 @@ WHERE {_USER_NS} AND {_not_extension_member("pg_proc", "p.oid")}
 # Internal triggers implement foreign keys; triggers cloned onto partitions
 # (tgparentid <> 0, PostgreSQL 13+) are implied by their parent's, as pg_dump treats them.
 _TRIGGERS = f"""
-SELECT 'trigger', NULL, c.oid::regclass::text || '.' || quote_ident(tg.tgname),
-       {_RELKIND.format(c="c")}, c.oid::regclass::text,
+SELECT 'trigger', NULL, {_QN_C} || '.' || quote_ident(tg.tgname),
+       {_RELKIND.format(c="c")}, {_QN_C},
        pg_get_triggerdef(tg.oid),
        {_comment("pg_trigger", "tg.oid")}
 FROM pg_trigger tg
@@ -303,8 +348,8 @@ WHERE NOT tg.tgisinternal AND tg.tgparentid = 0 AND {_USER_NS}
 
 # A view's own _RETURN rule is its definition.
 _RULES = f"""
-SELECT 'rule', NULL, c.oid::regclass::text || '.' || quote_ident(r.rulename),
-       {_RELKIND.format(c="c")}, c.oid::regclass::text,
+SELECT 'rule', NULL, {_QN_C} || '.' || quote_ident(r.rulename),
+       {_RELKIND.format(c="c")}, {_QN_C},
        pg_get_ruledef(r.oid),
        {_comment("pg_rewrite", "r.oid")}
 FROM pg_rewrite r
@@ -314,13 +359,12 @@ WHERE r.rulename <> '_RETURN' AND {_USER_NS}
 """
 
 _POLICIES = f"""
-SELECT 'policy', NULL, c.oid::regclass::text || '.' || quote_ident(p.polname),
-       'table', c.oid::regclass::text,
-       format('AS %s FOR %s TO %s',
-              CASE WHEN p.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
-              CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT'
+SELECT 'policy', NULL, {_QN_C} || '.' || quote_ident(p.polname),
+       'table', {_QN_C},
+       concat('AS ', CASE WHEN p.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
+              ' FOR ', CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT'
                             WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
-              (SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC'
+              ' TO ', (SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC'
                                       ELSE quote_ident(pg_get_userbyid(r)) END, ', '
                                  ORDER BY CASE WHEN r = 0 THEN 'PUBLIC'
                                                ELSE pg_get_userbyid(r)::text END)
@@ -338,7 +382,7 @@ _STATISTICS = f"""
 SELECT 'statistics', NULL,
        CASE WHEN n.nspname = 'public' THEN '' ELSE quote_ident(n.nspname) || '.' END
          || quote_ident(s.stxname),
-       'table', s.stxrelid::regclass::text,
+       'table', {_rel("s.stxrelid")},
        pg_get_statisticsobjdef(s.oid),
        {_comment("pg_statistic_ext", "s.oid")}
 FROM pg_statistic_ext s JOIN pg_namespace n ON n.oid = s.stxnamespace
@@ -423,6 +467,442 @@ class Snapshot:
         return len(self.objects)
 
 
+Row = tuple[Any, ...]
+Query = Callable[[str], "list[tuple[Any, ...]]"]
+Root = tuple[str, str]  # (catalog oid, oid) of the catalog row a query's output row comes from
+
+# For each query, the catalog row each of its output rows comes from: its root. A root is
+# read again when it, or anything its text names, changed since the last snapshot.
+_ROOTS = (
+    ("pg_namespace", "n.oid"),
+    ("pg_extension", "x.oid"),
+    ("pg_class", "c.oid"),
+    ("pg_class", "c.oid"),  # a table's columns, all of them together
+    ("pg_constraint", "co.oid"),
+    ("pg_class", "ic.oid"),
+    ("pg_class", "c.oid"),
+    ("pg_class", "c.oid"),
+    ("pg_type", "t.oid"),
+    ("pg_proc", "p.oid"),
+    ("pg_trigger", "tg.oid"),
+    ("pg_rewrite", "r.oid"),
+    ("pg_policy", "p.oid"),
+    ("pg_statistic_ext", "s.oid"),
+)
+assert len(_ROOTS) == len(_QUERIES)
+
+# Objects made after initdb have OIDs from here on (FirstNormalObjectId); the snapshot
+# never shows the system's own, and a migration does not change them.
+_FIRST_USER_OID = 16384
+
+# The version of a catalog row: xmin names the transaction that wrote it, ctid where. An
+# UPDATE always writes a new row version somewhere else, also within one transaction
+# (whose rows all share an xmin), and a place is only reused once the version there is
+# dead to every transaction, so (xmin, ctid) changes whenever the row does. Hashed to a
+# bigint with the catalog's number, without text (which costs more than the scan): xmin
+# as a number is age('3') - age(xmin) + 3, whatever transaction the ages count from
+# (exact while the database has used fewer than 2^31 transaction ids, as a CI database
+# has). An object's version is the count and sum of its rows' hashes.
+_V = "hashtidextended({a}.ctid, ((SELECT age('3'::xid))::bigint - age({a}.xmin)) * 64 + {i})"
+# PostgreSQL 13 has no hash function for tid
+_V13 = (
+    "hashtextextended({a}.ctid::text, ((SELECT age('3'::xid))::bigint - age({a}.xmin)) * 64 + {i})"
+)
+
+# (catalog, alias, the object the row belongs to as (catalog SQL, oid SQL), filter)
+_VERSIONED = (
+    ("pg_namespace", "n", ("'pg_namespace'::regclass::oid", "n.oid"), _USER_NS),
+    ("pg_class", "c", ("'pg_class'::regclass::oid", "c.oid"), "c.oid >= {u}"),
+    (
+        "pg_attribute",
+        "a",
+        ("'pg_class'::regclass::oid", "a.attrelid"),
+        "a.attrelid >= {u} AND a.attnum > 0",
+    ),
+    ("pg_attrdef", "ad", ("'pg_class'::regclass::oid", "ad.adrelid"), "ad.adrelid >= {u}"),
+    ("pg_index", "i", ("'pg_class'::regclass::oid", "i.indexrelid"), "i.indexrelid >= {u}"),
+    ("pg_sequence", "s", ("'pg_class'::regclass::oid", "s.seqrelid"), "s.seqrelid >= {u}"),
+    ("pg_inherits", "h", ("'pg_class'::regclass::oid", "h.inhrelid"), "h.inhrelid >= {u}"),
+    (
+        "pg_partitioned_table",
+        "pt",
+        ("'pg_class'::regclass::oid", "pt.partrelid"),
+        "pt.partrelid >= {u}",
+    ),
+    ("pg_foreign_table", "ft", ("'pg_class'::regclass::oid", "ft.ftrelid"), "ft.ftrelid >= {u}"),
+    ("pg_constraint", "co", ("'pg_constraint'::regclass::oid", "co.oid"), "co.oid >= {u}"),
+    ("pg_type", "t", ("'pg_type'::regclass::oid", "t.oid"), "t.oid >= {u}"),
+    ("pg_enum", "e", ("'pg_type'::regclass::oid", "e.enumtypid"), "e.enumtypid >= {u}"),
+    ("pg_range", "rg", ("'pg_type'::regclass::oid", "rg.rngtypid"), "rg.rngtypid >= {u}"),
+    ("pg_proc", "p", ("'pg_proc'::regclass::oid", "p.oid"), "p.oid >= {u}"),
+    ("pg_aggregate", "ag", ("'pg_proc'::regclass::oid", "ag.aggfnoid"), "ag.aggfnoid >= {u}"),
+    ("pg_trigger", "tg", ("'pg_trigger'::regclass::oid", "tg.oid"), "tg.oid >= {u}"),
+    ("pg_rewrite", "r", ("'pg_rewrite'::regclass::oid", "r.oid"), "r.oid >= {u}"),
+    ("pg_policy", "pol", ("'pg_policy'::regclass::oid", "pol.oid"), "pol.oid >= {u}"),
+    ("pg_statistic_ext", "st", ("'pg_statistic_ext'::regclass::oid", "st.oid"), "st.oid >= {u}"),
+    ("pg_extension", "x", ("'pg_extension'::regclass::oid", "x.oid"), "x.oid >= {u}"),
+    # named objects whose names other objects' definitions print
+    ("pg_collation", "cl", ("'pg_collation'::regclass::oid", "cl.oid"), "cl.oid >= {u}"),
+    ("pg_operator", "o", ("'pg_operator'::regclass::oid", "o.oid"), "o.oid >= {u}"),
+    ("pg_opclass", "oc", ("'pg_opclass'::regclass::oid", "oc.oid"), "oc.oid >= {u}"),
+    ("pg_opfamily", "of", ("'pg_opfamily'::regclass::oid", "of.oid"), "of.oid >= {u}"),
+    ("pg_language", "l", ("'pg_language'::regclass::oid", "l.oid"), "l.oid >= {u}"),
+    ("pg_foreign_server", "fs", ("'pg_foreign_server'::regclass::oid", "fs.oid"), "fs.oid >= {u}"),
+    (
+        "pg_foreign_data_wrapper",
+        "fw",
+        ("'pg_foreign_data_wrapper'::regclass::oid", "fw.oid"),
+        "fw.oid >= {u}",
+    ),
+    ("pg_ts_config", "tc", ("'pg_ts_config'::regclass::oid", "tc.oid"), "tc.oid >= {u}"),
+    ("pg_ts_dict", "td", ("'pg_ts_dict'::regclass::oid", "td.oid"), "td.oid >= {u}"),
+    # what the queries read from pg_depend: extension members (e), what a sequence is
+    # owned by (a), identity sequences and a type's own functions (i)
+    (
+        "pg_depend",
+        "d",
+        ("d.classid", "d.objid"),
+        "d.objid >= {u} AND d.deptype IN ('e', 'a', 'i')",
+    ),
+)
+
+# Names in more than one schema of the search path: which of them a definition prints
+# unqualified depends on which comes first, and no dependency records that. A change here
+# (an object made, renamed or dropped that shadows or stops shadowing another) makes the
+# next snapshot a full one.
+_SHADOWED = " UNION ALL ".join(
+    f"SELECT '{cat}:' || x.{col} FROM {cat} x WHERE x.oid >= {_FIRST_USER_OID}"
+    f" AND x.{ns} = ANY(p.ns) AND EXISTS (SELECT 1 FROM {cat} y WHERE y.{col} = x.{col}"
+    f" AND y.{ns} = ANY(p.ns) AND y.{ns} <> x.{ns})"
+    for cat, col, ns in (
+        ("pg_class", "relname", "relnamespace"),
+        ("pg_type", "typname", "typnamespace"),
+        ("pg_proc", "proname", "pronamespace"),
+        ("pg_collation", "collname", "collnamespace"),
+        ("pg_operator", "oprname", "oprnamespace"),
+        ("pg_opclass", "opcname", "opcnamespace"),
+        ("pg_opfamily", "opfname", "opfnamespace"),
+        ("pg_ts_config", "cfgname", "cfgnamespace"),
+        ("pg_ts_dict", "dictname", "dictnamespace"),
+    )
+)
+
+# One row that must not change for cached definitions to stay valid: the database, the
+# search path (definitions print names relative to it), shadowed names, and the names of
+# the roles policies are for (roles live outside the database and its dependencies).
+_HEADER = f"""
+SELECT '', '',
+       (SELECT oid::text FROM pg_database WHERE datname = current_database())
+         || ' ' || array_to_string(current_schemas(true), ','),
+       (SELECT coalesce(string_agg(s.x, ',' ORDER BY s.x), '') FROM ({_SHADOWED}) s(x))
+         || ' ' || coalesce((SELECT string_agg(r::text || '=' || pg_get_userbyid(r), ','
+                                               ORDER BY r)
+                             FROM (SELECT DISTINCT unnest(polroles) r FROM pg_policy) pr), '')
+FROM (SELECT array_agg(oid) AS ns FROM pg_namespace
+      WHERE nspname = ANY(current_schemas(true))) p
+"""
+
+
+# Every row that can change a definition, as (catalog, oid, version, comment version) of
+# the object it belongs to. Comments (pg_description) change only their object's own
+# text, the other rows may change the text of anything that depends on the object.
+def _listing(v: str, agg: str) -> str:
+    rows = " UNION ALL ".join(
+        f"SELECT {cls} AS cls, {oid} AS oid, {v.format(a=alias, i=i)} AS v, false AS note"
+        f" FROM {cat} {alias} WHERE {where.format(u=_FIRST_USER_OID)}"
+        for i, (cat, alias, (cls, oid), where) in enumerate(_VERSIONED)
+    )
+    rows += (
+        f" UNION ALL SELECT d.classoid, d.objoid, {v.format(a='d', i=63)},"
+        f" true FROM pg_description d WHERE d.objoid >= {_FIRST_USER_OID}"
+        " OR d.classoid = 'pg_namespace'::regclass"
+    )
+    return (
+        _HEADER + " UNION ALL SELECT cls::text, oid::text,"
+        " (count(*) FILTER (WHERE NOT note))::text || ':'"
+        f" || coalesce({agg}(v) FILTER (WHERE NOT note), 0)::text,"
+        " (count(*) FILTER (WHERE note))::text || ':'"
+        f" || coalesce({agg}(v) FILTER (WHERE note), 0)::text"
+        f" FROM ({rows}) v GROUP BY cls, oid"
+    )
+
+
+# bit_xor (PostgreSQL 14+) costs less than sum; no row is in one object's rows twice
+_LISTING = _listing(_V, "bit_xor")
+_LISTING_13 = _listing(_V13, "sum")
+assert "%" not in _LISTING + _LISTING_13  # see _literal
+
+
+def _literal(value: str) -> str:
+    """A text literal that reads the same whatever standard_conforming_strings says, and
+    without `%`, which drivers that take parameters (psycopg, psycopg2) read as one."""
+    escaped = value.replace("\\", "\\\\").replace("'", "''").replace("%", "\\x25")
+    return "E'" + escaped + "'"
+
+
+def _text_array(values: Iterable[str]) -> str:
+    items = [_literal(v) for v in values]
+    return f"ARRAY[{', '.join(items)}]::text[]" if items else "'{}'::text[]"
+
+
+_ONLY = "\n-- only\n"  # where a query reads only some roots
+
+
+def _fetch_sql(exclude_tables: Collection[str]) -> list[str]:
+    """The queries, each giving 8 text columns: the root's oid, then the seven; each ends in
+    a WHERE clause, so `AND <root> = ANY(...)` reads only some roots."""
+    bare = _text_array(t for t in exclude_tables if "." not in t)
+    qualified = _text_array(t for t in exclude_tables if "." in t)
+    cols = ", ".join(f"c{i}::text" for i in range(7))
+    names = ", ".join(f"c{i}" for i in range(7))
+    out = []
+    for q, (_, oid) in zip(_QUERIES, _ROOTS, strict=True):
+        body = q.replace("%(bare)s", bare).replace("%(qualified)s", qualified).strip()
+        assert body.startswith("SELECT ") and "%" not in body  # see _literal
+        body = f"SELECT ({oid})::text AS r_oid, " + body[len("SELECT ") :]
+        out.append(f"SELECT r_oid, {cols} FROM ({body}{_ONLY}) AS s(r_oid, {names})")
+    return out
+
+
+class Snapshotter:
+    """Takes snapshots of one database, again and again, reading only what changed.
+
+    `take(query)` reads the catalog through `query(sql)`, which runs one statement
+    (never with parameters, and without `%` in it, which drivers that take parameters
+    would read as one) and returns its rows: a psycopg cursor, a SQLAlchemy connection
+    (`exec_driver_sql`), any driver. Every column comes back as text, so the rows are the
+    same whatever the driver makes of PostgreSQL's types. It only reads (SELECT, nothing
+    that can fail on a valid database): it sets nothing, so it can run inside a
+    migration's open transaction.
+
+    Names of the snapshot's objects are built from the catalog (`public` left
+    unqualified, other schemas qualified), but definitions come from PostgreSQL's own
+    deparsers (pg_get_indexdef, format_type, ...), which qualify a name only when the
+    search path does not find it: they read as `take_snapshot` has them when the session's
+    search path finds `pg_catalog` then `public` (the default `"$user", public` does,
+    unless a schema named after the user exists). The caller chooses: `take_snapshot`
+    pins it with SET LOCAL in a transaction of its own; a caller inside a migration can
+    do the same in a savepoint it rolls back. Compare snapshots taken with one search
+    path; a Snapshotter that sees it change starts afresh.
+
+    The first `take` reads everything. Later ones first list a version (a hash of xmin
+    and ctid) of every catalog row a definition is made of, by the object it belongs to
+    (one query), then read again only the objects whose rows changed, everything that
+    depends on them as pg_depend records it (what a definition prints the name of is
+    what it depends on: that is how DROP ... CASCADE finds it), and the objects those
+    are part of (an index's table, a view's rule, a default's column). The result equals
+    a full snapshot's. Not for concurrent use; one Snapshotter per database. Renaming
+    objects initdb made (in pg_catalog) is not noticed.
+    """
+
+    def __init__(self, *, exclude_tables: Collection[str] = ("alembic_version",)) -> None:
+        self.exclude_tables = tuple(exclude_tables)
+        self._queries = _fetch_sql(self.exclude_tables)
+        self._listing: str | None = None
+        self._catalogs: list[str] = []
+        self._reset()
+
+    def _reset(self) -> None:
+        self._header: tuple[Any, ...] | None = None
+        self._versions: dict[Root, tuple[Any, Any]] = {}
+        self._rows: dict[Root, list[Row]] = {}
+        self._state = _Objects()
+        self._last: Snapshot | None = None
+
+    def take(self, query: Query) -> Snapshot:
+        if self._listing is None:
+            names = ", ".join(f"'{cat}'::regclass::oid::text" for cat, _ in _ROOTS)
+            first = query(f"SELECT current_setting('server_version_num'), {names}")[0]
+            self._listing = _LISTING if int(first[0]) >= 140000 else _LISTING_13
+            self._catalogs = list(first[1:])  # each query's root catalog, by oid
+        listing = query(self._listing)
+        header = next(tuple(r) for r in listing if r[0] == "")
+        versions = {(r[0], r[1]): (r[2], r[3]) for r in listing if r[0] != ""}
+        if header != self._header or self._last is None:
+            self._reset()
+            for i, q in enumerate(self._queries):
+                cat = self._catalogs[i]
+                for row in query(q.replace(_ONLY, "")):
+                    self._rows.setdefault((cat, row[0]), []).append(tuple(row[1:]))
+            self._state.fill((root, row) for root, rows in self._rows.items() for row in rows)
+        else:
+            old = self._versions
+            changed = [k for k, v in versions.items() if old.get(k) != v]
+            gone = [k for k in old if k not in versions]
+            if not changed and not gone:
+                self._versions = versions
+                return self._last
+            seeds = [k for k in changed if old.get(k, (None,))[0] != versions[k][0]] + gone
+            notes = [k for k in changed if old.get(k, (None,))[0] == versions[k][0]]
+            dirty = {(r[0], r[1]) for r in query(_dirty_sql(seeds, notes))} | set(gone)
+            by_catalog: dict[str, list[str]] = {}
+            for cat, oid in dirty:
+                by_catalog.setdefault(cat, []).append(oid)
+            fresh = []
+            for i, q in enumerate(self._queries):
+                cat, oid_sql = self._catalogs[i], _ROOTS[i][1]
+                oids = by_catalog.get(cat)
+                if oids:
+                    only = f" AND ({oid_sql}) = ANY('{{{','.join(oids)}}}'::oid[])"
+                    fresh += [(cat, *row) for row in query(q.replace(_ONLY, only))]
+            self._update(dirty, fresh)
+        self._header, self._versions = header, versions
+        self._last = Snapshot(dict(self._state.kept))
+        return self._last
+
+    def _update(self, dirty: set[Root], rows: list[Row]) -> None:
+        state = self._state
+        for root in dirty:
+            for row in self._rows.pop(root, ()):
+                state.remove(root, row)
+        fresh: dict[Root, list[Row]] = {}
+        for row in rows:
+            fresh.setdefault((row[0], row[1]), []).append(row[2:])
+        for root, group in fresh.items():
+            for row in self._rows.pop(root, ()):  # a root the dirty list missed
+                state.remove(root, row)
+            self._rows[root] = group
+            for row in group:
+                state.add(root, row)
+        state.settle()
+
+
+def _dirty_sql(seeds: list[Root], notes: list[Root]) -> str:
+    """SQL: the roots to read again, as (catalog, oid) text.
+
+    down: what depends on a changed object, at any depth (its text may print the changed
+    name); then one step up from each, to what it is part of (auto and internal
+    dependencies: a default's column, a view's rule, an index's table), whose rows
+    include its text; and the objects whose comment alone changed.
+    """
+
+    def values(roots: list[Root]) -> str:
+        if not roots:
+            return "SELECT NULL::oid, NULL::oid WHERE false"
+        return "VALUES " + ", ".join(f"({int(c)}::oid, {int(o)}::oid)" for c, o in roots)
+
+    return f"""WITH RECURSIVE
+seed(classid, objid) AS ({values(seeds)}),
+down(classid, objid) AS (
+    SELECT classid, objid FROM seed
+    UNION
+    SELECT d.classid, d.objid FROM pg_depend d
+    JOIN down ON d.refclassid = down.classid AND d.refobjid = down.objid),
+dirty(classid, objid) AS (
+    SELECT classid, objid FROM down
+    UNION
+    SELECT d.refclassid, d.refobjid FROM pg_depend d
+    JOIN down ON d.classid = down.classid AND d.objid = down.objid
+    WHERE d.deptype IN ('a', 'i')
+    UNION
+    {values(notes)})
+SELECT classid::text, objid::text FROM dirty"""
+
+
+class _Objects:
+    """The snapshot's objects, kept up to date row by row.
+
+    Each row makes an object and maybe its comment; objects are merged by key (two rows
+    with one key should not happen: if some version makes them, their definitions are
+    joined in sorted order), and kept only when everything they belong to is there.
+    """
+
+    def __init__(self) -> None:
+        self.made: dict[Key, list[tuple[Root, SchemaObject]]] = {}
+        self.found: dict[Key, SchemaObject] = {}
+        self.children: dict[Key, set[Key]] = {}
+        self.kept: dict[Key, SchemaObject] = {}
+        self.touched: set[Key] = set()
+
+    @staticmethod
+    def _keys(row: Row) -> tuple[Key, ...]:
+        kind, _, name, *_, comment = row
+        if comment is None:
+            return ((kind, name),)
+        return ((kind, name), ("comment", f"{kind} {name}"))
+
+    def add(self, root: Root, row: Row) -> None:
+        kind, flavor, name, parent_kind, parent_name, definition, comment = row
+        parent = (parent_kind, parent_name) if parent_kind else None
+        obj = SchemaObject(kind, name, definition or "", flavor, parent)
+        self.made.setdefault(obj.key, []).append((root, obj))
+        self.touched.add(obj.key)
+        if comment is not None:
+            note = SchemaObject("comment", f"{kind} {name}", comment, None, obj.key)
+            self.made.setdefault(note.key, []).append((root, note))
+            self.touched.add(note.key)
+
+    def remove(self, root: Root, row: Row) -> None:
+        for key in self._keys(row):
+            made = self.made.get(key)
+            if made is not None:
+                made[:] = [m for m in made if m[0] != root]
+                if not made:
+                    del self.made[key]
+            self.touched.add(key)
+
+    def fill(self, rows: Iterable[tuple[Root, Row]]) -> None:
+        """Build from nothing: what add for each row then settle would, in bulk."""
+        made = self.made
+        for root, row in rows:
+            kind, flavor, name, parent_kind, parent_name, definition, comment = row
+            parent = (parent_kind, parent_name) if parent_kind else None
+            key = (kind, name)
+            obj = SchemaObject(kind, name, definition or "", flavor, parent)
+            made.setdefault(key, []).append((root, obj))
+            if comment is not None:
+                note = SchemaObject("comment", f"{kind} {name}", comment, None, key)
+                made.setdefault(note.key, []).append((root, note))
+        found = self.found = {
+            k: m[0][1] if len(m) == 1 else _merged([o for _, o in m]) for k, m in made.items()
+        }
+        children = self.children
+        for k, o in found.items():
+            if o.parent is not None:
+                children.setdefault(o.parent, set()).add(k)
+        self.kept = {k: o for k, o in found.items() if _rooted(o, found)}
+
+    def settle(self) -> None:
+        found, children = self.found, self.children
+        for key in self.touched:
+            old = found.get(key)
+            made = self.made.get(key)
+            new = _merged([o for _, o in made]) if made else None
+            old_parent = old.parent if old is not None else None
+            if old_parent is not None and (new is None or new.parent != old_parent):
+                children.get(old_parent, set()).discard(key)
+            if new is None:
+                found.pop(key, None)
+            else:
+                found[key] = new
+                if new.parent is not None:
+                    children.setdefault(new.parent, set()).add(key)
+        # whether an object is kept depends on what it belongs to: look again at
+        # everything below what changed
+        todo, seen = list(self.touched), set()
+        while todo:
+            key = todo.pop()
+            if key in seen:
+                continue
+            seen.add(key)
+            obj = found.get(key)
+            if obj is not None and _rooted(obj, found):
+                self.kept[key] = obj
+            else:
+                self.kept.pop(key, None)
+            todo.extend(children.get(key, ()))
+        self.touched = set()
+
+
+def _merged(objs: list[SchemaObject]) -> SchemaObject:
+    if len(objs) == 1:
+        return objs[0]
+    objs = sorted(objs, key=lambda o: (o.definition, o.flavor or "", o.parent or ("", "")))
+    first = objs[0]
+    definition = "\n".join(o.definition for o in objs)
+    return SchemaObject(first.kind, first.name, definition, first.flavor, first.parent)
+
+
 def take_snapshot(
     conn: psycopg.Connection[Any], *, exclude_tables: Collection[str] = ("alembic_version",)
 ) -> Snapshot:
@@ -430,48 +910,39 @@ def take_snapshot(
 
     `exclude_tables` names tables to leave out with everything that belongs to them: a
     bare name matches in every schema, `schema.table` only there. `conn` should be in
-    autocommit mode; the snapshot reads in one transaction of its own. Keep one
-    connection for many snapshots: a fresh one pays for cold catalog caches and planning
-    (about twice the time). Needs PostgreSQL 13 or later (pg_trigger.tgparentid).
+    autocommit mode; the snapshot reads in one transaction of its own, with the search
+    path pinned to `pg_catalog, public`. Keep one connection for many snapshots: each
+    connection keeps a `Snapshotter` per `exclude_tables`, so later snapshots read only
+    what changed. Needs PostgreSQL 13 or later (pg_trigger.tgparentid).
     """
-    params = {
-        "bare": [t for t in exclude_tables if "." not in t],
-        "qualified": [t for t in exclude_tables if "." in t],
-    }
-    rows: list[tuple[Any, ...]] = []
+    per_conn = _SNAPSHOTTERS.setdefault(conn, {})
+    snapshotter = per_conn.get(tuple(exclude_tables))
+    if snapshotter is None:
+        snapshotter = Snapshotter(exclude_tables=exclude_tables)
+        per_conn[tuple(exclude_tables)] = snapshotter
+
+    def query(sql: str) -> list[tuple[Any, ...]]:
+        # Statements that read everything come back with the same text: prepare them,
+        # so a connection plans each once (planning is a third of their time).
+        return conn.execute(sql.encode(), prepare="ANY('{" not in sql).fetchall()
+
     with conn.transaction():
-        # Names and expressions are printed relative to the search path: pin it, so the
-        # text does not depend on the session, and objects in `public` read unqualified.
+        # Definitions print names relative to the search path: pin it, so the text does
+        # not depend on the session. SET LOCAL ends with this transaction.
         conn.execute("SET LOCAL search_path = pg_catalog, public")
-        # Pipelined, so the queries cost one round trip, and prepared, so a connection
-        # that takes many snapshots plans each query once (planning is a third of the time).
-        with conn.pipeline() if psycopg.Pipeline.is_supported() else nullcontext():
-            cursors = [
-                conn.execute(q, params if "%(bare)s" in q else None, prepare=True) for q in _QUERIES
-            ]
-        for cur in cursors:
-            rows.extend(cur.fetchall())
-    return Snapshot(_objects(rows))
+        return snapshotter.take(query)
+
+
+_SNAPSHOTTERS: weakref.WeakKeyDictionary[
+    psycopg.Connection[Any], dict[tuple[str, ...], Snapshotter]
+] = weakref.WeakKeyDictionary()
 
 
 def _objects(rows: Iterable[tuple[Any, ...]]) -> dict[Key, SchemaObject]:
-    found: dict[Key, SchemaObject] = {}
-    for kind, flavor, name, parent_kind, parent_name, definition, comment in rows:
-        parent = (parent_kind, parent_name) if parent_kind else None
-        obj = SchemaObject(kind, name, definition or "", flavor, parent)
-        key = (kind, name)
-        if key in found:
-            # Two catalog rows with one name should not happen; if some version makes them,
-            # merge them in a fixed order rather than keep whichever came last.
-            texts = sorted((found[key].definition, obj.definition))
-            obj = SchemaObject(kind, name, "\n".join(texts), flavor, parent)
-        found[key] = obj
-        if comment is not None:
-            note = SchemaObject("comment", f"{kind} {name}", comment, None, key)
-            found[note.key] = note
-    # Drop what belongs to something left out (an excluded table, an extension's table)
-    # or to something no query reads: such an object cannot be reported sensibly.
-    return {k: o for k, o in found.items() if _rooted(o, found)}
+    """The objects the queries' rows (the seven columns) make, as one snapshot has them."""
+    state = _Objects()
+    state.fill((("", str(i)), tuple(row)) for i, row in enumerate(rows))
+    return state.kept
 
 
 def _rooted(obj: SchemaObject, found: Mapping[Key, SchemaObject]) -> bool:
