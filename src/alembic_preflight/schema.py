@@ -517,7 +517,10 @@ _VERSIONED = (
         "pg_attribute",
         "a",
         ("'pg_class'::regclass::oid", "a.attrelid"),
-        "a.attrelid >= {u} AND a.attnum > 0",
+        # not an index's or a sequence's columns: no definition prints them
+        "a.attrelid >= {u} AND a.attnum > 0"
+        " AND a.attrelid NOT IN (SELECT indexrelid FROM pg_index)"
+        " AND a.attrelid NOT IN (SELECT seqrelid FROM pg_sequence)",
     ),
     ("pg_attrdef", "ad", ("'pg_class'::regclass::oid", "ad.adrelid"), "ad.adrelid >= {u}"),
     ("pg_index", "i", ("'pg_class'::regclass::oid", "i.indexrelid"), "i.indexrelid >= {u}"),
@@ -557,12 +560,17 @@ _VERSIONED = (
     ("pg_ts_config", "tc", ("'pg_ts_config'::regclass::oid", "tc.oid"), "tc.oid >= {u}"),
     ("pg_ts_dict", "td", ("'pg_ts_dict'::regclass::oid", "td.oid"), "td.oid >= {u}"),
     # what the queries read from pg_depend: extension members (e), what a sequence is
-    # owned by (a), identity sequences and a type's own functions (i)
+    # owned by (a) and whether it is an identity's (i), a type's own functions (i); not
+    # the many other automatic and internal dependencies (an index's on its table...),
+    # which change only with rows above
     (
         "pg_depend",
         "d",
         ("d.classid", "d.objid"),
-        "d.objid >= {u} AND d.deptype IN ('e', 'a', 'i')",
+        "d.objid >= {u} AND (d.deptype = 'e'"
+        " OR d.deptype = 'i' AND d.classid = 'pg_proc'::regclass"
+        " OR d.deptype IN ('a', 'i') AND d.classid = 'pg_class'::regclass"
+        " AND d.objid IN (SELECT seqrelid FROM pg_sequence))",
     ),
 )
 
@@ -571,19 +579,20 @@ _VERSIONED = (
 # (an object made, renamed or dropped that shadows or stops shadowing another) makes the
 # next snapshot a full one.
 _SHADOWED = " UNION ALL ".join(
-    f"SELECT '{cat}:' || x.{col} FROM {cat} x WHERE x.oid >= {_FIRST_USER_OID}"
+    f"SELECT '{cat}:' || x.{col} FROM {cat} x WHERE x.oid >= {_FIRST_USER_OID}{extra}"
     f" AND x.{ns} = ANY(p.ns) AND EXISTS (SELECT 1 FROM {cat} y WHERE y.{col} = x.{col}"
     f" AND y.{ns} = ANY(p.ns) AND y.{ns} <> x.{ns})"
-    for cat, col, ns in (
-        ("pg_class", "relname", "relnamespace"),
-        ("pg_type", "typname", "typnamespace"),
-        ("pg_proc", "proname", "pronamespace"),
-        ("pg_collation", "collname", "collnamespace"),
-        ("pg_operator", "oprname", "oprnamespace"),
-        ("pg_opclass", "opcname", "opcnamespace"),
-        ("pg_opfamily", "opfname", "opfnamespace"),
-        ("pg_ts_config", "cfgname", "cfgnamespace"),
-        ("pg_ts_dict", "dictname", "dictnamespace"),
+    for cat, col, ns, extra in (
+        # index names are printed as they are, never qualified
+        ("pg_class", "relname", "relnamespace", " AND x.relkind NOT IN ('i', 'I')"),
+        ("pg_type", "typname", "typnamespace", ""),
+        ("pg_proc", "proname", "pronamespace", ""),
+        ("pg_collation", "collname", "collnamespace", ""),
+        ("pg_operator", "oprname", "oprnamespace", ""),
+        ("pg_opclass", "opcname", "opcnamespace", ""),
+        ("pg_opfamily", "opfname", "opfnamespace", ""),
+        ("pg_ts_config", "cfgname", "cfgnamespace", ""),
+        ("pg_ts_dict", "dictname", "dictnamespace", ""),
     )
 )
 
@@ -864,22 +873,28 @@ class _Objects:
 
     def settle(self) -> None:
         found, children = self.found, self.children
+        # Whether an object is kept depends on whether what it belongs to is found, and
+        # so on up: objects that appear, go, or move to another parent change that for
+        # everything below them; an object read again as it was changes nothing below.
+        moved: list[Key] = []
         for key in self.touched:
             old = found.get(key)
             made = self.made.get(key)
             new = _merged([o for _, o in made]) if made else None
             old_parent = old.parent if old is not None else None
-            if old_parent is not None and (new is None or new.parent != old_parent):
+            new_parent = new.parent if new is not None else None
+            if (old is None) != (new is None) or old_parent != new_parent:
+                moved.append(key)
+            if old_parent is not None and old_parent != new_parent:
                 children.get(old_parent, set()).discard(key)
             if new is None:
                 found.pop(key, None)
             else:
                 found[key] = new
-                if new.parent is not None:
-                    children.setdefault(new.parent, set()).add(key)
-        # whether an object is kept depends on what it belongs to: look again at
-        # everything below what changed
+                if new_parent is not None:
+                    children.setdefault(new_parent, set()).add(key)
         todo, seen = list(self.touched), set()
+        below = set(moved)
         while todo:
             key = todo.pop()
             if key in seen:
@@ -890,7 +905,10 @@ class _Objects:
                 self.kept[key] = obj
             else:
                 self.kept.pop(key, None)
-            todo.extend(children.get(key, ()))
+            if key in below:
+                kids = children.get(key, ())
+                below.update(kids)
+                todo.extend(kids)
         self.touched = set()
 
 
