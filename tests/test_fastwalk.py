@@ -4,6 +4,8 @@ and leave the session as they found it."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -119,3 +121,26 @@ def test_literals_read_back_as_written(dbs: Any):
             (connection.exec_driver_sql("SELECT ARRAY['a', %(t)s]::text", {"t": text}).scalar(),)
         ]
         assert db.query(f"SELECT cardinality({fastwalk.text_array([])})") == [(0,)]
+
+
+def test_the_worker_keeps_nullpool_engines_only() -> None:
+    # in a process of its own: the patch is the worker's, never the test process's
+    code = """
+import sqlalchemy
+from sqlalchemy.pool import NullPool
+from alembic_preflight.runner import _cache_engines
+_cache_engines()
+cfg = {"sqlalchemy.url": "postgresql+psycopg://u@h/db"}
+a = sqlalchemy.engine_from_config(cfg, prefix="sqlalchemy.", poolclass=NullPool)
+b = sqlalchemy.engine_from_config(dict(cfg), prefix="sqlalchemy.", poolclass=NullPool)
+c = sqlalchemy.engine_from_config(cfg, prefix="sqlalchemy.")
+d = sqlalchemy.engine_from_config(cfg, prefix="sqlalchemy.")
+e = sqlalchemy.create_engine("postgresql+psycopg://u@h/db", poolclass=NullPool)
+f = sqlalchemy.create_engine("postgresql+psycopg://u@h/db", poolclass=NullPool)
+g = sqlalchemy.create_engine("postgresql+psycopg://u@h/other", poolclass=NullPool)
+print(a is b, c is d, a is c, e is f, e is g)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["True", "False", "False", "True", "False"]

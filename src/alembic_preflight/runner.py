@@ -407,9 +407,10 @@ def _cache_engines() -> None:
 
         def wrapper(*args: Any, **kw: Any) -> Any:
             try:
-                key = (make.__name__, key_of(*args, **kw))
+                inner = key_of(*args, **kw)
+                key = None if inner is None else (make.__name__, inner)
                 hash(key)
-            except Exception:
+            except Exception:  # arguments we cannot key (an object without hash)
                 key = None
             if key is None:
                 return make(*args, **kw)
