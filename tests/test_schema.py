@@ -547,6 +547,7 @@ def test_incremental_snapshots_equal_full_ones_after_every_step(make_db):
     reader = psycopg.connect(conn.info.dsn, autocommit=True)
     try:
         snapshotter = Snapshotter()
+        snapshotter.full_read_share = 2  # never read all instead: test the incremental path
         closures = []  # the statements that find what to read again
 
         def query(sql: str) -> list:
@@ -576,6 +577,7 @@ def test_incremental_snapshots_within_one_transaction(make_db):
     """Changes inside one open transaction share an xmin: the row's place tells them apart."""
     conn = make_db(*BASE)
     snapshotter = Snapshotter()
+    snapshotter.full_read_share = 2
     with conn.transaction():
         query = lambda sql: conn.execute(sql).fetchall()  # noqa: E731
         snapshotter.take(query)

@@ -704,6 +704,9 @@ class Snapshotter:
     objects initdb made (in pg_catalog) is not noticed.
     """
 
+    # read everything when more than this share of the objects has to be read again
+    full_read_share = 0.25
+
     def __init__(self, *, exclude_tables: Collection[str] = ("alembic_version",)) -> None:
         self.exclude_tables = tuple(exclude_tables)
         self._queries = _fetch_sql(self.exclude_tables)
@@ -727,37 +730,49 @@ class Snapshotter:
         listing = query(self._listing)
         header = next(tuple(r) for r in listing if r[0] == "")
         versions = {(r[0], r[1]): (r[2], r[3]) for r in listing if r[0] != ""}
-        if header != self._header or self._last is None:
-            self._reset()
-            for i, q in enumerate(self._queries):
-                cat = self._catalogs[i]
-                for row in query(q.replace(_ONLY, "")):
-                    self._rows.setdefault((cat, row[0]), []).append(tuple(row[1:]))
-            self._state.fill((root, row) for root, rows in self._rows.items() for row in rows)
+        if header == self._header and self._last is not None:
+            if not self._take_some(query, versions):
+                self._take_all(query)
         else:
-            old = self._versions
-            changed = [k for k, v in versions.items() if old.get(k) != v]
-            gone = [k for k in old if k not in versions]
-            if not changed and not gone:
-                self._versions = versions
-                return self._last
-            seeds = [k for k in changed if old.get(k, (None,))[0] != versions[k][0]] + gone
-            notes = [k for k in changed if old.get(k, (None,))[0] == versions[k][0]]
-            dirty = {(r[0], r[1]) for r in query(_dirty_sql(seeds, notes))} | set(gone)
-            by_catalog: dict[str, list[str]] = {}
-            for cat, oid in dirty:
-                by_catalog.setdefault(cat, []).append(oid)
-            fresh = []
-            for i, q in enumerate(self._queries):
-                cat, oid_sql = self._catalogs[i], _ROOTS[i][1]
-                oids = by_catalog.get(cat)
-                if oids:
-                    only = f" AND ({oid_sql}) = ANY('{{{','.join(oids)}}}'::oid[])"
-                    fresh += [(cat, *row) for row in query(q.replace(_ONLY, only))]
-            self._update(dirty, fresh)
+            self._take_all(query)
         self._header, self._versions = header, versions
-        self._last = Snapshot(dict(self._state.kept))
+        assert self._last is not None
         return self._last
+
+    def _take_all(self, query: Query) -> None:
+        self._reset()
+        for i, q in enumerate(self._queries):
+            cat = self._catalogs[i]
+            for row in query(q.replace(_ONLY, "")):
+                self._rows.setdefault((cat, row[0]), []).append(tuple(row[1:]))
+        self._state.fill((root, row) for root, rows in self._rows.items() for row in rows)
+        self._last = Snapshot(dict(self._state.kept))
+
+    def _take_some(self, query: Query, versions: dict[Root, tuple[Any, Any]]) -> bool:
+        """Read again what changed; False when so much did that reading all costs less."""
+        old = self._versions
+        changed = [k for k, v in versions.items() if old.get(k) != v]
+        gone = [k for k in old if k not in versions]
+        if not changed and not gone:
+            return True
+        seeds = [k for k in changed if old.get(k, (None,))[0] != versions[k][0]] + gone
+        notes = [k for k in changed if old.get(k, (None,))[0] == versions[k][0]]
+        dirty = {(r[0], r[1]) for r in query(_dirty_sql(seeds, notes))} | set(gone)
+        if len(dirty) > len(self._rows) * self.full_read_share:
+            return False  # an enum every table uses got a value, a schema was renamed...
+        by_catalog: dict[str, list[str]] = {}
+        for cat, oid in dirty:
+            by_catalog.setdefault(cat, []).append(oid)
+        fresh = []
+        for i, q in enumerate(self._queries):
+            cat, oid_sql = self._catalogs[i], _ROOTS[i][1]
+            oids = by_catalog.get(cat)
+            if oids:
+                only = f" AND ({oid_sql}) = ANY('{{{','.join(oids)}}}'::oid[])"
+                fresh += [(cat, *row) for row in query(q.replace(_ONLY, only))]
+        self._update(dirty, fresh)
+        self._last = Snapshot(dict(self._state.kept))
+        return True
 
     def _update(self, dirty: set[Root], rows: list[Row]) -> None:
         state = self._state
