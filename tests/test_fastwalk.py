@@ -17,7 +17,7 @@ from sqlalchemy.pool import NullPool
 
 from alembic_preflight import fastwalk
 from alembic_preflight.database.base import Server
-from alembic_preflight.schema import take_snapshot
+from alembic_preflight.schema import Snapshotter, take_snapshot
 from alembic_preflight.seed import seed_empty_tables
 from tests.test_schema import BASE
 
@@ -80,7 +80,7 @@ def test_snapshot_inside_the_users_transaction_is_take_snapshot(dbs: Any, in_tra
         if tx is not None:
             # the migration's own uncommitted work is seen
             connection.exec_driver_sql("CREATE TABLE uncommitted (id int)")
-        got = fastwalk.take_snapshot(fastwalk.SqlConn(connection), ("alembic_version",))
+        got = fastwalk.take_snapshot(fastwalk.SqlConn(connection), Snapshotter())
         assert connection.in_transaction() is in_transaction
         assert _session(connection) == before
         objects = dict(got.objects)

@@ -153,57 +153,17 @@ def text_array(values: Collection[str]) -> str:
     return f"ARRAY[{', '.join(literal(v) for v in values)}]::text[]" if values else "'{}'::text[]"
 
 
-def take_snapshot(
-    db: SqlConn, exclude: Sequence[str], snapshotter: Any | None = None
-) -> schema_mod.Snapshot:
+def take_snapshot(db: SqlConn, snapshotter: schema_mod.Snapshotter) -> schema_mod.Snapshot:
     """The snapshot schema.take_snapshot reads, inside the user's transaction.
 
     In the session's own search path, not pinned to schema.take_snapshot's: setting it
     would change the session (SET LOCAL lasts to the end of the user's transaction; in a
     savepoint rolled back after, measured, each one made later catalog reads slower). Two
-    snapshots of one session compare the same way: distinct objects print distinctly in
-    any search path, and should a migration change the path, the snapshots differ and the
-    per-request walk looks again, with the path pinned."""
+    snapshots of one session compare the same way (schema.Snapshotter: "compare snapshots
+    taken with one search path"), and should a migration change the path, they differ and
+    the per-request walk looks again, with the path pinned."""
     with db.reading():
-        if snapshotter is not None:
-            snap: schema_mod.Snapshot = snapshotter.take(db.query)
-            return snap
-        return _legacy_snapshot(db, exclude)
-
-
-def make_snapshotter(exclude: Sequence[str]) -> Any | None:
-    """schema.Snapshotter (incremental: one per database and session) where it exists."""
-    cls = getattr(schema_mod, "Snapshotter", None)
-    return cls(exclude_tables=tuple(exclude)) if cls is not None else None
-
-
-def _legacy_snapshot(db: SqlConn, exclude: Sequence[str]) -> schema_mod.Snapshot:
-    """Until schema.Snapshotter exists: its queries, parameters inlined, cast to text."""
-    bare = text_array([t for t in exclude if "." not in t])
-    qualified = text_array([t for t in exclude if "." in t])
-    cols = ", ".join(f"c{i}::text" for i in range(7))
-    names = ", ".join(f"c{i}" for i in range(7))
-    queries = [
-        f"SELECT {cols} FROM ({q.replace('%(bare)s', bare).replace('%(qualified)s', qualified)})"
-        f" AS s({names})"
-        for q in schema_mod._QUERIES
-    ]
-    driver = getattr(db.connection.connection, "driver_connection", None)
-    rows: list[tuple[Any, ...]] = []
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover
-        psycopg = None  # type: ignore[assignment]
-    if psycopg is not None and isinstance(driver, psycopg.Connection):
-        # psycopg 3 under SQLAlchemy: the same session, pipelined and prepared as
-        # schema.take_snapshot does (planning is most of a catalog query's time)
-        with driver.pipeline():
-            cursors = [driver.execute(q, prepare=True) for q in queries]
-        for cur in cursors:
-            rows.extend(cur.fetchall())
-    else:
-        rows = db.query("\nUNION ALL\n".join(queries))
-    return schema_mod.Snapshot(schema_mod._objects(rows))
+        return snapshotter.take(db.query)
 
 
 class _SeedConn:
@@ -307,7 +267,8 @@ def walk_steps(
     from alembic.runtime.migration import RevisionStep
 
     db = SqlConn(context.connection)
-    snapshotter = make_snapshotter(request.exclude)
+    # incremental: one per database and session, so one per run
+    snapshotter = schema_mod.Snapshotter(exclude_tables=request.exclude)
     known = set(request.known)
     # env.py's one transaction for the whole run: a step that commits inside it ends it
     # (transaction_per_migration ends one per step by design)
@@ -326,7 +287,7 @@ def walk_steps(
         if request.seed:
             outcome = seed_empty_tables(db, exclude=request.exclude, known=known)
             known.update(outcome.seen)
-        before = take_snapshot(db, request.exclude, snapshotter) if downgrade else None
+        before = take_snapshot(db, snapshotter) if downgrade else None
         revision = script.get_revision(rev)
         send(Progress(rev, "upgrade"))
         yield RevisionStep(script.revision_map, revision, True)
@@ -336,7 +297,7 @@ def walk_steps(
             yield RevisionStep(script.revision_map, revision, False)
             after(rev)
             send(Progress(rev, "compare"))
-            after_down = take_snapshot(db, request.exclude, snapshotter)
+            after_down = take_snapshot(db, snapshotter)
             if schema_mod.diff_snapshots(before, after_down):
                 raise LeftBehind(rev)
             send(Progress(rev, "upgrade again"))
