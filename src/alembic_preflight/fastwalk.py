@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from alembic_preflight import schema as schema_mod
@@ -373,8 +373,10 @@ class FastLane:
             known=tuple(sorted(w.known)),
         )
         done: list[RevisionResult] = []
+        last: list[Progress] = []
 
         def progress(p: Progress) -> None:
+            last[:] = [p]
             if p.done is not None:
                 done.append(p.done)
 
@@ -409,6 +411,17 @@ class FastLane:
             return
         self.results.update((r.revision, r) for r in done)
         self.trouble = in_progress
+        from alembic_preflight.checks.common import timed_out
+
+        if failure is not None and timed_out(failure) and last:
+            # the per-request walk would wait the whole --step-timeout again for the same
+            # step: hand it the outcome instead (first upgrade or downgrade; others re-run)
+            step = {"upgrade": True, "downgrade": False}.get(last[0].step)
+            if step is not None and last[0].revision == in_progress:
+                phase = "upgrade" if step else "downgrade"
+                w.timed_out[(in_progress, step)] = replace(
+                    failure, revision=in_progress, phase=phase
+                )
 
     def _committed(self, rev: str) -> bool:
         """Whether the version table names `rev` now, seen from another session."""

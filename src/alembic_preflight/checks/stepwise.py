@@ -249,6 +249,8 @@ class Walk:
     by_design: int = 0  # of not_downgraded: downgrade() raises unconditionally
     template: str | None = None
     stop: threading.Event = field(default_factory=threading.Event)
+    # steps the fast walk saw hit --step-timeout: not waited for a second time
+    timed_out: dict[tuple[str, bool], Failure] = field(default_factory=dict)
 
     @property
     def bench(self) -> Any:
@@ -490,7 +492,12 @@ class Walk:
     def _step(self, rev: str, up: bool, *, retry: bool = True) -> tuple[Outcome, Failure | None]:
         """One revision one way. With rows in the tables, a failure is re-tried without
         them; (outcome, the failure with rows) when only the rows made it fail."""
-        outcome = self.bench.run(STEPS, [(rev, up)], lane=self.lane)
+        known = self.timed_out.pop((rev, up), None)
+        outcome = (
+            Outcome(ok=False, failure=known)
+            if known is not None
+            else self.bench.run(STEPS, [(rev, up)], lane=self.lane)
+        )
         if outcome.ok or outcome.failure is None:
             return outcome, None
         failure = _owned(outcome.failure, rev, up)
