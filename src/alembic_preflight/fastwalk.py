@@ -447,7 +447,7 @@ class FastLane:
 
     def record(self, rev: str) -> bool:
         """Book a revision the fast walk did as stepwise.Walk._revision would have."""
-        from alembic_preflight.checks.stepwise import ID, _raised
+        from alembic_preflight.checks.stepwise import ID
         from alembic_preflight.findings import Finding, Severity
 
         w = self.walk
@@ -469,19 +469,4 @@ class FastLane:
         w.applied.append(rev)
         if result.compared:
             return True
-        file = w.ctx.project.history.revisions.get(rev)
-        by_design = file is not None and file.irreversible
-        w.not_downgraded += 1
-        if by_design:
-            w.by_design += 1
-        if (
-            by_design
-            and "lint" not in w.ctx.settings.checks
-            and rev not in w.plan.keep
-            and w.ctx.in_focus(rev)
-        ):
-            assert file is not None
-            finding = w._irreversible(rev, _raised(file.module), by_design=True)
-            if finding is not None:
-                w.findings.append(finding)
-        return True
+        return w.not_compared(rev)

@@ -388,23 +388,30 @@ class Walk:
             self.not_downgraded += 1
             return self.bench.run(STAMP, rev, lane=self.lane).ok
         if before is None:
-            self.not_downgraded += 1
-            if by_design:
-                self.by_design += 1
-            # lint owns a by-design finding (the same static test): said here only when
-            # lint does not run, so one revision is never reported twice
-            if (
-                by_design
-                and "lint" not in self.ctx.settings.checks
-                and rev not in self.plan.keep
-                and self.ctx.in_focus(rev)
-            ):
-                assert file is not None
-                finding = self._irreversible(rev, _raised(file.module), by_design=True)
-                if finding is not None:
-                    self.findings.append(finding)
-            return True
+            return self.not_compared(rev)
         return self._down_and_up(rev, before)
+
+    def not_compared(self, rev: str) -> bool:
+        """Book a revision that was upgraded but not downgraded (irreversible by design,
+        at or below the floor, or outside --changed-since)."""
+        file = self.ctx.project.history.revisions.get(rev)
+        by_design = file is not None and file.irreversible
+        self.not_downgraded += 1
+        if by_design:
+            self.by_design += 1
+        # lint owns a by-design finding (the same static test): said here only when lint
+        # does not run, so one revision is never reported twice
+        if (
+            by_design
+            and "lint" not in self.ctx.settings.checks
+            and rev not in self.plan.keep
+            and self.ctx.in_focus(rev)
+        ):
+            assert file is not None
+            finding = self._irreversible(rev, _raised(file.module), by_design=True)
+            if finding is not None:
+                self.findings.append(finding)
+        return True
 
     def _down_and_up(self, rev: str, before: Any) -> bool:
         down, with_rows = self._step(rev, False)
