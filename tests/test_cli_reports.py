@@ -143,3 +143,52 @@ def test_report_files_from_the_cli(project: Any, tmp_path: Path) -> None:
     quality = json.loads((out / "codequality.json").read_text())
     assert len({q["fingerprint"] for q in quality}) == len(quality) == len(r.findings())
     assert all(q["severity"] in {"info", "minor", "major", "critical", "blocker"} for q in quality)
+
+
+def test_shards_cover_every_revision_and_merge_into_one_report(
+    project: Any, tmp_path: Path
+) -> None:
+    proj: Path = project("enum_left_behind")
+    reports = []
+    for k in (1, 2):
+        r = run_cli(
+            "verify",
+            ".",
+            "--checks",
+            "graph,stepwise",
+            "--database",
+            "embedded",
+            "--shard",
+            f"{k}/2",
+            cwd=proj,
+        )
+        assert r.report is not None, r.stderr
+        path = tmp_path / f"shard{k}.json"
+        path.write_text(json.dumps(r.report))
+        reports.append(r.report)
+    walked = [
+        {case["revision"] for case in c["cases"]}
+        for rep in reports
+        for c in rep["checks"]
+        if c["id"] == "stepwise"
+    ]
+    assert walked[0] | walked[1] == {"1a2b3c4d5e6f", "2b3c4d5e6f70", "3c4d5e6f7081"}
+    assert not walked[0] & walked[1]
+    merged_path = tmp_path / "merged.json"
+    r = run_cli(
+        "merge-reports",
+        tmp_path / "shard1.json",
+        tmp_path / "shard2.json",
+        "--report-json",
+        merged_path,
+        cwd=proj,
+        report=False,
+    )
+    assert r.code == 1, r.stdout + r.stderr
+    merged = json.loads(merged_path.read_text())
+    leaves = [f for f in merged["findings"] if f["rule"] == "downgrade-leaves-behind"]
+    assert [f["revision"] for f in leaves] == ["3c4d5e6f7081"]
+    # graph ran in both shards: its (absent) findings are not doubled, its check is listed once
+    assert [c["id"] for c in merged["checks"]] == ["graph", "stepwise"]
+    r = run_cli("merge-reports", tmp_path / "nope.json", cwd=proj, report=False)
+    assert r.code == 2 and "nope.json" in r.stderr
