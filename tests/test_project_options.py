@@ -125,3 +125,62 @@ def test_changed_since_lints_only_the_new_revision(project: Any) -> None:
     assert {"empty-downgrade", "not-null-without-server-default", "vague-message"} <= rules
     r = run_cli("verify", ".", "--checks", "lint", "--changed-since", "nosuchref", cwd=proj)
     assert r.code == 2 and "nosuchref" in r.stderr
+
+
+def test_broken_graph_is_reported_at_the_line_and_database_checks_skip(project: Any) -> None:
+    proj: Path = project("syntax_error")
+    r = run_cli("verify", ".", "--database", "embedded", cwd=proj)
+    assert r.code == 1
+    (f,) = r.findings("syntax-error")
+    assert (f["file"], f["line"]) == ("migrations/versions/f8091a2b3c4d_add_email_to_users.py", 23)
+    assert "never closed" in f["message"]
+    for check in ("upgrade", "drift", "roundtrip", "stepwise"):
+        assert r.check(check)["status"] == "skipped"
+    assert "Traceback" not in r.stderr
+
+    proj = project("missing_parent")
+    r = run_cli("verify", ".", "--database", "embedded", "--checks", "graph,upgrade", cwd=proj)
+    assert r.code == 1
+    missing = {(f["file"], f["line"], f["message"].split(" names ")[1][:14]) for f in r.findings()}
+    assert missing == {
+        ("migrations/versions/a3b4c5d6e7f8_add_email_to_users.py", 16, "'ffffffffffff'"),
+        ("migrations/versions/b4c5d6e7f809_create_orders.py", 18, "'0000deadbeef'"),
+    }
+
+
+def revision_on_head(rev: str, slug: str) -> str:
+    return (
+        f'"""{slug.replace("_", " ")}"""\nfrom alembic import op\nimport sqlalchemy as sa\n\n'
+        f'revision = "{rev}"\ndown_revision = "3c4d5e6f7081"\nbranch_labels = None\n'
+        "depends_on = None\n\n\ndef upgrade() -> None:\n"
+        f'    op.add_column("customers", sa.Column("{slug}", sa.Text()))\n\n\n'
+        "def downgrade() -> None:\n"
+        f'    op.drop_column("customers", "{slug}")\n'
+    )
+
+
+def test_base_ref_merge_preview_catches_a_second_head(project: Any) -> None:
+    proj: Path = project("sync_good")
+    versions = proj / "migrations" / "versions"
+    git(proj, "init", "-q", "-b", "main")
+    git(proj, "add", ".")
+    git(proj, "commit", "-qm", "history")
+    git(proj, "checkout", "-q", "-b", "feature")
+    (versions / "aaaa00000001_add_phone.py").write_text(revision_on_head("aaaa00000001", "phone"))
+    git(proj, "add", ".")
+    git(proj, "commit", "-qm", "feature: phone")
+    git(proj, "checkout", "-q", "main")
+    (versions / "bbbb00000002_add_vat.py").write_text(revision_on_head("bbbb00000002", "vat_id"))
+    git(proj, "add", ".")
+    git(proj, "commit", "-qm", "main: vat")
+    git(proj, "checkout", "-q", "feature")
+    # alone the branch is fine
+    r = run_cli("verify", ".", "--checks", "graph", cwd=proj)
+    assert r.code == 0, r.stdout + r.stderr
+    # merged with main it would have two heads
+    r = run_cli("verify", ".", "--checks", "graph", "--base-ref", "main", cwd=proj)
+    assert r.code == 1
+    (f,) = r.findings("merge-conflict-heads")
+    assert "aaaa00000001" in f["message"] and "bbbb00000002" in f["message"]
+    assert f["file"] == "migrations/versions/aaaa00000001_add_phone.py"
+    assert 'down_revision = "bbbb00000002"' in f["fix"] or "alembic merge" in f["fix"]
