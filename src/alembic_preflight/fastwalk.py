@@ -447,25 +447,9 @@ class FastLane:
 
     def record(self, rev: str) -> bool:
         """Book a revision the fast walk did as stepwise.Walk._revision would have."""
-        from alembic_preflight.checks.stepwise import ID
-        from alembic_preflight.findings import Finding, Severity
-
         w = self.walk
         result = self.results.pop(rev)
-        w.filled.update(result.filled)
-        w.known.update(result.seen)
-        for table, why in result.skipped:
-            if table not in w.noticed:
-                w.noticed.add(table)
-                w.findings.append(
-                    Finding(
-                        check=ID,
-                        rule="seed-skipped",
-                        severity=Severity.NOTICE,
-                        message=f"table `{table}` was left without synthetic rows: {why}",
-                        revision=rev,
-                    )
-                )
+        w.seeded(rev, result.filled, result.seen, result.skipped)
         w.applied.append(rev)
         if result.compared:
             return True

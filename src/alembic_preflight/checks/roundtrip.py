@@ -72,9 +72,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
             check=ID,
             rule="base-not-empty",
             severity=Severity.ERROR,
-            message="downgrade to base "
-            + "; ".join(lines[:8])
-            + (f"; and {len(lines) - 8} more" if len(lines) > 8 else ""),
+            message="downgrade to base " + _some(lines),
             detail=detail(left, labels=("empty database", "after downgrade to base")),
             fix="run the stepwise check to see which revision's downgrade leaves it",
         )
@@ -93,8 +91,12 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
             check=ID,
             rule="roundtrip-differs",
             severity=Severity.ERROR,
-            message="the second upgrade to head "
-            + "; ".join(lines[:8])
-            + (f"; and {len(lines) - 8} more" if len(lines) > 8 else ""),
+            message="the second upgrade to head " + _some(lines),
             detail=detail(differs, labels=("first upgrade", "second upgrade")),
         )
+
+
+def _some(lines: list[str], most: int = 8) -> str:
+    """A one-line message names a few objects; `detail` lists them all."""
+    rest = f"; and {len(lines) - most} more" if len(lines) > most else ""
+    return "; ".join(lines[:most]) + rest

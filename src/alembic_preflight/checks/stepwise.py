@@ -25,7 +25,7 @@ import ast
 import itertools
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -546,20 +546,30 @@ class Walk:
                 self.findings.append(self._data_failed(rev, table, e))
         if settings.seed_data:
             outcome = seed_empty_tables(conn, exclude=(self.bench.version_table,), known=self.known)
-            self.filled.update(outcome.filled)
-            self.known.update(outcome.seen)
-            for table, why in outcome.skipped:
-                if table not in self.noticed:
-                    self.noticed.add(table)
-                    self.findings.append(
-                        Finding(
-                            check=ID,
-                            rule="seed-skipped",
-                            severity=Severity.NOTICE,
-                            message=f"table `{table}` was left without synthetic rows: {why}",
-                            revision=rev,
-                        )
+            self.seeded(rev, outcome.filled, outcome.seen, outcome.skipped)
+
+    def seeded(
+        self,
+        rev: str,
+        filled: Iterable[str],
+        seen: Iterable[int],
+        skipped: Iterable[tuple[str, str]],
+    ) -> None:
+        """Book what seeding did before `rev` (either walk); an unfillable table is said once."""
+        self.filled.update(filled)
+        self.known.update(seen)
+        for table, why in skipped:
+            if table not in self.noticed:
+                self.noticed.add(table)
+                self.findings.append(
+                    Finding(
+                        check=ID,
+                        rule="seed-skipped",
+                        severity=Severity.NOTICE,
+                        message=f"table `{table}` was left without synthetic rows: {why}",
+                        revision=rev,
                     )
+                )
 
     def _with_conn(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
         """`fn` on our connection to the lane's database, kept open between steps (an idle
