@@ -221,7 +221,8 @@ def _note(plan: Plan, walks: Sequence[Walk]) -> str:
         parts.append(f"{_revisions(by_design)} irreversible by design, not downgraded")
     if kept - by_design:
         parts.append(
-            f"{kept - by_design} not downgraded (irreversible or at/below downgrade-floor)"
+            f"{kept - by_design} not downgraded (irreversible when run, at or below "
+            "downgrade-floor, outside --changed-since, or their upgrade was not committed)"
         )
     parts += [w.stopped for w in walks if w.stopped]
     return "; ".join(parts)
