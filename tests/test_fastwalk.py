@@ -144,3 +144,26 @@ print(a is b, c is d, a is c, e is f, e is g)
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.split()
     assert out == ["True", "False", "False", "True", "False"]
+
+
+def test_our_prepared_statements_outlive_the_migrations_ddl(dbs: Any):
+    """psycopg 3 sends DEALLOCATE ALL after a DROP or ALTER once it has prepared anything:
+    during the walk it must not prepare, and afterwards it prepares as before."""
+    _, engine = dbs("CREATE TABLE t (id int)")
+    with engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        threshold = driver.prepare_threshold
+        db = fastwalk.SqlConn(connection)
+        session = fastwalk.Session(db.query)
+        with fastwalk.driver_not_preparing(connection):
+            first = fastwalk.take_snapshot(db, Snapshotter(), session)
+            for i in range(8):  # what a long migration sends: the same statement, again
+                connection.exec_driver_sql("SELECT count(*) FROM t WHERE id > %(i)s", {"i": i})
+            connection.exec_driver_sql("ALTER TABLE t ADD COLUMN n int")
+            connection.exec_driver_sql("SELECT 1")
+            held = session.query(
+                "SELECT count(*) FROM pg_prepared_statements WHERE starts_with(name, 'alembic_')"
+            )
+            assert held[0][0] > 0
+        assert driver.prepare_threshold == threshold
+        assert ("column", "t.n") not in first.objects

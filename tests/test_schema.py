@@ -22,6 +22,7 @@ from alembic_preflight.schema import (
     diff_snapshots,
     take_snapshot,
 )
+from alembic_preflight.statements import Session
 
 _names = itertools.count()
 
@@ -573,18 +574,45 @@ def test_incremental_snapshots_equal_full_ones_after_every_step(make_db):
         reader.close()
 
 
-def test_incremental_snapshots_within_one_transaction(make_db):
-    """Changes inside one open transaction share an xmin: the row's place tells them apart."""
+@pytest.mark.parametrize("prepared", [False, True])
+def test_incremental_snapshots_within_one_transaction(make_db, prepared):
+    """Changes inside one open transaction share an xmin: the row's place tells them apart.
+    Through a statements.Session the same queries run prepared, and a DEALLOCATE ALL
+    between two snapshots (a driver or a migration may send one) only costs a PREPARE."""
     conn = make_db(*BASE)
     snapshotter = Snapshotter()
     snapshotter.full_read_share = 2
+    sent: list[str] = []  # the first two words of each statement
+
+    def plain(sql: str) -> list:
+        sent.append(" ".join(sql.split(" ", 2)[:2]))
+        cur = conn.execute(sql, prepare=False)
+        return cur.fetchall() if cur.description else []
+
+    session = Session(plain)
+    query = session if prepared else plain
     with conn.transaction():
-        query = lambda sql: conn.execute(sql).fetchall()  # noqa: E731
         snapshotter.take(query)
-        for step in STEPS[:12]:
+        for i, step in enumerate(STEPS[:12]):
             conn.execute(step)
-            got, want = snapshotter.take(query), Snapshotter().take(query)
+            if i == 6:
+                conn.execute("DEALLOCATE ALL")
+            session.others_ran()
+            got, want = snapshotter.take(query), Snapshotter().take(plain)
             assert got == want, f"after {step!r}:\n{detail(diff_snapshots(want, got))}"
+    if prepared:
+        # each statement prepared once, and once more if it ran after the DEALLOCATE ALL
+        prepares = [s for s in sent if s.startswith("PREPARE ")]
+        assert prepares and all(prepares.count(p) <= 2 for p in prepares)
+        assert max(prepares.count(p) for p in prepares) == 2
+        executes = [s for s in sent if s.startswith("EXECUTE ")]
+        assert len(executes) > 2 * len(prepares)
+        names = {r[0] for r in conn.execute("SELECT name FROM pg_prepared_statements")}
+        assert names and all(n.startswith("alembic_preflight_") for n in names)
+
+
+def _rows(result) -> list:
+    return [tuple(r) for r in result] if result.returns_rows else []
 
 
 def test_snapshot_sets_nothing_and_is_the_same_through_every_driver(make_db, pg_server):
@@ -608,7 +636,7 @@ def test_snapshot_sets_nothing_and_is_the_same_through_every_driver(make_db, pg_
             with engine.begin() as sconn:  # inside a transaction, as a migration runs
                 sconn.exec_driver_sql("CREATE TABLE in_tx (id integer)")
                 sconn.exec_driver_sql("SET LOCAL search_path = app, public")
-                query = lambda sql: [tuple(r) for r in sconn.exec_driver_sql(sql)]  # noqa: E731
+                query = lambda sql: _rows(sconn.exec_driver_sql(sql))  # noqa: E731
                 snapshotter = Snapshotter()
                 first = snapshotter.take(query)
                 sconn.exec_driver_sql("DROP TABLE in_tx")
@@ -619,6 +647,8 @@ def test_snapshot_sets_nothing_and_is_the_same_through_every_driver(make_db, pg_
                 assert ("table", "in_tx") in first.objects
                 got = snapshotter.take(query)
                 assert got == want, f"{driver}: {detail(diff_snapshots(want, got))}"
+                prepared = Snapshotter().take(Session(query))
+                assert prepared == want, f"{driver}, prepared: {detail(diff_snapshots(want, got))}"
         finally:
             engine.dispose()
 
@@ -628,9 +658,9 @@ def test_snapshot_sets_nothing_and_is_the_same_through_every_driver(make_db, pg_
             async with engine.begin() as aconn:
 
                 def take(sync_conn: sa.Connection) -> Snapshot:
-                    query = lambda sql: [tuple(r) for r in sync_conn.exec_driver_sql(sql)]  # noqa: E731
+                    query = lambda sql: _rows(sync_conn.exec_driver_sql(sql))  # noqa: E731
                     snapshotter = Snapshotter()
-                    snapshotter.take(query)
+                    snapshotter.take(Session(query))  # asyncpg prepares, and so do we
                     return snapshotter.take(query)
 
                 return await aconn.run_sync(take)

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from alembic_preflight import schema as schema_mod
 from alembic_preflight import seed as seed_mod
 from alembic_preflight.runner import WALK, Outcome
+from alembic_preflight.statements import Session, Statement, oid_array, run
 
 if TYPE_CHECKING:
     from alembic_preflight.checks.stepwise import Walk
@@ -153,7 +154,30 @@ def text_array(values: Collection[str]) -> str:
     return f"ARRAY[{', '.join(literal(v) for v in values)}]::text[]" if values else "'{}'::text[]"
 
 
-def take_snapshot(db: SqlConn, snapshotter: schema_mod.Snapshotter) -> schema_mod.Snapshot:
+@contextmanager
+def driver_not_preparing(connection: Any) -> Iterator[None]:
+    """psycopg 3 prepares a statement it has run five times, and on any DROP, ALTER or
+    ROLLBACK sends DEALLOCATE ALL, which would drop our prepared statements after almost
+    every migration step: keep it from preparing while we walk (other drivers never
+    deallocate what they did not prepare)."""
+    try:
+        driver = connection.connection.driver_connection
+    except Exception:  # not a pooled DBAPI connection we know
+        driver = None
+    if driver is None or not hasattr(driver, "prepare_threshold"):
+        yield
+        return
+    before = driver.prepare_threshold
+    driver.prepare_threshold = None
+    try:
+        yield
+    finally:
+        driver.prepare_threshold = before
+
+
+def take_snapshot(
+    db: SqlConn, snapshotter: schema_mod.Snapshotter, session: Session | None = None
+) -> schema_mod.Snapshot:
     """The snapshot schema.take_snapshot reads, inside the user's transaction.
 
     In the session's own search path, not pinned to schema.take_snapshot's: setting it
@@ -163,7 +187,7 @@ def take_snapshot(db: SqlConn, snapshotter: schema_mod.Snapshotter) -> schema_mo
     taken with one search path"), and should a migration change the path, they differ and
     the per-request walk looks again, with the path pinned."""
     with db.reading():
-        return snapshotter.take(db.query)
+        return snapshotter.take(session if session is not None else db.query)
 
 
 class _SeedConn:
@@ -185,22 +209,31 @@ class _Rows:
         return self.rows
 
 
+# seed._TABLES with its two parameters bound by position, every column read as text
+_SEED_TABLES = Statement(
+    "SELECT oid::text, name::text, cols::text, cons::text, idx::text FROM ("
+    + seed_mod._TABLES.replace("%(exclude)s", "$1")
+    .replace("%(known)s::oid[]", "$2")
+    .replace("%%", "%")
+    + ") AS s(oid, name, cols, cons, idx)",
+    ("text[]", "oid[]"),
+)
+
+
 def seed_empty_tables(
-    db: SqlConn, *, exclude: Collection[str], known: Collection[int], rows: int = seed_mod.ROWS
+    db: SqlConn,
+    *,
+    exclude: Collection[str],
+    known: Collection[int],
+    rows: int = seed_mod.ROWS,
+    session: Session | None = None,
 ) -> seed_mod.SeedOutcome:
-    """seed.seed_empty_tables on a SQLAlchemy connection: the same tables, plans and rows."""
+    """seed.seed_empty_tables on a SQLAlchemy connection: the same tables, plans and rows.
+    With a `session` (of `db`'s connection), the query that finds them runs prepared."""
     from sqlalchemy.exc import DBAPIError
 
-    known_sql = f"ARRAY[{', '.join(str(int(o)) for o in known)}]::oid[]" if known else "'{}'::oid[]"
-    tables_sql = (
-        seed_mod._TABLES.replace("%(exclude)s", text_array(list(exclude)))
-        .replace("%(known)s::oid[]", known_sql)
-        .replace("%%", "%")
-    )
-    found = db.query(
-        "SELECT oid::text, name::text, cols::text, cons::text, idx::text "
-        f"FROM ({tables_sql}) AS s(oid, name, cols, cons, idx)"
-    )
+    query = session if session is not None else db.query
+    found = run(query, _SEED_TABLES, text_array(list(exclude)), oid_array(known))
     tables = [
         seed_mod._table(
             int(oid),
@@ -269,6 +302,7 @@ def walk_steps(
     db = SqlConn(context.connection)
     # incremental: one per database and session, so one per run
     snapshotter = schema_mod.Snapshotter(exclude_tables=request.exclude)
+    session = Session(db.query)  # our catalog queries, planned once per connection
     known = set(request.known)
     # env.py's one transaction for the whole run: a step that commits inside it ends it
     # (transaction_per_migration ends one per step by design)
@@ -281,32 +315,42 @@ def walk_steps(
             raise TransactionEnded(rev)
         db.check_deferred()
 
-    for rev, downgrade in request.steps:
-        send(Progress(rev, "seed"))
-        outcome = seed_mod.SeedOutcome()
-        if request.seed:
-            outcome = seed_empty_tables(db, exclude=request.exclude, known=known)
-            known.update(outcome.seen)
-        before = take_snapshot(db, snapshotter) if downgrade else None
-        revision = script.get_revision(rev)
-        send(Progress(rev, "upgrade"))
-        yield RevisionStep(script.revision_map, revision, True)
-        after(rev)
-        if before is not None:
-            send(Progress(rev, "downgrade"))
-            yield RevisionStep(script.revision_map, revision, False)
-            after(rev)
-            send(Progress(rev, "compare"))
-            after_down = take_snapshot(db, snapshotter)
-            if schema_mod.diff_snapshots(before, after_down):
-                raise LeftBehind(rev)
-            send(Progress(rev, "upgrade again"))
+    with driver_not_preparing(context.connection):
+        for rev, downgrade in request.steps:
+            send(Progress(rev, "seed"))
+            outcome = seed_mod.SeedOutcome()
+            if request.seed:
+                outcome = seed_empty_tables(
+                    db, exclude=request.exclude, known=known, session=session
+                )
+                known.update(outcome.seen)
+            before = take_snapshot(db, snapshotter, session) if downgrade else None
+            revision = script.get_revision(rev)
+            send(Progress(rev, "upgrade"))
             yield RevisionStep(script.revision_map, revision, True)
+            session.others_ran()
             after(rev)
-        done = RevisionResult(
-            rev, before is not None, outcome.filled, outcome.skipped, tuple(sorted(outcome.seen))
-        )
-        send(Progress(rev, "done", done))
+            if before is not None:
+                send(Progress(rev, "downgrade"))
+                yield RevisionStep(script.revision_map, revision, False)
+                session.others_ran()
+                after(rev)
+                send(Progress(rev, "compare"))
+                after_down = take_snapshot(db, snapshotter, session)
+                if schema_mod.diff_snapshots(before, after_down):
+                    raise LeftBehind(rev)
+                send(Progress(rev, "upgrade again"))
+                yield RevisionStep(script.revision_map, revision, True)
+                session.others_ran()
+                after(rev)
+            done = RevisionResult(
+                rev,
+                before is not None,
+                outcome.filled,
+                outcome.skipped,
+                tuple(sorted(outcome.seen)),
+            )
+            send(Progress(rev, "done", done))
 
 
 # -- parent side -----------------------------------------------------------------------

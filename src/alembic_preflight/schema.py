@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import difflib
 import weakref
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+
+from alembic_preflight.statements import Query, Session, Statement, oid_array, run
 
 Key = tuple[str, str]  # (kind, name)
 
@@ -468,7 +470,6 @@ class Snapshot:
 
 
 Row = tuple[Any, ...]
-Query = Callable[[str], "list[tuple[Any, ...]]"]
 Root = tuple[str, str]  # (catalog oid, oid) of the catalog row a query's output row comes from
 
 # For each query, the catalog row each of its output rows comes from: its root. A root is
@@ -654,12 +655,9 @@ def _text_array(values: Iterable[str]) -> str:
     return f"ARRAY[{', '.join(items)}]::text[]" if items else "'{}'::text[]"
 
 
-_ONLY = "\n-- only\n"  # where a query reads only some roots
-
-
-def _fetch_sql(exclude_tables: Collection[str]) -> list[str]:
-    """The queries, each giving 8 text columns: the root's oid, then the seven; each ends in
-    a WHERE clause, so `AND <root> = ANY(...)` reads only some roots."""
+def _fetch_sql(exclude_tables: Collection[str]) -> list[tuple[Statement, Statement]]:
+    """The queries, each giving 8 text columns: the root's oid, then the seven; each as
+    (every root, the roots in the oid[] $1)."""
     bare = _text_array(t for t in exclude_tables if "." not in t)
     qualified = _text_array(t for t in exclude_tables if "." in t)
     cols = ", ".join(f"c{i}::text" for i in range(7))
@@ -669,7 +667,9 @@ def _fetch_sql(exclude_tables: Collection[str]) -> list[str]:
         body = q.replace("%(bare)s", bare).replace("%(qualified)s", qualified).strip()
         assert body.startswith("SELECT ") and "%" not in body  # see _literal
         body = f"SELECT ({oid})::text AS r_oid, " + body[len("SELECT ") :]
-        out.append(f"SELECT r_oid, {cols} FROM ({body}{_ONLY}) AS s(r_oid, {names})")
+        every = f"SELECT r_oid, {cols} FROM ({body}) AS s(r_oid, {names})"
+        some = f"SELECT r_oid, {cols} FROM ({body} AND ({oid}) = ANY($1)) AS s(r_oid, {names})"
+        out.append((Statement(every), Statement(some, ("oid[]",))))
     return out
 
 
@@ -682,7 +682,8 @@ class Snapshotter:
     (`exec_driver_sql`), any driver. Every column comes back as text, so the rows are the
     same whatever the driver makes of PostgreSQL's types. It only reads (SELECT, nothing
     that can fail on a valid database): it sets nothing, so it can run inside a
-    migration's open transaction.
+    migration's open transaction. Given a `statements.Session` instead, it runs the same
+    queries as statements prepared in that session (PREPARE/EXECUTE), planned once.
 
     Names of the snapshot's objects are built from the catalog (`public` left
     unqualified, other schemas qualified), but definitions come from PostgreSQL's own
@@ -710,7 +711,7 @@ class Snapshotter:
     def __init__(self, *, exclude_tables: Collection[str] = ("alembic_version",)) -> None:
         self.exclude_tables = tuple(exclude_tables)
         self._queries = _fetch_sql(self.exclude_tables)
-        self._listing: str | None = None
+        self._listing: Statement | None = None
         self._catalogs: list[str] = []
         self._reset()
 
@@ -721,13 +722,15 @@ class Snapshotter:
         self._state = _Objects()
         self._last: Snapshot | None = None
 
-    def take(self, query: Query) -> Snapshot:
+    def take(self, query: Query | Session) -> Snapshot:
+        """A snapshot read through `query`; a `statements.Session` plans each query once."""
         if self._listing is None:
+            plain = query.query if isinstance(query, Session) else query
             names = ", ".join(f"'{cat}'::regclass::oid::text" for cat, _ in _ROOTS)
-            first = query(f"SELECT current_setting('server_version_num'), {names}")[0]
-            self._listing = _LISTING if int(first[0]) >= 140000 else _LISTING_13
+            first = plain(f"SELECT current_setting('server_version_num'), {names}")[0]
+            self._listing = Statement(_LISTING if int(first[0]) >= 140000 else _LISTING_13)
             self._catalogs = list(first[1:])  # each query's root catalog, by oid
-        listing = query(self._listing)
+        listing = run(query, self._listing)
         header = next(tuple(r) for r in listing if r[0] == "")
         versions = {(r[0], r[1]): (r[2], r[3]) for r in listing if r[0] != ""}
         if header == self._header and self._last is not None:
@@ -739,16 +742,16 @@ class Snapshotter:
         assert self._last is not None
         return self._last
 
-    def _take_all(self, query: Query) -> None:
+    def _take_all(self, query: Query | Session) -> None:
         self._reset()
-        for i, q in enumerate(self._queries):
+        for i, (every, _) in enumerate(self._queries):
             cat = self._catalogs[i]
-            for row in query(q.replace(_ONLY, "")):
+            for row in run(query, every):
                 self._rows.setdefault((cat, row[0]), []).append(tuple(row[1:]))
         self._state.fill((root, row) for root, rows in self._rows.items() for row in rows)
         self._last = Snapshot(dict(self._state.kept))
 
-    def _take_some(self, query: Query, versions: dict[Root, tuple[Any, Any]]) -> bool:
+    def _take_some(self, query: Query | Session, versions: dict[Root, tuple[Any, Any]]) -> bool:
         """Read again what changed; False when so much did that reading all costs less."""
         old = self._versions
         changed = [k for k, v in versions.items() if old.get(k) != v]
@@ -757,19 +760,26 @@ class Snapshotter:
             return True
         seeds = [k for k in changed if old.get(k, (None,))[0] != versions[k][0]] + gone
         notes = [k for k in changed if old.get(k, (None,))[0] == versions[k][0]]
-        dirty = {(r[0], r[1]) for r in query(_dirty_sql(seeds, notes))} | set(gone)
+        found = run(
+            query,
+            _DIRTY,
+            oid_array(c for c, _ in seeds),
+            oid_array(o for _, o in seeds),
+            oid_array(c for c, _ in notes),
+            oid_array(o for _, o in notes),
+        )
+        dirty = {(r[0], r[1]) for r in found} | set(gone)
         if len(dirty) > len(self._rows) * self.full_read_share:
             return False  # an enum every table uses got a value, a schema was renamed...
         by_catalog: dict[str, list[str]] = {}
         for cat, oid in dirty:
             by_catalog.setdefault(cat, []).append(oid)
         fresh = []
-        for i, q in enumerate(self._queries):
-            cat, oid_sql = self._catalogs[i], _ROOTS[i][1]
+        for i, (_, some) in enumerate(self._queries):
+            cat = self._catalogs[i]
             oids = by_catalog.get(cat)
             if oids:
-                only = f" AND ({oid_sql}) = ANY('{{{','.join(oids)}}}'::oid[])"
-                fresh += [(cat, *row) for row in query(q.replace(_ONLY, only))]
+                fresh += [(cat, *row) for row in run(query, some, oid_array(oids))]
         self._update(dirty, fresh)
         self._last = Snapshot(dict(self._state.kept))
         return True
@@ -791,22 +801,15 @@ class Snapshotter:
         state.settle()
 
 
-def _dirty_sql(seeds: list[Root], notes: list[Root]) -> str:
-    """SQL: the roots to read again, as (catalog, oid) text.
-
-    down: what depends on a changed object, at any depth (its text may print the changed
-    name); then one step up from each, to what it is part of (auto and internal
-    dependencies: a default's column, a view's rule, an index's table), whose rows
-    include its text; and the objects whose comment alone changed.
-    """
-
-    def values(roots: list[Root]) -> str:
-        if not roots:
-            return "SELECT NULL::oid, NULL::oid WHERE false"
-        return "VALUES " + ", ".join(f"({int(c)}::oid, {int(o)}::oid)" for c, o in roots)
-
-    return f"""WITH RECURSIVE
-seed(classid, objid) AS ({values(seeds)}),
+# The roots to read again, as (catalog, oid) text, from the roots whose rows changed ($1,
+# $2: catalogs and oids) and those whose comment alone did ($3, $4).
+# down: what depends on a changed object, at any depth (its text may print the changed
+# name); then one step up from each, to what it is part of (auto and internal
+# dependencies: a default's column, a view's rule, an index's table), whose rows include
+# its text; and the objects whose comment alone changed.
+_DIRTY = Statement(
+    """WITH RECURSIVE
+seed(classid, objid) AS (SELECT * FROM unnest($1, $2)),
 down(classid, objid) AS (
     SELECT classid, objid FROM seed
     UNION
@@ -819,8 +822,10 @@ dirty(classid, objid) AS (
     JOIN down ON d.classid = down.classid AND d.objid = down.objid
     WHERE d.deptype IN ('a', 'i')
     UNION
-    {values(notes)})
-SELECT classid::text, objid::text FROM dirty"""
+    SELECT * FROM unnest($3, $4))
+SELECT classid::text, objid::text FROM dirty""",
+    ("oid[]", "oid[]", "oid[]", "oid[]"),
+)
 
 
 class _Objects:
@@ -955,9 +960,10 @@ def take_snapshot(
         per_conn[tuple(exclude_tables)] = snapshotter
 
     def query(sql: str) -> list[tuple[Any, ...]]:
-        # Statements that read everything come back with the same text: prepare them,
-        # so a connection plans each once (planning is a third of their time).
-        return conn.execute(sql.encode(), prepare="ANY('{" not in sql).fetchall()
+        # Statements without an array literal (those that read everything) come back with
+        # the same text: prepare them, so a connection plans each once (planning is a
+        # third of their time); the others would fill psycopg's cache of prepared ones.
+        return conn.execute(sql.encode(), prepare="'{" not in sql).fetchall()
 
     with conn.transaction():
         # Definitions print names relative to the search path: pin it, so the text does
