@@ -34,14 +34,27 @@ def _install():
 
     original = runner.worker_main
 
+    profile = cProfile.Profile()
+
+    def dump():
+        profile.disable()
+        profile.dump_stats(os.path.join(os.environ["PREFLIGHT_PROFILE_DIR"],
+                                        f"worker-{os.getpid()}.prof"))
+
+    real_exit = os._exit
+
+    def exit_after_dump(code):  # the worker leaves with os._exit when told to stop
+        dump()
+        real_exit(code)
+
+    os._exit = exit_after_dump
+
     @functools.wraps(original)
     def worker_main(*args, **kwargs):
-        profile = cProfile.Profile()
         try:
             return profile.runcall(original, *args, **kwargs)
         finally:
-            profile.dump_stats(os.path.join(os.environ["PREFLIGHT_PROFILE_DIR"],
-                                            f"worker-{os.getpid()}.prof"))
+            dump()
 
     runner.worker_main = worker_main
 

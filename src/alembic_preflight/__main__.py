@@ -1,3 +1,3 @@
-from alembic_preflight.cli import main
+from alembic_preflight.cli import run
 
-raise SystemExit(main())
+run()

@@ -377,7 +377,11 @@ def worker_main(conn: Any, init: WorkerInit) -> None:
         except (EOFError, KeyboardInterrupt):
             return
         if request is None:
-            return
+            # Nothing here needs an orderly shutdown (env.py's connections end with the
+            # process); the interpreter's own takes a few hundred ms the parent waits for.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
         kind, arg = request
         if worker is None:
             assert startup is not None

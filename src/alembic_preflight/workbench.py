@@ -83,6 +83,8 @@ class Workbench:
         return self
 
     def close(self) -> None:
+        for lane in self.lanes:  # all told first: they exit side by side
+            self._tell_worker_to_stop(lane)
         for lane in self.lanes:
             self._stop_worker(lane)
         if self._admin is not None:
@@ -253,11 +255,15 @@ class Workbench:
         child.close()
         ln.process, ln.conn = proc, parent
 
-    def _stop_worker(self, ln: Lane) -> None:
+    def _tell_worker_to_stop(self, ln: Lane) -> None:
         if ln.conn is not None:
             with suppress(OSError, ValueError):
                 ln.conn.send(None)
             ln.conn.close()
+            ln.conn = None
+
+    def _stop_worker(self, ln: Lane) -> None:
+        self._tell_worker_to_stop(ln)
         if ln.process is not None:
             ln.process.join(timeout=2)
             if ln.process.is_alive():
