@@ -167,3 +167,24 @@ def test_our_prepared_statements_outlive_the_migrations_ddl(dbs: Any):
             assert held[0][0] > 0
         assert driver.prepare_threshold == threshold
         assert ("column", "t.n") not in first.objects
+
+
+def test_a_table_holding_rows_is_looked_at_once(dbs: Any):
+    """Each revision's seeding reads only tables it has not seen: one that holds rows of
+    its own when first seen is left alone from then on, in both seeders."""
+    ddl = "CREATE TABLE lookup (id int PRIMARY KEY); INSERT INTO lookup VALUES (1);"
+    ddl += "CREATE TABLE empty (id int PRIMARY KEY)"
+    ours, _ = dbs(ddl)
+    conn, engine = dbs(ddl)
+
+    def oids(c: psycopg.Connection[Any]) -> frozenset[int]:
+        q = "SELECT oid::int FROM pg_class WHERE relname IN ('lookup', 'empty')"
+        return frozenset(r[0] for r in c.execute(q))
+
+    expected = seed_empty_tables(ours)
+    with engine.connect() as connection, connection.begin():
+        got = fastwalk.seed_empty_tables(fastwalk.SqlConn(connection), exclude=(), known=())
+    for outcome, c in ((expected, ours), (got, conn)):
+        assert outcome.filled == ("empty",)
+        assert outcome.seen == oids(c)
+        assert c.execute("SELECT count(*) FROM lookup").fetchone() == (1,)

@@ -211,11 +211,11 @@ class _Rows:
 
 # seed._TABLES with its two parameters bound by position, every column read as text
 _SEED_TABLES = Statement(
-    "SELECT oid::text, name::text, cols::text, cons::text, idx::text FROM ("
+    "SELECT oid::text, name::text, empty::text, cols::text, cons::text, idx::text FROM ("
     + seed_mod._TABLES.replace("%(exclude)s", "$1")
     .replace("%(known)s::oid[]", "$2")
     .replace("%%", "%")
-    + ") AS s(oid, name, cols, cons, idx)",
+    + ") AS s(oid, name, empty, cols, cons, idx)",
     ("text[]", "oid[]"),
 )
 
@@ -242,10 +242,12 @@ def seed_empty_tables(
             json.loads(cons) if cons else [],
             json.loads(idx) if idx else [],
         )
-        for oid, name, cols, cons, idx in found
+        for oid, name, empty, cols, cons, idx in found
+        if empty == "true"
     ]
+    seen = frozenset(int(r[0]) for r in found)
     if not tables:
-        return seed_mod.SeedOutcome()
+        return seed_mod.SeedOutcome(seen=seen)
     shim = _SeedConn(db)
     filled: list[str] = []
     skipped: list[tuple[str, str]] = []
@@ -266,7 +268,7 @@ def seed_empty_tables(
                 filled.append(table.name)
             else:
                 skipped.append((table.name, why))
-    return seed_mod.SeedOutcome(tuple(filled), tuple(skipped), frozenset(t.oid for t in tables))
+    return seed_mod.SeedOutcome(tuple(filled), tuple(skipped), seen)
 
 
 def _insert(

@@ -30,6 +30,9 @@ ROWS = 3
 # dynamic SQL and returns '' for no rows; that saves a round trip per table.
 _TABLES = """
 SELECT c.oid, c.oid::regclass::text,
+  -- empty: one row read through SPI, so tables with rows cost little
+  query_to_xml(format('SELECT 1 AS x FROM %%s LIMIT 1', c.oid::regclass),
+               false, true, '')::text = '',
   (SELECT json_agg(json_build_object(
       'name', a.attname,
       'type', format_type(a.atttypid, a.atttypmod),
@@ -70,8 +73,6 @@ WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
                   AND d.objid = c.oid AND d.deptype = 'e')
   AND NOT (c.relname = ANY(%(exclude)s) OR n.nspname || '.' || c.relname = ANY(%(exclude)s))
   AND NOT c.oid = ANY(%(known)s::oid[])
-  AND query_to_xml(format('SELECT 1 AS x FROM %%s LIMIT 1', c.oid::regclass),
-                   false, true, '')::text = ''
 """
 
 
@@ -108,7 +109,8 @@ class Table:
 class SeedOutcome:
     filled: tuple[str, ...] = ()  # tables that got rows
     skipped: tuple[tuple[str, str], ...] = ()  # (table, why it could not be filled)
-    seen: frozenset[int] = frozenset()  # oids of both: pass them as `known` next time
+    # oids of every table looked at (empty or not): pass them as `known` next time
+    seen: frozenset[int] = frozenset()
 
 
 def seed_empty_tables(
@@ -120,11 +122,12 @@ def seed_empty_tables(
 ) -> SeedOutcome:
     """Fill every empty user table with `rows` rows; one transaction, a savepoint each.
 
-    `known`: oids of tables already filled or found unfillable, not looked at again (a
-    table dropped and re-created gets a new oid, so it is filled again)."""
-    tables = read_empty_tables(conn, exclude, known)
+    `known`: oids of tables already looked at, not looked at again: those filled, found
+    unfillable, or holding rows of their own when first seen (a table dropped and
+    re-created gets a new oid, so it is looked at again)."""
+    tables, seen = read_empty_tables(conn, exclude, known)
     if not tables:
-        return SeedOutcome()
+        return SeedOutcome(seen=seen)
     filled: list[str] = []
     skipped: list[tuple[str, str]] = []
     with conn.transaction():
@@ -134,16 +137,20 @@ def seed_empty_tables(
                 filled.append(table.name)
             else:
                 skipped.append((table.name, why))
-    return SeedOutcome(tuple(filled), tuple(skipped), frozenset(t.oid for t in tables))
+    return SeedOutcome(tuple(filled), tuple(skipped), seen)
 
 
 def read_empty_tables(
     conn: psycopg.Connection[Any], exclude: Collection[str], known: Collection[int] = ()
-) -> list[Table]:
+) -> tuple[list[Table], frozenset[int]]:
+    """The empty tables not in `known`, and the oids of all tables not in `known`."""
     rows = conn.execute(_TABLES, {"exclude": list(exclude), "known": list(known)}).fetchall()
-    return [
-        _table(oid, name, cols or [], cons or [], idx or []) for oid, name, cols, cons, idx in rows
+    tables = [
+        _table(oid, name, cols or [], cons or [], idx or [])
+        for oid, name, empty, cols, cons, idx in rows
+        if empty
     ]
+    return tables, frozenset(r[0] for r in rows)
 
 
 def _table(oid: int, name: str, cols: list[Any], cons: list[Any], indexes: list[Any]) -> Table:
