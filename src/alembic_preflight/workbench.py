@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import secrets
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from contextlib import suppress
@@ -58,6 +59,9 @@ class Workbench:
     _admin: psycopg.Connection[Any] | None = None
     _tmp: tempfile.TemporaryDirectory[str] | None = None
     _baseline: Snapshot | None = None
+    # lanes run in threads (stepwise's, and stepwise beside the other checks): a template
+    # must not be re-made while another lane is copied from it
+    _templates_lock: threading.RLock = field(default_factory=threading.RLock)
 
     # -- lifecycle -------------------------------------------------------------------------
     def open(self, lanes: int = 1) -> Workbench:
@@ -185,6 +189,10 @@ class Workbench:
 
     def fresh(self, template: str | None = None, lane: int = 0) -> None:
         """Make the lane's database new: empty, or a copy of a saved template."""
+        with self._templates_lock:
+            self._fresh(template, lane)
+
+    def _fresh(self, template: str | None, lane: int) -> None:
         ln = self.lanes[lane]
         if ln.state == (template or "empty"):
             return
@@ -213,6 +221,10 @@ class Workbench:
 
     def save(self, label: str, lane: int = 0) -> bool:
         """Keep the lane's database as template `label`; False where databases cannot be made."""
+        with self._templates_lock:
+            return self._save(label, lane)
+
+    def _save(self, label: str, lane: int) -> bool:
         if not self.can_create:
             return False
         ln = self.lanes[lane]

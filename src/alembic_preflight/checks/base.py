@@ -29,6 +29,9 @@ class CheckContext:
     # per-revision outcomes a check may record (JUnit testcases)
     cases: list[tuple[str, Status]] = field(default_factory=list)
     note: str | None = None  # a one-line summary a check may leave for its result
+    # the workbench lanes (database + worker) this check may use; stepwise may get
+    # lanes of its own while the other checks share lane 0 (commands/verify.py)
+    lanes: tuple[int, ...] = (0,)
 
     def in_focus(self, revision: str | None) -> bool:
         return self.focus is None or revision in self.focus

@@ -248,21 +248,21 @@ def _same(a: object, b: object) -> bool:
     return Path(str(a)).resolve() == Path(str(b)).resolve()
 
 
-def start_empty(ctx: CheckContext) -> Failure | None:
+def start_empty(ctx: CheckContext, lane: int = 0) -> Failure | None:
     """A fresh database as the first revision expects it: empty, or after `bootstrap:`."""
     from alembic_preflight.runner import BOOTSTRAP
 
     bench = ctx.bench
     assert bench is not None
     if bench.has("base"):
-        bench.fresh("base")
+        bench.fresh("base", lane=lane)
         return None
-    bench.fresh()
+    bench.fresh(lane=lane)
     if ctx.settings.bootstrap:
-        outcome = bench.run(BOOTSTRAP, ctx.settings.bootstrap)
+        outcome = bench.run(BOOTSTRAP, ctx.settings.bootstrap, lane=lane)
         if not outcome.ok:
             return outcome.failure
-    bench.save("base")
+    bench.save("base", lane=lane)
     return None
 
 

@@ -85,14 +85,14 @@ class Plan:
     keep: frozenset[str]  # at or below downgrade-floor: never downgraded
 
     @classmethod
-    def from_context(cls, ctx: CheckContext, lanes: int) -> Plan:
+    def from_context(cls, ctx: CheckContext) -> Plan:
         settings, history = ctx.settings, ctx.project.history
         order = history.topological_order()
         start, end = 0, len(order)
         if settings.shard is not None:
             k, n = settings.shard
             start, end = split(0, len(order), n, REPLAY_COST)[k - 1]
-        lanes = max(1, min(lanes, (end - start) // MIN_SLICE))
+        lanes = max(1, min(len(ctx.lanes), (end - start) // MIN_SLICE))
         skip = frozenset(_resolve(ctx, r, "skip-revisions") for r in settings.skip_revisions)
         keep: frozenset[str] = frozenset()
         if settings.downgrade_floor:
@@ -139,7 +139,8 @@ def _ancestors(ctx: CheckContext, rev: str) -> frozenset[str]:
 
 
 def lane_count(settings: Any) -> int:
-    """Lanes the workbench should open for this run: --jobs, 0 = one per core, at most 2."""
+    """Lanes for the walk: --jobs, 0 = one per core, at most 2 (the other database checks
+    may get one more beside them: commands/verify.py)."""
     if "stepwise" not in settings.checks:
         return 1
     return settings.jobs if settings.jobs > 0 else max(1, min(2, os.cpu_count() or 1))
@@ -148,12 +149,12 @@ def lane_count(settings: Any) -> int:
 def run(ctx: CheckContext) -> Iterator[Finding]:
     bench = ctx.bench
     assert bench is not None
-    failure = start_empty(ctx)
+    failure = start_empty(ctx, lane=ctx.lanes[0])
     if failure is not None:
         yield failure_finding(ctx, ID, "bootstrap-failed", failure, what="bootstrap")
         return
-    plan = Plan.from_context(ctx, bench.lane_count)
-    walks = [Walk(ctx, lane, plan, a, b) for lane, (a, b) in enumerate(plan.slices)]
+    plan = Plan.from_context(ctx)
+    walks = [Walk(ctx, ctx.lanes[i], plan, a, b) for i, (a, b) in enumerate(plan.slices)]
     try:
         if len(walks) == 1:
             walks[0].walk()
