@@ -258,7 +258,10 @@ def verify(
         typer.Option(
             "--jobs",
             "-j",
-            help="Parallel databases for per-revision work (default: cores, at most 2).",
+            help=(
+                "Parallel databases for the per-revision walk (default: cores, at most 2); "
+                "with more than 1, the walk starts while upgrade, drift and roundtrip run."
+            ),
             rich_help_panel=CHK,
         ),
     ] = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -12,6 +13,14 @@ if TYPE_CHECKING:
     from alembic_preflight.project import Project
     from alembic_preflight.settings import Settings
     from alembic_preflight.workbench import Workbench
+
+
+@dataclass(frozen=True)
+class LaneBusy:
+    """Lane 0 is in use until `free` is set, for about `cost` revisions walked."""
+
+    free: threading.Event
+    cost: float
 
 
 class CheckSkipped(Exception):
@@ -29,9 +38,10 @@ class CheckContext:
     # per-revision outcomes a check may record (JUnit testcases)
     cases: list[tuple[str, Status]] = field(default_factory=list)
     note: str | None = None  # a one-line summary a check may leave for its result
-    # the workbench lanes (database + worker) this check may use; stepwise may get
-    # lanes of its own while the other checks share lane 0 (commands/verify.py)
+    # the workbench lanes (database + worker) this check may use
     lanes: tuple[int, ...] = (0,)
+    # stepwise beside the other checks (commands/verify.py): lane 0 is theirs until then
+    lane0_busy: LaneBusy | None = None
 
     def in_focus(self, revision: str | None) -> bool:
         return self.focus is None or revision in self.focus

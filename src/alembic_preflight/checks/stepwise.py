@@ -97,23 +97,30 @@ class Plan:
         keep: frozenset[str] = frozenset()
         if settings.downgrade_floor:
             keep = _ancestors(ctx, _resolve(ctx, settings.downgrade_floor, "downgrade-floor"))
-        return cls(order, start, end, tuple(split(start, end, lanes, REPLAY_COST)), skip, keep)
+        # lane 0 may first run the other checks (commands/verify.py): it starts later
+        delay = ctx.lane0_busy.cost if ctx.lane0_busy is not None and lanes > 1 else 0.0
+        slices = split(start, end, lanes, REPLAY_COST, delay)
+        return cls(order, start, end, tuple(slices), skip, keep)
 
 
-def split(start: int, end: int, parts: int, replay: float) -> list[tuple[int, int]]:
+def split(
+    start: int, end: int, parts: int, replay: float, delay: float = 0.0
+) -> list[tuple[int, int]]:
     """Cut [start, end) into `parts` slices that take about equally long when slice i
-    first replays order[:a_i] at `replay` per revision, then walks its own revisions at 1.
+    first replays order[:a_i] at `replay` per revision, then walks its own revisions at 1,
+    and slice 0 starts `delay` (in revisions walked) after the others.
 
-    Equal times T: a_{i+1} = T + a_i (1 - replay), a_0 = start, a_parts = end."""
+    Equal times T: a_1 = T - delay + a_0 (1 - replay), a_{i+1} = T + a_i (1 - replay),
+    a_0 = start, a_parts = end."""
     if parts <= 1 or end - start <= parts:
         return [(start, end)]
     keep = 1.0 - replay
-    total = end - start * keep**parts
+    total = end - start * keep**parts + delay * keep ** (parts - 1)
     t = total / sum(keep**j for j in range(parts))
     bounds = [start]
     a = float(start)
-    for _ in range(parts - 1):
-        a = t + a * keep
+    for i in range(parts - 1):
+        a = t + a * keep - (delay if i == 0 else 0.0)
         bounds.append(min(max(round(a), bounds[-1] + 1), end - 1))
     bounds.append(end)
     return list(itertools.pairwise(bounds))
@@ -138,9 +145,16 @@ def _ancestors(ctx: CheckContext, rev: str) -> frozenset[str]:
     return frozenset(seen)
 
 
+def busy_cost(check_ids: Iterable[str], revisions: int) -> float:
+    """What the other database checks cost on lane 0 before the walk may join there, in
+    revisions walked (roughly: upgrade replays the history once, roundtrip down and up;
+    early revisions, on a smaller schema, walk faster than the later ones lane 1 gets)."""
+    runs = {"upgrade": 0.5, "roundtrip": 1.0, "drift": 0.1}
+    return sum(runs.get(c, 0.5) for c in check_ids) * revisions * REPLAY_COST
+
+
 def lane_count(settings: Any) -> int:
-    """Lanes for the walk: --jobs, 0 = one per core, at most 2 (the other database checks
-    may get one more beside them: commands/verify.py)."""
+    """Lanes for the walk: --jobs, 0 = one per core, at most 2."""
     if "stepwise" not in settings.checks:
         return 1
     return settings.jobs if settings.jobs > 0 else max(1, min(2, os.cpu_count() or 1))
@@ -149,12 +163,14 @@ def lane_count(settings: Any) -> int:
 def run(ctx: CheckContext) -> Iterator[Finding]:
     bench = ctx.bench
     assert bench is not None
-    failure = start_empty(ctx, lane=ctx.lanes[0])
+    failure = start_empty(ctx, lane=ctx.lanes[-1])  # lane 0 may still be busy
     if failure is not None:
         yield failure_finding(ctx, ID, "bootstrap-failed", failure, what="bootstrap")
         return
     plan = Plan.from_context(ctx)
-    walks = [Walk(ctx, ctx.lanes[i], plan, a, b) for i, (a, b) in enumerate(plan.slices)]
+    # one slice (a short history): the last lane, which no other check may be using
+    lanes = ctx.lanes if len(plan.slices) > 1 else ctx.lanes[-1:]
+    walks = [Walk(ctx, lanes[i], plan, a, b) for i, (a, b) in enumerate(plan.slices)]
     try:
         if len(walks) == 1:
             walks[0].walk()
@@ -261,6 +277,8 @@ class Walk:
     # -- the walk ------------------------------------------------------------------------
     def walk(self) -> None:
         revs = self.plan.order[self.start : self.end]
+        if self.lane == 0 and self.ctx.lane0_busy is not None:
+            self.ctx.lane0_busy.free.wait()
         failure = self._prepare()
         if failure is not None:
             self._not_reached(revs, failure, before=True)

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from alembic_preflight import __version__, output
 from alembic_preflight.checks import CHECKS, stepwise
-from alembic_preflight.checks.base import Check, CheckContext, CheckSkipped
+from alembic_preflight.checks.base import Check, CheckContext, CheckSkipped, LaneBusy
 from alembic_preflight.database import choose_backend, provision
 from alembic_preflight.errors import EXIT_FAILED, EXIT_INFRA, EXIT_OK, PreflightError
 from alembic_preflight.findings import (
@@ -64,12 +64,10 @@ def verify(settings: Settings, options: ReportOptions) -> int:
                     f"PostgreSQL {server.server_version.split()[0]} ready ({server.backend}, "
                     f"{time.monotonic() - started:.1f} s)"
                 )
-                walk_lanes = stepwise.lane_count(settings)
-                beside = _beside(db_checks, walk_lanes)
-                lanes = walk_lanes + 1 if beside else walk_lanes
+                lanes = stepwise.lane_count(settings)
                 with Workbench(settings, project, server).open(lanes=lanes) as bench:
                     db_ctx = replace(ctx, bench=bench)
-                    if beside and bench.lane_count == lanes:
+                    if _beside(db_checks, bench.lane_count):
                         _run_beside(db_checks, db_ctx, settings.fail_on, results)
                     else:
                         for check in db_checks:
@@ -100,25 +98,28 @@ def verify(settings: Settings, options: ReportOptions) -> int:
     return EXIT_OK if report.passed else EXIT_FAILED
 
 
-def _beside(db_checks: list[Check], walk_lanes: int) -> bool:
-    """Whether stepwise runs on lanes of its own, beside the other database checks.
+def _beside(db_checks: list[Check], lanes: int) -> bool:
+    """Whether stepwise starts on its other lanes while the other checks run on lane 0.
 
-    Why (issue 7): upgrade, drift and roundtrip run one request at a time on one core; the
-    walk's lanes fill the cores. Side by side, the other checks' time hides in the walk's
-    (measured at 200 revisions: 7.2 s against 7.8 s one after another; lane 0 joining the
-    walk once they are done, with its slice cut shorter, balanced worse). Not with
-    --jobs 1 (one core asked for) or when stepwise runs alone."""
+    Why (issue 7): upgrade, drift and roundtrip run one request at a time on one core, and
+    the walk's lanes would wait for them. Now lane 1 walks meanwhile, and lane 0 joins the
+    walk when they are done, with a slice cut shorter by what they cost. (A lane of their
+    own beside two walking lanes was as fast, but a third worker costs 75 MB.)"""
     ids = {c.ID for c in db_checks}
-    return stepwise.ID in ids and len(ids) > 1 and walk_lanes > 1
+    return stepwise.ID in ids and len(ids) > 1 and lanes > 1
 
 
 def _run_beside(
     db_checks: list[Check], ctx: CheckContext, fail_on: Severity, results: dict[str, CheckResult]
 ) -> None:
-    """stepwise in a thread on lanes 1..n, the other checks in order on lane 0."""
     assert ctx.bench is not None
     walk = next(c for c in db_checks if c.ID == stepwise.ID)
-    walk_ctx = replace(ctx, lanes=tuple(range(1, ctx.bench.lane_count)))
+    others = [c for c in db_checks if c is not walk]
+    busy = LaneBusy(
+        threading.Event(),
+        stepwise.busy_cost([c.ID for c in others], len(ctx.project.history.revisions)),
+    )
+    walk_ctx = replace(ctx, lanes=tuple(range(ctx.bench.lane_count)), lane0_busy=busy)
     done: dict[str, CheckResult] = {}
     errors: list[BaseException] = []
 
@@ -130,9 +131,11 @@ def _run_beside(
 
     thread = threading.Thread(target=target, name="stepwise", daemon=True)
     thread.start()
-    for check in db_checks:
-        if check is not walk:
+    try:
+        for check in others:
             results[check.ID] = _run(check, replace(ctx, lanes=(0,)), fail_on)
+    finally:
+        busy.free.set()
     thread.join()
     if errors:
         raise errors[0]
