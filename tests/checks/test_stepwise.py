@@ -217,6 +217,24 @@ def test_a_mistake_late_in_a_long_history_is_found_by_the_second_lane(tmp_path: 
     assert f["message"] == "downgrade of r0033 leaves sequence `stray`"
 
 
+def test_beside_the_other_checks_lane_0_walks_its_slice_after_them(tmp_path: Path) -> None:
+    """With upgrade and roundtrip on lane 0, lane 1 walks at once and lane 0 walks the
+    first slice once they are done: every revision walked once, the same finding as one
+    lane after the other checks (--jobs 1)."""
+    project = _with_mistake(tmp_path, 40, 5)  # early: in lane 0's slice
+    checks = "upgrade,roundtrip,stepwise"
+    results = [verify(project, "--jobs", jobs, checks=checks) for jobs in ("2", "1")]
+    for r in results:
+        assert r.check("upgrade")["status"] == "passed", r.check("upgrade")["note"]
+        walked = [f for f in r.findings() if f["check"] == "stepwise"]
+        assert [(f["rule"], f["revision"]) for f in walked] == [
+            ("downgrade-leaves-behind", "r0005")
+        ]
+        assert len(cases(r)) == 40
+    assert "2 parallel lanes" in results[0].check("stepwise")["note"]
+    assert "parallel" not in results[1].check("stepwise")["note"]
+
+
 def test_shards_walk_their_share_only(tmp_path: Path) -> None:
     project = _with_mistake(tmp_path, 40, 33)
     first = verify(project, "--shard", "1/2", "--jobs", "1")
@@ -238,6 +256,10 @@ def test_split_balances_replay_against_walking() -> None:
     # the second lane first replays [0, c) at 0.15 a revision: the first walks further
     assert abs((b - a) - (c * 0.15 + (d - c))) <= 1
     assert split(100, 200, 3, 0.15)[0][0] == 100
+    # slice 0 starts `delay` revisions late: it is that much shorter in walking time
+    (a, b), (c, d) = split(0, 200, 2, 0.15, delay=30)
+    assert b < slices[0][1]
+    assert abs((b - a) + 30 - (c * 0.15 + (d - c))) <= 1
 
 
 # -- seeding, directly against a server ----------------------------------------------------
