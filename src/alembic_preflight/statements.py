@@ -21,6 +21,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 Query = Callable[[str], "list[tuple[Any, ...]]"]
@@ -36,7 +37,7 @@ class Statement:
     text: str
     types: tuple[str, ...] = ()  # the SQL type of $1, $2, ...
 
-    @property
+    @cached_property  # hashed once, not on every EXECUTE
     def name(self) -> str:
         digest = hashlib.sha1(f"{self.types}{self.text}".encode()).hexdigest()[:16]
         return PREFIX + digest

@@ -70,8 +70,8 @@ def verify(settings: Settings, options: ReportOptions) -> int:
                     if _beside(db_checks, bench.lane_count):
                         _run_beside(db_checks, db_ctx, settings.fail_on, results)
                     else:
+                        every = tuple(range(bench.lane_count))
                         for check in db_checks:
-                            every = tuple(range(bench.lane_count))
                             lanes_of = every if check.ID == stepwise.ID else (0,)
                             results[check.ID] = _run(
                                 check, replace(db_ctx, lanes=lanes_of), settings.fail_on
