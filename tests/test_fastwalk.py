@@ -19,6 +19,7 @@ from alembic_preflight import fastwalk
 from alembic_preflight.database.base import Server
 from alembic_preflight.schema import Snapshotter, take_snapshot
 from alembic_preflight.seed import seed_empty_tables
+from alembic_preflight.statements import PREFIX, Session, Statement, oid_array
 from tests.test_schema import BASE
 
 SEEDED = """
@@ -188,3 +189,34 @@ def test_a_table_holding_rows_is_looked_at_once(dbs: Any):
         assert outcome.filled == ("empty",)
         assert outcome.seen == oids(c)
         assert c.execute("SELECT count(*) FROM lookup").fetchone() == (1,)
+
+
+@pytest.mark.parametrize("autocommit", [True, False])
+def test_a_prepared_statement_takes_new_arguments_each_run(dbs: Any, autocommit: bool):
+    """A Session passes arguments as settings, so its statement has no parameters and is
+    planned once; each run sees its own arguments, also on a connection in autocommit mode
+    (where a transaction-local setting would be gone before the EXECUTE)."""
+    conn, _ = dbs("CREATE TABLE t (id int)")
+    conn.autocommit = autocommit
+
+    def query(sql: str) -> list[tuple[Any, ...]]:
+        cur = conn.execute(sql.encode())
+        return cur.fetchall() if cur.description else []
+
+    session = Session(query)
+    pick = Statement(
+        "SELECT x FROM unnest($1) WITH ORDINALITY AS u(x, i) WHERE i <> ALL($2) ORDER BY x",
+        ("text[]", "oid[]"),
+    )
+    for words, drop, want in ((["b", "a"], [], ["a", "b"]), (["it's", "c", "d"], [1], ["c", "d"])):
+        args = (fastwalk.text_array(words), oid_array(drop))
+        assert session.run(pick, *args) == [(w,) for w in want]
+    assert session.run(
+        Statement("SELECT count(*) FROM unnest($1) AS u(x) WHERE x <> ALL($1)", ("oid[]",)),
+        oid_array([1, 2]),
+    ) == [(0,)]
+    mine = conn.execute(
+        "SELECT parameter_types::text FROM pg_prepared_statements WHERE starts_with(name, %s)",
+        (PREFIX,),
+    ).fetchall()
+    assert sorted(mine) == [("{}",), ("{}",)]  # two statements, neither with parameters
