@@ -548,7 +548,6 @@ def test_incremental_snapshots_equal_full_ones_after_every_step(make_db):
     reader = psycopg.connect(conn.info.dsn, autocommit=True)
     try:
         snapshotter = Snapshotter()
-        snapshotter.full_read_share = 2  # never read all instead: test the incremental path
         closures = []  # the statements that find what to read again
 
         def query(sql: str) -> list:
@@ -581,7 +580,6 @@ def test_incremental_snapshots_within_one_transaction(make_db, prepared):
     between two snapshots (a driver or a migration may send one) only costs a PREPARE."""
     conn = make_db(*BASE)
     snapshotter = Snapshotter()
-    snapshotter.full_read_share = 2
     sent: list[str] = []  # the first two words of each statement
 
     def plain(sql: str) -> list:

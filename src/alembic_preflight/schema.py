@@ -655,22 +655,60 @@ def _text_array(values: Iterable[str]) -> str:
     return f"ARRAY[{', '.join(items)}]::text[]" if items else "'{}'::text[]"
 
 
-def _fetch_sql(exclude_tables: Collection[str]) -> list[tuple[Statement, Statement]]:
-    """The queries, each giving 8 text columns: the root's oid, then the seven; each as
-    (every root, the roots in the oid[] $1)."""
+# The roots to read again, from the roots whose rows changed ($1, $2: catalogs and oids)
+# and those whose comment alone did ($3, $4).
+# down: what depends on a changed object, at any depth (its text may print the changed
+# name); then one step up from each, to what it is part of (auto and internal
+# dependencies: a default's column, a view's rule, an index's table), whose rows include
+# its text; and the objects whose comment alone changed.
+_DIRTY = """WITH RECURSIVE
+seed(classid, objid) AS (SELECT * FROM unnest($1, $2)),
+down(classid, objid) AS (
+    SELECT classid, objid FROM seed
+    UNION
+    SELECT d.classid, d.objid FROM pg_depend d
+    JOIN down ON d.refclassid = down.classid AND d.refobjid = down.objid),
+dirty(classid, objid) AS (
+    SELECT classid, objid FROM down
+    UNION
+    SELECT d.refclassid, d.refobjid FROM pg_depend d
+    JOIN down ON d.classid = down.classid AND d.objid = down.objid
+    WHERE d.deptype IN ('a', 'i')
+    UNION
+    SELECT * FROM unnest($3, $4))
+"""
+
+
+def _fetch_sql(exclude_tables: Collection[str]) -> tuple[Statement, Statement]:
+    """The queries as two statements, each row 9 text columns: the query's number in
+    _QUERIES, the root's oid, then the seven. `every`: all rows. `changed`: from the roots
+    whose rows changed (catalogs $1, oids $2) and those whose comment alone did ($3, $4),
+    the roots to read again (number -1, catalog, oid) and their rows; one statement, not
+    one per query, because each costs a round trip and its own start-up."""
     bare = _text_array(t for t in exclude_tables if "." not in t)
     qualified = _text_array(t for t in exclude_tables if "." in t)
     cols = ", ".join(f"c{i}::text" for i in range(7))
     names = ", ".join(f"c{i}" for i in range(7))
-    out = []
-    for q, (_, oid) in zip(_QUERIES, _ROOTS, strict=True):
+    every, changed = [], []
+    for i, (q, (catalog, oid)) in enumerate(zip(_QUERIES, _ROOTS, strict=True)):
         body = q.replace("%(bare)s", bare).replace("%(qualified)s", qualified).strip()
         assert body.startswith("SELECT ") and "%" not in body  # see _literal
         body = f"SELECT ({oid})::text AS r_oid, " + body[len("SELECT ") :]
-        every = f"SELECT r_oid, {cols} FROM ({body}) AS s(r_oid, {names})"
-        some = f"SELECT r_oid, {cols} FROM ({body} AND ({oid}) = ANY($1)) AS s(r_oid, {names})"
-        out.append((Statement(every), Statement(some, ("oid[]",))))
-    return out
+        mine = f"SELECT objid FROM dirty WHERE classid = '{catalog}'::regclass::oid"
+        every.append(f"SELECT '{i}', r_oid, {cols} FROM ({body}) AS s(r_oid, {names})")
+        changed.append(
+            f"SELECT '{i}', r_oid, {cols} FROM ({body} AND ({oid}) IN ({mine}))"
+            f" AS s(r_oid, {names})"
+        )
+    nothing = ", ".join(["NULL::text"] * 6)
+    roots = f"SELECT '-1', classid::text, objid::text, {nothing} FROM dirty"
+    return (
+        Statement(" UNION ALL ".join(every)),
+        Statement(
+            _DIRTY + " UNION ALL ".join([roots, *changed]),
+            ("oid[]", "oid[]", "oid[]", "oid[]"),
+        ),
+    )
 
 
 class Snapshotter:
@@ -697,20 +735,17 @@ class Snapshotter:
 
     The first `take` reads everything. Later ones first list a version (a hash of xmin
     and ctid) of every catalog row a definition is made of, by the object it belongs to
-    (one query), then read again only the objects whose rows changed, everything that
-    depends on them as pg_depend records it (what a definition prints the name of is
-    what it depends on: that is how DROP ... CASCADE finds it), and the objects those
-    are part of (an index's table, a view's rule, a default's column). The result equals
-    a full snapshot's. Not for concurrent use; one Snapshotter per database. Renaming
+    (one query), then read again (one more) only the objects whose rows changed,
+    everything that depends on them as pg_depend records it (what a definition prints the
+    name of is what it depends on: that is how DROP ... CASCADE finds it), and the objects
+    those are part of (an index's table, a view's rule, a default's column). The result
+    equals a full snapshot's. Not for concurrent use; one Snapshotter per database. Renaming
     objects initdb made (in pg_catalog) is not noticed.
     """
 
-    # read everything when more than this share of the objects has to be read again
-    full_read_share = 0.25
-
     def __init__(self, *, exclude_tables: Collection[str] = ("alembic_version",)) -> None:
         self.exclude_tables = tuple(exclude_tables)
-        self._queries = _fetch_sql(self.exclude_tables)
+        self._every, self._changed = _fetch_sql(self.exclude_tables)
         self._listing: Statement | None = None
         self._catalogs: list[str] = []
         self._reset()
@@ -734,8 +769,7 @@ class Snapshotter:
         header = next(tuple(r) for r in listing if r[0] == "")
         versions = {(r[0], r[1]): (r[2], r[3]) for r in listing if r[0] != ""}
         if header == self._header and self._last is not None:
-            if not self._take_some(query, versions):
-                self._take_all(query)
+            self._take_some(query, versions)
         else:
             self._take_all(query)
         self._header, self._versions = header, versions
@@ -744,45 +778,39 @@ class Snapshotter:
 
     def _take_all(self, query: Query | Session) -> None:
         self._reset()
-        for i, (every, _) in enumerate(self._queries):
-            cat = self._catalogs[i]
-            for row in run(query, every):
-                self._rows.setdefault((cat, row[0]), []).append(tuple(row[1:]))
+        catalogs = self._catalogs
+        for row in run(query, self._every):
+            self._rows.setdefault((catalogs[int(row[0])], row[1]), []).append(tuple(row[2:]))
         self._state.fill((root, row) for root, rows in self._rows.items() for row in rows)
         self._last = Snapshot(dict(self._state.kept))
 
-    def _take_some(self, query: Query | Session, versions: dict[Root, tuple[Any, Any]]) -> bool:
-        """Read again what changed; False when so much did that reading all costs less."""
+    def _take_some(self, query: Query | Session, versions: dict[Root, tuple[Any, Any]]) -> None:
+        """Read again what changed, and what depends on it."""
         old = self._versions
         changed = [k for k, v in versions.items() if old.get(k) != v]
         gone = [k for k in old if k not in versions]
         if not changed and not gone:
-            return True
+            return
         seeds = [k for k in changed if old.get(k, (None,))[0] != versions[k][0]] + gone
         notes = [k for k in changed if old.get(k, (None,))[0] == versions[k][0]]
         found = run(
             query,
-            _DIRTY,
+            self._changed,
             oid_array(c for c, _ in seeds),
             oid_array(o for _, o in seeds),
             oid_array(c for c, _ in notes),
             oid_array(o for _, o in notes),
         )
-        dirty = {(r[0], r[1]) for r in found} | set(gone)
-        if len(dirty) > len(self._rows) * self.full_read_share:
-            return False  # an enum every table uses got a value, a schema was renamed...
-        by_catalog: dict[str, list[str]] = {}
-        for cat, oid in dirty:
-            by_catalog.setdefault(cat, []).append(oid)
+        catalogs = self._catalogs
+        dirty = set(gone)
         fresh = []
-        for i, (_, some) in enumerate(self._queries):
-            cat = self._catalogs[i]
-            oids = by_catalog.get(cat)
-            if oids:
-                fresh += [(cat, *row) for row in run(query, some, oid_array(oids))]
+        for row in found:
+            if row[0] == "-1":
+                dirty.add((row[1], row[2]))
+            else:
+                fresh.append((catalogs[int(row[0])], *row[1:]))
         self._update(dirty, fresh)
         self._last = Snapshot(dict(self._state.kept))
-        return True
 
     def _update(self, dirty: set[Root], rows: list[Row]) -> None:
         state = self._state
@@ -799,33 +827,6 @@ class Snapshotter:
             for row in group:
                 state.add(root, row)
         state.settle()
-
-
-# The roots to read again, as (catalog, oid) text, from the roots whose rows changed ($1,
-# $2: catalogs and oids) and those whose comment alone did ($3, $4).
-# down: what depends on a changed object, at any depth (its text may print the changed
-# name); then one step up from each, to what it is part of (auto and internal
-# dependencies: a default's column, a view's rule, an index's table), whose rows include
-# its text; and the objects whose comment alone changed.
-_DIRTY = Statement(
-    """WITH RECURSIVE
-seed(classid, objid) AS (SELECT * FROM unnest($1, $2)),
-down(classid, objid) AS (
-    SELECT classid, objid FROM seed
-    UNION
-    SELECT d.classid, d.objid FROM pg_depend d
-    JOIN down ON d.refclassid = down.classid AND d.refobjid = down.objid),
-dirty(classid, objid) AS (
-    SELECT classid, objid FROM down
-    UNION
-    SELECT d.refclassid, d.refobjid FROM pg_depend d
-    JOIN down ON d.classid = down.classid AND d.objid = down.objid
-    WHERE d.deptype IN ('a', 'i')
-    UNION
-    SELECT * FROM unnest($3, $4))
-SELECT classid::text, objid::text FROM dirty""",
-    ("oid[]", "oid[]", "oid[]", "oid[]"),
-)
 
 
 class _Objects:
