@@ -17,6 +17,7 @@ from alembic_preflight import __version__
 from alembic_preflight.error_handler import run_guarded
 from alembic_preflight.errors import ConfigError
 from alembic_preflight.settings import ALL_CHECKS, Settings, build_settings
+from alembic_preflight.workers import prewarm
 
 if TYPE_CHECKING:
     from alembic_preflight.reporters import ReportOptions
@@ -301,8 +302,6 @@ def verify(
     """
 
     def go() -> int:
-        from alembic_preflight.commands.verify import verify as run_verify
-
         flags = {
             "config": config,
             "name": name,
@@ -330,10 +329,14 @@ def verify(
             "jobs": jobs,
         }
         settings = build_settings(project_dir, flags)
-        return run_verify(
-            settings,
-            report_options(settings, output_format, report_json, junit, sarif, gitlab_codequality),
-        )
+        # the workers start importing now, beside the verifier's own imports below
+        with prewarm(settings) as prewarmed:
+            from alembic_preflight.commands.verify import verify as run_verify
+
+            options = report_options(
+                settings, output_format, report_json, junit, sarif, gitlab_codequality
+            )
+            return run_verify(settings, options, prewarmed)
 
     raise typer.Exit(run_guarded(go))
 

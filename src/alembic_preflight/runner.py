@@ -357,8 +357,45 @@ def _tail(text: str, lines: int) -> str:
     return "\n".join(parts[-lines:])
 
 
-def worker_main(conn: Any, init: WorkerInit) -> None:
-    """Entry point of the worker process: answer requests until told to stop."""
+# What every worker imports anyway, and the dialect module of each driver --driver names.
+_WARM = (
+    "alembic.config",
+    "alembic.script",
+    "alembic.runtime.environment",
+    "alembic.runtime.migration",
+    "alembic.operations",
+    "alembic.ddl.postgresql",
+    "sqlalchemy.dialects.postgresql",
+    "alembic_preflight.fastwalk",
+)
+_DRIVER_MODULES = {
+    "psycopg": ("psycopg", "sqlalchemy.dialects.postgresql.psycopg"),
+    "psycopg2": ("psycopg2", "sqlalchemy.dialects.postgresql.psycopg2"),
+    "asyncpg": ("asyncpg", "sqlalchemy.ext.asyncio", "sqlalchemy.dialects.postgresql.asyncpg"),
+}
+
+
+def _warm_up(driver: str) -> None:
+    """Import now what the first request needs, while the parent is busy with its own."""
+    import importlib
+    from contextlib import suppress
+
+    for name in (*_WARM, *_DRIVER_MODULES.get(driver, ())):
+        # not installed (another driver, no greenlet): env.py's own import will say so
+        with suppress(Exception):
+            importlib.import_module(name)
+
+
+def worker_main(conn: Any, driver: str = "psycopg") -> None:
+    """Entry point of the worker process: warm up, take the WorkerInit the parent sends
+    first, then answer requests until told to stop."""
+    _warm_up(driver)
+    try:
+        init = conn.recv()
+    except (EOFError, KeyboardInterrupt):
+        return
+    if init is None:  # not needed after all
+        os._exit(0)
     # The user's prints and Alembic's logging go to a file the parent can quote.
     log = os.open(init.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(log, 1)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -21,6 +22,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 ALL_CHECKS = ("graph", "lint", "upgrade", "drift", "roundtrip", "stepwise")
+# the checks that run against PostgreSQL (each check's NEEDS_DB says so too)
+DATABASE_CHECKS = frozenset({"upgrade", "drift", "roundtrip", "stepwise"})
 DATABASES = ("auto", "container", "embedded", "url")
 DRIVERS = ("psycopg", "asyncpg", "psycopg2")
 IRREVERSIBLE = ("warn", "error", "allow")
@@ -75,6 +78,16 @@ class Settings:
     @property
     def ini_path(self) -> Path:
         return self.config if self.config is not None else self.project_dir / "alembic.ini"
+
+    @property
+    def lanes(self) -> int:
+        """Worker processes (each with a database of its own) the run uses: none without
+        a database check, one without stepwise, else --jobs (0: one per core, at most 2)."""
+        if not DATABASE_CHECKS.intersection(self.checks):
+            return 0
+        if "stepwise" not in self.checks:
+            return 1
+        return self.jobs if self.jobs > 0 else max(1, min(2, os.cpu_count() or 1))
 
 
 # file key -> (Settings attribute, parser)

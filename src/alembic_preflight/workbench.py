@@ -8,7 +8,6 @@ re-creating what sits behind that name, empty or cloned from a template with
 
 from __future__ import annotations
 
-import multiprocessing
 import secrets
 import tempfile
 import threading
@@ -27,8 +26,9 @@ from psycopg import sql
 from alembic_preflight.database.base import Server
 from alembic_preflight.errors import ProvisionError, RefusedTarget
 from alembic_preflight.project import Project
-from alembic_preflight.runner import Failure, Outcome, WorkerInit, worker_main
+from alembic_preflight.runner import Failure, Outcome, WorkerInit
 from alembic_preflight.settings import Settings
+from alembic_preflight.workers import Prewarmed, start_worker
 
 if TYPE_CHECKING:
     from alembic_preflight.schema import Snapshot
@@ -59,6 +59,7 @@ class Workbench:
     _admin: psycopg.Connection[Any] | None = None
     _tmp: tempfile.TemporaryDirectory[str] | None = None
     _baseline: Snapshot | None = None
+    prewarmed: Prewarmed = field(default_factory=Prewarmed)  # workers started early
     # lanes run in threads (stepwise's, and stepwise beside the other checks): a template
     # must not be re-made while another lane is copied from it
     _templates_lock: threading.RLock = field(default_factory=threading.RLock)
@@ -87,6 +88,7 @@ class Workbench:
         return self
 
     def close(self) -> None:
+        self.prewarmed.close()
         for lane in self.lanes:  # all told first: they exit side by side
             self._tell_worker_to_stop(lane)
         for lane in self.lanes:
@@ -250,8 +252,7 @@ class Workbench:
 
     # -- the worker ------------------------------------------------------------------------
     def _start_worker(self, ln: Lane) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        parent, child = ctx.Pipe()
+        proc, conn = self.prewarmed.take() or start_worker(self.settings.driver)
         init = WorkerInit(
             project_dir=str(self.project.directory),
             ini_path=str(self.project.ini_path),
@@ -262,10 +263,9 @@ class Workbench:
             x_args=self.settings.x,
             log_path=str(ln.log_path),
         )
-        proc = ctx.Process(target=worker_main, args=(child, init), daemon=True)
-        proc.start()
-        child.close()
-        ln.process, ln.conn = proc, parent
+        ln.process, ln.conn = proc, conn
+        with suppress(OSError, ValueError):  # it died: the request that follows says so
+            conn.send(init)
 
     def _tell_worker_to_stop(self, ln: Lane) -> None:
         if ln.conn is not None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import ast
 import itertools
-import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -151,13 +150,6 @@ def busy_cost(check_ids: Iterable[str], revisions: int) -> float:
     early revisions, on a smaller schema, walk faster than the later ones lane 1 gets)."""
     runs = {"upgrade": 0.5, "roundtrip": 1.0, "drift": 0.1}
     return sum(runs.get(c, 0.5) for c in check_ids) * revisions * REPLAY_COST
-
-
-def lane_count(settings: Any) -> int:
-    """Lanes for the walk: --jobs, 0 = one per core, at most 2."""
-    if "stepwise" not in settings.checks:
-        return 1
-    return settings.jobs if settings.jobs > 0 else max(1, min(2, os.cpu_count() or 1))
 
 
 def run(ctx: CheckContext) -> Iterator[Finding]:

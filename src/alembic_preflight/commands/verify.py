@@ -26,9 +26,10 @@ from alembic_preflight.project import Project, load_project
 from alembic_preflight.reporters import ReportOptions, emit
 from alembic_preflight.settings import Settings
 from alembic_preflight.workbench import Workbench
+from alembic_preflight.workers import Prewarmed
 
 
-def verify(settings: Settings, options: ReportOptions) -> int:
+def verify(settings: Settings, options: ReportOptions, prewarmed: Prewarmed | None = None) -> int:
     started = time.monotonic()
     project = load_project(settings)
     checks = [CHECKS[c] for c in settings.checks]
@@ -64,8 +65,8 @@ def verify(settings: Settings, options: ReportOptions) -> int:
                     f"PostgreSQL {server.server_version.split()[0]} ready ({server.backend}, "
                     f"{time.monotonic() - started:.1f} s)"
                 )
-                lanes = stepwise.lane_count(settings)
-                with Workbench(settings, project, server).open(lanes=lanes) as bench:
+                bench = Workbench(settings, project, server, prewarmed=prewarmed or Prewarmed())
+                with bench.open(lanes=settings.lanes):
                     db_ctx = replace(ctx, bench=bench)
                     if _beside(db_checks, bench.lane_count):
                         _run_beside(db_checks, db_ctx, settings.fail_on, results)

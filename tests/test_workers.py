@@ -1,0 +1,51 @@
+"""Workers started first thing (workers.py): a run takes the ones it uses, in order, and
+stops the rest; the lanes a run uses follow from its checks and --jobs."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alembic_preflight.checks import CHECKS
+from alembic_preflight.cli import report_options
+from alembic_preflight.commands.verify import verify
+from alembic_preflight.database.base import Server
+from alembic_preflight.settings import ALL_CHECKS, DATABASE_CHECKS, Settings, build_settings
+from alembic_preflight.workers import Prewarmed, start_worker
+
+
+def test_the_database_checks_are_those_that_need_a_database() -> None:
+    assert {c.ID for c in CHECKS.values() if c.NEEDS_DB} == DATABASE_CHECKS
+
+
+@pytest.mark.parametrize(
+    ("checks", "jobs", "lanes"),
+    [
+        (("graph", "lint"), 2, 0),
+        (("upgrade", "drift", "roundtrip"), 2, 1),
+        (("stepwise",), 3, 3),
+        (ALL_CHECKS, 1, 1),
+    ],
+)
+def test_lanes_follow_the_checks_and_jobs(checks: tuple[str, ...], jobs: int, lanes: int) -> None:
+    assert Settings(checks=checks, jobs=jobs).lanes == lanes
+
+
+def test_a_run_takes_the_prewarmed_worker_it_uses_and_kills_the_other(
+    project: Any, pg_server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    proj: Path = project("sync_good")
+    url = f"postgresql://{pg_server.user}@/postgres?host={pg_server.host}&port={pg_server.port}"
+    settings = build_settings(
+        proj, {"checks": ("upgrade",), "database": "url", "database_url": url}
+    )
+    options = report_options(settings, "console", None, None, None, None)
+    started = [start_worker(), start_worker()]
+    assert verify(settings, options, Prewarmed(list(started))) == 0
+    assert "upgrade" in capsys.readouterr().out
+    (used, _), (spare, _) = started
+    assert used.exitcode == 0  # ran the upgrade, then was told to stop
+    assert spare.exitcode == -signal.SIGKILL  # never needed: killed while it waited
