@@ -661,19 +661,24 @@ def _text_array(values: Iterable[str]) -> str:
 # name); then one step up from each, to what it is part of (auto and internal
 # dependencies: a default's column, a view's rule, an index's table), whose rows include
 # its text; and the objects whose comment alone changed.
+# Each step looks pg_depend up by index, one object at a time (LATERAL ... OFFSET 0
+# keeps the planner from joining instead): a generic plan cannot know how few objects
+# there are, and hashed all of pg_depend at every step (1.3 ms against 0.4, measured).
 _DIRTY = """WITH RECURSIVE
 seed(classid, objid) AS (SELECT * FROM unnest($1, $2)),
 down(classid, objid) AS (
     SELECT classid, objid FROM seed
     UNION
-    SELECT d.classid, d.objid FROM pg_depend d
-    JOIN down ON d.refclassid = down.classid AND d.refobjid = down.objid),
+    SELECT d.classid, d.objid FROM down, LATERAL (
+        SELECT d.classid, d.objid FROM pg_depend d
+        WHERE d.refclassid = down.classid AND d.refobjid = down.objid OFFSET 0) d),
 dirty(classid, objid) AS (
     SELECT classid, objid FROM down
     UNION
-    SELECT d.refclassid, d.refobjid FROM pg_depend d
-    JOIN down ON d.classid = down.classid AND d.objid = down.objid
-    WHERE d.deptype IN ('a', 'i')
+    SELECT d.refclassid, d.refobjid FROM down, LATERAL (
+        SELECT d.refclassid, d.refobjid FROM pg_depend d
+        WHERE d.classid = down.classid AND d.objid = down.objid
+          AND d.deptype IN ('a', 'i') OFFSET 0) d
     UNION
     SELECT * FROM unnest($3, $4))
 """
