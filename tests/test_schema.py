@@ -459,6 +459,10 @@ def test_extension_objects_are_the_extension_only(make_db):
 # renames whose new name other objects' definitions print (a view's table, a default's
 # sequence, an index's table, a column's type, an enum's label in a default).
 STEPS = [
+    # what others depend on, changed but for its name: nothing else is read again, and
+    # nothing else needs to be (the unique index is rebuilt: a new object)
+    "ALTER TABLE customers ADD COLUMN phone text",
+    "ALTER TABLE customers ALTER COLUMN email TYPE varchar(200)",
     "CREATE TABLE extra (id serial PRIMARY KEY, label text DEFAULT 'x', st status)",
     "ALTER TABLE extra ADD COLUMN amount numeric(8,2) NOT NULL DEFAULT 1",
     "CREATE INDEX ix_extra_label ON extra (lower(label)) WHERE st <> 'new'",
@@ -490,6 +494,13 @@ STEPS = [
     "ALTER TABLE extra2 SET SCHEMA side",
     "ALTER SCHEMA side RENAME TO side2",
     "ALTER TYPE app.pair ADD ATTRIBUTE c date",
+    # a view prints the names of another view's columns and of a type's attributes
+    "CREATE VIEW v_pair AS SELECT (ROW(1, 'x', NULL)::app.pair).a AS a",
+    "ALTER TYPE app.pair RENAME ATTRIBUTE a TO a1",
+    "CREATE VIEW v_paid_ids AS SELECT id FROM paid_orders",
+    "ALTER VIEW paid_orders RENAME COLUMN id TO order_id",
+    "ALTER VIEW paid_orders RENAME COLUMN order_id TO id",
+    "DROP VIEW v_paid_ids",
     "ALTER DOMAIN app.posint SET DEFAULT 2",
     "CREATE TABLE app.owner (n integer)",
     "ALTER SEQUENCE app.counter OWNED BY app.owner.n",

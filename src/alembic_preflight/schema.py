@@ -472,6 +472,15 @@ class Snapshot:
 Row = tuple[Any, ...]
 Root = tuple[str, str]  # (catalog oid, oid) of the catalog row a query's output row comes from
 
+# Kinds no other object's text prints more of than the name: what depends on one of them
+# needs reading again only when its name changes (a column's type can change under an
+# index or a constraint only as PostgreSQL rebuilds them, as new objects). Not so for a
+# view (its column names), a type (enum labels, attributes), a schema or an extension.
+_NAMES_ONLY = frozenset(
+    {"table", "column", "constraint", "index", "sequence", "function", "procedure"}
+    | {"aggregate", "trigger", "rule", "policy", "statistics", "comment"}
+)
+
 # For each query, the catalog row each of its output rows comes from: its root. A root is
 # read again when it, or anything its text names, changed since the last snapshot.
 _ROOTS = (
@@ -655,29 +664,31 @@ def _text_array(values: Iterable[str]) -> str:
     return f"ARRAY[{', '.join(items)}]::text[]" if items else "'{}'::text[]"
 
 
-# The roots to read again, from the roots whose rows changed ($1, $2: catalogs and oids)
-# and those whose comment alone did ($3, $4).
-# down: what depends on a changed object, at any depth (its text may print the changed
-# name); then one step up from each, to what it is part of (auto and internal
-# dependencies: a default's column, a view's rule, an index's table), whose rows include
-# its text; and the objects whose comment alone changed.
+# The roots to read again: those whose rows changed ($1, $2: catalogs and oids) and one
+# step up from each, to what it is part of (auto and internal dependencies: a default's
+# column, a view's rule, an index's table), whose rows include its text; the objects
+# whose comment alone changed ($3, $4); and what depends on the roots $5, $6 at any depth
+# (its text may print their names), with one step up from each of those too.
 # Each step looks pg_depend up by index, one object at a time (LATERAL ... OFFSET 0
 # keeps the planner from joining instead): a generic plan cannot know how few objects
 # there are, and hashed all of pg_depend at every step (1.3 ms against 0.4, measured).
 _DIRTY = """WITH RECURSIVE
-seed(classid, objid) AS (SELECT * FROM unnest($1, $2)),
 down(classid, objid) AS (
-    SELECT classid, objid FROM seed
+    SELECT * FROM unnest($5, $6)
     UNION
     SELECT d.classid, d.objid FROM down, LATERAL (
         SELECT d.classid, d.objid FROM pg_depend d
         WHERE d.refclassid = down.classid AND d.refobjid = down.objid OFFSET 0) d),
-dirty(classid, objid) AS (
-    SELECT classid, objid FROM down
+base(classid, objid) AS (
+    SELECT * FROM unnest($1, $2)
     UNION
-    SELECT d.refclassid, d.refobjid FROM down, LATERAL (
+    SELECT classid, objid FROM down),
+dirty(classid, objid) AS (
+    SELECT classid, objid FROM base
+    UNION
+    SELECT d.refclassid, d.refobjid FROM base, LATERAL (
         SELECT d.refclassid, d.refobjid FROM pg_depend d
-        WHERE d.classid = down.classid AND d.objid = down.objid
+        WHERE d.classid = base.classid AND d.objid = base.objid
           AND d.deptype IN ('a', 'i') OFFSET 0) d
     UNION
     SELECT * FROM unnest($3, $4))
@@ -686,10 +697,9 @@ dirty(classid, objid) AS (
 
 def _fetch_sql(exclude_tables: Collection[str]) -> tuple[Statement, Statement]:
     """The queries as two statements, each row 9 text columns: the query's number in
-    _QUERIES, the root's oid, then the seven. `every`: all rows. `changed`: from the roots
-    whose rows changed (catalogs $1, oids $2) and those whose comment alone did ($3, $4),
-    the roots to read again (number -1, catalog, oid) and their rows; one statement, not
-    one per query, because each costs a round trip and its own start-up."""
+    _QUERIES, the root's oid, then the seven. `every`: all rows. `changed`: the roots
+    _DIRTY names (number -1, catalog, oid) and their rows; one statement, not one per
+    query, because each costs a round trip and its own start-up."""
     bare = _text_array(t for t in exclude_tables if "." not in t)
     qualified = _text_array(t for t in exclude_tables if "." in t)
     cols = ", ".join(f"c{i}::text" for i in range(7))
@@ -711,7 +721,7 @@ def _fetch_sql(exclude_tables: Collection[str]) -> tuple[Statement, Statement]:
         Statement(" UNION ALL ".join(every)),
         Statement(
             _DIRTY + " UNION ALL ".join([roots, *changed]),
-            ("oid[]", "oid[]", "oid[]", "oid[]"),
+            ("oid[]",) * 6,
         ),
     )
 
@@ -790,41 +800,69 @@ class Snapshotter:
         self._last = Snapshot(dict(self._state.kept))
 
     def _take_some(self, query: Query | Session, versions: dict[Root, tuple[Any, Any]]) -> None:
-        """Read again what changed, and what depends on it."""
+        """Read again what changed; and what depends on it, where a name others print
+        may have changed (one more statement, only then)."""
         old = self._versions
         changed = [k for k, v in versions.items() if old.get(k) != v]
         gone = [k for k in old if k not in versions]
         if not changed and not gone:
             return
-        seeds = [k for k in changed if old.get(k, (None,))[0] != versions[k][0]] + gone
+        seeds = [k for k in changed if old.get(k, (None,))[0] != versions[k][0]]
         notes = [k for k in changed if old.get(k, (None,))[0] == versions[k][0]]
+        # what depends on a new object may be old (an index a new constraint now uses):
+        # new and gone objects bring their dependents in at once
+        spread = [k for k in seeds if k not in old] + gone
+        dirty, fresh = self._read(query, seeds, notes, spread)
+        renamed = [root for root in dirty if self._renames(root, fresh.get(root, ()))]
+        if renamed:
+            more, again = self._read(query, renamed, [], renamed)
+            dirty |= more
+            fresh.update(again)
+        self._update(dirty, fresh)
+        self._last = Snapshot(dict(self._state.kept))
+
+    def _read(
+        self, query: Query | Session, roots: list[Root], notes: list[Root], spread: list[Root]
+    ) -> tuple[set[Root], dict[Root, list[Row]]]:
+        """The roots to read again (see _DIRTY) and their rows, by root."""
         found = run(
             query,
             self._changed,
-            oid_array(c for c, _ in seeds),
-            oid_array(o for _, o in seeds),
+            oid_array(c for c, _ in roots),
+            oid_array(o for _, o in roots),
             oid_array(c for c, _ in notes),
             oid_array(o for _, o in notes),
+            oid_array(c for c, _ in spread),
+            oid_array(o for _, o in spread),
         )
         catalogs = self._catalogs
-        dirty = set(gone)
-        fresh = []
+        dirty = set(spread)
+        fresh: dict[Root, list[Row]] = {}
         for row in found:
             if row[0] == "-1":
                 dirty.add((row[1], row[2]))
             else:
-                fresh.append((catalogs[int(row[0])], *row[1:]))
-        self._update(dirty, fresh)
-        self._last = Snapshot(dict(self._state.kept))
+                fresh.setdefault((catalogs[int(row[0])], row[1]), []).append(tuple(row[2:]))
+        return dirty, fresh
 
-    def _update(self, dirty: set[Root], rows: list[Row]) -> None:
+    def _renames(self, root: Root, rows: Iterable[Row]) -> bool:
+        """Whether what `root` is made of now may change what other objects' texts print:
+        an object of it is gone or renamed (texts print names), or changed a definition
+        others print part of (a view's column names, a type's labels or attributes)."""
+        before = self._rows.get(root)
+        if not before:
+            return False  # new, and read with its dependents
+        now = {(r[0], r[2]): r[5] for r in rows}
+        return any(
+            (r[0], r[2]) not in now or (r[0] not in _NAMES_ONLY and now[(r[0], r[2])] != r[5])
+            for r in before
+        )
+
+    def _update(self, dirty: set[Root], fresh: dict[Root, list[Row]]) -> None:
         state = self._state
         for root in dirty:
             for row in self._rows.pop(root, ()):
                 state.remove(root, row)
-        fresh: dict[Root, list[Row]] = {}
-        for row in rows:
-            fresh.setdefault((row[0], row[1]), []).append(row[2:])
         for root, group in fresh.items():
             for row in self._rows.pop(root, ()):  # a root the dirty list missed
                 state.remove(root, row)
