@@ -63,6 +63,26 @@ if os.environ.get("PREFLIGHT_PROFILE_DIR"):
 """
 
 
+# The verifier leaves with os._exit (cli.run), which `python -m cProfile` never sees.
+VERIFIER = """\
+import cProfile, os, sys
+from alembic_preflight import cli
+
+profile = cProfile.Profile()
+real_exit = os._exit
+
+def leave(code):
+    profile.disable()
+    profile.dump_stats(os.environ["PREFLIGHT_VERIFIER_PROFILE"])
+    real_exit(code)
+
+os._exit = leave
+sys.argv = ["alembic-preflight", *sys.argv[1:]]
+profile.enable()
+cli.run()
+"""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--revisions", type=int, default=200)
@@ -81,15 +101,14 @@ def main() -> int:
     project = Path(__file__).resolve().parent / "generated" / f"r{args.revisions}"
     generate(project, args.revisions, seed=args.seed)
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(project)], check=True)
-    bindir = Path(sys.executable).parent
     with start_embedded() as server:
         url = f"postgresql://{server.user}@/postgres?host={server.host}&port={server.port}"
-        argv = [sys.executable, "-m", "cProfile", "-o", str(out / "verifier.prof")]
-        argv += [str(bindir / "alembic-preflight"), "verify", str(project)]
+        argv = [sys.executable, "-c", VERIFIER, "verify", str(project)]
         argv += ["--database", "url", "--database-url", url]
         if args.checks:
             argv += ["--checks", args.checks]
         env = dict(os.environ, PREFLIGHT_PROFILE_DIR=str(out), NO_COLOR="1")
+        env["PREFLIGHT_VERIFIER_PROFILE"] = str(out / "verifier.prof")
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
         started = time.perf_counter()
         proc = subprocess.run(argv, env=env, capture_output=True, text=True)
@@ -97,6 +116,8 @@ def main() -> int:
     print(f"verify exit {proc.returncode} in {wall:.2f} s (under cProfile)")
     print("\n".join(proc.stdout.splitlines()[:14]))
     for prof in sorted(out.glob("*.prof")):
+        if prof.stat().st_size < 100:  # a worker killed before it ran (never needed)
+            continue
         stream = io.StringIO()
         stats = pstats.Stats(str(prof), stream=stream)
         stats.sort_stats(args.sort).print_stats(args.top)
