@@ -45,7 +45,7 @@ MAX_FALLBACKS = 4
 # Revisions per env.py run. One run is one transaction (env.py's default): the catalog rows
 # each up/down/up creates and deletes stay unprunable until it ends, and every catalog
 # query of the run gets slower with them; a commit every few revisions keeps them few.
-BATCH = 16
+BATCH = 32
 
 
 # -- what crosses the pipe (plain, picklable data) -------------------------------------
