@@ -6,30 +6,35 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from psycopg.conninfo import conninfo_to_dict
 
 from alembic_preflight.database.base import Server
 from alembic_preflight.errors import ConfigError, ProvisionError
 
+NOT_A_URL = "--database-url is not a database URL (postgresql://user:pass@host/db)"
+
 
 def parse_server_url(url: str) -> Server:
+    """The server a SQLAlchemy PostgreSQL URL names (any driver: `postgresql+asyncpg://`),
+    read by libpq's own URI parser (psycopg's conninfo_to_dict), not SQLAlchemy's: the
+    verifier's process does not import SQLAlchemy (~0.3 s), its workers do."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or not scheme:
+        raise ConfigError(NOT_A_URL)
+    if not scheme.startswith("postgresql"):
+        raise ConfigError(f"--database-url must be a PostgreSQL URL, not {scheme}://")
     try:
-        u = make_url(url)
-    except ArgumentError:
-        raise ConfigError(
-            "--database-url is not a database URL (postgresql://user:pass@host/db)"
-        ) from None
-    if not u.drivername.startswith("postgresql"):
-        raise ConfigError(f"--database-url must be a PostgreSQL URL, not {u.drivername}://")
-    host = u.host or str(u.query.get("host") or "localhost")
+        parts = conninfo_to_dict("postgresql://" + rest)
+        port = int(str(parts.get("port") or 5432))
+    except (psycopg.Error, ValueError):
+        raise ConfigError(NOT_A_URL) from None
     return Server(
         backend="url",
-        host=host,
-        port=u.port or 5432,
-        user=u.username or "postgres",
-        password=u.password if isinstance(u.password, str) else None,
-        maintenance_db=u.database or "postgres",
+        host=str(parts.get("host") or "localhost"),
+        port=port,
+        user=str(parts.get("user") or "postgres"),
+        password=str(parts["password"]) if parts.get("password") else None,
+        maintenance_db=str(parts.get("dbname") or "postgres"),
     )
 
 
