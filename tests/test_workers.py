@@ -1,5 +1,6 @@
 """Workers started first thing (workers.py): a run takes the ones it uses, in order, and
-stops the rest; the lanes a run uses follow from its checks and --jobs."""
+stops the rest; the second is a copy of the first; the first reads alembic.ini for the
+verifier; the lanes a run uses follow from its checks and --jobs."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from alembic_preflight.checks import CHECKS
 from alembic_preflight.cli import report_options
 from alembic_preflight.commands.verify import verify
 from alembic_preflight.database.base import Server
+from alembic_preflight.errors import ConfigError
+from alembic_preflight.project import read_layout
 from alembic_preflight.settings import ALL_CHECKS, DATABASE_CHECKS, Settings, build_settings
-from alembic_preflight.workers import Prewarmed, start_worker
+from alembic_preflight.workers import Forked, Prewarmed, start_worker, start_workers
 
 
 def test_the_database_checks_are_those_that_need_a_database() -> None:
@@ -49,3 +52,38 @@ def test_a_run_takes_the_prewarmed_worker_it_uses_and_kills_the_other(
     (used, _), (spare, _) = started
     assert used.exitcode == 0  # ran the upgrade, then was told to stop
     assert spare.exitcode == -signal.SIGKILL  # never needed: killed while it waited
+
+
+def _parent_of(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rfind(")") + 2 :].split()[1])
+
+
+def test_the_second_worker_is_a_copy_of_the_first_made_after_its_imports() -> None:
+    started = start_workers(2)
+    (first, _), (second, _) = started
+    if not isinstance(second, Forked):
+        pytest.skip("no pidfd here: each worker is a process of its own")
+    prewarmed = Prewarmed(list(started))
+    taken = [prewarmed.take(), prewarmed.take()]
+    assert [t[0] for t in taken if t] == [first, second]
+    assert second.pid is not None and _parent_of(second.pid) == first.pid
+    assert first.is_alive() and second.is_alive()
+    prewarmed.waiting = list(started)  # as if nobody had taken them: close stops both
+    prewarmed.close()
+    assert not first.is_alive() and not second.is_alive()
+
+
+def test_a_worker_reads_alembic_ini_as_the_verifier_would(project: Any) -> None:
+    proj: Path = project("sync_good")
+    settings = build_settings(proj, {})
+    with Prewarmed([start_worker()]) as prewarmed:
+        assert prewarmed.layout(settings) == read_layout(settings.ini_path, "alembic", proj)
+        ini = proj / "alembic.ini"
+        ini.write_text(ini.read_text().replace("%(here)s/migrations", "%(here)s/nowhere"))
+        with pytest.raises(ConfigError) as in_process:
+            read_layout(settings.ini_path, "alembic", proj)
+        with pytest.raises(ConfigError) as in_worker:
+            prewarmed.layout(settings)
+        assert str(in_worker.value) == str(in_process.value)
+        assert "nowhere" in str(in_worker.value)

@@ -2,12 +2,19 @@
 
 Kept light: each worker process (multiprocessing's spawn) runs the script that started
 the verifier again before it starts; from here that imports nothing, instead of the
-command line and everything it imports (~0.1 s per worker)."""
+command line and everything it imports (~0.1 s per worker). And `verify` starts its
+workers before anything else (workers.py)."""
 
+import sys
 from typing import NoReturn
 
 
 def run() -> NoReturn:
+    if sys.argv[1:2] == ["verify"]:
+        # its workers start importing now, while the command line itself is read
+        from alembic_preflight.workers import start_early
+
+        start_early()
     from alembic_preflight.cli import run as cli_run
 
     cli_run()

@@ -1,7 +1,9 @@
 """The Alembic project on disk: alembic.ini, the script directory and its revision files.
 
 Nothing here imports the user's code: env.py and revision modules only ever run in the
-worker process (runner.py)."""
+worker process (runner.py). Alembic's own reading of alembic.ini (`read_layout`) imports
+Alembic and SQLAlchemy (~0.4 s), so the verifier asks a prewarmed worker, which imports
+them anyway, to run it (workers.py); the rest of a project (its history) is read here."""
 
 from __future__ import annotations
 
@@ -9,12 +11,9 @@ import configparser
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-from alembic.config import Config
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 
 from alembic_preflight.errors import ConfigError
 from alembic_preflight.history import History, load_history
@@ -70,8 +69,20 @@ def _contains(parent: Path, child: Path) -> bool:
     return child == parent or parent in child.parents
 
 
-def alembic_config(settings: Settings) -> Config:
-    """The Alembic Config as the alembic CLI would build it (no env.py is run)."""
+@dataclass(frozen=True)
+class Layout:
+    """What Alembic makes of alembic.ini: the script directory and version locations (as
+    Alembic has them: relative to the project directory, or absolute), and what else of
+    it a check needs."""
+
+    script_dir: str
+    version_locations: tuple[str, ...]
+    recursive: bool
+    file_template: str
+
+
+def check_ini(settings: Settings) -> None:
+    """alembic.ini exists, reads, and names a script_location in the chosen section."""
     ini = settings.ini_path.resolve()
     if not ini.is_file():
         raise ConfigError(f"{ini}: no alembic.ini here (pass --config/-c to name one elsewhere)")
@@ -86,12 +97,16 @@ def alembic_config(settings: Settings) -> Config:
         raise ConfigError(f"{ini}: no [{settings.name}] section (choose another with --name)")
     if not parser.has_option(settings.name, "script_location"):
         raise ConfigError(f"{ini}: [{settings.name}] has no script_location")
-    return Config(str(ini), ini_section=settings.name)
 
 
-def load_project(settings: Settings) -> Project:
-    directory = settings.project_dir.resolve()
-    config = alembic_config(settings)
+def read_layout(ini_path: Path, section: str, directory: Path) -> Layout:
+    """The layout as the alembic CLI would see it, run from `directory` (no env.py is run);
+    ConfigError when Alembic refuses it."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    config = Config(str(ini_path.resolve()), ini_section=section)
     cwd = Path.cwd()
     saved_path = list(sys.path)  # from_config prepends prepend_sys_path: not in our process
     # Alembic resolves a relative script_location against the working directory,
@@ -100,25 +115,45 @@ def load_project(settings: Settings) -> Project:
     try:
         script = ScriptDirectory.from_config(config)
     except CommandError as e:
-        raise ConfigError(f"{settings.ini_path}: {e}") from e
+        raise ConfigError(f"{ini_path}: {e}") from e
     finally:
         os.chdir(cwd)
         sys.path[:] = saved_path
-    script_dir = (directory / script.dir).resolve()
+    return Layout(
+        script_dir=str(script.dir),
+        version_locations=tuple(str(loc) for loc in script._version_locations),
+        recursive=script.recursive_version_locations,
+        file_template=script.file_template,
+    )
+
+
+def load_project(
+    settings: Settings, read: Callable[[Settings], Layout | None] | None = None
+) -> Project:
+    """The project `settings` name; its layout as `read` gets it (from a worker), or
+    read here when it cannot."""
+    directory = settings.project_dir.resolve()
+    check_ini(settings)
+    layout = read(settings) if read is not None else None
+    if layout is None:
+        layout = read_layout(settings.ini_path, settings.name, directory)
+    script_dir = (directory / layout.script_dir).resolve()
     if not script_dir.is_dir():
-        raise ConfigError(f"{settings.ini_path}: script_location {script.dir} is not a directory")
+        raise ConfigError(
+            f"{settings.ini_path}: script_location {layout.script_dir} is not a directory"
+        )
     if not (script_dir / "env.py").is_file():
         raise ConfigError(f"{script_dir}: no env.py in the script directory")
-    locations = tuple((directory / loc).resolve() for loc in script._version_locations)
-    history = load_history(locations, recursive=script.recursive_version_locations)
+    locations = tuple((directory / loc).resolve() for loc in layout.version_locations)
+    history = load_history(locations, recursive=layout.recursive)
     return Project(
         directory=directory,
         ini_path=settings.ini_path.resolve(),
         section=settings.name,
         script_location=script_dir,
         version_locations=locations,
-        recursive=script.recursive_version_locations,
-        file_template=script.file_template,
+        recursive=layout.recursive,
+        file_template=layout.file_template,
         version_table="alembic_version",  # env.py may change it; the worker reports the real one
         repo_root=repository_root(directory),
         history=history,

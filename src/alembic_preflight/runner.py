@@ -49,6 +49,20 @@ class WorkerInit:
 
 
 @dataclass(frozen=True)
+class LayoutRequest:
+    """Before its WorkerInit: read alembic.ini as Alembic does (project.read_layout)."""
+
+    ini_path: str
+    section: str
+    directory: str
+
+
+@dataclass(frozen=True)
+class LayoutRefused:
+    message: str  # project.read_layout's ConfigError
+
+
+@dataclass(frozen=True)
 class Failure:
     """Where and why a run failed, as plain data the parent turns into findings."""
 
@@ -357,10 +371,12 @@ def _tail(text: str, lines: int) -> str:
     return "\n".join(parts[-lines:])
 
 
-# What every worker imports anyway, and the dialect module of each driver --driver names.
+# What every worker imports anyway (first what project.read_layout needs), and the
+# dialect module of each driver --driver names.
 _WARM = (
     "alembic.config",
     "alembic.script",
+    "alembic_preflight.project",
     "alembic.runtime.environment",
     "alembic.runtime.migration",
     "alembic.operations",
@@ -375,23 +391,63 @@ _DRIVER_MODULES = {
 }
 
 
-def _warm_up(driver: str) -> None:
-    """Import now what the first request needs, while the parent is busy with its own."""
+def _first_message(conn: Any, driver: str, siblings: tuple[Any, ...]) -> Any:
+    """Import what the first request needs, answering LayoutRequests as they come (the
+    verifier waits for that one), until a message that is not one: the WorkerInit, or
+    None; then start the siblings. Raises EOFError when the verifier has gone."""
     import importlib
     from contextlib import suppress
 
-    for name in (*_WARM, *_DRIVER_MODULES.get(driver, ())):
-        # not installed (another driver, no greenlet): env.py's own import will say so
-        with suppress(Exception):
-            importlib.import_module(name)
-
-
-def worker_main(conn: Any, driver: str = "psycopg") -> None:
-    """Entry point of the worker process: warm up, take the WorkerInit the parent sends
-    first, then answer requests until told to stop."""
-    _warm_up(driver)
+    message: Any = None
     try:
-        init = conn.recv()
+        for name in (*_WARM, *_DRIVER_MODULES.get(driver, ())):
+            # not installed (another driver, no greenlet): env.py's own import will say so
+            with suppress(Exception):
+                importlib.import_module(name)
+            while conn.poll():
+                message = conn.recv()
+                if not isinstance(message, LayoutRequest):
+                    return message  # the rest is imported when needed
+                conn.send(_layout(message))
+        _fork_siblings(conn, siblings, driver)
+        siblings = ()
+        while True:
+            message = conn.recv()
+            if not isinstance(message, LayoutRequest):
+                return message
+            conn.send(_layout(message))
+    finally:
+        _fork_siblings(conn, siblings, driver)
+
+
+def _fork_siblings(conn: Any, siblings: tuple[Any, ...], driver: str) -> None:
+    """The other lanes' workers, as copies of this one with its imports done (workers.py:
+    start_workers). Each says its pid on its own pipe, then works as any worker does."""
+    import threading
+
+    for mine in siblings:
+        pid = os.fork()
+        if pid == 0:
+            try:  # the copy: only its own pipe, and never back into our caller
+                conn.close()
+                for other in siblings:
+                    if other is not mine:
+                        other.close()
+                mine.send(os.getpid())
+                worker_main(mine, driver)
+            finally:
+                os._exit(0)
+        # reaped when it ends, not left a zombie until we end
+        threading.Thread(target=os.waitpid, args=(pid, 0), daemon=True).start()
+    for mine in siblings:
+        mine.close()
+
+
+def worker_main(conn: Any, driver: str = "psycopg", siblings: tuple[Any, ...] = ()) -> None:
+    """Entry point of the worker process: warm up, answer LayoutRequests, start the
+    siblings (workers.py), take the WorkerInit, then answer requests until told to stop."""
+    try:
+        init = _first_message(conn, driver, siblings)
     except (EOFError, KeyboardInterrupt):
         return
     if init is None:  # not needed after all
@@ -426,6 +482,18 @@ def worker_main(conn: Any, driver: str = "psycopg") -> None:
             continue
         worker.progress = conn.send
         conn.send(worker.handle(kind, arg))
+
+
+def _layout(request: LayoutRequest) -> Any:
+    from alembic_preflight.errors import ConfigError
+    from alembic_preflight.project import read_layout
+
+    try:
+        return read_layout(Path(request.ini_path), request.section, Path(request.directory))
+    except ConfigError as e:
+        return LayoutRefused(str(e))
+    except Exception:  # None: the verifier reads it again itself, and says what it finds
+        return None
 
 
 def _cache_engines() -> None:

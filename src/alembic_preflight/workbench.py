@@ -16,7 +16,6 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +27,7 @@ from alembic_preflight.errors import ProvisionError, RefusedTarget
 from alembic_preflight.project import Project
 from alembic_preflight.runner import Failure, Outcome, WorkerInit
 from alembic_preflight.settings import Settings
-from alembic_preflight.workers import Prewarmed, start_worker
+from alembic_preflight.workers import Prewarmed, WorkerProcess, start_worker
 
 if TYPE_CHECKING:
     from alembic_preflight.schema import Snapshot
@@ -41,7 +40,7 @@ class Lane:
     dbname: str
     url: str
     log_path: Path
-    process: BaseProcess | None = None
+    process: WorkerProcess | None = None
     conn: Connection | None = None
     state: str = "missing"  # what the database holds: missing | empty | <template name> | dirty
 

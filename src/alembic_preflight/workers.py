@@ -13,25 +13,114 @@ verifier's own heavy imports.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import select
+import signal
 from contextlib import suppress
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
+from typing import TYPE_CHECKING, Protocol
 
-from alembic_preflight.runner import worker_main
+from alembic_preflight.errors import ConfigError
+from alembic_preflight.runner import LayoutRefused, LayoutRequest, worker_main
 from alembic_preflight.settings import Settings
 
-Started = tuple[BaseProcess, Connection]
+if TYPE_CHECKING:
+    from alembic_preflight.project import Layout
+
+
+class WorkerProcess(Protocol):
+    """What the workbench does with a worker's process (multiprocessing's, or Forked)."""
+
+    @property
+    def exitcode(self) -> int | None: ...
+
+    def is_alive(self) -> bool: ...
+
+    def join(self, timeout: float | None = None) -> None: ...
+
+    def kill(self) -> None: ...
+
+
+Started = tuple[WorkerProcess, Connection]
+
+# Workers `start_early` started before the command line was read, for `prewarm` to take.
+_EARLY: list[Started] = []
 
 
 def start_worker(driver: str = "psycopg") -> Started:
     """A worker process, importing what it will need; send it a WorkerInit first."""
+    return start_workers(1, driver)[0]
+
+
+def start_workers(count: int, driver: str = "psycopg") -> list[Started]:
+    """`count` workers: one process that imports, then forks the others from itself.
+
+    Why: importing Alembic and SQLAlchemy costs each worker ~0.5 s of a core, at the time
+    the verifier needs the cores for its own start. A copy made after the imports has
+    them for free (its memory is the first one's until either writes to it). The copies
+    are the first worker's children, not ours: we watch them through a pidfd (Linux);
+    elsewhere each worker is a process of its own."""
     ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
-    proc = ctx.Process(target=worker_main, args=(child, driver), daemon=True)
-    proc.start()
-    child.close()
-    return proc, parent
+    pipes = [ctx.Pipe() for _ in range(count)]
+    forks = count - 1 if _can_watch_forks() else 0
+    started: list[Started] = []
+    for i in range(count - forks):
+        siblings = tuple(child for _, child in pipes[1:]) if i == 0 and forks else ()
+        proc = ctx.Process(target=worker_main, args=(pipes[i][1], driver, siblings), daemon=True)
+        proc.start()
+        started.append((proc, pipes[i][0]))
+    for _, child in pipes:
+        child.close()
+    started += [(Forked(parent), parent) for parent, _ in pipes[count - forks :]]
+    return started
+
+
+def _can_watch_forks() -> bool:
+    if not hasattr(os, "pidfd_open") or not hasattr(os, "fork"):
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:  # a kernel before 5.3, or a sandbox that refuses it
+        return False
+    return True
+
+
+@dataclass
+class Forked:
+    """A worker another worker forked: not our child, so watched through a pidfd. It says
+    its pid first thing on its pipe; `attach` reads it."""
+
+    conn: Connection
+    pid: int | None = None
+    _fd: int | None = None
+
+    def attach(self, timeout: float = 60) -> bool:
+        if self._fd is None:
+            try:
+                if not self.conn.poll(timeout):
+                    return False
+                self.pid = int(self.conn.recv())
+                self._fd = os.pidfd_open(self.pid)
+            except (OSError, EOFError, ValueError, TypeError):
+                return False
+        return True
+
+    @property
+    def exitcode(self) -> int | None:
+        return None  # only its parent may know
+
+    def is_alive(self) -> bool:
+        return self._fd is not None and not select.select([self._fd], [], [], 0)[0]
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._fd is not None:
+            select.select([self._fd], [], [], timeout)
+
+    def kill(self) -> None:
+        if self._fd is not None:
+            with suppress(OSError):
+                signal.pidfd_send_signal(self._fd, signal.SIGKILL)
 
 
 @dataclass
@@ -43,17 +132,36 @@ class Prewarmed:
     def take(self) -> Started | None:
         while self.waiting:
             proc, conn = self.waiting.pop(0)
-            if proc.is_alive():
+            if (not isinstance(proc, Forked) or proc.attach()) and proc.is_alive():
                 return proc, conn
             conn.close()
         return None
+
+    def layout(self, settings: Settings) -> Layout | None:
+        """alembic.ini as Alembic reads it, read by the first waiting worker; None when
+        none is waiting or it could not say (then the caller reads it itself)."""
+        if not self.waiting:
+            return None
+        _, conn = self.waiting[0]
+        request = LayoutRequest(
+            str(settings.ini_path), settings.name, str(settings.project_dir.resolve())
+        )
+        try:
+            conn.send(request)
+            # a worker still importing answers when it is done; one that hangs is not ours
+            answer = conn.recv() if conn.poll(60) else None
+        except (OSError, EOFError):
+            return None
+        if isinstance(answer, LayoutRefused):
+            raise ConfigError(answer.message)
+        return answer
 
     def close(self) -> None:
         """Stop the workers nobody took (a run with fewer lanes, or none). They hold
         nothing yet (no connection, no file), and may still be importing: killed."""
         for proc, conn in self.waiting:
             with suppress(OSError):
-                proc.kill()
+                proc.kill()  # one not forked yet ends on its own: its pipe closes here
             conn.close()
         for proc, _ in self.waiting:
             proc.join(timeout=5)
@@ -66,6 +174,18 @@ class Prewarmed:
         self.close()
 
 
+def start_early() -> None:
+    """Workers for a `verify` whose command line is not read yet (reading it costs ~0.2 s
+    with Typer): as many as a run uses by default; `prewarm` keeps what the run needs."""
+    _EARLY.extend(start_workers(max(1, min(2, os.cpu_count() or 1))))
+
+
 def prewarm(settings: Settings) -> Prewarmed:
-    """One worker per lane the run will use (none when no check needs a database)."""
-    return Prewarmed([start_worker(settings.driver) for _ in range(settings.lanes)])
+    """One worker per lane the run will use, and one at least: it reads alembic.ini."""
+    wanted = max(1, settings.lanes)
+    taken, unused = _EARLY[:wanted], _EARLY[wanted:]
+    _EARLY.clear()
+    Prewarmed(unused).close()
+    if wanted > len(taken):
+        taken += start_workers(wanted - len(taken), settings.driver)
+    return Prewarmed(taken)

@@ -31,7 +31,7 @@ from alembic_preflight.workers import Prewarmed
 
 def verify(settings: Settings, options: ReportOptions, prewarmed: Prewarmed | None = None) -> int:
     started = time.monotonic()
-    project = load_project(settings)
+    project = load_project(settings, prewarmed.layout if prewarmed else None)
     checks = [CHECKS[c] for c in settings.checks]
     results: dict[str, CheckResult] = {}
     focus = None
