@@ -4,7 +4,11 @@ verifier; the lanes a run uses follow from its checks and --jobs."""
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +91,35 @@ def test_a_worker_reads_alembic_ini_as_the_verifier_would(project: Any) -> None:
             prewarmed.layout(settings)
         assert str(in_worker.value) == str(in_process.value)
         assert "nowhere" in str(in_worker.value)
+
+
+def _workers_with(marker: str) -> list[int]:
+    """Processes started with `marker` in their environment, but multiprocessing's
+    resource tracker (its own helper: it ends once it reads that the verifier has)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                mine = marker.encode() in (entry / "environ").read_bytes()
+                if mine and b"resource_tracker" not in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.parametrize("argv", [("verify", "--help"), ("verify", "/nonexistent")])
+def test_workers_started_before_the_command_line_is_read_end_with_the_run(
+    argv: tuple[str, ...],
+) -> None:
+    marker = f"PREFLIGHT_TEST_MARK={uuid.uuid4().hex}"
+    env = {**os.environ, marker.split("=")[0]: marker.split("=")[1]}
+    # not captured: a pipe would make run() wait for every process holding it
+    proc = subprocess.run(
+        [sys.executable, "-m", "alembic_preflight", *argv],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.returncode in (0, 2)
+    assert _workers_with(marker) == []

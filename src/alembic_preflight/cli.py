@@ -17,7 +17,7 @@ from alembic_preflight import __version__
 from alembic_preflight.error_handler import run_guarded
 from alembic_preflight.errors import ConfigError
 from alembic_preflight.settings import ALL_CHECKS, Settings, build_settings
-from alembic_preflight.workers import prewarm
+from alembic_preflight.workers import Prewarmed, prewarm, take_early
 
 if TYPE_CHECKING:
     from alembic_preflight.reporters import ReportOptions
@@ -447,7 +447,12 @@ def run() -> NoReturn:
     """The console script: main(), then out at once. By then every database, container and
     worker is gone and the reports are written; the interpreter's orderly teardown of
     SQLAlchemy, Alembic and friends would only add a few hundred milliseconds."""
-    code = main()
+    try:
+        code = main()
+    finally:
+        # workers started before the command line was read and never taken (--help, a
+        # bad flag): they would end on their own, once their imports are done
+        Prewarmed(take_early()).close()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -180,11 +180,18 @@ def start_early() -> None:
     _EARLY.extend(start_workers(max(1, min(2, os.cpu_count() or 1))))
 
 
+def take_early() -> list[Started]:
+    """The workers start_early started, now yours (none after the first call)."""
+    early = list(_EARLY)
+    _EARLY.clear()
+    return early
+
+
 def prewarm(settings: Settings) -> Prewarmed:
     """One worker per lane the run will use, and one at least: it reads alembic.ini."""
     wanted = max(1, settings.lanes)
-    taken, unused = _EARLY[:wanted], _EARLY[wanted:]
-    _EARLY.clear()
+    early = take_early()
+    taken, unused = early[:wanted], early[wanted:]
     Prewarmed(unused).close()
     if wanted > len(taken):
         taken += start_workers(wanted - len(taken), settings.driver)
