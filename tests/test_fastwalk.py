@@ -220,3 +220,46 @@ def test_a_prepared_statement_takes_new_arguments_each_run(dbs: Any, autocommit:
         (PREFIX,),
     ).fetchall()
     assert sorted(mine) == [("{}",), ("{}",)]  # two statements, neither with parameters
+
+
+def test_seeding_and_snapshots_through_asyncpg_are_psycopgs(dbs: Any, pg_server: Server):
+    """The walk's own statements go through the DBAPI cursor of env.py's connection: with
+    SQLAlchemy's asyncpg adapter too (async env.py), rows, errors and all."""
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    # rows for `picky` break its CHECK: the insert fails in the driver, and is said
+    ddl = SEEDED + "CREATE TABLE picky (n integer NOT NULL CHECK (n > 1000000));"
+    ours, engine = dbs(ddl)
+    theirs, _ = dbs(ddl)
+    with engine.connect() as connection, connection.begin():
+        db = fastwalk.SqlConn(connection)
+        want = (
+            fastwalk.seed_empty_tables(db, exclude=("alembic_version",), known=()),
+            fastwalk.take_snapshot(db, Snapshotter()),
+        )
+
+    def walk(connection: Any) -> tuple[Any, Any]:
+        db = fastwalk.SqlConn(connection)
+        session = Session(db.query)
+        seeded = fastwalk.seed_empty_tables(
+            db, exclude=("alembic_version",), known=(), session=session
+        )
+        return seeded, fastwalk.take_snapshot(db, Snapshotter(), session)
+
+    async def run() -> tuple[Any, Any]:
+        aengine = create_async_engine(pg_server.url(theirs.info.dbname, "asyncpg"))
+        try:
+            async with aengine.connect() as aconn, aconn.begin():
+                return await aconn.run_sync(walk)
+        finally:
+            await aengine.dispose()
+
+    got = asyncio.run(run())
+    assert (got[0].filled, got[0].skipped) == (want[0].filled, want[0].skipped)
+    assert "picky" in dict(got[0].skipped)
+    assert "check constraint" in dict(got[0].skipped)["picky"]
+    assert got[1] == want[1]
+    query = "SELECT * FROM child ORDER BY 1"
+    assert theirs.execute(query).fetchall() == ours.execute(query).fetchall()

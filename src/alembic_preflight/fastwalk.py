@@ -88,14 +88,26 @@ class TransactionEnded(Exception):
 
 # -- worker side -----------------------------------------------------------------------
 class SqlConn:
-    """Statements on the migration's own SQLAlchemy connection, without bind parameters."""
+    """Statements on the migration's own SQLAlchemy connection, without bind parameters.
+
+    They go through a cursor of its DBAPI connection, not SQLAlchemy's execute: a
+    snapshot reads ~650 rows twice a revision, and SQLAlchemy's result rows cost ~2 µs
+    each on top of the driver's (a tenth of the walk, measured); and the user's event
+    listeners (statement logging, say) see only their own statements. SQLAlchemy still
+    runs the transactions and savepoints, so it knows where the session is."""
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
+        # what a failed statement raises: the driver's own errors, as the cursor is its own
+        self.errors: tuple[type[BaseException], ...] = (connection.dialect.dbapi.Error,)
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
-        result = self.connection.exec_driver_sql(sql, execution_options={"no_parameters": True})
-        return [tuple(r) for r in result] if result.returns_rows else []
+        cursor = self.connection.connection.cursor()
+        try:
+            cursor.execute(sql)
+            return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
+        finally:
+            cursor.close()
 
     @contextmanager
     def savepoint(self, *, keep: bool) -> Iterator[None]:
@@ -249,6 +261,7 @@ def seed_empty_tables(
     if not tables:
         return seed_mod.SeedOutcome(seen=seen)
     shim = _SeedConn(db)
+    failed: tuple[type[BaseException], ...] = (DBAPIError, *db.errors)
     filled: list[str] = []
     skipped: list[tuple[str, str]] = []
     with db.savepoint(keep=True):
@@ -261,8 +274,8 @@ def seed_empty_tables(
                         why = plan
                     else:
                         _insert(db, table.name, *plan)
-            except DBAPIError as e:
-                orig = e.orig if e.orig is not None else e
+            except failed as e:
+                orig = e.orig if isinstance(e, DBAPIError) and e.orig is not None else e
                 why = seed_mod._first_line(str(orig)) or type(orig).__name__
             if why is None:
                 filled.append(table.name)
@@ -339,15 +352,22 @@ def walk_steps(
         db.check_deferred()
 
     with driver_not_preparing(context.connection), _forgotten_on_error(request.exclude):
+        looked: frozenset[Any] | None = None  # the tables there at the last seeding
         for rev, downgrade in request.steps:
             send(Progress(rev, "seed"))
+            # rows change no catalog: the snapshot may come first, and say whether any
+            # table is new since seeding last looked (only a new table needs rows)
+            before = take_snapshot(db, snapshotter, session) if downgrade else None
+            now = (
+                None if before is None else frozenset(k for k in before.objects if k[0] == "table")
+            )
             outcome = seed_mod.SeedOutcome()
-            if request.seed:
+            if request.seed and (now is None or looked is None or not now <= looked):
                 outcome = seed_empty_tables(
                     db, exclude=request.exclude, known=known, session=session
                 )
                 known.update(outcome.seen)
-            before = take_snapshot(db, snapshotter, session) if downgrade else None
+                looked = now
             revision = script.get_revision(rev)
             send(Progress(rev, "upgrade"))
             yield RevisionStep(script.revision_map, revision, True)
