@@ -134,7 +134,7 @@ class Worker:
         self.progress: Callable[[Any], None] = lambda message: None
         _cache_engines()
 
-    def _wrap_modules(self) -> None:
+    def wrap_modules(self) -> None:
         if self._wrapped:
             return
         for script in self.script.walk_revisions("base", "heads"):
@@ -147,7 +147,7 @@ class Worker:
         self.tracker.current = None
         self.tracker.applied = []
         try:
-            self._wrap_modules()
+            self.wrap_modules()
             data, has_metadata = self._dispatch(kind, arg)
         except BaseException as e:  # the user's code may raise anything, SystemExit too
             if isinstance(e, KeyboardInterrupt):
@@ -464,6 +464,15 @@ def worker_main(conn: Any, driver: str = "psycopg", siblings: tuple[Any, ...] = 
     except BaseException as e:
         worker = None
         startup = Outcome(ok=False, failure=_failure_static(e, init))
+    if worker is not None:
+        # the revision files, before the first request asks: one that does not load
+        # (raising anything, SystemExit too) fails that request, as it did before
+        try:
+            worker.wrap_modules()
+        except KeyboardInterrupt:
+            return
+        except BaseException:  # reported by the first request
+            pass
     while True:
         try:
             request = conn.recv()

@@ -43,6 +43,7 @@ class Lane:
     process: WorkerProcess | None = None
     conn: Connection | None = None
     state: str = "missing"  # what the database holds: missing | empty | <template name> | dirty
+    answered: bool = False  # whether its worker has answered a request yet
 
 
 @dataclass
@@ -77,13 +78,16 @@ class Workbench:
             if i == 0 and not self._try_create(name):
                 self.can_create = False
                 self._use_given_database()
-                return self
+                break
             lane = self._lane(name)
             if i > 0:
                 lane.state = (
                     "missing"  # only lane 0's database is made here; fresh() makes the rest
                 )
             self.lanes.append(lane)
+        # each worker loads the project (env vars, revision files) while we get ready
+        for lane in self.lanes:
+            self._start_worker(lane)
         return self
 
     def close(self) -> None:
@@ -262,7 +266,7 @@ class Workbench:
             x_args=self.settings.x,
             log_path=str(ln.log_path),
         )
-        ln.process, ln.conn = proc, conn
+        ln.process, ln.conn, ln.answered = proc, conn, False
         with suppress(OSError, ValueError):  # it died: the request that follows says so
             conn.send(init)
 
@@ -297,17 +301,16 @@ class Workbench:
         per step instead: the limit counts from the last message, and each goes to
         `on_progress`."""
         ln = self.lanes[lane]
-        cold = ln.process is None or not ln.process.is_alive()
-        if cold:
+        if ln.process is None or not ln.process.is_alive():
             self._start_worker(ln)
         assert ln.conn is not None
         if mutates:
             ln.state = "dirty"
         started = time.monotonic()
         ln.conn.send((kind, arg))
-        # the worker's own start (imports) is not the step's fault: allow for it; a warm
-        # worker only re-runs env.py, so a hung step ends a few seconds after its limit
-        limit = self.settings.step_timeout + (30 if cold else 5)
+        # the worker's own start (imports, the project) is not the step's fault: allow for
+        # it; a warm worker only re-runs env.py, so a hung step ends a few seconds after
+        limit = self.settings.step_timeout + (5 if ln.answered else 30)
         while True:
             try:
                 ready = ln.conn.poll(limit)
@@ -320,6 +323,7 @@ class Workbench:
             except (EOFError, OSError):
                 break  # the worker died: said below
             if isinstance(message, Outcome):
+                ln.answered = True
                 self.version_table = message.version_table
                 return message
             if on_progress is not None:
