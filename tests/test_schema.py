@@ -584,6 +584,32 @@ def test_incremental_snapshots_equal_full_ones_after_every_step(make_db):
         reader.close()
 
 
+def test_incremental_snapshot_sees_a_new_name_shadow_an_old_one(make_db):
+    """A table made in a schema earlier on the search path than another of its name: a
+    view of the old one, changed in nothing, now prints that one's schema."""
+    conn = make_db(
+        "CREATE SCHEMA a",
+        "CREATE SCHEMA b",
+        "CREATE TABLE a.t (id integer)",
+        "CREATE VIEW a.v AS SELECT id FROM a.t",
+    )
+    path = "SET LOCAL search_path = pg_catalog, b, a"
+    snapshotter = Snapshotter()
+
+    def snapshot(fresh: bool) -> Snapshot:
+        with conn.transaction():
+            conn.execute(path)
+            taker = Snapshotter() if fresh else snapshotter
+            return taker.take(lambda sql: conn.execute(sql).fetchall())
+
+    before = snapshot(fresh=False)
+    assert "FROM t" in before.objects[("view", "a.v")].definition
+    conn.execute("CREATE TABLE b.t (id integer)")
+    got, want = snapshot(fresh=False), snapshot(fresh=True)
+    assert "FROM a.t" in want.objects[("view", "a.v")].definition
+    assert got == want
+
+
 @pytest.mark.parametrize("prepared", [False, True])
 def test_incremental_snapshots_within_one_transaction(make_db, prepared):
     """Changes inside one open transaction share an xmin: the row's place tells them apart.

@@ -607,16 +607,22 @@ _SHADOWED = " UNION ALL ".join(
 )
 
 # One row that must not change for cached definitions to stay valid: the database, the
-# search path (definitions print names relative to it), shadowed names, and the names of
-# the roles policies are for (roles live outside the database and its dependencies).
-_HEADER = f"""
+# search path (definitions print names relative to it), and the names of the roles
+# policies are for (roles live outside the database and its dependencies).
+_HEADER = """
 SELECT '', '',
        (SELECT oid::text FROM pg_database WHERE datname = current_database())
          || ' ' || array_to_string(current_schemas(true), ','),
-       (SELECT coalesce(string_agg(s.x, ',' ORDER BY s.x), '') FROM ({_SHADOWED}) s(x))
-         || ' ' || coalesce((SELECT string_agg(r::text || '=' || pg_get_userbyid(r), ','
-                                               ORDER BY r)
-                             FROM (SELECT DISTINCT unnest(polroles) r FROM pg_policy) pr), '')
+       coalesce((SELECT string_agg(r::text || '=' || pg_get_userbyid(r), ',' ORDER BY r)
+                 FROM (SELECT DISTINCT unnest(polroles) r FROM pg_policy) pr), '')
+"""
+
+# And the shadowed names, which must not change either; read with the objects (query
+# number -2), not listed every time (a third of the listing's time): they change only
+# with catalog rows the listing versions, and then the objects are read anyway.
+_SHADOWS = f"""
+SELECT '-2', (SELECT coalesce(string_agg(s.x, ',' ORDER BY s.x), '') FROM ({_SHADOWED}) s(x)),
+       {", ".join(["NULL::text"] * 7)}
 FROM (SELECT array_agg(oid) AS ns FROM pg_namespace
       WHERE nspname = ANY(current_schemas(true))) p
 """
@@ -718,9 +724,9 @@ def _fetch_sql(exclude_tables: Collection[str]) -> tuple[Statement, Statement]:
     nothing = ", ".join(["NULL::text"] * 6)
     roots = f"SELECT '-1', classid::text, objid::text, {nothing} FROM dirty"
     return (
-        Statement(" UNION ALL ".join(every)),
+        Statement(" UNION ALL ".join([_SHADOWS, *every])),
         Statement(
-            _DIRTY + " UNION ALL ".join([roots, *changed]),
+            _DIRTY + " UNION ALL ".join([_SHADOWS, roots, *changed]),
             ("oid[]",) * 6,
         ),
     )
@@ -767,6 +773,7 @@ class Snapshotter:
 
     def _reset(self) -> None:
         self._header: tuple[Any, ...] | None = None
+        self._shadows: str | None = None
         self._versions: dict[Root, tuple[Any, Any]] = {}
         self._rows: dict[Root, list[Row]] = {}
         self._state = _Objects()
@@ -783,9 +790,7 @@ class Snapshotter:
         listing = run(query, self._listing)
         header = next(tuple(r) for r in listing if r[0] == "")
         versions = {(r[0], r[1]): (r[2], r[3]) for r in listing if r[0] != ""}
-        if header == self._header and self._last is not None:
-            self._take_some(query, versions)
-        else:
+        if header != self._header or self._last is None or not self._take_some(query, versions):
             self._take_all(query)
         self._header, self._versions = header, versions
         assert self._last is not None
@@ -795,36 +800,43 @@ class Snapshotter:
         self._reset()
         catalogs = self._catalogs
         for row in run(query, self._every):
-            self._rows.setdefault((catalogs[int(row[0])], row[1]), []).append(tuple(row[2:]))
+            if row[0] == "-2":
+                self._shadows = row[1]
+            else:
+                self._rows.setdefault((catalogs[int(row[0])], row[1]), []).append(tuple(row[2:]))
         self._state.fill((root, row) for root, rows in self._rows.items() for row in rows)
         self._last = Snapshot(dict(self._state.kept))
 
-    def _take_some(self, query: Query | Session, versions: dict[Root, tuple[Any, Any]]) -> None:
+    def _take_some(self, query: Query | Session, versions: dict[Root, tuple[Any, Any]]) -> bool:
         """Read again what changed; and what depends on it, where a name others print
-        may have changed (one more statement, only then)."""
+        may have changed (one more statement, only then). False when which names shadow
+        others changed: then everything is read again."""
         old = self._versions
         changed = [k for k, v in versions.items() if old.get(k) != v]
         gone = [k for k in old if k not in versions]
         if not changed and not gone:
-            return
+            return True
         seeds = [k for k in changed if old.get(k, (None,))[0] != versions[k][0]]
         notes = [k for k in changed if old.get(k, (None,))[0] == versions[k][0]]
         # what depends on a new object may be old (an index a new constraint now uses):
         # new and gone objects bring their dependents in at once
         spread = [k for k in seeds if k not in old] + gone
-        dirty, fresh = self._read(query, seeds, notes, spread)
+        dirty, fresh, shadows = self._read(query, seeds, notes, spread)
+        if shadows != self._shadows:
+            return False
         renamed = [root for root in dirty if self._renames(root, fresh.get(root, ()))]
         if renamed:
-            more, again = self._read(query, renamed, [], renamed)
+            more, again, _ = self._read(query, renamed, [], renamed)
             dirty |= more
             fresh.update(again)
         self._update(dirty, fresh)
         self._last = Snapshot(dict(self._state.kept))
+        return True
 
     def _read(
         self, query: Query | Session, roots: list[Root], notes: list[Root], spread: list[Root]
-    ) -> tuple[set[Root], dict[Root, list[Row]]]:
-        """The roots to read again (see _DIRTY) and their rows, by root."""
+    ) -> tuple[set[Root], dict[Root, list[Row]], str | None]:
+        """The roots to read again (see _DIRTY), their rows by root, the shadowed names."""
         found = run(
             query,
             self._changed,
@@ -838,12 +850,15 @@ class Snapshotter:
         catalogs = self._catalogs
         dirty = set(spread)
         fresh: dict[Root, list[Row]] = {}
+        shadows = None
         for row in found:
             if row[0] == "-1":
                 dirty.add((row[1], row[2]))
+            elif row[0] == "-2":
+                shadows = row[1]
             else:
                 fresh.setdefault((catalogs[int(row[0])], row[1]), []).append(tuple(row[2:]))
-        return dirty, fresh
+        return dirty, fresh, shadows
 
     def _renames(self, root: Root, rows: Iterable[Row]) -> bool:
         """Whether what `root` is made of now may change what other objects' texts print:
