@@ -6,8 +6,8 @@ before it asks for one. Started one after the other, that is a second a run wait
 started together, they share the machine's cores. A prewarmed worker does nothing but
 import until the workbench hands it its `WorkerInit` (project, database URL, log file).
 
-Light on purpose (the standard library and runner.py only): this runs before the
-verifier's own heavy imports.
+Light on purpose (the standard library, runner.py and settings.py): this runs before
+the verifier's own heavy imports.
 """
 
 from __future__ import annotations
@@ -114,8 +114,9 @@ class Forked:
         return self._fd is not None and not select.select([self._fd], [], [], 0)[0]
 
     def join(self, timeout: float | None = None) -> None:
-        if self._fd is not None:
-            select.select([self._fd], [], [], timeout)
+        if self._fd is not None and select.select([self._fd], [], [], timeout)[0]:
+            os.close(self._fd)  # it has ended: nothing more to watch
+            self._fd = None
 
     def kill(self) -> None:
         if self._fd is not None:
@@ -148,9 +149,13 @@ class Prewarmed:
         )
         try:
             conn.send(request)
-            # a worker still importing answers when it is done; one that hangs is not ours
-            answer = conn.recv() if conn.poll(60) else None
+            # a worker still importing answers when it is done
+            answered = conn.poll(60)
+            answer = conn.recv() if answered else None
         except (OSError, EOFError):
+            answered, answer = False, None
+        if not answered:  # its answer could still come, where a request's should: not
+            Prewarmed([self.waiting.pop(0)]).close()  # a worker of ours any more
             return None
         if isinstance(answer, LayoutRefused):
             raise ConfigError(answer.message)
