@@ -261,11 +261,11 @@ def test_split_balances_replay_against_walking() -> None:
     assert b < slices[0][1]
     assert abs((b - a) + 30 - (c * 0.15 + (d - c))) <= 1
     # later revisions walk slower: with growth, the last lane gets fewer of them
-    (a, b), (c, d) = split(0, 200, 2, 0.15, growth=0.5)
+    (a, b), (c, d) = split(0, 200, 2, 0.15, growth=1 / 400)
     assert b > slices[0][1]
 
     def walked(x: int) -> float:
-        return x + 0.5 * x * (x - 1) / 400
+        return x + x * (x - 1) / 800
 
     assert abs(walked(b) - (0.15 * walked(c) + walked(d) - walked(c))) <= 1.5
 
