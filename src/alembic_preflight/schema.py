@@ -777,6 +777,7 @@ class Snapshotter:
 
     def _reset(self) -> None:
         self._header: tuple[Any, ...] | None = None
+        self._listed: set[tuple[Any, ...]] = set()
         self._shadows: str | None = None
         self._versions: dict[Root, tuple[Any, Any]] = {}
         self._rows: dict[Root, list[Row]] = {}
@@ -791,17 +792,24 @@ class Snapshotter:
             first = plain(f"SELECT current_setting('server_version_num'), {names}")[0]
             self._listing = Statement(_LISTING if int(first[0]) >= 140000 else _LISTING_13)
             self._catalogs = list(first[1:])  # each query's root catalog, by oid
-        listing = run(query, self._listing)
-        header = next(tuple(r[2:4]) for r in listing if r[0] == "")
-        versions = {(r[0], r[1]): (r[4], r[5]) for r in listing if r[0] != ""}
-        if header != self._header or self._last is None or not self._take_some(query, versions):
-            self._take_all(query)
-        self._header, self._versions = header, versions
+        rows = set(map(tuple, run(query, self._listing)))
+        header = next(r[2:4] for r in rows if r[0] == "")
+        if header != self._header or self._last is None:
+            self._take_all(query, rows)
+        else:
+            # what changed, as sets of whole rows: a large schema lists thousands of
+            # objects twice a revision, and only a few of them change
+            came = {(r[0], r[1]): (r[4], r[5]) for r in rows - self._listed if r[0] != ""}
+            went = [(r[0], r[1]) for r in self._listed - rows if r[0] != ""]
+            if not self._take_some(query, came, [k for k in went if k not in came]):
+                self._take_all(query, rows)
+        self._header, self._listed = header, rows
         assert self._last is not None
         return self._last
 
-    def _take_all(self, query: Query | Session) -> None:
+    def _take_all(self, query: Query | Session, listed: set[tuple[Any, ...]]) -> None:
         self._reset()
+        self._versions = {(r[0], r[1]): (r[4], r[5]) for r in listed if r[0] != ""}
         catalogs = self._catalogs
         for row in run(query, self._every):
             if row[0] == "-2":
@@ -811,17 +819,18 @@ class Snapshotter:
         self._state.fill((root, row) for root, rows in self._rows.items() for row in rows)
         self._last = Snapshot(dict(self._state.kept))
 
-    def _take_some(self, query: Query | Session, versions: dict[Root, tuple[Any, Any]]) -> bool:
-        """Read again what changed; and what depends on it, where a name others print
-        may have changed (one more statement, only then). False when which names shadow
-        others changed: then everything is read again."""
+    def _take_some(
+        self, query: Query | Session, came: dict[Root, tuple[Any, Any]], gone: list[Root]
+    ) -> bool:
+        """Read again what changed (`came`: new versions; `gone`); and what depends on it,
+        where a name others print may have changed (one more statement, only then).
+        False when which names shadow others changed: then everything is read again."""
         old = self._versions
-        changed = [k for k, v in versions.items() if old.get(k) != v]
-        gone = [k for k in old if k not in versions]
-        if not changed and not gone:
+        if not came and not gone:
             return True
-        seeds = [k for k in changed if old.get(k, (None,))[0] != versions[k][0]]
-        notes = [k for k in changed if old.get(k, (None,))[0] == versions[k][0]]
+        changed = list(came)
+        seeds = [k for k in changed if old.get(k, (None,))[0] != came[k][0]]
+        notes = [k for k in changed if old.get(k, (None,))[0] == came[k][0]]
         # what depends on a new object may be old (an index a new constraint now uses):
         # new and gone objects bring their dependents in at once
         spread = [k for k in seeds if k not in old] + gone
@@ -839,6 +848,9 @@ class Snapshotter:
             fresh.update(again)
         self._update(dirty, fresh)
         self._last = Snapshot(dict(self._state.kept))
+        for k in gone:
+            old.pop(k, None)
+        old.update(came)
         return True
 
     def _read(
@@ -1089,14 +1101,15 @@ class SchemaDiff:
 
 def diff_snapshots(before: Snapshot, after: Snapshot) -> SchemaDiff:
     b, a = before.objects, after.objects
+    # only what differs is put in order: snapshots of one Snapshotter share the objects
+    # that did not change, and a large schema has thousands of them
+    changed = [
+        k for k, o in a.items() if k in b and b[k] is not o and b[k].definition != o.definition
+    ]
     return SchemaDiff(
         added=tuple(a[k] for k in _ordered(a.keys() - b.keys())),
         removed=tuple(b[k] for k in _ordered(b.keys() - a.keys())),
-        changed=tuple(
-            Change(b[k], a[k])
-            for k in _ordered(a.keys() & b.keys())
-            if a[k].definition != b[k].definition
-        ),
+        changed=tuple(Change(b[k], a[k]) for k in _ordered(changed)),
     )
 
 
