@@ -610,11 +610,10 @@ _SHADOWED = " UNION ALL ".join(
 # search path (definitions print names relative to it), and the names of the roles
 # policies are for (roles live outside the database and its dependencies).
 _HEADER = """
-SELECT '', '',
-       (SELECT oid::text FROM pg_database WHERE datname = current_database())
-         || ' ' || array_to_string(current_schemas(true), ','),
-       coalesce((SELECT string_agg(r::text || '=' || pg_get_userbyid(r), ',' ORDER BY r)
-                 FROM (SELECT DISTINCT unnest(polroles) r FROM pg_policy) pr), '')
+SELECT '=' || (SELECT oid::text FROM pg_database WHERE datname = current_database())
+         || ' ' || array_to_string(current_schemas(true), ',') || ' '
+         || coalesce((SELECT string_agg(r::text || '=' || pg_get_userbyid(r), ',' ORDER BY r)
+                      FROM (SELECT DISTINCT unnest(polroles) r FROM pg_policy) pr), '')
 """
 
 # And the shadowed names, which must not change either; read with the objects (query
@@ -642,12 +641,14 @@ def _listing(v: str, agg: str) -> str:
         f" true FROM pg_description d WHERE d.objoid >= {_FIRST_USER_OID}"
         " OR d.classoid = 'pg_namespace'::regclass"
     )
-    # numbers, not text: formatting 3,000 of them at 1000 revisions cost an eighth of
-    # the listing; no count either (a row gone changes the combined hash as surely)
+    # Three columns, the object as 'catalog oid' and its versions as numbers: at 1000
+    # revisions the listing has ~3,200 rows twice a revision, and formatting numbers and
+    # carrying more columns cost a sixth of it. No count either (a row gone changes the
+    # combined hash as surely). The header row's text starts with '='.
     kind = "bigint" if agg == "bit_xor" else "numeric"  # what the aggregate gives
     return (
         f"SELECT h.*, NULL::{kind}, NULL::{kind} FROM ({_HEADER}) h"
-        " UNION ALL SELECT cls::text, oid::text, NULL, NULL,"
+        " UNION ALL SELECT cls::text || ' ' || oid::text,"
         f" {agg}(v) FILTER (WHERE NOT note), {agg}(v) FILTER (WHERE note)"
         f" FROM ({rows}) v GROUP BY cls, oid"
     )
@@ -736,6 +737,11 @@ def _fetch_sql(exclude_tables: Collection[str]) -> tuple[Statement, Statement]:
     )
 
 
+def _root(listed: tuple[Any, ...]) -> Root:
+    catalog, _, oid = listed[0].partition(" ")
+    return (catalog, oid)
+
+
 class Snapshotter:
     """Takes snapshots of one database, again and again, reading only what changed.
 
@@ -776,7 +782,7 @@ class Snapshotter:
         self._reset()
 
     def _reset(self) -> None:
-        self._header: tuple[Any, ...] | None = None
+        self._header: str | None = None
         self._listed: set[tuple[Any, ...]] = set()
         self._shadows: str | None = None
         self._versions: dict[Root, tuple[Any, Any]] = {}
@@ -793,14 +799,14 @@ class Snapshotter:
             self._listing = Statement(_LISTING if int(first[0]) >= 140000 else _LISTING_13)
             self._catalogs = list(first[1:])  # each query's root catalog, by oid
         rows = set(map(tuple, run(query, self._listing)))
-        header = next(r[2:4] for r in rows if r[0] == "")
+        header = next(r[0] for r in rows if r[0].startswith("="))
         if header != self._header or self._last is None:
             self._take_all(query, rows)
         else:
             # what changed, as sets of whole rows: a large schema lists thousands of
             # objects twice a revision, and only a few of them change
-            came = {(r[0], r[1]): (r[4], r[5]) for r in rows - self._listed if r[0] != ""}
-            went = [(r[0], r[1]) for r in self._listed - rows if r[0] != ""]
+            came = {_root(r): (r[1], r[2]) for r in rows - self._listed if r[0][0] != "="}
+            went = [_root(r) for r in self._listed - rows if r[0][0] != "="]
             if not self._take_some(query, came, [k for k in went if k not in came]):
                 self._take_all(query, rows)
         self._header, self._listed = header, rows
@@ -809,7 +815,7 @@ class Snapshotter:
 
     def _take_all(self, query: Query | Session, listed: set[tuple[Any, ...]]) -> None:
         self._reset()
-        self._versions = {(r[0], r[1]): (r[4], r[5]) for r in listed if r[0] != ""}
+        self._versions = {_root(r): (r[1], r[2]) for r in listed if r[0][0] != "="}
         catalogs = self._catalogs
         for row in run(query, self._every):
             if row[0] == "-2":
