@@ -223,3 +223,22 @@ def test_overlapping_version_locations_read_once(tmp_path: Path) -> None:
     h = load_history([tmp_path / "v", tmp_path / "v", tmp_path / "absent"], recursive=False)
     assert len(h.files) == 3
     assert h.duplicates == {}
+
+
+@pytest.mark.parametrize("name", ["branches_merges", "several_heads", "merge_two_parents"])
+def test_the_workers_downgrade_step_lands_where_alembics_does(name: str) -> None:
+    """runner.step skips Alembic's walk over every ancestor for a one-parent downgrade:
+    for every revision and every set of heads it may be at, the answer is Alembic's."""
+    from alembic.runtime.migration import RevisionStep
+
+    from alembic_preflight.runner import step
+
+    script = alembic_map(name)
+    revisions = list(script.walk_revisions())
+    all_heads = set(script.get_heads())
+    for r in revisions:
+        theirs = RevisionStep(script.revision_map, r, False)
+        ours = step(script.revision_map, r, False)
+        for heads in ({r.revision}, {r.revision} | all_heads, {r.revision, *r._all_down_revisions}):
+            assert ours._unmerge_to_revisions(heads) == theirs._unmerge_to_revisions(heads)
+            assert ours.should_delete_branch(heads) == theirs.should_delete_branch(heads)

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from alembic_preflight import schema as schema_mod
 from alembic_preflight import seed as seed_mod
-from alembic_preflight.runner import WALK, Outcome
+from alembic_preflight.runner import WALK, Outcome, step
 from alembic_preflight.statements import Session, Statement, oid_array, run
 
 if TYPE_CHECKING:
@@ -330,7 +330,6 @@ def walk_steps(
     send: Callable[[Progress], None],
 ) -> Iterator[Any]:
     """The migrations function of a WALK run: a generator of RevisionSteps."""
-    from alembic.runtime.migration import RevisionStep
 
     db = SqlConn(context.connection)
     snapshotter = _SNAPSHOTTERS.get(request.exclude)
@@ -370,12 +369,12 @@ def walk_steps(
                 looked = now
             revision = script.get_revision(rev)
             send(Progress(rev, "upgrade"))
-            yield RevisionStep(script.revision_map, revision, True)
+            yield step(script.revision_map, revision, True)
             session.others_ran()
             after(rev)
             if before is not None:
                 send(Progress(rev, "downgrade"))
-                yield RevisionStep(script.revision_map, revision, False)
+                yield step(script.revision_map, revision, False)
                 session.others_ran()
                 after(rev)
                 send(Progress(rev, "compare"))
@@ -383,7 +382,7 @@ def walk_steps(
                 if schema_mod.diff_snapshots(before, after_down):
                     raise LeftBehind(rev)
                 send(Progress(rev, "upgrade again"))
-                yield RevisionStep(script.revision_map, revision, True)
+                yield step(script.revision_map, revision, True)
                 session.others_ran()
                 after(rev)
             done = RevisionResult(
