@@ -422,33 +422,38 @@ _DRIVER_MODULES = {
 }
 
 
+_NOTHING = object()  # no message has come yet
+
+
 def _first_message(conn: Any, driver: str, siblings: tuple[Any, ...]) -> Any:
     """Import what the first request needs, answering LayoutRequests as they come (the
-    verifier waits for that one), until a message that is not one: the WorkerInit, or
-    None; then start the siblings. Raises EOFError when the verifier has gone."""
+    verifier waits for that one), start the siblings, and return the first message that
+    is not a LayoutRequest: the WorkerInit, or None. EOFError when the verifier has gone."""
+    message = _warm_up(conn, driver)
+    _fork_siblings(conn, siblings, driver)
+    while message is _NOTHING or isinstance(message, LayoutRequest):
+        if isinstance(message, LayoutRequest):
+            conn.send(_layout(message))
+        message = conn.recv()
+    return message
+
+
+def _warm_up(conn: Any, driver: str) -> Any:
+    """The imports, answering LayoutRequests between two; any other message ends them
+    (the rest is imported when needed) and is returned, else _NOTHING."""
     import importlib
     from contextlib import suppress
 
-    message: Any = None
-    try:
-        for name in (*_WARM, *_DRIVER_MODULES.get(driver, ())):
-            # not installed (another driver, no greenlet): env.py's own import will say so
-            with suppress(Exception):
-                importlib.import_module(name)
-            while conn.poll():
-                message = conn.recv()
-                if not isinstance(message, LayoutRequest):
-                    return message  # the rest is imported when needed
-                conn.send(_layout(message))
-        _fork_siblings(conn, siblings, driver)
-        siblings = ()
-        while True:
+    for name in (*_WARM, *_DRIVER_MODULES.get(driver, ())):
+        # not installed (another driver, no greenlet): env.py's own import will say so
+        with suppress(Exception):
+            importlib.import_module(name)
+        while conn.poll():
             message = conn.recv()
             if not isinstance(message, LayoutRequest):
                 return message
             conn.send(_layout(message))
-    finally:
-        _fork_siblings(conn, siblings, driver)
+    return _NOTHING
 
 
 def _fork_siblings(conn: Any, siblings: tuple[Any, ...], driver: str) -> None:
