@@ -11,11 +11,9 @@ swaps what sits behind the database name instead (drop, clone from a template).
 
 from __future__ import annotations
 
-import argparse
 import functools
 import os
 import sys
-import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +110,8 @@ class Worker:
     """The worker side: owns the Alembic Config and ScriptDirectory for its lifetime."""
 
     def __init__(self, init: WorkerInit) -> None:
+        import argparse
+
         from alembic.config import Config
         from alembic.script import ScriptDirectory
 
@@ -332,6 +332,8 @@ class Worker:
         except ImportError:  # pragma: no cover
             pass
         message = str(orig).strip() or type(orig).__name__
+        import traceback  # only when something failed
+
         tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
         return Failure(
             error_type=type(orig).__name__,
@@ -617,6 +619,8 @@ def _cache_engines() -> None:
 def _failure_static(e: BaseException, init: WorkerInit) -> Failure:
     """A failure before the ScriptDirectory exists (a bad alembic.ini, say)."""
     file, line = _user_frame(e, list(_frames(e.__traceback__)), init.project_dir)
+    import traceback  # only when something failed
+
     tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
     return Failure(
         error_type=type(e).__name__,

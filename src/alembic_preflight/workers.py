@@ -6,8 +6,8 @@ before it asks for one. Started one after the other, that is a second a run wait
 started together, they share the machine's cores. A prewarmed worker does nothing but
 import until the workbench hands it its `WorkerInit` (project, database URL, log file).
 
-Light on purpose (the standard library, runner.py and settings.py): this runs before
-the verifier's own heavy imports.
+Light on purpose (the standard library and runner.py): `start_early` runs before
+anything else the verifier imports (~40 ms of imports sooner than with settings.py).
 """
 
 from __future__ import annotations
@@ -21,12 +21,11 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Protocol
 
-from alembic_preflight.errors import ConfigError
 from alembic_preflight.runner import LayoutRefused, LayoutRequest, worker_main
-from alembic_preflight.settings import Settings
 
 if TYPE_CHECKING:
     from alembic_preflight.project import Layout
+    from alembic_preflight.settings import Settings
 
 
 class WorkerProcess(Protocol):
@@ -158,6 +157,8 @@ class Prewarmed:
             Prewarmed([self.waiting.pop(0)]).close()  # a worker of ours any more
             return None
         if isinstance(answer, LayoutRefused):
+            from alembic_preflight.errors import ConfigError
+
             raise ConfigError(answer.message)
         return answer
 
