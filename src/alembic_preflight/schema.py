@@ -527,10 +527,10 @@ _VERSIONED = (
         "pg_attribute",
         "a",
         ("'pg_class'::regclass::oid", "a.attrelid"),
-        # not an index's or a sequence's columns: no definition prints them
-        "a.attrelid >= {u} AND a.attnum > 0"
-        " AND a.attrelid NOT IN (SELECT indexrelid FROM pg_index)"
-        " AND a.attrelid NOT IN (SELECT seqrelid FROM pg_sequence)",
+        # not an index's or a sequence's columns: no definition prints them (the others
+        # looked up by relation: a scan of every column costs more at 1000 revisions)
+        "a.attrelid >= {u} AND a.attnum > 0 AND a.attrelid = ANY(ARRAY("
+        "SELECT oid FROM pg_class WHERE oid >= {u} AND relkind NOT IN ('i', 'I', 'S')))",
     ),
     ("pg_attrdef", "ad", ("'pg_class'::regclass::oid", "ad.adrelid"), "ad.adrelid >= {u}"),
     ("pg_index", "i", ("'pg_class'::regclass::oid", "i.indexrelid"), "i.indexrelid >= {u}"),
@@ -577,10 +577,12 @@ _VERSIONED = (
         "pg_depend",
         "d",
         ("d.classid", "d.objid"),
-        "d.objid >= {u} AND (d.deptype = 'e'"
-        " OR d.deptype = 'i' AND d.classid = 'pg_proc'::regclass"
-        " OR d.deptype IN ('a', 'i') AND d.classid = 'pg_class'::regclass"
-        " AND d.objid IN (SELECT seqrelid FROM pg_sequence))",
+        # each part in a form an index answers (a member's dependency always names its
+        # extension), not a scan of every dependency
+        "d.objid >= {u} AND (d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'"
+        " OR d.classid = 'pg_proc'::regclass AND d.deptype = 'i'"
+        " OR d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')"
+        " AND d.objid = ANY(ARRAY(SELECT seqrelid FROM pg_sequence)))",
     ),
 )
 
@@ -640,6 +642,7 @@ def _listing(v: str, agg: str) -> str:
         f" UNION ALL SELECT d.classoid, d.objoid, {v.format(a='d', i=63)},"
         f" true FROM pg_description d WHERE d.objoid >= {_FIRST_USER_OID}"
         " OR d.classoid = 'pg_namespace'::regclass"
+        " AND d.objoid = ANY(ARRAY(SELECT oid FROM pg_namespace))"
     )
     # Three columns, the object as 'catalog oid' and its versions as numbers: at 1000
     # revisions the listing has ~3,200 rows twice a revision, and formatting numbers and
