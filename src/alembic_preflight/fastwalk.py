@@ -105,7 +105,11 @@ class SqlConn:
         cursor = self.connection.connection.cursor()
         try:
             cursor.execute(sql)
-            return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
+            if cursor.description is None:
+                return []
+            rows = cursor.fetchall()
+            # psycopg's rows are tuples already (a listing has thousands); others' may not be
+            return rows if not rows or type(rows[0]) is tuple else [tuple(r) for r in rows]
         finally:
             cursor.close()
 

@@ -801,7 +801,8 @@ class Snapshotter:
             first = plain(f"SELECT current_setting('server_version_num'), {names}")[0]
             self._listing = Statement(_LISTING if int(first[0]) >= 140000 else _LISTING_13)
             self._catalogs = list(first[1:])  # each query's root catalog, by oid
-        rows = set(map(tuple, run(query, self._listing)))
+        listed = run(query, self._listing)
+        rows = set(listed) if listed and type(listed[0]) is tuple else set(map(tuple, listed))
         header = next(r[0] for r in rows if r[0].startswith("="))
         if header != self._header or self._last is None:
             self._take_all(query, rows)
