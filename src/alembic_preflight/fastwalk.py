@@ -16,11 +16,12 @@ with today's per-request code in stepwise.py, so every finding is worded and pla
 exactly as before; then the fast walk resumes. Revisions that need the per-request path
 anyway (stamped ones, those with the user's own rows) are walked that way too.
 
-Driver-neutral on the worker side: every statement goes through SQLAlchemy's
-`exec_driver_sql` without bind parameters (values are inlined as literals), every value
-read comes back cast to text in SQL, and nothing we do changes the session: the rows we
-add go in savepoints, the constraint check runs in one that is rolled back, and the
-snapshots are read in the session's own search path.
+Driver-neutral on the worker side: every statement of ours goes through a cursor of the
+DBAPI connection without bind parameters (values are inlined as literals, or passed in
+settings of our own, see statements.py), every value read comes back cast to text in SQL
+(or as a number), and nothing else we do changes the session: the rows we add go in
+savepoints, the constraint check runs in one that is rolled back, and the snapshots are
+read in the session's own search path.
 """
 
 from __future__ import annotations
@@ -341,7 +342,7 @@ def walk_steps(
         snapshotter = _SNAPSHOTTERS[request.exclude] = schema_mod.Snapshotter(
             exclude_tables=request.exclude
         )
-    session = Session(db.query)  # our catalog queries, planned once per connection
+    session = Session(db.query)  # our catalog queries, planned once per session
     known = set(request.known)
     # env.py's one transaction for the whole run: a step that commits inside it ends it
     # (transaction_per_migration ends one per step by design)

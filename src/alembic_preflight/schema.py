@@ -750,12 +750,13 @@ class Snapshotter:
 
     `take(query)` reads the catalog through `query(sql)`, which runs one statement
     (never with parameters, and without `%` in it, which drivers that take parameters
-    would read as one) and returns its rows: a psycopg cursor, a SQLAlchemy connection
-    (`exec_driver_sql`), any driver. Every column comes back as text, so the rows are the
-    same whatever the driver makes of PostgreSQL's types. It only reads (SELECT, nothing
-    that can fail on a valid database): it sets nothing, so it can run inside a
+    would read as one) and returns its rows: a psycopg cursor, a DBAPI cursor, any
+    driver. Every column comes back as text (the listing's versions as numbers), so the
+    rows are the same whatever the driver makes of PostgreSQL's types. It only reads
+    (SELECT, nothing that can fail on a valid database), so it can run inside a
     migration's open transaction. Given a `statements.Session` instead, it runs the same
-    queries as statements prepared in that session (PREPARE/EXECUTE), planned once.
+    queries as statements prepared in that session (PREPARE/EXECUTE), planned once, with
+    their arguments in settings of our own (see statements.py).
 
     Names of the snapshot's objects are built from the catalog (`public` left
     unqualified, other schemas qualified), but definitions come from PostgreSQL's own
@@ -769,11 +770,13 @@ class Snapshotter:
 
     The first `take` reads everything. Later ones first list a version (a hash of xmin
     and ctid) of every catalog row a definition is made of, by the object it belongs to
-    (one query), then read again (one more) only the objects whose rows changed,
-    everything that depends on them as pg_depend records it (what a definition prints the
-    name of is what it depends on: that is how DROP ... CASCADE finds it), and the objects
-    those are part of (an index's table, a view's rule, a default's column). The result
-    equals a full snapshot's. Not for concurrent use; one Snapshotter per database. Renaming
+    (one query), then read again (one more) only the objects whose rows changed, and the
+    objects those are part of (an index's table, a view's rule, a default's column).
+    Where one of them was made, dropped, or lost or renamed an object whose name (or, for
+    views and types, whose definition) others print, everything that depends on it as
+    pg_depend records it is read again too (one more: what a definition prints the name
+    of is what it depends on, that is how DROP ... CASCADE finds it). The result equals a
+    full snapshot's. Not for concurrent use; one Snapshotter per database. Renaming
     objects initdb made (in pg_catalog) is not noticed.
     """
 
@@ -820,12 +823,7 @@ class Snapshotter:
     def _take_all(self, query: Query | Session, listed: set[tuple[Any, ...]]) -> None:
         self._reset()
         self._versions = {_root(r): (r[1], r[2]) for r in listed if r[0][0] != "="}
-        catalogs = self._catalogs
-        for row in run(query, self._every):
-            if row[0] == "-2":
-                self._shadows = row[1]
-            else:
-                self._rows.setdefault((catalogs[int(row[0])], row[1]), []).append(tuple(row[2:]))
+        _, self._rows, self._shadows = self._decode(run(query, self._every))
         self._state.fill((root, row) for root, rows in self._rows.items() for row in rows)
         self._last = Snapshot(dict(self._state.kept))
 
@@ -874,20 +872,27 @@ class Snapshotter:
     ) -> tuple[set[Root], dict[Root, list[Row]], str | None]:
         """The roots to read again (see _DIRTY), their rows by root, and the shadowed
         names when `names` (else None)."""
-        found = run(
-            query,
-            self._changed,
-            oid_array(c for c, _ in roots),
-            oid_array(o for _, o in roots),
-            oid_array(c for c, _ in notes),
-            oid_array(o for _, o in notes),
-            oid_array(c for c, _ in spread),
-            oid_array(o for _, o in spread),
-            "true" if names else "false",
+        dirty, fresh, shadows = self._decode(
+            run(
+                query,
+                self._changed,
+                oid_array(c for c, _ in roots),
+                oid_array(o for _, o in roots),
+                oid_array(c for c, _ in notes),
+                oid_array(o for _, o in notes),
+                oid_array(c for c, _ in spread),
+                oid_array(o for _, o in spread),
+                "true" if names else "false",
+            )
         )
+        return dirty | set(spread), fresh, shadows
+
+    def _decode(self, found: Iterable[Row]) -> tuple[set[Root], dict[Root, list[Row]], str | None]:
+        """The rows of `every` or `changed`: the roots named to read again (-1), the rows
+        by root, the shadowed names (-2; None when not read)."""
         catalogs = self._catalogs
-        dirty = set(spread)
-        fresh: dict[Root, list[Row]] = {}
+        dirty: set[Root] = set()
+        rows: dict[Root, list[Row]] = {}
         shadows = None
         for row in found:
             if row[0] == "-1":
@@ -895,8 +900,8 @@ class Snapshotter:
             elif row[0] == "-2":
                 shadows = row[1]
             else:
-                fresh.setdefault((catalogs[int(row[0])], row[1]), []).append(tuple(row[2:]))
-        return dirty, fresh, shadows
+                rows.setdefault((catalogs[int(row[0])], row[1]), []).append(tuple(row[2:]))
+        return dirty, rows, shadows
 
     def _renames(self, root: Root, rows: Iterable[Row]) -> bool:
         """Whether what `root` is made of now may change what other objects' texts print:
