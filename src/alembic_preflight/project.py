@@ -114,17 +114,20 @@ def read_layout(ini_path: Path, section: str, directory: Path) -> Layout:
     os.chdir(directory)
     try:
         script = ScriptDirectory.from_config(config)
+        # resolved (made absolute) when first read: read here, inside the project
+        # directory, or a relative script_location resolves against wherever the verifier
+        # was started (`verify backend` from the repository root read no revision: issue 13)
+        return Layout(
+            script_dir=os.path.abspath(script.dir),
+            version_locations=tuple(os.path.abspath(loc) for loc in script._version_locations),
+            recursive=script.recursive_version_locations,
+            file_template=script.file_template,
+        )
     except CommandError as e:
         raise ConfigError(f"{ini_path}: {e}") from e
     finally:
         os.chdir(cwd)
         sys.path[:] = saved_path
-    return Layout(
-        script_dir=str(script.dir),
-        version_locations=tuple(str(loc) for loc in script._version_locations),
-        recursive=script.recursive_version_locations,
-        file_template=script.file_template,
-    )
 
 
 def load_project(
