@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from alembic_preflight import output
 from alembic_preflight.database.base import Server
 from alembic_preflight.settings import Settings
 
@@ -18,15 +19,31 @@ def postgres_image(settings: Settings) -> str:
 
 
 def choose_backend(settings: Settings) -> str:
+    """`auto`: local server binaries when no image or version was asked for (ready in
+    under a second, no Docker needed), else Docker when it answers, else embedded."""
     if settings.database != "auto":
         return settings.database
     if settings.database_url:
         return "url"
+    asked_for_image = settings.postgres_image or settings.postgres_version
+    if not asked_for_image and _has_binaries(settings):
+        return "embedded"
     try:
         from alembic_preflight.database.container import docker_available
     except ImportError:  # the container backend is optional
         return "embedded"
     return "container" if docker_available() else "embedded"
+
+
+def _has_binaries(settings: Settings) -> bool:
+    from alembic_preflight.database.embedded import find_bindir
+    from alembic_preflight.errors import ProvisionError
+
+    try:
+        find_bindir(settings.pg_bin)
+    except ProvisionError:
+        return False
+    return True
 
 
 @contextmanager
@@ -39,15 +56,34 @@ def provision(settings: Settings) -> Iterator[Server]:
         with connect_url(settings.database_url) as server:
             yield server
     elif backend == "container":
-        from alembic_preflight.database.container import start_container
-
-        with start_container(postgres_image(settings), timeout=120.0) as server:
+        with _container_or_embedded(settings) as server:
             yield server
     else:
         from alembic_preflight.database.embedded import start_embedded
 
         with start_embedded(settings.pg_bin) as server:
             yield server
+
+
+@contextmanager
+def _container_or_embedded(settings: Settings) -> Iterator[Server]:
+    """The container; under `auto`, local binaries when the image cannot be had."""
+    from alembic_preflight.database.container import ImageUnavailable, start_container
+    from alembic_preflight.database.embedded import start_embedded
+
+    image = postgres_image(settings)
+    try:
+        with start_container(image, timeout=120.0) as server:
+            yield server
+        return
+    except ImageUnavailable as e:
+        if settings.database != "auto" or not _has_binaries(settings):
+            raise
+        output.info(
+            f"notice: {e}; using the local PostgreSQL server binaries instead (--database embedded)"
+        )
+    with start_embedded(settings.pg_bin) as server:
+        yield server
 
 
 __all__ = ["Server", "choose_backend", "postgres_image", "provision"]

@@ -23,6 +23,9 @@ class Server:
     # the database the server was handed with (url backend): maintenance connections go there
     maintenance_db: str = "postgres"
     server_version: str = ""
+    # a unix socket directory our own connections use when the server has one (embedded):
+    # env.py is handed the TCP address, which settings libraries accept (issue 13)
+    socket_dir: str | None = None
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -31,7 +34,7 @@ class Server:
     def conninfo(self, dbname: str | None = None) -> str:
         """A libpq connection string for psycopg (our own connections)."""
         parts = {
-            "host": self.host,
+            "host": self.socket_dir or self.host,
             "port": str(self.port),
             "user": self.user,
             "dbname": dbname or self.maintenance_db,

@@ -52,6 +52,10 @@ EMBEDDED_HINT = (
 )
 
 
+class ImageUnavailable(ProvisionError):
+    """The image is neither local nor pullable (`auto` may fall back to embedded)."""
+
+
 def _docker_client(timeout: float) -> Any:
     """A docker SDK client for the engine testcontainers would use (DOCKER_HOST, the docker
     context, ~/.testcontainers.properties' tc.host), or the default socket."""
@@ -182,7 +186,7 @@ def _ensure_image(client: Any, image: str) -> None:
     try:
         client.images.pull(repository, tag=tag)
     except Exception as e:
-        raise ProvisionError(
+        raise ImageUnavailable(
             f"could not pull the PostgreSQL image {image} ({_reason(e)}): check the name "
             f"(--postgres-image / --postgres-version) and the registry's reachability, or "
             f"{EMBEDDED_HINT}"

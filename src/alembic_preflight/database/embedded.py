@@ -1,19 +1,27 @@
-"""A private PostgreSQL cluster from local server binaries: unix socket only, fsync off,
-removed afterwards. initdb and postgres refuse root, so as root the server runs as an
-unprivileged user (the `postgres` system user where there is one)."""
+"""A private PostgreSQL cluster from local server binaries, fsync off, removed afterwards.
+
+It listens on 127.0.0.1 on a free port, with a generated password (scram), and on a unix
+socket in a private directory: env.py is handed an ordinary
+`postgresql+psycopg://postgres:PASSWORD@127.0.0.1:PORT/db`, which settings libraries accept
+(pydantic's PostgresDsn refuses a URL without a host), while our own connections take the
+socket. initdb and postgres refuse root, so as root the server runs as an unprivileged
+user (the `postgres` system user where there is one)."""
 
 from __future__ import annotations
 
 import os
 import pwd
 import re
+import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -21,8 +29,9 @@ import psycopg
 from alembic_preflight.database.base import Server
 from alembic_preflight.errors import ProvisionError
 
-PORT = 5432  # the socket lives in a private directory, so the default port cannot clash
 SUPERUSER = "postgres"
+HOST = "127.0.0.1"
+PORT_TRIES = 3  # a free port can be taken by another process before the server binds it
 
 
 def find_bindir(explicit: Path | None = None) -> Path:
@@ -96,10 +105,14 @@ def start_embedded(pg_bin: Path | None = None, *, timeout: float = 30.0) -> Iter
     data, sock = workdir / "data", workdir / "sock"
     sock.mkdir()
     log_path = workdir / "server.log"
+    password = secrets.token_urlsafe(24)
+    pwfile = workdir / "pwfile"
+    pwfile.write_text(password + "\n", encoding="utf-8")
+    os.chmod(pwfile, 0o600)
     uid = gid = None
     groups: list[int] | None = None
     if account is not None:
-        for p in (workdir, sock):
+        for p in (workdir, sock, pwfile):
             os.chown(p, account.pw_uid, account.pw_gid)
         uid, gid, groups = account.pw_uid, account.pw_gid, []
     proc: subprocess.Popen[bytes] | None = None
@@ -111,8 +124,10 @@ def start_embedded(pg_bin: Path | None = None, *, timeout: float = 30.0) -> Iter
                 str(data),
                 "-U",
                 SUPERUSER,
-                "-A",
-                "trust",
+                # our own connections come through the private socket; TCP needs the password
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                f"--pwfile={pwfile}",
                 "-E",
                 "UTF8",
                 "--locale=C.UTF-8",
@@ -125,46 +140,30 @@ def start_embedded(pg_bin: Path | None = None, *, timeout: float = 30.0) -> Iter
             group=gid,
             extra_groups=groups,
         )
+        pwfile.unlink()
         if init.returncode != 0:
             raise ProvisionError(
                 f"initdb failed ({bindir}):\n{(init.stderr or init.stdout)[-2000:]}"
             )
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                [
-                    str(bindir / "postgres"),
-                    "-D",
-                    str(data),
-                    "-k",
-                    str(sock),
-                    "-c",
-                    "listen_addresses=",
-                    "-p",
-                    str(PORT),
-                    "-F",
-                    "-c",
-                    "full_page_writes=off",
-                    "-c",
-                    "synchronous_commit=off",
-                    "-c",
-                    "max_connections=60",
-                    "-c",
-                    "unix_socket_permissions=0777",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=workdir,
-                # its own session: a Ctrl-C reaches us, and we stop the server in order
-                start_new_session=True,
-                user=uid,
-                group=gid,
-                extra_groups=groups,
+        for attempt in range(1, PORT_TRIES + 1):
+            port = _free_port()
+            proc = _start_server(bindir, data, sock, port, log_path, workdir, uid, gid, groups)
+            server = Server(
+                backend="embedded",
+                host=HOST,
+                port=port,
+                user=SUPERUSER,
+                password=password,
+                socket_dir=str(sock),
             )
-        server = Server(backend="embedded", host=str(sock), port=PORT, user=SUPERUSER)
-        version = _wait_ready(server, proc, log_path, timeout)
-        yield Server(
-            backend="embedded", host=str(sock), port=PORT, user=SUPERUSER, server_version=version
-        )
+            try:
+                version = _wait_ready(server, proc, log_path, timeout)
+                break
+            except ProvisionError:
+                if attempt == PORT_TRIES or proc.poll() is None or not _port_taken(log_path):
+                    raise
+                proc = None  # it exited: the port was taken meanwhile; another one
+        yield replace(server, server_version=version)
     finally:
         if proc is not None and proc.poll() is None:
             # immediate shutdown: the cluster is thrown away, nothing to flush
@@ -176,6 +175,60 @@ def start_embedded(pg_bin: Path | None = None, *, timeout: float = 30.0) -> Iter
                 proc.kill()
                 proc.wait()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def _port_taken(log_path: Path) -> bool:
+    return "could not bind" in log_path.read_text(errors="replace")
+
+
+def _start_server(
+    bindir: Path,
+    data: Path,
+    sock: Path,
+    port: int,
+    log_path: Path,
+    workdir: Path,
+    uid: int | None,
+    gid: int | None,
+    groups: list[int] | None,
+) -> subprocess.Popen[bytes]:
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [
+                str(bindir / "postgres"),
+                "-D",
+                str(data),
+                "-k",
+                str(sock),
+                "-c",
+                f"listen_addresses={HOST}",
+                "-p",
+                str(port),
+                "-F",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "max_connections=60",
+                "-c",
+                "unix_socket_permissions=0700",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+            # its own session: a Ctrl-C reaches us, and we stop the server in order
+            start_new_session=True,
+            user=uid,
+            group=gid,
+            extra_groups=groups,
+        )
 
 
 def _wait_ready(
