@@ -39,6 +39,8 @@ class Finding:
     column: int | None = None  # 1-based
     detail: str | None = None  # long text: a schema diff, a traceback tail
     fix: str | None = None  # one line saying how to fix it
+    # the whole traceback, every frame: the JSON report only (`detail` keeps the user's)
+    traceback: str | None = None
 
     def sort_key(self) -> tuple[str, int, str, int, str]:
         return (self.file or "~", self.line or 0, self.check, self.severity.rank, self.message)
@@ -82,6 +84,8 @@ class Report:
     checks: tuple[CheckResult, ...]
     duration_s: float
     fail_on: Severity = Severity.ERROR
+    # why nothing could be verified (no PostgreSQL, an internal error): said once, up top
+    not_verified: str | None = None
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -89,6 +93,8 @@ class Report:
 
     @property
     def passed(self) -> bool:
+        if self.not_verified:
+            return False
         if any(c.status in (Status.FAILED, Status.ERROR) for c in self.checks):
             return False
         return not any(f.severity.rank <= self.fail_on.rank for f in self.findings)

@@ -125,9 +125,14 @@ def redact(report: Report, secrets: tuple[str, ...]) -> Report:
             message=clean(f.message) or "",
             detail=clean(f.detail),
             fix=clean(f.fix),
+            traceback=clean(f.traceback),
         )
 
     def clean_check(c: CheckResult) -> CheckResult:
         return replace(c, note=clean(c.note), findings=tuple(clean_finding(f) for f in c.findings))
 
-    return replace(report, checks=tuple(clean_check(c) for c in report.checks))
+    return replace(
+        report,
+        checks=tuple(clean_check(c) for c in report.checks),
+        not_verified=clean(report.not_verified),
+    )

@@ -49,7 +49,8 @@ def write(report: Report, console: Console, project_name: str = "") -> None:
     console.print(checks_table(report))
     findings = report.findings
     if not findings:
-        console.print(Text("No findings.", style="green"), highlight=False)
+        if not report.not_verified:
+            console.print(Text("No findings.", style="green"), highlight=False)
         return
     groups = group_by_rule(findings)
     console.print(Text(counts_line(findings), style="bold"), highlight=False)
@@ -70,7 +71,9 @@ def write(report: Report, console: Console, project_name: str = "") -> None:
 def headline(report: Report, project_name: str = "") -> Text:
     text = Text()
     text.append(f"alembic-preflight {report.tool_version}: ", style="bold")
-    if report.passed:
+    if report.not_verified:
+        text.append("NOT VERIFIED", style="bold red")
+    elif report.passed:
         text.append("PASSED", style="bold green")
     else:
         text.append("FAILED", style="bold red")
@@ -83,6 +86,8 @@ def headline(report: Report, project_name: str = "") -> Text:
         parts.append(f"{_backend_name(report.database.backend)} {report.database.server_version}")
     parts.append(_seconds(report.duration_s))
     text.append("  " + " · ".join(parts))
+    if report.not_verified:
+        text.append(f"\n{report.not_verified}", style="bold red")
     return text
 
 

@@ -181,7 +181,13 @@ def _seconds(s: float) -> str:
 
 
 def headline(report: Report, project_name: str) -> str:
-    outcome = "✅ alembic-preflight passed" if report.passed else "❌ alembic-preflight failed"
+    outcome = (
+        "❌ alembic-preflight: not verified"
+        if report.not_verified
+        else "✅ alembic-preflight passed"
+        if report.passed
+        else "❌ alembic-preflight failed"
+    )
     p = report.project
     parts = [f"<b>{inline(project_name)}</b>"] if project_name else []
     parts.append(code(p.config))
@@ -191,7 +197,8 @@ def headline(report: Report, project_name: str) -> str:
         name = "PostgreSQL" if backend.lower() in ("postgresql", "postgres") else backend
         parts.append(inline(f"{name} {report.database.server_version}"))
     parts.append(_seconds(report.duration_s))
-    return f"## {outcome}\n\n" + " · ".join(parts)
+    why = f"\n\n{inline(report.not_verified)}" if report.not_verified else ""
+    return f"## {outcome}\n\n" + " · ".join(parts) + why
 
 
 def checks_table(report: Report) -> str:

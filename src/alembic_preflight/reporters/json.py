@@ -38,6 +38,7 @@ def finding_to_dict(f: Finding) -> dict[str, Any]:
         "detail": f.detail,
         "column": f.column,
         "fix": f.fix,
+        **({"traceback": f.traceback} if f.traceback else {}),
     }
 
 
@@ -58,6 +59,7 @@ def to_dict(report: Report) -> dict[str, Any]:
         "schema": SCHEMA,
         "tool": {"name": TOOL_NAME, "version": report.tool_version},
         "passed": report.passed,
+        **({"not_verified": report.not_verified} if report.not_verified else {}),
         "project": {
             "config": p.config,
             "script_location": p.script_location,
@@ -100,6 +102,7 @@ def finding_from_dict(d: dict[str, Any]) -> Finding:
         column=d.get("column"),
         detail=d.get("detail"),
         fix=d.get("fix"),
+        traceback=d.get("traceback"),
     )
 
 
@@ -135,6 +138,7 @@ def from_dict(data: dict[str, Any]) -> Report:
         # older writers may lack the top-level total: the checks' sum is the best guess
         duration_s=float(data.get("duration_s", sum(c.duration_s for c in checks))),
         fail_on=Severity(data.get("fail_on", Severity.ERROR.value)),
+        not_verified=data.get("not_verified"),
     )
 
 
