@@ -33,3 +33,9 @@ class WorkerError(PreflightError):
     """The process running the user's migrations died or hung."""
 
     exit_code = EXIT_INFRA
+
+
+class InternalError(PreflightError):
+    """Something we read disagrees with what Alembic does: nothing can be trusted. Exit 3."""
+
+    exit_code = EXIT_INFRA

@@ -520,7 +520,7 @@ class FastLane:
         from psycopg import sql
 
         w = self.walk
-        table = sql.Identifier(w.bench.version_table)
+        table = w.bench.version_identifier()
         try:
             rows = w._with_conn(
                 lambda conn: conn.execute(

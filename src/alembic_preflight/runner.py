@@ -20,6 +20,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from alembic_preflight.url_sources import Refusal
+
 # Kinds of request the parent sends.
 UPGRADE, DOWNGRADE, STEPS, STAMP, COMPARE, BOOTSTRAP, CURRENT = (
     "upgrade",
@@ -33,6 +35,11 @@ UPGRADE, DOWNGRADE, STEPS, STAMP, COMPARE, BOOTSTRAP, CURRENT = (
 # A stepwise slice in one env.py run (fastwalk.py); the worker sends progress messages
 # (anything but an Outcome) before each step, and the Outcome at the end.
 WALK = "walk"
+# env.py run once with nothing to migrate, before any check (workbench.py): whether it
+# reaches our database (connect_guard), runs migrations at all, and loads what we read.
+PROBE = "probe"
+# Requests that must have run env.py's migrations online on our connection to count.
+MIGRATING = frozenset({UPGRADE, DOWNGRADE, STEPS, STAMP, WALK})
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,15 @@ class WorkerInit:
     url_env: tuple[str, ...]
     x_args: tuple[str, ...]
     log_path: str
+    # the only database env.py may reach (connect_guard.Allowed)
+    guard_hosts: tuple[str, ...] = ()
+    guard_port: int = 0
+    guard_dbname: str = ""
+    # variables set to one piece of our address (a retry after a refused connection):
+    # (name, piece), piece one of url_sources.PIECES; `pieces` holds our values for each
+    piece_env: tuple[tuple[str, str], ...] = ()
+    pieces: tuple[tuple[str, str], ...] = ()
+    repo_root: str = ""  # .env files are looked for up to here
 
 
 @dataclass(frozen=True)
@@ -72,8 +88,33 @@ class Failure:
     statement: str | None = None  # the SQL that failed, from SQLAlchemy's DBAPIError
     file: str | None = None  # deepest frame in the user's project
     line: int | None = None
-    traceback: str = ""  # the tail, for `detail`
+    traceback: str = ""  # the user's frames only (env.py, revisions, their packages)
     irreversible: bool = False  # NotImplementedError raised by a downgrade
+    full_traceback: str = ""  # every frame, ours and the libraries' too (the JSON report)
+    refusal: Refusal | None = None  # env.py tried to connect elsewhere (connect_guard)
+
+
+DID_NOT_MIGRATE = "env.py did not run the migrations on the database it was handed"
+
+
+def did_not_migrate(ran: str) -> Failure:
+    """The failure of a request env.py answered without migrating our database."""
+    instead = (
+        "it ran them offline, writing SQL instead of executing it (context.configure() "
+        "without a connection, or with as_sql)"
+        if ran == "offline"
+        else "it returned without calling context.run_migrations() (an env.py that does "
+        "nothing, returns early, or runs only in offline mode)"
+    )
+    return Failure(error_type="EnvDidNotMigrate", message=f"{DID_NOT_MIGRATE}: {instead}")
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What the PROBE request saw of env.py."""
+
+    ran: str  # "online" | "offline" | "" (env.py never called context.run_migrations())
+    revisions: tuple[str, ...]  # the revision ids Alembic loaded
 
 
 @dataclass(frozen=True)
@@ -84,6 +125,10 @@ class Outcome:
     data: Any = None  # request-specific result (compare diffs, current heads)
     version_table: str = "alembic_version"
     has_metadata: bool = True
+    # how env.py ran the migrations function: "online" on a connection, "offline" (SQL
+    # written out), "" never; a migrating request counts only "online" (workbench.py)
+    ran: str = ""
+    version_schema: str | None = None
 
 
 @dataclass
@@ -93,6 +138,8 @@ class _Tracker:
     current: tuple[str, bool] | None = None
     applied: list[tuple[str, bool]] = field(default_factory=list)
     version_table: str = "alembic_version"
+    version_schema: str | None = None
+    ran: str = ""
 
     def wrap(self, revision: str, fn: Callable[..., Any], is_upgrade: bool) -> Callable[..., Any]:
         def run(*args: Any, **kw: Any) -> Any:
@@ -115,9 +162,27 @@ class Worker:
         from alembic.config import Config
         from alembic.script import ScriptDirectory
 
+        from alembic_preflight import connect_guard
+
         self.init = init
+        # the environment as the verifier started, to name a variable that pointed env.py
+        # elsewhere (url_sources); then only our database is reachable
+        self.environ = dict(os.environ)
+        connect_guard.neutralise_libpq_env()
         for name in init.url_env:
             os.environ[name] = init.url
+        ours = {"url": init.url, **dict(init.pieces)}
+        for name, piece in init.piece_env:
+            os.environ[name] = ours[piece]
+        if init.guard_dbname:
+            connect_guard.install(
+                connect_guard.Allowed(
+                    frozenset(connect_guard._norm_host(h) for h in init.guard_hosts),
+                    init.guard_port,
+                    init.guard_dbname,
+                ),
+                init.project_dir,
+            )
         os.chdir(init.project_dir)
         self.config = Config(init.ini_path, ini_section=init.section)
         # ConfigParser interpolation: a literal % must be doubled
@@ -132,39 +197,83 @@ class Worker:
         sys.path[:added] = [os.path.abspath(p) for p in sys.path[:added]]
         self.tracker = _Tracker()
         self._wrapped = False
+        self.loaded: tuple[str, ...] = ()  # the revision ids Alembic loaded
         self.progress: Callable[[Any], None] = lambda message: None
         _cache_engines()
 
     def wrap_modules(self) -> None:
         if self._wrapped:
             return
+        loaded = []
         for script in self.script.walk_revisions("base", "heads"):
             module: Any = script.module
             module.upgrade = self.tracker.wrap(script.revision, module.upgrade, True)
             module.downgrade = self.tracker.wrap(script.revision, module.downgrade, False)
+            loaded.append(script.revision)
+        self.loaded = tuple(sorted(loaded))
         self._wrapped = True
 
     def handle(self, kind: str, arg: Any) -> Outcome:
+        from alembic_preflight import connect_guard
+
         self.tracker.current = None
         self.tracker.applied = []
+        self.tracker.ran = ""
+        connect_guard.refusals.clear()
+        failure: Failure | None = None
+        data: Any = None
+        has_metadata = True
         try:
             self.wrap_modules()
             data, has_metadata = self._dispatch(kind, arg)
         except BaseException as e:  # the user's code may raise anything, SystemExit too
             if isinstance(e, KeyboardInterrupt):
                 raise
-            return Outcome(
-                ok=False,
-                applied=tuple(self.tracker.applied),
-                failure=self._failure(e),
-                version_table=self.tracker.version_table,
-            )
+            failure = self._failure(e)
+        if connect_guard.refusals:
+            # refused, whether env.py let the error through or caught it and went on
+            failure = self._refused(connect_guard.refusals[0], failure)
         return Outcome(
-            ok=True,
+            ok=failure is None,
             applied=tuple(self.tracker.applied),
-            data=data,
+            failure=failure,
+            data=data if failure is None else None,
             version_table=self.tracker.version_table,
             has_metadata=has_metadata,
+            ran=self.tracker.ran,
+            version_schema=self.tracker.version_schema,
+        )
+
+    def _refused(self, refused: Any, failure: Failure | None) -> Failure:
+        from alembic_preflight import url_sources
+
+        init = self.init
+        project = Path(init.project_dir)
+        env_py = Path(self.script.dir) / "env.py"
+        files = [env_py] + ([Path(refused.where[0])] if refused.where[0] else [])
+        sources = url_sources.find_sources(
+            refused,
+            self.environ,
+            url_sources.search_dirs(project, Path(init.repo_root or init.project_dir)),
+            dict.fromkeys(files),
+            ignore=(*init.url_env, *(name for name, _ in init.piece_env)),
+        )
+        refusal = url_sources.Refusal(
+            target=refused.target.display(),
+            allowed=f"{init.guard_hosts[0]}:{init.guard_port}/{init.guard_dbname}",
+            via=refused.via,
+            sources=sources,
+            file=refused.where[0],
+            line=refused.where[1],
+        )
+        return Failure(
+            error_type="RefusedConnection",
+            message=str(refused),
+            revision=failure.revision if failure else None,
+            phase=failure.phase if failure else None,
+            file=refused.where[0],
+            line=refused.where[1],
+            refusal=refusal,
         )
 
     def _dispatch(self, kind: str, arg: Any) -> tuple[Any, bool]:
@@ -190,6 +299,9 @@ class Worker:
                 return [step(script.revision_map, script.get_revision(r), up) for r, up in arg]
 
             self._run(steps)
+        elif kind == PROBE:
+            self._run(lambda rev, ctx: [], dont_mutate=True)
+            return ProbeResult(ran=self.tracker.ran, revisions=self.loaded), True
         elif kind == CURRENT:
             heads: list[str] = []
 
@@ -211,16 +323,19 @@ class Worker:
             raise ValueError(kind)
         return None, True
 
-    def _run(self, fn: Callable[[Any, Any], Iterable[Any]]) -> None:
+    def _run(self, fn: Callable[[Any, Any], Iterable[Any]], **opts: Any) -> None:
         from alembic.runtime.environment import EnvironmentContext
 
         tracker = self.tracker
 
         def steps(rev: Any, ctx: Any) -> Iterable[Any]:
             tracker.version_table = ctx.version_table
+            tracker.version_schema = ctx.version_table_schema
+            online = not ctx.as_sql and ctx.connection is not None
+            tracker.ran = "online" if online else (tracker.ran or "offline")
             return fn(rev, ctx)
 
-        with EnvironmentContext(self.config, self.script, fn=steps, as_sql=False):
+        with EnvironmentContext(self.config, self.script, fn=steps, as_sql=False, **opts):
             self.script.run_env()
 
     def _compare(self) -> tuple[Any, bool]:
@@ -332,9 +447,7 @@ class Worker:
         except ImportError:  # pragma: no cover
             pass
         message = str(orig).strip() or type(orig).__name__
-        import traceback  # only when something failed
-
-        tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+        user_tb, full_tb = tracebacks(e, self.init.project_dir)
         return Failure(
             error_type=type(orig).__name__,
             message=message,
@@ -343,8 +456,9 @@ class Worker:
             statement=statement,
             file=file,
             line=line,
-            traceback=_tail(tb, 40),
+            traceback=user_tb,
             irreversible=isinstance(e, NotImplementedError) and phase == "downgrade",
+            full_traceback=full_tb,
         )
 
 
@@ -619,13 +733,35 @@ def _cache_engines() -> None:
 def _failure_static(e: BaseException, init: WorkerInit) -> Failure:
     """A failure before the ScriptDirectory exists (a bad alembic.ini, say)."""
     file, line = _user_frame(e, list(_frames(e.__traceback__)), init.project_dir)
-    import traceback  # only when something failed
-
-    tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+    user_tb, full_tb = tracebacks(e, init.project_dir)
     return Failure(
         error_type=type(e).__name__,
         message=str(e).strip() or type(e).__name__,
         file=file,
         line=line,
-        traceback=_tail(tb, 40),
+        traceback=user_tb,
+        full_traceback=full_tb,
     )
+
+
+def tracebacks(e: BaseException, project_dir: str) -> tuple[str, str]:
+    """(the user's frames only, every frame): users see their env.py, revision files and
+    packages, not ours or the libraries' (issue 13); the JSON report keeps the whole."""
+    import traceback  # only when something failed
+
+    full = _tail("".join(traceback.format_exception(type(e), e, e.__traceback__)), 40)
+    project = os.path.realpath(project_dir) + os.sep
+    ours = os.path.dirname(os.path.realpath(__file__)) + os.sep
+    frames = [
+        f
+        for f in traceback.extract_tb(e.__traceback__)
+        if (real := os.path.realpath(f.filename)).startswith(project)
+        and "site-packages" not in real
+        and not real.startswith(ours)
+        and os.path.isfile(real)  # "<frozen importlib._bootstrap>" is no file
+    ]
+    last = "".join(traceback.format_exception_only(type(e), e)).rstrip()
+    if not frames:
+        return last, full
+    stack = "".join(traceback.StackSummary.from_list(frames[-6:]).format()).rstrip()
+    return f"Traceback (the project's own frames):\n{stack}\n{last}", full

@@ -23,10 +23,19 @@ import psycopg
 from psycopg import sql
 
 from alembic_preflight.database.base import Server
-from alembic_preflight.errors import ProvisionError, RefusedTarget
+from alembic_preflight.errors import InternalError, ProvisionError, RefusedTarget
 from alembic_preflight.project import Project
-from alembic_preflight.runner import Failure, Outcome, WorkerInit
+from alembic_preflight.runner import (
+    MIGRATING,
+    PROBE,
+    Failure,
+    Outcome,
+    ProbeResult,
+    WorkerInit,
+    did_not_migrate,
+)
 from alembic_preflight.settings import Settings
+from alembic_preflight.url_sources import Source, explain_refusal
 from alembic_preflight.workers import Prewarmed, WorkerProcess, start_worker
 
 if TYPE_CHECKING:
@@ -56,10 +65,16 @@ class Workbench:
     templates: set[str] = field(default_factory=set)
     can_create: bool = True  # False: a url server where we may not CREATE DATABASE
     version_table: str = "alembic_version"  # env.py may name another; the worker tells us
+    version_schema: str | None = None
     _admin: psycopg.Connection[Any] | None = None
     _tmp: tempfile.TemporaryDirectory[str] | None = None
     _baseline: Snapshot | None = None
     prewarmed: Prewarmed = field(default_factory=Prewarmed)  # workers started early
+    # variables env.py turned out to read its address from: set to ours as well (a retry)
+    piece_env: tuple[tuple[str, str], ...] = ()
+    # env.py fails, or runs no migrations, before any check asks (the probe): said once
+    env_failure: Failure | None = None
+    notices: list[str] = field(default_factory=list)  # for the report, said once
     # lanes run in threads (stepwise's, and stepwise beside the other checks): a template
     # must not be re-made while another lane is copied from it
     _templates_lock: threading.RLock = field(default_factory=threading.RLock)
@@ -88,7 +103,51 @@ class Workbench:
         # each worker loads the project (env vars, revision files) while we get ready
         for lane in self.lanes:
             self._start_worker(lane)
+        self._probe()
         return self
+
+    # -- env.py, before any check ------------------------------------------------------------
+    def _probe(self) -> None:
+        """Run env.py once with nothing to migrate: it must reach our database and nothing
+        else, run its migrations online, and load the revisions we read (issue 13).
+
+        A connection elsewhere is refused before it is made. When an environment variable
+        (or a .env entry the environment overrides) named that other database, the workers
+        are started again with it set to ours too, once; otherwise, or when that does not
+        help (a .env loaded with override), the run stops with RefusedTarget (exit 2)."""
+        outcome = self._request(PROBE, None, 0, False, None)
+        refusal = outcome.failure.refusal if outcome.failure else None
+        if refusal is not None:
+            retry = _dedupe(refusal.variables)
+            if not retry:
+                raise RefusedTarget(explain_refusal(refusal))
+            self.piece_env = tuple((s.name, s.piece) for s in retry)
+            for lane in self.lanes:
+                self._stop_worker(lane)
+                self._start_worker(lane)
+            outcome = self._request(PROBE, None, 0, False, None)
+            again = outcome.failure.refusal if outcome.failure else None
+            if again is not None:
+                raise RefusedTarget(explain_refusal(again, retried=retry))
+            self.notices.append(_inferred_notice(retry))
+        if not outcome.ok:
+            self.env_failure = outcome.failure
+            return
+        result = outcome.data
+        assert isinstance(result, ProbeResult)
+        if result.ran != "online":
+            self.env_failure = did_not_migrate(result.ran)
+            return
+        ours = sorted(r for r in self.project.history.revisions if r)
+        if list(result.revisions) != ours:
+            only_ours = sorted(set(ours) - set(result.revisions))
+            only_alembic = sorted(set(result.revisions) - set(ours))
+            raise InternalError(
+                f"the revision files read from {self.project.rel(self.project.script_location)} "
+                f"({len(ours)}) are not the ones Alembic loads ({len(result.revisions)}): "
+                f"only read here: {', '.join(only_ours) or 'none'}; only loaded by Alembic: "
+                f"{', '.join(only_alembic) or 'none'}. Nothing was verified; please report it"
+            )
 
     def close(self) -> None:
         self.prewarmed.close()
@@ -247,6 +306,22 @@ class Workbench:
         self.lanes[lane].state = "dirty"
 
     # -- schema ----------------------------------------------------------------------------
+    def version_identifier(self) -> sql.Identifier:
+        """The version table env.py uses, schema-qualified when it names a schema."""
+        if self.version_schema:
+            return sql.Identifier(self.version_schema, self.version_table)
+        return sql.Identifier(self.version_table)
+
+    def versions(self, lane: int = 0) -> frozenset[str] | None:
+        """The revisions the lane's version table names; None when it has none."""
+        query = sql.SQL("SELECT version_num FROM {}").format(self.version_identifier())
+        with psycopg.connect(self.server.conninfo(self.lanes[lane].dbname), autocommit=True) as c:
+            try:
+                rows = c.execute(query).fetchall()
+            except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
+                return None
+        return frozenset(str(r[0]) for r in rows)
+
     def snapshot(self, lane: int = 0) -> Snapshot:
         from alembic_preflight.schema import take_snapshot
 
@@ -256,15 +331,28 @@ class Workbench:
     # -- the worker ------------------------------------------------------------------------
     def _start_worker(self, ln: Lane) -> None:
         proc, conn = self.prewarmed.take() or start_worker(self.settings.driver)
+        server = self.server
         init = WorkerInit(
             project_dir=str(self.project.directory),
             ini_path=str(self.project.ini_path),
             section=self.project.section,
             url=ln.url,
-            sync_url=self.server.url(ln.dbname, "psycopg"),
+            sync_url=server.url(ln.dbname, "psycopg"),
             url_env=self.settings.url_env,
             x_args=self.settings.x,
             log_path=str(ln.log_path),
+            guard_hosts=(server.host, *([server.socket_dir] if server.socket_dir else [])),
+            guard_port=server.port,
+            guard_dbname=ln.dbname,
+            piece_env=self.piece_env,
+            pieces=(
+                ("host", server.host),
+                ("port", str(server.port)),
+                ("dbname", ln.dbname),
+                ("user", server.user),
+                ("password", server.password or ""),
+            ),
+            repo_root=str(self.project.repo_root),
         )
         ln.process, ln.conn, ln.answered = proc, conn, False
         with suppress(OSError, ValueError):  # it died: the request that follows says so
@@ -300,6 +388,16 @@ class Workbench:
         A request that sends progress messages (WALK: one before each step) is bounded
         per step instead: the limit counts from the last message, and each goes to
         `on_progress`."""
+        return self._proven(kind, self._request(kind, arg, lane, mutates, on_progress))
+
+    def _request(
+        self,
+        kind: str,
+        arg: Any,
+        lane: int,
+        mutates: bool,
+        on_progress: Callable[[Any], None] | None,
+    ) -> Outcome:
         ln = self.lanes[lane]
         if ln.process is None or not ln.process.is_alive():
             self._start_worker(ln)
@@ -325,6 +423,7 @@ class Workbench:
             if isinstance(message, Outcome):
                 ln.answered = True
                 self.version_table = message.version_table
+                self.version_schema = message.version_schema
                 return message
             if on_progress is not None:
                 on_progress(message)
@@ -356,6 +455,17 @@ class Workbench:
                 ),
             )
         self.version_table = outcome.version_table
+        self.version_schema = outcome.version_schema
+        return outcome
+
+    def _proven(self, kind: str, outcome: Outcome) -> Outcome:
+        """A refused connection stops the run (exit 2); a migrating request that env.py
+        did not run on our connection is a failure, never a success (issue 13)."""
+        failure = outcome.failure
+        if failure is not None and failure.refusal is not None:
+            raise RefusedTarget(explain_refusal(failure.refusal))
+        if outcome.ok and kind in MIGRATING and outcome.ran != "online":
+            return Outcome(ok=False, failure=did_not_migrate(outcome.ran))
         return outcome
 
     def log_tail(self, lane: int = 0, lines: int = 30) -> str:
@@ -367,3 +477,27 @@ class Workbench:
     @property
     def lane_count(self) -> int:
         return len(self.lanes)
+
+
+def _dedupe(sources: tuple[Source, ...]) -> tuple[Source, ...]:
+    seen: dict[str, Source] = {}
+    for s in sources:
+        seen.setdefault(s.name, s)
+    return tuple(seen.values())
+
+
+def _inferred_notice(sources: tuple[Source, ...]) -> str:
+    names = [s.name for s in sources]
+    urls = [s.name for s in sources if s.piece == "url"]
+    said = ", ".join(s.describe() for s in sources)
+    setting = (
+        f"`url-env: [{', '.join(urls)}]` in .alembic-preflight.yml (or --url-env "
+        f"{' --url-env '.join(urls)})"
+        if urls and len(urls) == len(names)
+        else "those variables in the job's environment"
+    )
+    return (
+        f"env.py took its database address from {said}, not from the URL it was handed: "
+        f"the verifier set {', '.join(names)} to its own disposable database as well and "
+        f"ran env.py again. Say so with {setting}"
+    )

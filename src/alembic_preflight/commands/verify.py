@@ -12,7 +12,13 @@ from alembic_preflight import __version__, output
 from alembic_preflight.checks import CHECKS, stepwise
 from alembic_preflight.checks.base import Check, CheckContext, CheckSkipped, LaneBusy
 from alembic_preflight.database import choose_backend, provision
-from alembic_preflight.errors import EXIT_FAILED, EXIT_INFRA, EXIT_OK, PreflightError
+from alembic_preflight.errors import (
+    EXIT_FAILED,
+    EXIT_INFRA,
+    EXIT_OK,
+    PreflightError,
+    RefusedTarget,
+)
 from alembic_preflight.findings import (
     CheckResult,
     DatabaseInfo,
@@ -49,6 +55,7 @@ def verify(settings: Settings, options: ReportOptions, prewarmed: Prewarmed | No
             results[check.ID] = _run(check, ctx, settings.fail_on)
     database: DatabaseInfo | None = None
     infra_failed = False
+    not_verified: str | None = None
     db_checks = [c for c in checks if c.NEEDS_DB]
     if db_checks and not project.history.loadable:
         for check in db_checks:
@@ -58,6 +65,8 @@ def verify(settings: Settings, options: ReportOptions, prewarmed: Prewarmed | No
     elif db_checks:
         try:
             with provision(settings) as server:
+                # a generated password is a secret like the user's own (issue 13)
+                options = replace(options, secrets=(*options.secrets, *server.secrets))
                 database = DatabaseInfo(
                     backend=server.backend, server_version=server.server_version
                 )
@@ -82,8 +91,9 @@ def verify(settings: Settings, options: ReportOptions, prewarmed: Prewarmed | No
                 raise
             output.error(str(e))
             infra_failed = True
+            not_verified = f"not verified: {e}"
             for check in db_checks:
-                results.setdefault(check.ID, _errored(check.ID, str(e)))
+                results.setdefault(check.ID, _errored(check.ID, "not run"))
             database = database or DatabaseInfo(backend=choose_backend(settings), server_version="")
     report = Report(
         tool_version=__version__,
@@ -92,6 +102,7 @@ def verify(settings: Settings, options: ReportOptions, prewarmed: Prewarmed | No
         checks=tuple(results[c.ID] for c in checks if c.ID in results),
         duration_s=round(time.monotonic() - started, 3),
         fail_on=settings.fail_on,
+        not_verified=not_verified,
     )
     emit(report, options)
     if infra_failed:
@@ -170,7 +181,8 @@ def _run(check: Check, ctx: CheckContext, fail_on: Severity) -> CheckResult:
     except CheckSkipped as e:
         status, note = Status.SKIPPED, str(e)
     except PreflightError as e:
-        if e.exit_code == EXIT_INFRA:
+        # a refused target or a broken server ends the run, not just this check
+        if e.exit_code == EXIT_INFRA or isinstance(e, RefusedTarget):
             raise
         status, note = Status.ERROR, str(e)
     except Exception as e:
