@@ -15,9 +15,39 @@ BOOTSTRAP_HINT = (
     "module:function) in the settings so it runs before the first upgrade"
 )
 ENV_HINT = (
-    "env.py or a module it imports failed before any migration ran; "
-    "install the project's dependencies where the verifier runs"
+    "env.py or a module it imports failed before any migration ran: the traceback shows "
+    "where; it runs as `alembic upgrade head` would run it, from the project directory"
 )
+MISSING_MODULE_HINT = (
+    "a module env.py imports is not installed where the verifier runs: install the "
+    "project's packages there (pip install -r requirements.txt; the container action's "
+    "`install` input), or, for the project's own package, set `prepend_sys_path = .` in "
+    "alembic.ini"
+)
+SETTING_HINT = (
+    "a setting env.py (or the settings module it imports) needs is missing or invalid{names}: "
+    "set it in the job's environment (the action's `env:`); if it holds the database URL, "
+    "name it with --url-env NAME (`url-env:` in .alembic-preflight.yml) and the verifier "
+    "sets it to its own database; values read with context.get_x_argument() come from "
+    "-x KEY=VALUE"
+)
+SYNC_UNDER_ASYNC_HINT = (
+    "an async driver under a sync env.py (MissingGreenlet): hand it a sync one with "
+    "--driver psycopg (the default) or --driver psycopg2"
+)
+ASYNC_NEEDS_ASYNC_DRIVER_HINT = (
+    "env.py is async (create_async_engine / async_engine_from_config) and the URL's driver "
+    "is not: use --driver psycopg (serves sync and async) or --driver asyncpg"
+)
+DID_NOT_MIGRATE_HINT = (
+    "env.py must run the migrations online on the URL it is handed (sqlalchemy.url, "
+    "-x dburl, or the --url-env variable): `context.configure(connection=...)` then "
+    "`context.run_migrations()` when context.is_offline_mode() is False, as `alembic init` "
+    "writes it"
+)
+# the database checks in the order they run: the first that runs says what the probe of
+# env.py found, once; the others are skipped with a note pointing there
+DATABASE_CHECK_ORDER = ("upgrade", "drift", "roundtrip", "stepwise")
 
 
 def failure_finding(
@@ -59,8 +89,8 @@ def failure_finding(
     if failure.statement:
         detail_parts.append(f"statement:\n{failure.statement.strip()}")
     if failure.traceback:
-        detail_parts.append(f"traceback (last lines):\n{failure.traceback}")
-    fix = None if rev else ENV_HINT
+        detail_parts.append(failure.traceback)
+    fix = None if rev else env_hint(failure)
     if rev_file is not None and not timed_out(failure):
         fix = cause(rev_file, failure, line) or fix
     if not rev and (why := transaction_cause(ctx, failure)):
@@ -77,6 +107,7 @@ def failure_finding(
         line=line,
         detail="\n\n".join(detail_parts) or None,
         fix=fix,
+        traceback=failure.full_traceback or None,
     )
 
 
@@ -283,3 +314,99 @@ def ensure_head(ctx: CheckContext) -> Failure | None:
         return outcome.failure
     bench.save("head")
     return None
+
+
+def env_hint(failure: Failure) -> str:
+    """The fix for env.py failing outside any migration, by the kind of failure; the
+    generic hint only when the kind is unknown."""
+    kind, message = failure.error_type, failure.message
+    if kind in ("ModuleNotFoundError", "ImportError"):
+        return MISSING_MODULE_HINT
+    if kind == "MissingGreenlet":
+        return SYNC_UNDER_ASYNC_HINT
+    if "asyncio extension requires an async driver" in message or "is not async" in message:
+        return ASYNC_NEEDS_ASYNC_DRIVER_HINT
+    if kind == "EnvDidNotMigrate":
+        return DID_NOT_MIGRATE_HINT
+    names = _setting_names(failure)
+    if names is not None:
+        return SETTING_HINT.format(names=f" ({', '.join(names)})" if names else "")
+    return ENV_HINT
+
+
+def _setting_names(failure: Failure) -> list[str] | None:
+    """The settings a failure says are missing or invalid; None when it is no such failure.
+    pydantic's ValidationError lists each field on a line of its own; os.environ["X"]
+    raises KeyError('X')."""
+    kind, message = failure.error_type, failure.message
+    if kind == "ValidationError" and "validation error" in message:
+        lines = message.splitlines()[1:]
+        return [ln.strip() for ln in lines if ln.strip() and not ln.startswith((" ", "\t"))]
+    if kind == "KeyError":
+        name = message.strip().strip("'\"")
+        if re.fullmatch(r"[A-Z][A-Z0-9_]*", name):
+            return [name]
+    if kind in ("SettingsError", "ImproperlyConfigured", "EnvError"):
+        return []
+    return None
+
+
+def probe_findings(ctx: CheckContext, check: str) -> tuple[list[Finding], bool]:
+    """What the workbench's probe of env.py found (workbench._probe): notices, and env.py
+    failing or not migrating, said by the first database check that runs; the others are
+    skipped (CheckSkipped) when env.py fails. (findings, whether the check must stop)."""
+    from alembic_preflight.checks.base import CheckSkipped
+
+    bench = ctx.bench
+    assert bench is not None
+    owner = next((c for c in DATABASE_CHECK_ORDER if c in ctx.settings.checks), check)
+    found: list[Finding] = []
+    if check == owner:
+        found += [
+            Finding(check=check, rule="url-env-inferred", severity=Severity.NOTICE, message=n)
+            for n in bench.notices
+        ]
+    failure = bench.env_failure
+    if failure is None:
+        return found, False
+    if check != owner:
+        raise CheckSkipped(f"env.py does not run the migrations (see {owner})")
+    if failure.error_type == "EnvDidNotMigrate":
+        found.append(did_not_migrate_finding(ctx, check, failure.message))
+    else:
+        found.append(failure_finding(ctx, check, "env-failed", failure, what="env.py"))
+    return found, True
+
+
+def did_not_migrate_finding(ctx: CheckContext, check: str, message: str) -> Finding:
+    """At env.py: the line that runs the migrations, else its last statement."""
+    env_py = ctx.project.script_location / "env.py"
+    return Finding(
+        check=check,
+        rule="env-did-not-migrate",
+        severity=Severity.ERROR,
+        message=message,
+        file=ctx.rel(env_py),
+        line=_run_migrations_line(env_py),
+        fix=DID_NOT_MIGRATE_HINT,
+    )
+
+
+def _run_migrations_line(env_py: object) -> int | None:
+    import ast
+    from pathlib import Path
+
+    try:
+        module = ast.parse(Path(str(env_py)).read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    calls = [
+        n.lineno
+        for n in ast.walk(module)
+        if isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Attribute)
+        and n.func.attr == "run_migrations"
+    ]
+    if calls:
+        return min(calls)
+    return module.body[-1].lineno if module.body else 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from alembic_preflight.checks.base import CheckContext, CheckSkipped
-from alembic_preflight.checks.common import ensure_head, failure_finding
+from alembic_preflight.checks.common import ensure_head, failure_finding, probe_findings
 from alembic_preflight.drift_words import DriftItem
 from alembic_preflight.findings import Finding, Severity
 from alembic_preflight.runner import COMPARE
@@ -23,6 +23,10 @@ FIX = 'generate a migration: alembic revision --autogenerate -m "...", then revi
 def run(ctx: CheckContext) -> Iterator[Finding]:
     bench = ctx.bench
     assert bench is not None
+    found, stop = probe_findings(ctx, ID)
+    yield from found
+    if stop:
+        return
     if ensure_head(ctx) is not None:
         raise CheckSkipped("upgrade head fails, so there is no schema to compare (see upgrade)")
     outcome = bench.run(COMPARE, mutates=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from alembic_preflight.checks.base import CheckContext, CheckSkipped
-from alembic_preflight.checks.common import ensure_head, failure_finding
+from alembic_preflight.checks.common import ensure_head, failure_finding, probe_findings
 from alembic_preflight.findings import Finding, Severity
 from alembic_preflight.runner import DOWNGRADE, UPGRADE
 from alembic_preflight.schema import DOWNGRADE as LEFT_BEHIND
@@ -25,6 +25,10 @@ IRREVERSIBLE_SEVERITY = {"warn": Severity.WARNING, "error": Severity.ERROR}
 def run(ctx: CheckContext) -> Iterator[Finding]:
     bench = ctx.bench
     assert bench is not None
+    found, stop = probe_findings(ctx, ID)
+    yield from found
+    if stop:
+        return
     history = ctx.project.history
     irreversible = [r for r, f in history.revisions.items() if f.irreversible]
     if irreversible:

@@ -31,17 +31,26 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import sql
 
-from alembic_preflight.checks.base import CheckContext
+from alembic_preflight.checks.base import CheckContext, CheckSkipped
 from alembic_preflight.checks.common import (
     COMMIT_FIX,
     commit_lines,
     failure_finding,
+    probe_findings,
     start_empty,
     timed_out,
 )
 from alembic_preflight.errors import ConfigError
 from alembic_preflight.findings import Finding, Severity, Status
-from alembic_preflight.runner import BOOTSTRAP, CURRENT, STAMP, STEPS, Failure, Outcome
+from alembic_preflight.runner import (
+    BOOTSTRAP,
+    CURRENT,
+    STAMP,
+    STEPS,
+    Failure,
+    Outcome,
+    did_not_migrate,
+)
 from alembic_preflight.schema import (
     SchemaDiff,
     Snapshot,
@@ -178,6 +187,12 @@ def busy_cost(check_ids: Iterable[str], revisions: int) -> float:
 def run(ctx: CheckContext) -> Iterator[Finding]:
     bench = ctx.bench
     assert bench is not None
+    found, stop = probe_findings(ctx, ID)
+    yield from found
+    if stop:
+        return
+    if not ctx.project.history.revisions:
+        raise CheckSkipped("the history has no revisions: nothing to walk")
     failure = start_empty(ctx, lane=ctx.lanes[-1])  # lane 0 may still be busy
     if failure is not None:
         yield failure_finding(ctx, ID, "bootstrap-failed", failure, what="bootstrap")
@@ -492,7 +507,7 @@ class Walk:
         does not when the migration ended Alembic's transaction (op.get_bind().commit())
         and nothing committed the one SQLAlchemy began after it: plain `alembic upgrade`
         then exits 0 and loses the rest of the revision whenever it is the last one run."""
-        table = sql.Identifier(self.bench.version_table)
+        table = self.bench.version_identifier()
         try:
             rows = self._with_conn(
                 lambda conn: conn.execute(
@@ -540,6 +555,17 @@ class Walk:
             if known is not None
             else self.bench.run(STEPS, [(rev, up)], lane=self.lane)
         )
+        if outcome.ok and (rev, up) not in outcome.applied:
+            # env.py answered, but R's migration never ran (issue 13): not a pass
+            outcome = Outcome(
+                ok=False,
+                failure=replace(
+                    did_not_migrate(outcome.ran),
+                    revision=rev,
+                    phase="upgrade" if up else "downgrade",
+                ),
+            )
+            return outcome, None
         if outcome.ok or outcome.failure is None:
             return outcome, None
         failure = _owned(outcome.failure, rev, up)

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from alembic_preflight.checks.base import CheckContext
-from alembic_preflight.checks.common import failure_finding, start_empty
+from alembic_preflight.checks.base import CheckContext, CheckSkipped
+from alembic_preflight.checks.common import (
+    did_not_migrate_finding,
+    failure_finding,
+    probe_findings,
+    start_empty,
+)
 from alembic_preflight.findings import Finding
-from alembic_preflight.runner import UPGRADE
+from alembic_preflight.runner import DID_NOT_MIGRATE, UPGRADE
 
 ID = "upgrade"
 NEEDS_DB = True
@@ -21,12 +26,34 @@ NEEDS_DB = True
 def run(ctx: CheckContext) -> Iterator[Finding]:
     bench = ctx.bench
     assert bench is not None
+    found, stop = probe_findings(ctx, ID)
+    yield from found
+    if stop:
+        return
+    heads = set(ctx.project.history.heads)
+    if not heads:
+        raise CheckSkipped("the history has no revisions: nothing to upgrade")
     failure = start_empty(ctx)
     if failure is not None:
         yield failure_finding(ctx, ID, "bootstrap-failed", failure, what="bootstrap")
         return
     outcome = bench.run(UPGRADE, "heads")
     if outcome.ok:
+        # proven, not assumed: our database's version table names the heads (issue 13)
+        versions = bench.versions()
+        if versions != heads:
+            held = (
+                "has no version table"
+                if versions is None
+                else f"holds {', '.join(sorted(versions)) or 'no revision'}"
+            )
+            yield did_not_migrate_finding(
+                ctx,
+                ID,
+                f"{DID_NOT_MIGRATE}: after `upgrade head` it {held}, "
+                f"not the heads {', '.join(sorted(heads))}",
+            )
+            return
         bench.save("head")
         return
     assert outcome.failure is not None
