@@ -185,7 +185,8 @@ def test_no_server_binaries_is_exit_3(project: Any, tmp_path: Path) -> None:
 
 
 def _tcp_less_url(server: Server, user: str, password: str, db: str) -> str:
-    return f"postgresql://{user}:{password}@/{db}?host={server.host}&port={server.port}"
+    # through the embedded server's private socket, where any password is accepted (trust)
+    return f"postgresql://{user}:{password}@/{db}?host={server.socket_dir}&port={server.port}"
 
 
 def test_url_backend_uses_its_own_database_and_drops_it(project: Any, pg_server: Server) -> None:

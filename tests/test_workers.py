@@ -45,7 +45,7 @@ def test_a_run_takes_the_prewarmed_worker_it_uses_and_kills_the_other(
     project: Any, pg_server: Server, capsys: pytest.CaptureFixture[str]
 ) -> None:
     proj: Path = project("sync_good")
-    url = f"postgresql://{pg_server.user}@/postgres?host={pg_server.host}&port={pg_server.port}"
+    url = f"postgresql://{pg_server.user}@/postgres?host={pg_server.socket_dir}&port={pg_server.port}"
     settings = build_settings(
         proj, {"checks": ("upgrade",), "database": "url", "database_url": url}
     )
