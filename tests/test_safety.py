@@ -350,3 +350,28 @@ def test_embedded_password_is_masked_in_every_output(project: Any) -> None:
     assert r.code == 1, r.stdout + r.stderr
     (finding,) = r.findings("migration-failed")
     assert "cannot reach postgresql+psycopg://postgres:***@127.0.0.1:" in finding["message"]
+
+
+def test_revisions_alembic_loads_but_we_do_not_read_stop_the_run(project: Any) -> None:
+    """`sourceless = true` and a compiled revision without its source: Alembic loads it,
+    the static reader does not; nothing may pass over a history half seen."""
+    import py_compile
+
+    proj = project("settings_app")
+    versions = proj / "migrations" / "versions"
+    extra = versions / "c0ffee000001_extra.py"
+    extra.write_text(
+        'revision = "c0ffee000001"\ndown_revision = "b2c3d4e5f6a7"\n'
+        "branch_labels = None\ndepends_on = None\n\n\n"
+        "def upgrade() -> None:\n    pass\n\n\ndef downgrade() -> None:\n    pass\n"
+    )
+    py_compile.compile(str(extra), cfile=str(versions / "c0ffee000001_extra.pyc"))
+    extra.unlink()
+    ini = proj / "alembic.ini"
+    ini.write_text(ini.read_text().replace("[alembic]\n", "[alembic]\nsourceless = true\n"))
+    r = verify(proj, "--url-env", "APP__DATABASE__URL", "--checks", "upgrade")
+    assert r.code == 3, r.stdout + r.stderr
+    assert "only loaded by Alembic: c0ffee000001" in r.stderr
+    assert "only read here: none" in r.stderr
+    assert r.report is not None and r.report["passed"] is False
+    assert "NOT VERIFIED" in r.stdout

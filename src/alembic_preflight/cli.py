@@ -94,7 +94,7 @@ def verify(
         typer.Option(
             "--url-env",
             help="Environment variable env.py reads its URL from; repeatable "
-            "(default: DATABASE_URL).",
+            "(default: DATABASE_URL). Another one env.py reads is found, set and reported.",
             rich_help_panel=PROJ,
         ),
     ] = None,
@@ -119,7 +119,8 @@ def verify(
         str | None,
         typer.Option(
             "--database",
-            help="Where PostgreSQL comes from: auto (Docker if it answers, else embedded), "
+            help="Where PostgreSQL comes from: auto (local server binaries when there are "
+            "some and no image or version is asked for, else Docker, else embedded), "
             "container, embedded, url.",
             rich_help_panel=DB,
         ),

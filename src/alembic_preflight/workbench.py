@@ -135,9 +135,6 @@ class Workbench:
             return
         result = outcome.data
         assert isinstance(result, ProbeResult)
-        if result.ran != "online":
-            self.env_failure = did_not_migrate(result.ran)
-            return
         ours = sorted(r for r in self.project.history.revisions if r)
         if list(result.revisions) != ours:
             only_ours = sorted(set(ours) - set(result.revisions))
@@ -148,6 +145,8 @@ class Workbench:
                 f"only read here: {', '.join(only_ours) or 'none'}; only loaded by Alembic: "
                 f"{', '.join(only_alembic) or 'none'}. Nothing was verified; please report it"
             )
+        if result.ran != "online":
+            self.env_failure = did_not_migrate(result.ran)
 
     def close(self) -> None:
         self.prewarmed.close()

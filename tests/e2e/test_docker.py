@@ -298,6 +298,30 @@ def test_github_container_action_reports_several_heads_with_embedded_postgres(
     assert report["passed"] is False
 
 
+def test_github_container_action_working_directory_with_a_relative_script_location(
+    image: str, tmp_path: Path, network: str
+) -> None:
+    """`script_location = migrations` as `alembic init` writes it, and `working-directory`:
+    the action runs `verify backend` from the workspace root, which once read no revision
+    and passed a project with two heads (issue 13)."""
+    ws = workspace(tmp_path, backend=FIXTURES / "several_heads")
+    ini = ws / "backend" / "alembic.ini"
+    ini.write_text(
+        re.sub(r"(?m)^script_location = .*$", "script_location = migrations", ini.read_text())
+    )
+    run = github(image, ws, network, working_directory="backend", checks="graph,upgrade")
+    assert run.code == 1, run.stdout + run.stderr
+    assert run.outputs["passed"] == "false"
+    assert "graph" in run.outputs["failed-checks"].split(",")
+    assert set(run.outputs["heads"].split(",")) == {"2b3c4d5e6f70", "3c4d5e6f7081"}
+    report = json.loads((ws / run.outputs["report"]).read_text())
+    assert report["project"]["revisions"] == 3
+    assert any(
+        a.startswith("::error file=backend/migrations/versions/") and "multiple-heads" in a
+        for a in run.annotations("error")
+    )
+
+
 def test_github_container_action_rejects_a_missing_working_directory(
     image: str, tmp_path: Path, network: str
 ) -> None:
@@ -343,7 +367,8 @@ def any_postgres_on(network: str) -> bool:
 
 
 def test_docker_run_one_liner(image: str, tmp_path: Path, network: str) -> None:
-    """The README's local one-liner: argv goes to the CLI; auto picks the mounted Docker."""
+    """The README's local one-liner: argv goes to the CLI; auto takes the image's own
+    PostgreSQL binaries first (ready in a second, no sibling container)."""
     ws = tmp_path / "ws"
     shutil.copytree(EXAMPLE, ws, ignore=shutil.ignore_patterns("__pycache__"))
     proc = docker(
@@ -355,7 +380,7 @@ def test_docker_run_one_liner(image: str, tmp_path: Path, network: str) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "PASSED" in proc.stdout
-    assert "container" in proc.stderr + proc.stdout  # auto chose the container backend
+    assert "embedded" in proc.stderr + proc.stdout  # auto chose the local binaries
     assert "::" not in proc.stdout  # not in GitHub Actions: no workflow commands
     assert not any_postgres_on(network), "the PostgreSQL container was not removed"
 

@@ -55,7 +55,23 @@ RULES: dict[str, RuleText] = {
     "upgrade/env-failed": RuleText(
         "env.py failed before any migration ran",
         "The project's env.py raised an error. Check imports, the database URL handling and "
-        "anything env.py reads from the environment.",
+        "anything env.py reads from the environment. Said once, by the first database check "
+        "that runs; the others are skipped.",
+    ),
+    "upgrade/env-did-not-migrate": RuleText(
+        "env.py did not run the migrations on the database it was handed",
+        "env.py returned without calling context.run_migrations() on a connection to the "
+        "URL it was handed (it does nothing, returns early, or runs offline), or after "
+        "`upgrade head` the database's version table does not name the heads. Nothing was "
+        "verified. Configure the context with a connection to that URL and run the "
+        "migrations, as `alembic init` writes env.py.",
+    ),
+    "upgrade/url-env-inferred": RuleText(
+        "env.py read its URL from a variable of its own",
+        "env.py ignored the URL it was handed and read another database's address from an "
+        "environment variable (or a .env entry): the verifier refused that connection, set "
+        "the variable to its own disposable database and ran again. Name the variable with "
+        "`url-env:` (or --url-env) so the retry is not needed.",
     ),
     # drift
     "drift/model-drift": RuleText(
@@ -169,6 +185,12 @@ RULES: dict[str, RuleText] = {
         "Its downgrade raises on purpose. Allowed, but a deploy cannot be rolled back past it.",
     ),
 }
+
+
+# The probe of env.py is reported by the first database check that runs (checks/common.py)
+for _check in ("drift", "roundtrip", "stepwise"):
+    for _rule in ("env-failed", "env-did-not-migrate", "url-env-inferred"):
+        RULES.setdefault(f"{_check}/{_rule}", RULES[f"upgrade/{_rule}"])
 
 
 def describe(check: str, rule: str) -> RuleText:
