@@ -203,6 +203,7 @@ def test_a_revision_connecting_elsewhere_is_refused(
     assert r.code == 2, r.stdout + r.stderr
     assert "refused target" in r.stderr
     assert s.password not in r.stdout + r.stderr
+    assert "the upgrade of revision c3d4e5f6a7b8 tried to connect" in r.stderr
     if driver != "libpq-defaults":
         assert f"/{real_db.name}" in r.stderr
         assert "c3d4e5f6a7b8_copy_reference_data.py:" in r.stderr

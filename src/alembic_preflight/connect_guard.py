@@ -89,12 +89,21 @@ class RefusedConnection(Exception):
         self.via = via
         self.password = password  # stays in the worker: to name the variable that held it
         self.where: tuple[str | None, int | None] = (None, None)  # the user's frame
+        self.during: tuple[str, bool] | None = None  # (revision, upgrade?) when in one
 
 
 # Every refusal of this process's current request, in order (the worker clears it).
 refusals: list[RefusedConnection] = []
 _allowed: Allowed | None = None
 _project: str = ""
+
+
+def _nothing_running() -> tuple[str, bool] | None:
+    return None
+
+
+# what the worker is running (runner._Tracker.current): the revision a refusal happened in
+running: Callable[[], tuple[str, bool] | None] = _nothing_running
 
 
 def _norm_host(host: str) -> str:
@@ -186,6 +195,7 @@ def check(target: Target, via: str, password: str | None = None) -> None:
         return
     error = RefusedConnection(target, via, password)
     error.where = _user_frame()
+    error.during = running()
     refusals.append(error)
     raise error
 

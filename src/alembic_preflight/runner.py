@@ -183,6 +183,7 @@ class Worker:
                 ),
                 init.project_dir,
             )
+            connect_guard.running = lambda: self.tracker.current
         os.chdir(init.project_dir)
         self.config = Config(init.ini_path, ini_section=init.section)
         # ConfigParser interpolation: a literal % must be doubled
@@ -248,23 +249,32 @@ class Worker:
         from alembic_preflight import url_sources
 
         init = self.init
-        project = Path(init.project_dir)
-        env_py = Path(self.script.dir) / "env.py"
-        files = [env_py] + ([Path(refused.where[0])] if refused.where[0] else [])
+        project = Path(init.project_dir).resolve()
+        root = Path(init.repo_root or init.project_dir).resolve()
+        files = [Path(self.script.dir, "env.py").resolve()]
+        if refused.where[0]:
+            files.append(Path(refused.where[0]).resolve())
         sources = url_sources.find_sources(
             refused,
             self.environ,
-            url_sources.search_dirs(project, Path(init.repo_root or init.project_dir)),
+            url_sources.search_dirs(project, root),
             dict.fromkeys(files),
             ignore=(*init.url_env, *(name for name, _ in init.piece_env)),
+            root=root,
         )
         refusal = url_sources.Refusal(
             target=refused.target.display(),
             allowed=f"{init.guard_hosts[0]}:{init.guard_port}/{init.guard_dbname}",
             via=refused.via,
             sources=sources,
-            file=refused.where[0],
+            file=url_sources.shown(refused.where[0], root),
             line=refused.where[1],
+            during=(
+                f"the {'upgrade' if refused.during[1] else 'downgrade'} of revision "
+                f"{refused.during[0]}"
+                if refused.during
+                else "env.py"
+            ),
         )
         return Failure(
             error_type="RefusedConnection",

@@ -49,6 +49,7 @@ class Refusal:
     sources: tuple[Source, ...] = ()
     file: str | None = None  # the user's frame that opened it (env.py, their settings)
     line: int | None = None
+    during: str = "env.py"  # what was running: env.py, or the upgrade of revision R
 
     @property
     def variables(self) -> tuple[Source, ...]:
@@ -62,6 +63,7 @@ def find_sources(
     search_dirs: Iterable[Path],
     source_files: Iterable[Path],
     ignore: Iterable[str] = (),
+    root: Path | None = None,
 ) -> tuple[Source, ...]:
     """Every variable (environment, .env files) and source line naming the refused target.
     `ignore`: variables the verifier itself set (they held our URL, not this one)."""
@@ -83,12 +85,22 @@ def find_sources(
             for name, value, line in read_dotenv(path):
                 piece = match(name, value, refused)
                 if piece is not None:
-                    found.append(Source("dotenv", piece, name, str(path), line))
+                    found.append(Source("dotenv", piece, name, shown(path, root), line))
     for path in source_files:
         hit = _written_in(path, refused.target)
         if hit is not None:
-            found.append(Source("file", hit[0], "", str(path), hit[1]))
+            found.append(Source("file", hit[0], "", shown(path, root), hit[1]))
     return tuple(found)
+
+
+def shown(path: object, root: Path | None) -> str | None:
+    """A path as reports show it: relative to the repository root when inside it."""
+    if path is None:
+        return None
+    p = Path(str(path)).resolve()
+    if root is not None and (p == root or root in p.parents):
+        return p.relative_to(root).as_posix()
+    return p.as_posix()
 
 
 def match(name: str, value: str, refused: RefusedConnection) -> str | None:
@@ -189,7 +201,7 @@ def explain_refusal(refusal: Refusal, retried: tuple[Source, ...] = ()) -> str:
     made it, how to fix it. Never a password."""
     where = f" at {refusal.file}:{refusal.line}" if refusal.file and refusal.line else ""
     lines = [
-        f"refused target: env.py tried to connect to {refusal.target} (through "
+        f"refused target: {refusal.during} tried to connect to {refusal.target} (through "
         f"{refusal.via}{where}), not to the disposable database the verifier created "
         f"({refusal.allowed}). Nothing was sent to it, and nothing was verified."
     ]
@@ -210,6 +222,15 @@ def explain_refusal(refusal: Refusal, retried: tuple[Source, ...] = ()) -> str:
             "(load_dotenv(override=True)), or the address is written in the code."
         )
     urls = [s.name for s in refusal.variables if s.piece == "url"] or ["NAME"]
+    written = [s for s in refusal.sources if s.kind == "file"]
+    if written and not refusal.variables:
+        lines.append(
+            f"Fix: replace the address written at {written[0].path}:{written[0].line} with "
+            "the URL env.py is handed: config.get_main_option('sqlalchemy.url') (as `alembic "
+            "init` writes env.py), `-x dburl=...`, or an environment variable named with "
+            "--url-env."
+        )
+        return "\n".join(lines)
     lines.append(
         "Fix: have env.py take its URL from the environment or from the verifier "
         f"(`--url-env {urls[0]}`, or `url-env: [{urls[0]}]` in .alembic-preflight.yml; in the "

@@ -489,14 +489,19 @@ def _inferred_notice(sources: tuple[Source, ...]) -> str:
     names = [s.name for s in sources]
     urls = [s.name for s in sources if s.piece == "url"]
     said = ", ".join(s.describe() for s in sources)
-    setting = (
-        f"`url-env: [{', '.join(urls)}]` in .alembic-preflight.yml (or --url-env "
-        f"{' --url-env '.join(urls)})"
-        if urls and len(urls) == len(names)
-        else "those variables in the job's environment"
-    )
+    if urls and len(urls) == len(names):
+        flags = " ".join(f"--url-env {n}" for n in urls)
+        advice = (
+            f"Say so with `url-env: [{', '.join(urls)}]` in .alembic-preflight.yml (or "
+            f"{flags}) and the retry is not needed"
+        )
+    else:
+        advice = (
+            "The verifier does this on every run; to make it unnecessary, have env.py read "
+            "one URL variable and name it with `url-env:`"
+        )
     return (
         f"env.py took its database address from {said}, not from the URL it was handed: "
-        f"the verifier set {', '.join(names)} to its own disposable database as well and "
-        f"ran env.py again. Say so with {setting}"
+        f"the verifier refused that connection, set {', '.join(names)} to its own "
+        f"disposable database as well and ran env.py again. {advice}"
     )

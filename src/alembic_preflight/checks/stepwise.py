@@ -198,6 +198,12 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         yield failure_finding(ctx, ID, "bootstrap-failed", failure, what="bootstrap")
         return
     plan = Plan.from_context(ctx)
+    if plan.end == plan.start:  # zero work is never a pass
+        raise CheckSkipped(
+            f"shard {ctx.settings.shard[0]}/{ctx.settings.shard[1]} has no revisions to walk"
+            if ctx.settings.shard
+            else "no revisions to walk"
+        )
     # one slice (a short history): the last lane, which no other check may be using
     lanes = ctx.lanes if len(plan.slices) > 1 else ctx.lanes[-1:]
     walks = [Walk(ctx, lanes[i], plan, a, b) for i, (a, b) in enumerate(plan.slices)]
