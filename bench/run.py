@@ -338,8 +338,8 @@ class Bench:
     # (d), (e) ----------------------------------------------------------------------------
     def preflight(self, project: Path, size: int, tool: str) -> Measurement:
         report = Path(tempfile.mkdtemp(prefix="bench-report-")) / "report.json"
-        url = f"postgresql://{self.server.user}@/postgres?host={self.server.host}"
-        url += f"&port={self.server.port}"
+        # the embedded server's TCP address and password, as the other tools get it
+        url = self.server.url("postgres")
         argv = [str(BIN / "alembic-preflight"), "verify", str(project), "--database", "url"]
         argv += ["--database-url", url, "--report-json", str(report)]
         if tool == "e":
@@ -401,8 +401,9 @@ class Bench:
             # the offline downgrade empties alembic_version but keeps the table, which the
             # upgrade script creates
             again.write_bytes(b"DROP TABLE alembic_version;\n" + up.read_bytes())
+            psql_env = {**env, "PGPASSWORD": self.server.password or ""}
             for label, path in (("psql up", up), ("psql down", down), ("psql up again", again)):
-                run = _timed(psql, project, env, self.timeout, stdin_path=path)
+                run = _timed(psql, project, psql_env, self.timeout, stdin_path=path)
                 steps[label] = round(run.seconds, 3)
                 if run.code != 0:
                     ok, note = False, f"{label}: {_tail(run.stderr)}"
@@ -534,7 +535,7 @@ def markdown(
     tools = [t for t in "abcdef" if any(t in r for r in results.values())]
     lines = [
         f"Measured {meta['date']} on {meta['machine']} ({meta['cpus']} CPUs), PostgreSQL "
-        f"{meta['postgres']} (embedded, unix socket), Python {meta['python']}, "
+        f"{meta['postgres']} (embedded, TCP on 127.0.0.1), Python {meta['python']}, "
         f"seed {meta['seed']}, {meta['history']}, median of {meta['repeat']}.",
         "",
         "| revisions | " + " | ".join(f"({t}) {TOOLS[t]}" for t in tools) + " |",

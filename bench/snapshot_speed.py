@@ -26,7 +26,7 @@ from typing import Any
 
 import psycopg
 
-from alembic_preflight.schema import Snapshot, Snapshotter, take_snapshot
+from alembic_preflight.catalog.snapshot import Snapshot, Snapshotter, take_snapshot
 
 SIZES = (100, 500)
 ROUNDS = 20

@@ -15,11 +15,12 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
-from alembic_preflight import fastwalk
+from alembic_preflight.catalog.seed import seed_with_psycopg as seed_empty_tables
+from alembic_preflight.catalog.snapshot import Snapshotter, take_snapshot
+from alembic_preflight.catalog.sql import literal, oid_array, text_array
+from alembic_preflight.catalog.statements import PREFIX, Session, Statement
 from alembic_preflight.database.base import Server
-from alembic_preflight.schema import Snapshotter, take_snapshot
-from alembic_preflight.seed import seed_empty_tables
-from alembic_preflight.statements import PREFIX, Session, Statement, oid_array
+from alembic_preflight.worker import fastwalk
 from tests.test_schema import BASE
 
 SEEDED = """
@@ -117,11 +118,11 @@ def test_literals_read_back_as_written(dbs: Any):
     text = "it's a \\ backslash, 100% 'quoted' \\x01"
     with engine.connect() as connection:
         db = fastwalk.SqlConn(connection)
-        assert db.query(f"SELECT {fastwalk.literal(text)}") == [(text,)]
-        assert db.query(f"SELECT {fastwalk.text_array(['a', text])}::text") == [
+        assert db.query(f"SELECT {literal(text)}") == [(text,)]
+        assert db.query(f"SELECT {text_array(['a', text])}::text") == [
             (connection.exec_driver_sql("SELECT ARRAY['a', %(t)s]::text", {"t": text}).scalar(),)
         ]
-        assert db.query(f"SELECT cardinality({fastwalk.text_array([])})") == [(0,)]
+        assert db.query(f"SELECT cardinality({text_array([])})") == [(0,)]
 
 
 def test_the_worker_keeps_nullpool_engines_only() -> None:
@@ -129,7 +130,7 @@ def test_the_worker_keeps_nullpool_engines_only() -> None:
     code = """
 import sqlalchemy
 from sqlalchemy.pool import NullPool
-from alembic_preflight.runner import _cache_engines
+from alembic_preflight.worker.engines import cache_engines as _cache_engines
 _cache_engines()
 cfg = {"sqlalchemy.url": "postgresql+psycopg://u@h/db"}
 a = sqlalchemy.engine_from_config(cfg, prefix="sqlalchemy.", poolclass=NullPool)
@@ -155,7 +156,7 @@ def test_our_prepared_statements_outlive_the_migrations_ddl(dbs: Any):
         driver = connection.connection.driver_connection
         threshold = driver.prepare_threshold
         db = fastwalk.SqlConn(connection)
-        session = fastwalk.Session(db.query)
+        session = Session(db.query)
         with fastwalk.driver_not_preparing(connection):
             first = fastwalk.take_snapshot(db, Snapshotter(), session)
             for i in range(8):  # what a long migration sends: the same statement, again
@@ -209,7 +210,7 @@ def test_a_prepared_statement_takes_new_arguments_each_run(dbs: Any, autocommit:
         ("text[]", "oid[]"),
     )
     for words, drop, want in ((["b", "a"], [], ["a", "b"]), (["it's", "c", "d"], [1], ["c", "d"])):
-        args = (fastwalk.text_array(words), oid_array(drop))
+        args = (text_array(words), oid_array(drop))
         assert session.run(pick, *args) == [(w,) for w in want]
     assert session.run(
         Statement("SELECT count(*) FROM unnest($1) AS u(x) WHERE x <> ALL($1)", ("oid[]",)),

@@ -13,8 +13,8 @@ from alembic_preflight.checks import graph
 from alembic_preflight.checks.base import CheckContext
 from alembic_preflight.errors import ConfigError
 from alembic_preflight.findings import Finding, Severity
-from alembic_preflight.gitrefs import changed_revisions, history_at
 from alembic_preflight.project import Project, load_project
+from alembic_preflight.project.gitrefs import changed_revisions, history_at
 from alembic_preflight.settings import build_settings
 
 FIXTURES = Path(__file__).parent / "fixtures"

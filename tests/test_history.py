@@ -11,7 +11,7 @@ import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from alembic_preflight.history import History, load_history, parse_revision_file
+from alembic_preflight.project.history import History, load_history, parse_revision_file
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -231,7 +231,7 @@ def test_the_workers_downgrade_step_lands_where_alembics_does(name: str) -> None
     for every revision and every set of heads it may be at, the answer is Alembic's."""
     from alembic.runtime.migration import RevisionStep
 
-    from alembic_preflight.runner import step
+    from alembic_preflight.worker.steps import step
 
     script = alembic_map(name)
     revisions = list(script.walk_revisions())

@@ -10,19 +10,11 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 
+from alembic_preflight.catalog.describe import DOWNGRADE, REUPGRADE, describe, detail
+from alembic_preflight.catalog.diff import SchemaDiff, diff_snapshots
+from alembic_preflight.catalog.snapshot import Snapshot, Snapshotter, take_snapshot
+from alembic_preflight.catalog.statements import Session
 from alembic_preflight.database.base import Server
-from alembic_preflight.schema import (
-    DOWNGRADE,
-    REUPGRADE,
-    SchemaDiff,
-    Snapshot,
-    Snapshotter,
-    describe,
-    detail,
-    diff_snapshots,
-    take_snapshot,
-)
-from alembic_preflight.statements import Session
 
 _names = itertools.count()
 

@@ -21,7 +21,7 @@ from alembic_preflight.database.base import Server
 from alembic_preflight.errors import ConfigError
 from alembic_preflight.project import read_layout
 from alembic_preflight.settings import ALL_CHECKS, DATABASE_CHECKS, Settings, build_settings
-from alembic_preflight.workers import Forked, Prewarmed, start_worker, start_workers
+from alembic_preflight.worker.client import Forked, Prewarmed, start_worker, start_workers
 
 
 def test_the_database_checks_are_those_that_need_a_database() -> None:
@@ -45,7 +45,9 @@ def test_a_run_takes_the_prewarmed_worker_it_uses_and_kills_the_other(
     project: Any, pg_server: Server, capsys: pytest.CaptureFixture[str]
 ) -> None:
     proj: Path = project("sync_good")
-    url = f"postgresql://{pg_server.user}@/postgres?host={pg_server.socket_dir}&port={pg_server.port}"
+    url = (
+        f"postgresql://{pg_server.user}@/postgres?host={pg_server.socket_dir}&port={pg_server.port}"
+    )
     settings = build_settings(
         proj, {"checks": ("upgrade",), "database": "url", "database_url": url}
     )

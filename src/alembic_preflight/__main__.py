@@ -12,7 +12,7 @@ from typing import NoReturn
 def run() -> NoReturn:
     if sys.argv[1:2] == ["verify"]:
         # its workers start importing now, while the command line itself is read
-        from alembic_preflight.workers import start_early
+        from alembic_preflight.worker.client import start_early
 
         start_early()
     from alembic_preflight.cli import run as cli_run

@@ -17,7 +17,7 @@ from alembic_preflight import __version__
 from alembic_preflight.error_handler import run_guarded
 from alembic_preflight.errors import ConfigError
 from alembic_preflight.settings import ALL_CHECKS, Settings, build_settings
-from alembic_preflight.workers import Prewarmed, prewarm, take_early
+from alembic_preflight.worker.client import Prewarmed, prewarm, take_early
 
 if TYPE_CHECKING:
     from alembic_preflight.reporters import ReportOptions

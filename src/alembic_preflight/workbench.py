@@ -25,21 +25,22 @@ from psycopg import sql
 from alembic_preflight.database.base import Server
 from alembic_preflight.errors import InternalError, ProvisionError, RefusedTarget
 from alembic_preflight.project import Project
-from alembic_preflight.runner import (
+from alembic_preflight.settings import Settings
+from alembic_preflight.worker.client import Prewarmed, WorkerProcess, start_worker
+from alembic_preflight.worker.protocol import (
     MIGRATING,
     PROBE,
     Failure,
     Outcome,
     ProbeResult,
+    Source,
     WorkerInit,
     did_not_migrate,
+    explain_refusal,
 )
-from alembic_preflight.settings import Settings
-from alembic_preflight.url_sources import Source, explain_refusal
-from alembic_preflight.workers import Prewarmed, WorkerProcess, start_worker
 
 if TYPE_CHECKING:
-    from alembic_preflight.schema import Snapshot
+    from alembic_preflight.catalog.snapshot import Snapshot
 
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
@@ -322,7 +323,7 @@ class Workbench:
         return frozenset(str(r[0]) for r in rows)
 
     def snapshot(self, lane: int = 0) -> Snapshot:
-        from alembic_preflight.schema import take_snapshot
+        from alembic_preflight.catalog.snapshot import take_snapshot
 
         with psycopg.connect(self.server.conninfo(self.lanes[lane].dbname), autocommit=True) as c:
             return take_snapshot(c, exclude_tables=(self.version_table,))

@@ -10,10 +10,11 @@ import pytest
 
 from alembic_preflight.checks import lint
 from alembic_preflight.checks.base import CheckContext
+from alembic_preflight.checks.lint.rules import RULES, file_name_pattern, hits
+from alembic_preflight.checks.lint.visitor import Facts
 from alembic_preflight.findings import Finding, Severity
-from alembic_preflight.history import parse_revision_file
-from alembic_preflight.lint_rules import RULES, Facts, file_name_pattern, hits
 from alembic_preflight.project import load_project
+from alembic_preflight.project.history import parse_revision_file
 from alembic_preflight.settings import LintSettings, build_settings
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"

@@ -12,9 +12,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from alembic_preflight.checks.stepwise import split
+from alembic_preflight.catalog.seed import seed_with_psycopg as seed_empty_tables
+from alembic_preflight.checks.stepwise.plan import split
 from alembic_preflight.database.base import Server
-from alembic_preflight.seed import seed_empty_tables
 from tests.checks.histories import Rev, line_of, long_history, write_project
 from tests.conftest import FIXTURES, CliResult, run_cli
 

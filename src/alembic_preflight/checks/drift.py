@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from alembic_preflight.checks.base import CheckContext, CheckSkipped
-from alembic_preflight.checks.common import ensure_head, failure_finding, probe_findings
-from alembic_preflight.drift_words import DriftItem
+from alembic_preflight.checks.failures import ensure_head, failure_finding, probe_findings
 from alembic_preflight.findings import Finding, Severity
-from alembic_preflight.runner import COMPARE
+from alembic_preflight.worker.protocol import COMPARE, DriftItem
 
 ID = "drift"
 NEEDS_DB = True

@@ -15,12 +15,11 @@ import shlex
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from alembic_preflight import gitrefs
 from alembic_preflight.checks.base import CheckContext
 from alembic_preflight.errors import PreflightError
 from alembic_preflight.findings import Finding, Severity
-from alembic_preflight.history import History, RevisionFile
-from alembic_preflight.project import Project
+from alembic_preflight.project import Project, gitrefs
+from alembic_preflight.project.history import History, RevisionFile
 
 ID = "graph"
 NEEDS_DB = False

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from alembic_preflight.catalog.describe import DOWNGRADE as LEFT_BEHIND
+from alembic_preflight.catalog.describe import REUPGRADE, describe, detail
+from alembic_preflight.catalog.diff import diff_snapshots
 from alembic_preflight.checks.base import CheckContext, CheckSkipped
-from alembic_preflight.checks.common import ensure_head, failure_finding, probe_findings
+from alembic_preflight.checks.failures import ensure_head, failure_finding, probe_findings
 from alembic_preflight.findings import Finding, Severity
-from alembic_preflight.runner import DOWNGRADE, UPGRADE
-from alembic_preflight.schema import DOWNGRADE as LEFT_BEHIND
-from alembic_preflight.schema import REUPGRADE, describe, detail, diff_snapshots
+from alembic_preflight.worker.protocol import DOWNGRADE, UPGRADE
 
 ID = "roundtrip"
 NEEDS_DB = True
@@ -42,7 +43,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     if bench.has("base"):
         bench.fresh("base")
     else:
-        from alembic_preflight.checks.common import start_empty
+        from alembic_preflight.checks.failures import start_empty
 
         if start_empty(ctx) is not None:
             raise CheckSkipped("the bootstrap fails (see upgrade)")

@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from alembic_preflight.checks.base import CheckContext, CheckSkipped
-from alembic_preflight.checks.common import (
+from alembic_preflight.checks.failures import (
     did_not_migrate_finding,
     failure_finding,
     probe_findings,
     start_empty,
 )
 from alembic_preflight.findings import Finding
-from alembic_preflight.runner import DID_NOT_MIGRATE, UPGRADE
+from alembic_preflight.worker.protocol import DID_NOT_MIGRATE, UPGRADE
 
 ID = "upgrade"
 NEEDS_DB = True

@@ -32,7 +32,7 @@ from alembic_preflight.project import Project, load_project
 from alembic_preflight.reporters import ReportOptions, emit
 from alembic_preflight.settings import Settings
 from alembic_preflight.workbench import Workbench
-from alembic_preflight.workers import Prewarmed
+from alembic_preflight.worker.client import Prewarmed
 
 
 def verify(settings: Settings, options: ReportOptions, prewarmed: Prewarmed | None = None) -> int:
@@ -42,7 +42,7 @@ def verify(settings: Settings, options: ReportOptions, prewarmed: Prewarmed | No
     results: dict[str, CheckResult] = {}
     focus = None
     if settings.changed_since:
-        from alembic_preflight.gitrefs import changed_revisions
+        from alembic_preflight.project.gitrefs import changed_revisions
 
         focus = frozenset(changed_revisions(project.repo_root, project, settings.changed_since))
         output.info(

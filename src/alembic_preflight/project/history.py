@@ -18,9 +18,15 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alembic_preflight.project.source import raises_unconditionally
+
 # Alembic: _only_source_rev_file and _legacy_rev (alembic/script/base.py)
 _REV_FILE = re.compile(r"(?!\.\#|__init__)(.*\.py)$")
+
+
 _LEGACY_REV = re.compile(r"([a-f0-9]+)\.py$")
+
+
 ID_NAMES = ("revision", "down_revision", "branch_labels", "depends_on")
 
 
@@ -227,35 +233,6 @@ def _message(doc: str | None) -> str | None:
     if doc is None:
         return None
     return re.split("\n\n", doc.strip())[0]
-
-
-def raises_unconditionally(body: list[ast.stmt]) -> bool:
-    """True when a statement at the top of the body (not under if/try/with) is `raise`,
-    with nothing before it that could return: the downgrade is irreversible by design.
-
-    `raise RuntimeError("Cannot undelete data!")` after a docstring, a bare
-    `raise ValueError`, `raise NotImplementedError("why")` all count; `if lossy: return`
-    before the raise makes it conditional, so it does not (the walk runs it instead)."""
-    for stmt in body:
-        if isinstance(stmt, ast.Raise):
-            return True
-        if any(isinstance(n, ast.Return) for n in ast.walk(stmt)):
-            return False
-    return False
-
-
-def is_empty_body(body: list[ast.stmt]) -> bool:
-    """Only `pass`, `...` and a docstring: a downgrade that silently does nothing."""
-    for i, stmt in enumerate(body):
-        if isinstance(stmt, ast.Pass):
-            continue
-        value = stmt.value if isinstance(stmt, ast.Expr) else None
-        if isinstance(value, ast.Constant) and (
-            value.value is Ellipsis or (i == 0 and isinstance(value.value, str))
-        ):
-            continue
-        return False
-    return True
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,12 @@ import subprocess
 from pathlib import Path
 
 from alembic_preflight.errors import ConfigError
-from alembic_preflight.history import RevisionFile, is_revision_file_name, parse_revision_file
 from alembic_preflight.project import Project
+from alembic_preflight.project.history import (
+    RevisionFile,
+    is_revision_file_name,
+    parse_revision_file,
+)
 
 _TIMEOUT = 60
 

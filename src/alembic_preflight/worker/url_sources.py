@@ -10,51 +10,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
-from alembic_preflight.connect_guard import RefusedConnection, Target, _norm_host, conninfo_target
+from alembic_preflight.worker.connect_guard import (
+    RefusedConnection,
+    Target,
+    _norm_host,
+    conninfo_target,
+)
+from alembic_preflight.worker.protocol import Source
 
 # names of variables that may hold one piece of a database address (POSTGRES_HOST, DB_NAME)
 _DB_NAME = re.compile(r"DB|DATABASE|POSTGRES|PG|SQL", re.IGNORECASE)
-PIECES = ("url", "host", "port", "dbname", "user", "password")
-
-
-@dataclass(frozen=True)
-class Source:
-    """A place the refused target came from."""
-
-    kind: str  # "env" (the environment) | "dotenv" (a .env file) | "file" (a source line)
-    piece: str  # one of PIECES: what of the address it holds
-    name: str = ""  # the variable
-    path: str | None = None  # the .env or source file
-    line: int | None = None
-
-    def describe(self) -> str:
-        where = f"{self.path}:{self.line}" if self.path and self.line else (self.path or "")
-        if self.kind == "env":
-            return f"{self.name} (environment)"
-        if self.kind == "dotenv":
-            return f"{self.name} from {where}"
-        return f"a {'URL' if self.piece == 'url' else self.piece} written at {where}"
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """A connection the worker refused: where it would have gone and what said so."""
-
-    target: str  # host:port/database, never a password
-    allowed: str  # the disposable database, host:port/database
-    via: str  # psycopg.connect, a SQLAlchemy engine, ...
-    sources: tuple[Source, ...] = ()
-    file: str | None = None  # the user's frame that opened it (env.py, their settings)
-    line: int | None = None
-    during: str = "env.py"  # what was running: env.py, or the upgrade of revision R
-
-    @property
-    def variables(self) -> tuple[Source, ...]:
-        """Sources an environment variable can override (the retry sets them)."""
-        return tuple(s for s in self.sources if s.kind in ("env", "dotenv") and s.name)
 
 
 def find_sources(
@@ -194,48 +161,3 @@ def search_dirs(project_dir: Path, repo_root: Path) -> list[Path]:
         here = here.parent
         dirs.append(here)
     return dirs
-
-
-def explain_refusal(refusal: Refusal, retried: tuple[Source, ...] = ()) -> str:
-    """The one message of a refused target (exit 2): where env.py tried to connect, what
-    made it, how to fix it. Never a password."""
-    where = f" at {refusal.file}:{refusal.line}" if refusal.file and refusal.line else ""
-    lines = [
-        f"refused target: {refusal.during} tried to connect to {refusal.target} (through "
-        f"{refusal.via}{where}), not to the disposable database the verifier created "
-        f"({refusal.allowed}). Nothing was sent to it, and nothing was verified."
-    ]
-    if refusal.sources:
-        lines.append(
-            "That address came from " + "; ".join(s.describe() for s in refusal.sources) + "."
-        )
-    else:
-        lines.append(
-            "No environment variable or .env file of the project holds that address: env.py "
-            "builds it itself."
-        )
-    if retried:
-        names = ", ".join(s.name for s in retried)
-        lines.append(
-            f"The verifier set {names} to its own database and tried again: env.py still "
-            "connected elsewhere, so a .env file is loaded over the environment "
-            "(load_dotenv(override=True)), or the address is written in the code."
-        )
-    urls = [s.name for s in refusal.variables if s.piece == "url"] or ["NAME"]
-    written = [s for s in refusal.sources if s.kind == "file"]
-    if written and not refusal.variables:
-        lines.append(
-            f"Fix: replace the address written at {written[0].path}:{written[0].line} with "
-            "the URL env.py is handed: config.get_main_option('sqlalchemy.url') (as `alembic "
-            "init` writes env.py), `-x dburl=...`, or an environment variable named with "
-            "--url-env."
-        )
-        return "\n".join(lines)
-    lines.append(
-        "Fix: have env.py take its URL from the environment or from the verifier "
-        f"(`--url-env {urls[0]}`, or `url-env: [{urls[0]}]` in .alembic-preflight.yml; in the "
-        "GitHub action, set the variable under `env:`), from `-x dburl=...` "
-        "(context.get_x_argument) or from config.get_main_option('sqlalchemy.url'); "
-        "do not load a .env file over the environment."
-    )
-    return "\n".join(lines)

@@ -6,24 +6,31 @@ import re
 
 from alembic_preflight.checks.base import CheckContext
 from alembic_preflight.findings import Finding, Severity
-from alembic_preflight.history import RevisionFile
-from alembic_preflight.runner import Failure
+from alembic_preflight.project.history import RevisionFile
+from alembic_preflight.project.source import commit_lines, run_migrations_line, statement_span
+from alembic_preflight.worker.protocol import Failure
 
 BOOTSTRAP_HINT = (
     "if this history starts from a schema made outside Alembic (metadata.create_all() + "
     "`alembic stamp`, or a schema SQL file), set `bootstrap:` (a .sql file or "
     "module:function) in the settings so it runs before the first upgrade"
 )
+
+
 ENV_HINT = (
     "env.py or a module it imports failed before any migration ran: the traceback shows "
     "where; it runs as `alembic upgrade head` would run it, from the project directory"
 )
+
+
 MISSING_MODULE_HINT = (
     "a module env.py imports is not installed where the verifier runs: install the "
     "project's packages there (pip install -r requirements.txt; the container action's "
     "`install` input), or, for the project's own package, set `prepend_sys_path = .` in "
     "alembic.ini"
 )
+
+
 SETTING_HINT = (
     "a setting env.py (or the settings module it imports) needs is missing or invalid{names}: "
     "set it in the job's environment (the action's `env:`); if it holds the database URL, "
@@ -31,20 +38,28 @@ SETTING_HINT = (
     "sets it to its own database; values read with context.get_x_argument() come from "
     "-x KEY=VALUE"
 )
+
+
 SYNC_UNDER_ASYNC_HINT = (
     "an async driver under a sync env.py (MissingGreenlet): hand it a sync one with "
     "--driver psycopg (the default) or --driver psycopg2"
 )
+
+
 ASYNC_NEEDS_ASYNC_DRIVER_HINT = (
     "env.py is async (create_async_engine / async_engine_from_config) and the URL's driver "
     "is not: use --driver psycopg (serves sync and async) or --driver asyncpg"
 )
+
+
 DID_NOT_MIGRATE_HINT = (
     "env.py must run the migrations online on the URL it is handed (sqlalchemy.url, "
     "-x dburl, or the --url-env variable): `context.configure(connection=...)` then "
     "`context.run_migrations()` when context.is_offline_mode() is False, as `alembic init` "
     "writes it"
 )
+
+
 # the database checks in the order they run: the first that runs says what the probe of
 # env.py found, once; the others are skipped with a note pointing there
 DATABASE_CHECK_ORDER = ("upgrade", "drift", "roundtrip", "stepwise")
@@ -114,15 +129,21 @@ def failure_finding(
 # Lint rules whose hit explains a database failure in the same statement: the failure
 # finding then says so, so the reader does not have to match the two up.
 CAUSES = ("unnamed-drop-constraint", "concurrently-in-transaction")
+
+
 AUTOCOMMIT_FIX = (
     "run it inside `with op.get_context().autocommit_block():` (PostgreSQL refuses it "
     "inside a transaction block, and Alembic runs each migration in one)"
 )
+
+
 OUTER_TRANSACTION_FIX = (
     "autocommit_block() needs the transaction to be Alembic's: env.py begins its own "
     "(`with connectable.begin() as connection:`); use `connectable.connect()` and "
     "`with context.begin_transaction():` as `alembic init` writes it"
 )
+
+
 COMMIT_FIX = (
     "a migration ended the transaction Alembic opened (op.get_bind().commit() or "
     "COMMIT): on SQLAlchemy 2 the next statement starts a new one that Alembic never "
@@ -133,9 +154,10 @@ COMMIT_FIX = (
 
 def cause(rev_file: RevisionFile, failure: Failure, line: int | None) -> str | None:
     """Why the statement at `line` failed, when the source or the error says it plainly."""
-    from alembic_preflight.lint_rules import Facts, hits
+    from alembic_preflight.checks.lint.rules import hits
+    from alembic_preflight.checks.lint.visitor import Facts
 
-    span = _statement_span(rev_file, line, failure.phase)
+    span = statement_span(rev_file, line, failure.phase)
     if span is not None:
         for hit in hits(rev_file, Facts()):
             if hit.rule in CAUSES and span[0] <= hit.line <= span[1]:
@@ -186,67 +208,6 @@ def _ended_transaction(failure: Failure) -> bool:
     )
 
 
-def commit_lines(f: RevisionFile) -> list[int]:
-    """Lines of `<anything>.commit()` and `execute("COMMIT")` in a revision's source."""
-    import ast
-
-    if f.module is None:
-        return []
-    return sorted(
-        node.lineno
-        for node in ast.walk(f.module)
-        if isinstance(node, ast.Call) and _is_commit(node)
-    )
-
-
-def _is_commit(call: object) -> bool:
-    import ast
-
-    assert isinstance(call, ast.Call)
-    if not isinstance(call.func, ast.Attribute):
-        return False
-    if call.func.attr == "commit":
-        return not call.args
-    first = call.args[0] if call.args else None
-    return (
-        call.func.attr == "execute"
-        and isinstance(first, ast.Constant)
-        and str(first.value).strip().rstrip(";").upper() == "COMMIT"
-    )
-
-
-def _statement_span(
-    rev_file: RevisionFile, line: int | None, phase: str | None
-) -> tuple[int, int] | None:
-    """The lines of the innermost statement at `line` (a `with batch_alter_table` block
-    fails at its `with` line, where the batch runs); the whole function without a line."""
-    import ast
-
-    if rev_file.module is None:
-        return None
-    func = next(
-        (
-            n
-            for n in rev_file.module.body
-            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == phase
-        ),
-        None,
-    )
-    if func is None:
-        return None
-    if line is None or line == func.lineno:
-        return func.lineno, func.end_lineno or func.lineno
-    best: tuple[int, int] | None = None
-    for node in ast.walk(func):
-        if isinstance(node, ast.stmt) and node is not func:
-            end = node.end_lineno or node.lineno
-            if node.lineno <= line <= end and (
-                best is None or end - node.lineno < best[1] - best[0]
-            ):
-                best = (node.lineno, end)
-    return best
-
-
 def needs_bootstrap(ctx: CheckContext, failure: Failure) -> bool:
     """A base revision's upgrade finds no table to change: the history most likely starts
     from a schema made outside Alembic. Every check that meets it says the same."""
@@ -281,7 +242,7 @@ def _same(a: object, b: object) -> bool:
 
 def start_empty(ctx: CheckContext, lane: int = 0) -> Failure | None:
     """A fresh database as the first revision expects it: empty, or after `bootstrap:`."""
-    from alembic_preflight.runner import BOOTSTRAP
+    from alembic_preflight.worker.protocol import BOOTSTRAP
 
     bench = ctx.bench
     assert bench is not None
@@ -299,7 +260,7 @@ def start_empty(ctx: CheckContext, lane: int = 0) -> Failure | None:
 
 def ensure_head(ctx: CheckContext) -> Failure | None:
     """Put the lane's database at head: a copy of the saved one, or by upgrading."""
-    from alembic_preflight.runner import UPGRADE
+    from alembic_preflight.worker.protocol import UPGRADE
 
     bench = ctx.bench
     assert bench is not None
@@ -387,26 +348,6 @@ def did_not_migrate_finding(ctx: CheckContext, check: str, message: str) -> Find
         severity=Severity.ERROR,
         message=message,
         file=ctx.rel(env_py),
-        line=_run_migrations_line(env_py),
+        line=run_migrations_line(env_py),
         fix=DID_NOT_MIGRATE_HINT,
     )
-
-
-def _run_migrations_line(env_py: object) -> int | None:
-    import ast
-    from pathlib import Path
-
-    try:
-        module = ast.parse(Path(str(env_py)).read_bytes())
-    except (OSError, SyntaxError, ValueError):
-        return None
-    calls = [
-        n.lineno
-        for n in ast.walk(module)
-        if isinstance(n, ast.Call)
-        and isinstance(n.func, ast.Attribute)
-        and n.func.attr == "run_migrations"
-    ]
-    if calls:
-        return min(calls)
-    return module.body[-1].lineno if module.body else 1

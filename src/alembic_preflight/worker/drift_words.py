@@ -7,18 +7,9 @@ from __future__ import annotations
 
 import inspect
 import re
-from dataclasses import dataclass
 from typing import Any
 
-
-@dataclass(frozen=True)
-class DriftItem:
-    op: str  # autogenerate's name: add_column, remove_table, modify_type, ...
-    table: str | None
-    message: str
-    detail: str | None = None
-    model_file: str | None = None  # where the model is defined, when it can be found
-    model_line: int | None = None
+from alembic_preflight.worker.protocol import DriftItem
 
 
 def _qual(schema: str | None, name: str | None) -> str:

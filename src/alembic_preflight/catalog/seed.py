@@ -9,29 +9,35 @@ constraints. What cannot be filled is skipped and reported once as a notice: the
 an extra test, never a reason for a false error.
 
 Everything is read in one catalog query per call; each table is filled in a savepoint of
-one transaction, with one multi-row INSERT.
+one transaction, with one multi-row INSERT. One path for every connection: the queries go
+through a `query` callable (statement text in, rows out), so the stepwise walk's psycopg
+connection and the fast walk's cursor of env.py's own driver fill tables the same way.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from alembic_preflight.catalog.sql import ident, literal, oid_array, text_array
+from alembic_preflight.catalog.statements import Query, Session, Statement, run
+
 ROWS = 3
 
 # One row per *empty* user table: its columns and constraints as JSON. The emptiness test
 # runs a query per table inside this one statement through query_to_xml(), which executes
 # dynamic SQL and returns '' for no rows; that saves a round trip per table.
-_TABLES = """
+_TABLES_SQL = """
 SELECT c.oid, c.oid::regclass::text,
   -- empty: one row read through SPI, so tables with rows cost little
-  query_to_xml(format('SELECT 1 AS x FROM %%s LIMIT 1', c.oid::regclass),
+  query_to_xml(format('SELECT 1 AS x FROM %s LIMIT 1', c.oid::regclass),
                false, true, '')::text = '',
   (SELECT json_agg(json_build_object(
       'name', a.attname,
@@ -71,9 +77,16 @@ WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
                   AND d.objid = c.oid AND d.deptype = 'e')
-  AND NOT (c.relname = ANY(%(exclude)s) OR n.nspname || '.' || c.relname = ANY(%(exclude)s))
-  AND NOT c.oid = ANY(%(known)s::oid[])
+  AND NOT (c.relname = ANY($1) OR n.nspname || '.' || c.relname = ANY($1))
+  AND NOT c.oid = ANY($2)
 """
+# every column read as text: drivers decode JSON and booleans differently
+TABLES = Statement(
+    "SELECT oid::text, name::text, empty::text, cols::text, cons::text, idx::text FROM ("
+    + _TABLES_SQL
+    + ") AS s(oid, name, empty, cols, cons, idx)",
+    ("text[]", "oid[]"),
+)
 
 
 @dataclass(frozen=True)
@@ -114,25 +127,40 @@ class SeedOutcome:
 
 
 def seed_empty_tables(
-    conn: psycopg.Connection[Any],
+    query: Query,
     *,
+    savepoint: Callable[[], AbstractContextManager[Any]],
+    failed: tuple[type[BaseException], ...],
     exclude: Collection[str] = (),
     known: Collection[int] = (),
     rows: int = ROWS,
+    session: Session | None = None,
 ) -> SeedOutcome:
     """Fill every empty user table with `rows` rows; one transaction, a savepoint each.
 
-    `known`: oids of tables already looked at, not looked at again: those filled, found
-    unfillable, or holding rows of their own when first seen (a table dropped and
-    re-created gets a new oid, so it is looked at again)."""
-    tables, seen = read_empty_tables(conn, exclude, known)
+    `query` runs one statement and returns its rows; `savepoint()` opens a savepoint (one
+    transaction at the outside); `failed` are the errors a statement raises. `known`: oids
+    of tables already looked at, not looked at again: those filled, found unfillable, or
+    holding rows of their own when first seen (a table dropped and re-created gets a new
+    oid, so it is looked at again). With a `session`, the catalog query runs prepared."""
+    tables, seen = read_empty_tables(session or query, exclude, known)
     if not tables:
         return SeedOutcome(seen=seen)
     filled: list[str] = []
     skipped: list[tuple[str, str]] = []
-    with conn.transaction():
+    with savepoint():
         for table in parents_first(tables):
-            why = _fill(conn, table, rows)
+            why: str | None = None
+            try:
+                with savepoint():
+                    plan = _plan(query, table, rows)
+                    if isinstance(plan, str):
+                        why = plan
+                    else:
+                        query(insert_sql(table.name, *plan))
+            except failed as e:
+                orig = getattr(e, "orig", None) or e  # SQLAlchemy wraps the driver's
+                why = first_line(str(orig)) or type(orig).__name__
             if why is None:
                 filled.append(table.name)
             else:
@@ -140,17 +168,46 @@ def seed_empty_tables(
     return SeedOutcome(tuple(filled), tuple(skipped), seen)
 
 
+def psycopg_query(conn: psycopg.Connection[Any]) -> Query:
+    """A `query` callable for a psycopg connection."""
+
+    def query(text: str) -> list[tuple[Any, ...]]:
+        cursor = conn.execute(text.encode())
+        return cursor.fetchall() if cursor.description is not None else []
+
+    return query
+
+
+def seed_with_psycopg(
+    conn: psycopg.Connection[Any], *, exclude: Collection[str] = (), known: Collection[int] = ()
+) -> SeedOutcome:
+    """seed_empty_tables on a psycopg connection in autocommit mode."""
+    return seed_empty_tables(
+        psycopg_query(conn),
+        savepoint=conn.transaction,
+        failed=(psycopg.Error,),
+        exclude=exclude,
+        known=known,
+    )
+
+
 def read_empty_tables(
-    conn: psycopg.Connection[Any], exclude: Collection[str], known: Collection[int] = ()
+    query: Query | Session, exclude: Collection[str], known: Collection[int] = ()
 ) -> tuple[list[Table], frozenset[int]]:
     """The empty tables not in `known`, and the oids of all tables not in `known`."""
-    rows = conn.execute(_TABLES, {"exclude": list(exclude), "known": list(known)}).fetchall()
+    found = run(query, TABLES, text_array(list(exclude)), oid_array(known))
     tables = [
-        _table(oid, name, cols or [], cons or [], idx or [])
-        for oid, name, empty, cols, cons, idx in rows
-        if empty
+        _table(
+            int(oid),
+            name,
+            json.loads(cols) if cols else [],
+            json.loads(cons) if cons else [],
+            json.loads(idx) if idx else [],
+        )
+        for oid, name, empty, cols, cons, idx in found
+        if empty == "true"
     ]
-    return tables, frozenset(r[0] for r in rows)
+    return tables, frozenset(int(r[0]) for r in found)
 
 
 def _table(oid: int, name: str, cols: list[Any], cons: list[Any], indexes: list[Any]) -> Table:
@@ -220,28 +277,14 @@ def parents_first(tables: Sequence[Table]) -> list[Table]:
     return out
 
 
-def _fill(conn: psycopg.Connection[Any], table: Table, rows: int) -> str | None:
-    """Insert the rows; None when done, else why the table was left empty."""
-    try:
-        with conn.transaction():
-            plan = _plan(conn, table, rows)
-            if isinstance(plan, str):
-                return plan
-            columns, values = plan
-            _insert(conn, table.name, columns, values)
-    except psycopg.Error as e:
-        return _first_line(str(e)) or type(e).__name__
-    return None
-
-
 def _plan(
-    conn: psycopg.Connection[Any], table: Table, rows: int
+    query: Query, table: Table, rows: int
 ) -> tuple[list[Column], list[list[str | None]]] | str:
     """The columns to give values and the values, as text cast to each column's type."""
     single_unique = {u[0] for u in table.uniques if len(u) == 1}
     fk_values: dict[str, list[str | None]] = {}
     for fk in table.fks:
-        keys = _parent_keys(conn, fk, rows)
+        keys = _parent_keys(query, fk, rows)
         if not keys:
             if any(c.notnull and c.name in fk.cols for c in table.columns):
                 return f"`{fk.ref}`, which its foreign key points at, has no rows"
@@ -274,37 +317,28 @@ def _plan(
     return chosen, values
 
 
-def _parent_keys(conn: psycopg.Connection[Any], fk: ForeignKey, rows: int) -> list[tuple[str, ...]]:
-    cols = sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in fk.refcols)
-    not_null = sql.SQL(" AND ").join(
-        sql.SQL("{} IS NOT NULL").format(sql.Identifier(c)) for c in fk.refcols
-    )
-    query = sql.SQL("SELECT DISTINCT {} FROM {} WHERE {} LIMIT {}").format(
-        cols, sql.SQL(fk.ref), not_null, sql.Literal(rows)
-    )
-    return [tuple(r) for r in conn.execute(query).fetchall()]
+def _parent_keys(query: Query, fk: ForeignKey, rows: int) -> list[tuple[str, ...]]:
+    cols = ", ".join(f"{ident(c)}::text" for c in fk.refcols)
+    not_null = " AND ".join(f"{ident(c)} IS NOT NULL" for c in fk.refcols)
+    return [
+        tuple(r)
+        for r in query(f"SELECT DISTINCT {cols} FROM {fk.ref} WHERE {not_null} LIMIT {int(rows)}")
+    ]
 
 
-def _insert(
-    conn: psycopg.Connection[Any],
-    table: str,
-    columns: Sequence[Column],
-    rows: Sequence[Sequence[str | None]],
-) -> None:
+def insert_sql(table: str, columns: Sequence[Column], rows: Sequence[Sequence[str | None]]) -> str:
+    """One INSERT of the rows, each value text cast to its column's type (PostgreSQL parses
+    it as that type's input), inlined as literals."""
     if not columns:
-        for _ in rows:
-            conn.execute(sql.SQL("INSERT INTO {} DEFAULT VALUES").format(sql.SQL(table)))
-        return
-    # text cast to the column's type: PostgreSQL parses each value as that type's input
-    one = sql.SQL("({})").format(
-        sql.SQL(", ").join(sql.SQL("CAST(%s AS {})").format(sql.SQL(c.type)) for c in columns)
+        return f"INSERT INTO {table} SELECT FROM generate_series(1, {len(rows)})"
+    names = ", ".join(ident(c.name) for c in columns)
+    values = ", ".join(
+        "("
+        + ", ".join(f"CAST({literal(v)} AS {c.type})" for c, v in zip(columns, row, strict=True))
+        + ")"
+        for row in rows
     )
-    query = sql.SQL("INSERT INTO {} ({}) VALUES {}").format(
-        sql.SQL(table),
-        sql.SQL(", ").join(sql.Identifier(c.name) for c in columns),
-        sql.SQL(", ").join([one] * len(rows)),
-    )
-    conn.execute(query, [v for row in rows for v in row])
+    return f"INSERT INTO {table} ({names}) VALUES {values}"
 
 
 def value(col: Column, i: int) -> str | None:
@@ -406,5 +440,5 @@ def clear_tables(conn: psycopg.Connection[Any], tables: Collection[str]) -> None
         )
 
 
-def _first_line(text: str) -> str:
+def first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else ""

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Protocol
 
-from alembic_preflight.runner import LayoutRefused, LayoutRequest, worker_main
+from alembic_preflight.worker.main import worker_main
+from alembic_preflight.worker.protocol import LayoutRefused, LayoutRequest
 
 if TYPE_CHECKING:
     from alembic_preflight.project import Layout

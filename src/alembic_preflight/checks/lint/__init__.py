@@ -26,10 +26,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from alembic_preflight.checks.base import CheckContext
+from alembic_preflight.checks.lint.rules import DEFAULT_OFF, RULES, hits
+from alembic_preflight.checks.lint.visitor import Facts, Hit
 from alembic_preflight.findings import Finding, Severity
-from alembic_preflight.history import RevisionFile
-from alembic_preflight.lint_rules import DEFAULT_OFF, RULES, Facts, Hit, hits
 from alembic_preflight.project import Project
+from alembic_preflight.project.history import RevisionFile
 
 ID = "lint"
 NEEDS_DB = False

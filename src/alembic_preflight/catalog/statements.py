@@ -73,11 +73,6 @@ class Statement:
         return _PARAM.sub(setting, self.text)
 
 
-def oid_array(oids: Any) -> str:
-    """An oid[] literal (no quotes inside, so no escaping)."""
-    return "'{" + ",".join(str(int(o)) for o in oids) + "}'"
-
-
 @dataclass
 class Session:
     """Runs statements prepared in the session `query` talks to (`query` runs one

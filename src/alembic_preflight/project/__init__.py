@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alembic_preflight.errors import ConfigError
-from alembic_preflight.history import History, load_history
+from alembic_preflight.project.history import History, load_history
 from alembic_preflight.settings import Settings
 
 

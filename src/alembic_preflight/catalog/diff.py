@@ -1,0 +1,69 @@
+"""What differs between two snapshots."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from alembic_preflight.catalog.queries import Key
+from alembic_preflight.catalog.snapshot import SchemaObject, Snapshot
+
+
+@dataclass(frozen=True)
+class Change:
+    before: SchemaObject
+    after: SchemaObject
+
+
+@dataclass(frozen=True)
+class SchemaDiff:
+    """What `after` has that `before` has not (added), the reverse (removed), and changed."""
+
+    added: tuple[SchemaObject, ...] = ()
+    removed: tuple[SchemaObject, ...] = ()
+    changed: tuple[Change, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
+
+
+def diff_snapshots(before: Snapshot, after: Snapshot) -> SchemaDiff:
+    b, a = before.objects, after.objects
+    # only what differs is put in order: snapshots of one Snapshotter share the objects
+    # that did not change, and a large schema has thousands of them
+    changed = [
+        k for k, o in a.items() if k in b and b[k] is not o and b[k].definition != o.definition
+    ]
+    return SchemaDiff(
+        added=tuple(a[k] for k in _ordered(a.keys() - b.keys())),
+        removed=tuple(b[k] for k in _ordered(b.keys() - a.keys())),
+        changed=tuple(Change(b[k], a[k]) for k in _ordered(changed)),
+    )
+
+
+# The order lines are reported in: containers before what they contain.
+_KIND_ORDER = (
+    "schema",
+    "extension",
+    "type",
+    "sequence",
+    "table",
+    "column",
+    "constraint",
+    "index",
+    "view",
+    "materialized view",
+    "function",
+    "procedure",
+    "aggregate",
+    "trigger",
+    "rule",
+    "policy",
+    "statistics",
+    "comment",
+)
+
+
+def _ordered(keys: Iterable[Key]) -> list[Key]:
+    rank = {k: i for i, k in enumerate(_KIND_ORDER)}
+    return sorted(keys, key=lambda k: (rank.get(k[0], len(rank)), k[0], k[1]))

@@ -1,0 +1,292 @@
+"""The listing a snapshot starts from: a version of every catalog row that makes a
+definition, compared as a set, so a later snapshot reads again only what changed."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from alembic_preflight.catalog.queries import _QUERIES, _USER_NS
+from alembic_preflight.catalog.sql import text_array
+from alembic_preflight.catalog.statements import Statement
+
+Row = tuple[Any, ...]
+
+
+Root = tuple[str, str]  # (catalog oid, oid) of the catalog row a query's output row comes from
+
+
+# Kinds no other object's text prints more of than the name: what depends on one of them
+# needs reading again only when its name changes (a column's type can change under an
+# index or a constraint only as PostgreSQL rebuilds them, as new objects). Not so for a
+# view (its column names), a type (enum labels, attributes), a schema or an extension.
+_NAMES_ONLY = frozenset(
+    {"table", "column", "constraint", "index", "sequence", "function", "procedure"}
+    | {"aggregate", "trigger", "rule", "policy", "statistics", "comment"}
+)
+
+
+# For each query, the catalog row each of its output rows comes from: its root. A root is
+# read again when it, or anything its text names, changed since the last snapshot.
+_ROOTS = (
+    ("pg_namespace", "n.oid"),
+    ("pg_extension", "x.oid"),
+    ("pg_class", "c.oid"),
+    ("pg_class", "c.oid"),  # a table's columns, all of them together
+    ("pg_constraint", "co.oid"),
+    ("pg_class", "ic.oid"),
+    ("pg_class", "c.oid"),
+    ("pg_class", "c.oid"),
+    ("pg_type", "t.oid"),
+    ("pg_proc", "p.oid"),
+    ("pg_trigger", "tg.oid"),
+    ("pg_rewrite", "r.oid"),
+    ("pg_policy", "p.oid"),
+    ("pg_statistic_ext", "s.oid"),
+)
+
+
+assert len(_ROOTS) == len(_QUERIES)
+
+
+# Objects made after initdb have OIDs from here on (FirstNormalObjectId); the snapshot
+# never shows the system's own, and a migration does not change them.
+_FIRST_USER_OID = 16384
+
+
+# The version of a catalog row: xmin names the transaction that wrote it, ctid where. An
+# UPDATE always writes a new row version somewhere else, also within one transaction
+# (whose rows all share an xmin), and a place is only reused once the version there is
+# dead to every transaction, so (xmin, ctid) changes whenever the row does. Hashed to a
+# bigint with the catalog's number, without text (which costs more than the scan): xmin
+# as a number is age('3') - age(xmin) + 3, whatever transaction the ages count from
+# (exact while the database has used fewer than 2^31 transaction ids, as a CI database
+# has). An object's version combines its rows' hashes (bit_xor; sum before 14).
+_V = "hashtidextended({a}.ctid, ((SELECT age('3'::xid))::bigint - age({a}.xmin)) * 64 + {i})"
+
+
+# PostgreSQL 13 has no hash function for tid
+_V13 = (
+    "hashtextextended({a}.ctid::text, ((SELECT age('3'::xid))::bigint - age({a}.xmin)) * 64 + {i})"
+)
+
+
+# (catalog, alias, the object the row belongs to as (catalog SQL, oid SQL), filter)
+_VERSIONED = (
+    ("pg_namespace", "n", ("'pg_namespace'::regclass::oid", "n.oid"), _USER_NS),
+    ("pg_class", "c", ("'pg_class'::regclass::oid", "c.oid"), "c.oid >= {u}"),
+    (
+        "pg_attribute",
+        "a",
+        ("'pg_class'::regclass::oid", "a.attrelid"),
+        # not an index's or a sequence's columns: no definition prints them (the others
+        # looked up by relation: a scan of every column costs more at 1000 revisions)
+        "a.attrelid >= {u} AND a.attnum > 0 AND a.attrelid = ANY(ARRAY("
+        "SELECT oid FROM pg_class WHERE oid >= {u} AND relkind NOT IN ('i', 'I', 'S')))",
+    ),
+    ("pg_attrdef", "ad", ("'pg_class'::regclass::oid", "ad.adrelid"), "ad.adrelid >= {u}"),
+    ("pg_index", "i", ("'pg_class'::regclass::oid", "i.indexrelid"), "i.indexrelid >= {u}"),
+    ("pg_sequence", "s", ("'pg_class'::regclass::oid", "s.seqrelid"), "s.seqrelid >= {u}"),
+    ("pg_inherits", "h", ("'pg_class'::regclass::oid", "h.inhrelid"), "h.inhrelid >= {u}"),
+    (
+        "pg_partitioned_table",
+        "pt",
+        ("'pg_class'::regclass::oid", "pt.partrelid"),
+        "pt.partrelid >= {u}",
+    ),
+    ("pg_foreign_table", "ft", ("'pg_class'::regclass::oid", "ft.ftrelid"), "ft.ftrelid >= {u}"),
+    ("pg_constraint", "co", ("'pg_constraint'::regclass::oid", "co.oid"), "co.oid >= {u}"),
+    ("pg_type", "t", ("'pg_type'::regclass::oid", "t.oid"), "t.oid >= {u}"),
+    ("pg_enum", "e", ("'pg_type'::regclass::oid", "e.enumtypid"), "e.enumtypid >= {u}"),
+    ("pg_range", "rg", ("'pg_type'::regclass::oid", "rg.rngtypid"), "rg.rngtypid >= {u}"),
+    ("pg_proc", "p", ("'pg_proc'::regclass::oid", "p.oid"), "p.oid >= {u}"),
+    ("pg_aggregate", "ag", ("'pg_proc'::regclass::oid", "ag.aggfnoid"), "ag.aggfnoid >= {u}"),
+    ("pg_trigger", "tg", ("'pg_trigger'::regclass::oid", "tg.oid"), "tg.oid >= {u}"),
+    ("pg_rewrite", "r", ("'pg_rewrite'::regclass::oid", "r.oid"), "r.oid >= {u}"),
+    ("pg_policy", "pol", ("'pg_policy'::regclass::oid", "pol.oid"), "pol.oid >= {u}"),
+    ("pg_statistic_ext", "st", ("'pg_statistic_ext'::regclass::oid", "st.oid"), "st.oid >= {u}"),
+    ("pg_extension", "x", ("'pg_extension'::regclass::oid", "x.oid"), "x.oid >= {u}"),
+    # named objects whose names other objects' definitions print
+    ("pg_collation", "cl", ("'pg_collation'::regclass::oid", "cl.oid"), "cl.oid >= {u}"),
+    ("pg_operator", "o", ("'pg_operator'::regclass::oid", "o.oid"), "o.oid >= {u}"),
+    ("pg_opclass", "oc", ("'pg_opclass'::regclass::oid", "oc.oid"), "oc.oid >= {u}"),
+    ("pg_opfamily", "of", ("'pg_opfamily'::regclass::oid", "of.oid"), "of.oid >= {u}"),
+    ("pg_language", "l", ("'pg_language'::regclass::oid", "l.oid"), "l.oid >= {u}"),
+    ("pg_foreign_server", "fs", ("'pg_foreign_server'::regclass::oid", "fs.oid"), "fs.oid >= {u}"),
+    (
+        "pg_foreign_data_wrapper",
+        "fw",
+        ("'pg_foreign_data_wrapper'::regclass::oid", "fw.oid"),
+        "fw.oid >= {u}",
+    ),
+    ("pg_ts_config", "tc", ("'pg_ts_config'::regclass::oid", "tc.oid"), "tc.oid >= {u}"),
+    ("pg_ts_dict", "td", ("'pg_ts_dict'::regclass::oid", "td.oid"), "td.oid >= {u}"),
+    # what the queries read from pg_depend: extension members (e), what a sequence is
+    # owned by (a) and whether it is an identity's (i), a type's own functions (i); not
+    # the many other automatic and internal dependencies (an index's on its table...),
+    # which change only with rows above
+    (
+        "pg_depend",
+        "d",
+        ("d.classid", "d.objid"),
+        # each part in a form an index answers (a member's dependency always names its
+        # extension), not a scan of every dependency
+        "d.objid >= {u} AND (d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'"
+        " OR d.classid = 'pg_proc'::regclass AND d.deptype = 'i'"
+        " OR d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')"
+        " AND d.objid = ANY(ARRAY(SELECT seqrelid FROM pg_sequence)))",
+    ),
+)
+
+
+# Names in more than one schema of the search path: which of them a definition prints
+# unqualified depends on which comes first, and no dependency records that. A change here
+# (an object made, renamed or dropped that shadows or stops shadowing another) makes the
+# next snapshot a full one.
+_SHADOWED = " UNION ALL ".join(
+    f"SELECT '{cat}:' || x.{col} FROM {cat} x WHERE x.oid >= {_FIRST_USER_OID}{extra}"
+    f" AND x.{ns} = ANY(p.ns) AND EXISTS (SELECT 1 FROM {cat} y WHERE y.{col} = x.{col}"
+    f" AND y.{ns} = ANY(p.ns) AND y.{ns} <> x.{ns})"
+    for cat, col, ns, extra in (
+        # index names are printed as they are, never qualified
+        ("pg_class", "relname", "relnamespace", " AND x.relkind NOT IN ('i', 'I')"),
+        ("pg_type", "typname", "typnamespace", ""),
+        ("pg_proc", "proname", "pronamespace", ""),
+        ("pg_collation", "collname", "collnamespace", ""),
+        ("pg_operator", "oprname", "oprnamespace", ""),
+        ("pg_opclass", "opcname", "opcnamespace", ""),
+        ("pg_opfamily", "opfname", "opfnamespace", ""),
+        ("pg_ts_config", "cfgname", "cfgnamespace", ""),
+        ("pg_ts_dict", "dictname", "dictnamespace", ""),
+    )
+)
+
+
+# One row that must not change for cached definitions to stay valid: the database, the
+# search path (definitions print names relative to it), and the names of the roles
+# policies are for (roles live outside the database and its dependencies).
+_HEADER = """
+SELECT '=' || (SELECT oid::text FROM pg_database WHERE datname = current_database())
+         || ' ' || array_to_string(current_schemas(true), ',') || ' '
+         || coalesce((SELECT string_agg(r::text || '=' || pg_get_userbyid(r), ',' ORDER BY r)
+                      FROM (SELECT DISTINCT unnest(polroles) r FROM pg_policy) pr), '')
+"""
+
+
+# And the shadowed names, which must not change either; read with the objects (query
+# number -2), not listed every time (a third of the listing's time): they change only
+# with catalog rows the listing versions, and then the objects are read anyway.
+_SHADOWS = f"""
+SELECT '-2', (SELECT coalesce(string_agg(s.x, ',' ORDER BY s.x), '') FROM ({_SHADOWED}) s(x)),
+       {", ".join(["NULL::text"] * 7)}
+FROM (SELECT array_agg(oid) AS ns FROM pg_namespace
+      WHERE nspname = ANY(current_schemas(true))) p
+"""
+
+
+# Every row that can change a definition, as (catalog, oid, version, comment version) of
+# the object it belongs to. Comments (pg_description) change only their object's own
+# text, the other rows may change the text of anything that depends on the object.
+def _listing(v: str, agg: str) -> str:
+    rows = " UNION ALL ".join(
+        f"SELECT {cls} AS cls, {oid} AS oid, {v.format(a=alias, i=i)} AS v, false AS note"
+        f" FROM {cat} {alias} WHERE {where.format(u=_FIRST_USER_OID)}"
+        for i, (cat, alias, (cls, oid), where) in enumerate(_VERSIONED)
+    )
+    rows += (
+        f" UNION ALL SELECT d.classoid, d.objoid, {v.format(a='d', i=63)},"
+        f" true FROM pg_description d WHERE d.objoid >= {_FIRST_USER_OID}"
+        " OR d.classoid = 'pg_namespace'::regclass"
+        " AND d.objoid = ANY(ARRAY(SELECT oid FROM pg_namespace))"
+    )
+    # Three columns, the object as 'catalog oid' and its versions as numbers: at 1000
+    # revisions the listing has ~3,200 rows twice a revision, and formatting numbers and
+    # carrying more columns cost a sixth of it. No count either (a row gone changes the
+    # combined hash as surely). The header row's text starts with '='.
+    kind = "bigint" if agg == "bit_xor" else "numeric"  # what the aggregate gives
+    return (
+        f"SELECT h.*, NULL::{kind}, NULL::{kind} FROM ({_HEADER}) h"
+        " UNION ALL SELECT cls::text || ' ' || oid::text,"
+        f" {agg}(v) FILTER (WHERE NOT note), {agg}(v) FILTER (WHERE note)"
+        f" FROM ({rows}) v GROUP BY cls, oid"
+    )
+
+
+# bit_xor (PostgreSQL 14+) costs less than sum; no row is in one object's rows twice
+_LISTING = _listing(_V, "bit_xor")
+
+
+_LISTING_13 = _listing(_V13, "sum")
+
+
+assert "%" not in _LISTING + _LISTING_13  # see _literal
+
+
+# The roots to read again: those whose rows changed ($1, $2: catalogs and oids) and one
+# step up from each, to what it is part of (auto and internal dependencies: a default's
+# column, a view's rule, an index's table), whose rows include its text; the objects
+# whose comment alone changed ($3, $4); and what depends on the roots $5, $6 at any depth
+# (its text may print their names), with one step up from each of those too.
+# Each step looks pg_depend up by index, one object at a time (LATERAL ... OFFSET 0
+# keeps the planner from joining instead): a generic plan cannot know how few objects
+# there are, and hashed all of pg_depend at every step (1.3 ms against 0.4, measured).
+_DIRTY = """WITH RECURSIVE
+down(classid, objid) AS (
+    SELECT * FROM unnest($5, $6)
+    UNION
+    SELECT d.classid, d.objid FROM down, LATERAL (
+        SELECT d.classid, d.objid FROM pg_depend d
+        WHERE d.refclassid = down.classid AND d.refobjid = down.objid OFFSET 0) d),
+base(classid, objid) AS (
+    SELECT * FROM unnest($1, $2)
+    UNION
+    SELECT classid, objid FROM down),
+dirty(classid, objid) AS (
+    SELECT classid, objid FROM base
+    UNION
+    SELECT d.refclassid, d.refobjid FROM base, LATERAL (
+        SELECT d.refclassid, d.refobjid FROM pg_depend d
+        WHERE d.classid = base.classid AND d.objid = base.objid
+          AND d.deptype IN ('a', 'i') OFFSET 0) d
+    UNION
+    SELECT * FROM unnest($3, $4))
+"""
+
+
+def _fetch_sql(exclude_tables: Collection[str]) -> tuple[Statement, Statement]:
+    """The queries as two statements, each row 9 text columns: the query's number in
+    _QUERIES, the root's oid, then the seven. `every`: all rows. `changed`: the roots
+    _DIRTY names (number -1, catalog, oid) and their rows, and the shadowed names when
+    $7; one statement, not one per query, because each costs a round trip and its own
+    start-up."""
+    bare = text_array(t for t in exclude_tables if "." not in t)
+    qualified = text_array(t for t in exclude_tables if "." in t)
+    cols = ", ".join(f"c{i}::text" for i in range(7))
+    names = ", ".join(f"c{i}" for i in range(7))
+    every, changed = [], []
+    for i, (q, (catalog, oid)) in enumerate(zip(_QUERIES, _ROOTS, strict=True)):
+        body = q.replace("%(bare)s", bare).replace("%(qualified)s", qualified).strip()
+        assert body.startswith("SELECT ") and "%" not in body  # see _literal
+        body = f"SELECT ({oid})::text AS r_oid, " + body[len("SELECT ") :]
+        # = ANY(ARRAY(...)), not IN (...): the generic plan then looks the few objects up
+        # by oid, where IN let it read every sequence at 1000 revisions (1.7 ms)
+        mine = f"ARRAY(SELECT objid FROM dirty WHERE classid = '{catalog}'::regclass::oid)"
+        every.append(f"SELECT '{i}', r_oid, {cols} FROM ({body}) AS s(r_oid, {names})")
+        changed.append(
+            f"SELECT '{i}', r_oid, {cols} FROM ({body} AND ({oid}) = ANY({mine}))"
+            f" AS s(r_oid, {names})"
+        )
+    nothing = ", ".join(["NULL::text"] * 6)
+    roots = f"SELECT '-1', classid::text, objid::text, {nothing} FROM dirty"
+    return (
+        Statement(" UNION ALL ".join([_SHADOWS, *every])),
+        Statement(
+            _DIRTY + " UNION ALL ".join([_SHADOWS + " WHERE $7", roots, *changed]),
+            ("oid[]",) * 6 + ("boolean",),
+        ),
+    )
+
+
+def _root(listed: tuple[Any, ...]) -> Root:
+    catalog, _, oid = listed[0].partition(" ")
+    return (catalog, oid)

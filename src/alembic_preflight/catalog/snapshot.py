@@ -1,0 +1,425 @@
+"""A schema snapshot read from pg_catalog: every object the database holds outside the
+system schemas, keyed by `(kind, name)` with a canonical definition text. Two databases
+built by the same DDL in a different order give equal snapshots.
+
+It is meant to run a few times per revision on long histories: the `Snapshotter` lists
+every catalog row's version once, then reads again only what changed."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from alembic_preflight.catalog.listing import (
+    _LISTING,
+    _LISTING_13,
+    _NAMES_ONLY,
+    _ROOTS,
+    Root,
+    Row,
+    _fetch_sql,
+    _root,
+)
+from alembic_preflight.catalog.queries import _LABELLED, _LABELS, Key
+from alembic_preflight.catalog.sql import oid_array
+from alembic_preflight.catalog.statements import Query, Session, Statement, run
+
+
+@dataclass(frozen=True)
+class SchemaObject:
+    """One object of the schema, with the canonical text two snapshots are compared by."""
+
+    kind: str  # schema, table, column, constraint, index, sequence, type, view, ...
+    name: str  # unique within kind: `orders`, `app.orders`, `orders.note`, `f(integer)`
+    definition: str
+    flavor: str | None = None  # enum, domain, partitioned, check, foreign key, ...
+    parent: Key | None = None  # the object it belongs to: a column's table, ...
+
+    @property
+    def key(self) -> Key:
+        return (self.kind, self.name)
+
+    @property
+    def parts(self) -> dict[str, str]:
+        """The definition by label, for kinds that have labelled lines; else empty."""
+        if self.kind not in _LABELLED:
+            return {}
+        parts: dict[str, str] = {}
+        last = ""
+        for line in self.definition.splitlines():
+            label, sep, value = line.partition(": ")
+            if sep and label in _LABELS:
+                parts[label] = value
+                last = label
+            elif last:  # a value that spans lines (a long default expression)
+                parts[last] += "\n" + line
+        return parts
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Every object of a database's schema by `(kind, name)`."""
+
+    objects: Mapping[Key, SchemaObject] = field(hash=False)
+
+    @property
+    def definitions(self) -> dict[Key, str]:
+        return {k: o.definition for k, o in self.objects.items()}
+
+    def __len__(self) -> int:
+        return len(self.objects)
+
+
+class Snapshotter:
+    """Takes snapshots of one database, again and again, reading only what changed.
+
+    `take(query)` reads the catalog through `query(sql)`, which runs one statement
+    (never with parameters, and without `%` in it, which drivers that take parameters
+    would read as one) and returns its rows: a psycopg cursor, a DBAPI cursor, any
+    driver. Every column comes back as text (the listing's versions as numbers), so the
+    rows are the same whatever the driver makes of PostgreSQL's types. It only reads
+    (SELECT, nothing that can fail on a valid database), so it can run inside a
+    migration's open transaction. Given a `statements.Session` instead, it runs the same
+    queries as statements prepared in that session (PREPARE/EXECUTE), planned once, with
+    their arguments in settings of our own (see statements.py).
+
+    Names of the snapshot's objects are built from the catalog (`public` left
+    unqualified, other schemas qualified), but definitions come from PostgreSQL's own
+    deparsers (pg_get_indexdef, format_type, ...), which qualify a name only when the
+    search path does not find it: they read as `take_snapshot` has them when the session's
+    search path finds `pg_catalog` then `public` (the default `"$user", public` does,
+    unless a schema named after the user exists). The caller chooses: `take_snapshot`
+    pins it with SET LOCAL in a transaction of its own; a caller inside a migration can
+    do the same in a savepoint it rolls back. Compare snapshots taken with one search
+    path; a Snapshotter that sees it change starts afresh.
+
+    The first `take` reads everything. Later ones first list a version (a hash of xmin
+    and ctid) of every catalog row a definition is made of, by the object it belongs to
+    (one query), then read again (one more) only the objects whose rows changed, and the
+    objects those are part of (an index's table, a view's rule, a default's column).
+    Where one of them was made, dropped, or lost or renamed an object whose name (or, for
+    views and types, whose definition) others print, everything that depends on it as
+    pg_depend records it is read again too (one more: what a definition prints the name
+    of is what it depends on, that is how DROP ... CASCADE finds it). The result equals a
+    full snapshot's. Not for concurrent use; one Snapshotter per database. Renaming
+    objects initdb made (in pg_catalog) is not noticed.
+    """
+
+    def __init__(self, *, exclude_tables: Collection[str] = ("alembic_version",)) -> None:
+        self.exclude_tables = tuple(exclude_tables)
+        self._every, self._changed = _fetch_sql(self.exclude_tables)
+        self._listing: Statement | None = None
+        self._catalogs: list[str] = []
+        self._reset()
+
+    def _reset(self) -> None:
+        self._header: str | None = None
+        self._listed: set[tuple[Any, ...]] = set()
+        self._shadows: str | None = None
+        self._versions: dict[Root, tuple[Any, Any]] = {}
+        self._rows: dict[Root, list[Row]] = {}
+        self._state = _Objects()
+        self._last: Snapshot | None = None
+
+    def take(self, query: Query | Session) -> Snapshot:
+        """A snapshot read through `query`; a `statements.Session` plans each query once."""
+        if self._listing is None:
+            plain = query.query if isinstance(query, Session) else query
+            names = ", ".join(f"'{cat}'::regclass::oid::text" for cat, _ in _ROOTS)
+            first = plain(f"SELECT current_setting('server_version_num'), {names}")[0]
+            self._listing = Statement(_LISTING if int(first[0]) >= 140000 else _LISTING_13)
+            self._catalogs = list(first[1:])  # each query's root catalog, by oid
+        listed = run(query, self._listing)
+        rows = set(listed) if listed and type(listed[0]) is tuple else set(map(tuple, listed))
+        header = next(r[0] for r in rows if r[0].startswith("="))
+        if header != self._header or self._last is None:
+            self._take_all(query, rows)
+        else:
+            # what changed, as sets of whole rows: a large schema lists thousands of
+            # objects twice a revision, and only a few of them change
+            came = {_root(r): (r[1], r[2]) for r in rows - self._listed if r[0][0] != "="}
+            went = [_root(r) for r in self._listed - rows if r[0][0] != "="]
+            if not self._take_some(query, came, [k for k in went if k not in came]):
+                self._take_all(query, rows)
+        self._header, self._listed = header, rows
+        assert self._last is not None
+        return self._last
+
+    def _take_all(self, query: Query | Session, listed: set[tuple[Any, ...]]) -> None:
+        self._reset()
+        self._versions = {_root(r): (r[1], r[2]) for r in listed if r[0][0] != "="}
+        _, self._rows, self._shadows = self._decode(run(query, self._every))
+        self._state.fill((root, row) for root, rows in self._rows.items() for row in rows)
+        self._last = Snapshot(dict(self._state.kept))
+
+    def _take_some(
+        self, query: Query | Session, came: dict[Root, tuple[Any, Any]], gone: list[Root]
+    ) -> bool:
+        """Read again what changed (`came`: new versions; `gone`); and what depends on it,
+        where a name others print may have changed (one more statement, only then).
+        False when which names shadow others changed: then everything is read again."""
+        old = self._versions
+        if not came and not gone:
+            return True
+        changed = list(came)
+        seeds = [k for k in changed if old.get(k, (None,))[0] != came[k][0]]
+        notes = [k for k in changed if old.get(k, (None,))[0] == came[k][0]]
+        # what depends on a new object may be old (an index a new constraint now uses):
+        # new and gone objects bring their dependents in at once
+        spread = [k for k in seeds if k not in old] + gone
+        # which names shadow others changes only as names come, go or change (the
+        # shadowed names cost a scan of every name: read them only then)
+        dirty, fresh, shadows = self._read(query, seeds, notes, spread, names=bool(spread))
+        if shadows is not None and shadows != self._shadows:
+            return False
+        renamed = [root for root in dirty if self._renames(root, fresh.get(root, ()))]
+        if renamed:
+            more, again, shadows = self._read(query, renamed, [], renamed, names=True)
+            if shadows != self._shadows:
+                return False
+            dirty |= more
+            fresh.update(again)
+        self._update(dirty, fresh)
+        self._last = Snapshot(dict(self._state.kept))
+        for k in gone:
+            old.pop(k, None)
+        old.update(came)
+        return True
+
+    def _read(
+        self,
+        query: Query | Session,
+        roots: list[Root],
+        notes: list[Root],
+        spread: list[Root],
+        *,
+        names: bool,
+    ) -> tuple[set[Root], dict[Root, list[Row]], str | None]:
+        """The roots to read again (see _DIRTY), their rows by root, and the shadowed
+        names when `names` (else None)."""
+        dirty, fresh, shadows = self._decode(
+            run(
+                query,
+                self._changed,
+                oid_array(c for c, _ in roots),
+                oid_array(o for _, o in roots),
+                oid_array(c for c, _ in notes),
+                oid_array(o for _, o in notes),
+                oid_array(c for c, _ in spread),
+                oid_array(o for _, o in spread),
+                "true" if names else "false",
+            )
+        )
+        return dirty | set(spread), fresh, shadows
+
+    def _decode(self, found: Iterable[Row]) -> tuple[set[Root], dict[Root, list[Row]], str | None]:
+        """The rows of `every` or `changed`: the roots named to read again (-1), the rows
+        by root, the shadowed names (-2; None when not read)."""
+        catalogs = self._catalogs
+        dirty: set[Root] = set()
+        rows: dict[Root, list[Row]] = {}
+        shadows = None
+        for row in found:
+            if row[0] == "-1":
+                dirty.add((row[1], row[2]))
+            elif row[0] == "-2":
+                shadows = row[1]
+            else:
+                rows.setdefault((catalogs[int(row[0])], row[1]), []).append(tuple(row[2:]))
+        return dirty, rows, shadows
+
+    def _renames(self, root: Root, rows: Iterable[Row]) -> bool:
+        """Whether what `root` is made of now may change what other objects' texts print:
+        an object of it is gone or renamed (texts print names), or changed a definition
+        others print part of (a view's column names, a type's labels or attributes)."""
+        before = self._rows.get(root)
+        if not before:
+            return False  # new, and read with its dependents
+        now = {(r[0], r[2]): r[5] for r in rows}
+        return any(
+            (r[0], r[2]) not in now or (r[0] not in _NAMES_ONLY and now[(r[0], r[2])] != r[5])
+            for r in before
+        )
+
+    def _update(self, dirty: set[Root], fresh: dict[Root, list[Row]]) -> None:
+        state = self._state
+        for root in dirty:
+            for row in self._rows.pop(root, ()):
+                state.remove(root, row)
+        for root, group in fresh.items():
+            for row in self._rows.pop(root, ()):  # a root the dirty list missed
+                state.remove(root, row)
+            self._rows[root] = group
+            for row in group:
+                state.add(root, row)
+        state.settle()
+
+
+class _Objects:
+    """The snapshot's objects, kept up to date row by row.
+
+    Each row makes an object and maybe its comment; objects are merged by key (two rows
+    with one key should not happen: if some version makes them, their definitions are
+    joined in sorted order), and kept only when everything they belong to is there.
+    """
+
+    def __init__(self) -> None:
+        self.made: dict[Key, list[tuple[Root, SchemaObject]]] = {}
+        self.found: dict[Key, SchemaObject] = {}
+        self.children: dict[Key, set[Key]] = {}
+        self.kept: dict[Key, SchemaObject] = {}
+        self.touched: set[Key] = set()
+
+    @staticmethod
+    def _keys(row: Row) -> tuple[Key, ...]:
+        kind, _, name, *_, comment = row
+        if comment is None:
+            return ((kind, name),)
+        return ((kind, name), ("comment", f"{kind} {name}"))
+
+    def add(self, root: Root, row: Row) -> None:
+        kind, flavor, name, parent_kind, parent_name, definition, comment = row
+        parent = (parent_kind, parent_name) if parent_kind else None
+        obj = SchemaObject(kind, name, definition or "", flavor, parent)
+        self.made.setdefault(obj.key, []).append((root, obj))
+        self.touched.add(obj.key)
+        if comment is not None:
+            note = SchemaObject("comment", f"{kind} {name}", comment, None, obj.key)
+            self.made.setdefault(note.key, []).append((root, note))
+            self.touched.add(note.key)
+
+    def remove(self, root: Root, row: Row) -> None:
+        for key in self._keys(row):
+            made = self.made.get(key)
+            if made is not None:
+                made[:] = [m for m in made if m[0] != root]
+                if not made:
+                    del self.made[key]
+            self.touched.add(key)
+
+    def fill(self, rows: Iterable[tuple[Root, Row]]) -> None:
+        """Build from nothing: what add for each row then settle would, in bulk."""
+        made = self.made
+        for root, row in rows:
+            kind, flavor, name, parent_kind, parent_name, definition, comment = row
+            parent = (parent_kind, parent_name) if parent_kind else None
+            key = (kind, name)
+            obj = SchemaObject(kind, name, definition or "", flavor, parent)
+            made.setdefault(key, []).append((root, obj))
+            if comment is not None:
+                note = SchemaObject("comment", f"{kind} {name}", comment, None, key)
+                made.setdefault(note.key, []).append((root, note))
+        found = self.found = {
+            k: m[0][1] if len(m) == 1 else _merged([o for _, o in m]) for k, m in made.items()
+        }
+        children = self.children
+        for k, o in found.items():
+            if o.parent is not None:
+                children.setdefault(o.parent, set()).add(k)
+        self.kept = {k: o for k, o in found.items() if _rooted(o, found)}
+
+    def settle(self) -> None:
+        found, children = self.found, self.children
+        # Whether an object is kept depends on whether what it belongs to is found, and
+        # so on up: objects that appear, go, or move to another parent change that for
+        # everything below them; an object read again as it was changes nothing below.
+        moved: list[Key] = []
+        for key in self.touched:
+            old = found.get(key)
+            made = self.made.get(key)
+            new = _merged([o for _, o in made]) if made else None
+            old_parent = old.parent if old is not None else None
+            new_parent = new.parent if new is not None else None
+            if (old is None) != (new is None) or old_parent != new_parent:
+                moved.append(key)
+            if old_parent is not None and old_parent != new_parent:
+                children.get(old_parent, set()).discard(key)
+            if new is None:
+                found.pop(key, None)
+            else:
+                found[key] = new
+                if new_parent is not None:
+                    children.setdefault(new_parent, set()).add(key)
+        todo, seen = list(self.touched), set()
+        below = set(moved)
+        while todo:
+            key = todo.pop()
+            if key in seen:
+                continue
+            seen.add(key)
+            obj = found.get(key)
+            if obj is not None and _rooted(obj, found):
+                self.kept[key] = obj
+            else:
+                self.kept.pop(key, None)
+            if key in below:
+                kids = children.get(key, ())
+                below.update(kids)
+                todo.extend(kids)
+        self.touched = set()
+
+
+def _merged(objs: list[SchemaObject]) -> SchemaObject:
+    if len(objs) == 1:
+        return objs[0]
+    objs = sorted(objs, key=lambda o: (o.definition, o.flavor or "", o.parent or ("", "")))
+    first = objs[0]
+    definition = "\n".join(o.definition for o in objs)
+    return SchemaObject(first.kind, first.name, definition, first.flavor, first.parent)
+
+
+def take_snapshot(
+    conn: psycopg.Connection[Any], *, exclude_tables: Collection[str] = ("alembic_version",)
+) -> Snapshot:
+    """Read the schema of the database `conn` is connected to.
+
+    `exclude_tables` names tables to leave out with everything that belongs to them: a
+    bare name matches in every schema, `schema.table` only there. `conn` should be in
+    autocommit mode; the snapshot reads in one transaction of its own, with the search
+    path pinned to `pg_catalog, public`. Keep one connection for many snapshots: each
+    connection keeps a `Snapshotter` per `exclude_tables`, so later snapshots read only
+    what changed. Needs PostgreSQL 13 or later (pg_trigger.tgparentid).
+    """
+    per_conn = _SNAPSHOTTERS.setdefault(conn, {})
+    snapshotter = per_conn.get(tuple(exclude_tables))
+    if snapshotter is None:
+        snapshotter = Snapshotter(exclude_tables=exclude_tables)
+        per_conn[tuple(exclude_tables)] = snapshotter
+
+    def query(sql: str) -> list[tuple[Any, ...]]:
+        # Statements without an array literal (those that read everything) come back with
+        # the same text: prepare them, so a connection plans each once (planning is a
+        # third of their time); the others would fill psycopg's cache of prepared ones.
+        return conn.execute(sql.encode(), prepare="'{" not in sql).fetchall()
+
+    with conn.transaction():
+        # Definitions print names relative to the search path: pin it, so the text does
+        # not depend on the session. SET LOCAL ends with this transaction.
+        conn.execute("SET LOCAL search_path = pg_catalog, public")
+        return snapshotter.take(query)
+
+
+_SNAPSHOTTERS: weakref.WeakKeyDictionary[
+    psycopg.Connection[Any], dict[tuple[str, ...], Snapshotter]
+] = weakref.WeakKeyDictionary()
+
+
+def _objects(rows: Iterable[tuple[Any, ...]]) -> dict[Key, SchemaObject]:
+    """The objects the queries' rows (the seven columns) make, as one snapshot has them."""
+    state = _Objects()
+    state.fill((("", str(i)), tuple(row)) for i, row in enumerate(rows))
+    return state.kept
+
+
+def _rooted(obj: SchemaObject, found: Mapping[Key, SchemaObject]) -> bool:
+    seen = 0
+    while obj.parent is not None:
+        parent = found.get(obj.parent)
+        if parent is None or seen > 10:
+            return False
+        obj, seen = parent, seen + 1
+    return True

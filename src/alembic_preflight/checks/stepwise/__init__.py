@@ -1,0 +1,140 @@
+"""Each revision on its own: upgrade it, downgrade it, and the schema must be as before.
+
+Why: a full upgrade → downgrade → upgrade round trip hides a downgrade that forgets
+something (an index, an enum type, a trigger) whenever a later downgrade drops the
+table anyway, and it never meets tables that hold rows. Here every revision R is
+upgraded alone from the state just before it, downgraded alone, compared with a schema
+snapshot taken before its upgrade, and upgraded again; before each upgrade, empty tables
+get a few synthetic rows (see seed.py), so a migration that only works on empty tables
+fails here instead of in production.
+
+Fix: make downgrade() undo exactly what upgrade() does; give new NOT NULL columns a
+server default (or fill them before adding the constraint). A downgrade that cannot be
+undone on purpose should raise (NotImplementedError or any exception): it is reported
+per the `irreversible` setting and the walk goes on.
+
+Speed: the walk is split into slices of the topological order, one per lane (database +
+worker); each lane first upgrades to its slice's start in one run, then walks it, in a
+thread of its own (the lanes' workers do the work, so threads suffice). `--shard K/N`
+walks one share of the history for a CI matrix.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+
+from alembic_preflight.checks.base import CheckContext, CheckSkipped
+from alembic_preflight.checks.failures import failure_finding, probe_findings, start_empty
+from alembic_preflight.checks.stepwise.plan import Plan, busy_cost
+from alembic_preflight.checks.stepwise.walk import Walk
+from alembic_preflight.findings import Finding
+
+ID = "stepwise"
+
+
+NEEDS_DB = True
+
+
+def run(ctx: CheckContext) -> Iterator[Finding]:
+    bench = ctx.bench
+    assert bench is not None
+    found, stop = probe_findings(ctx, ID)
+    yield from found
+    if stop:
+        return
+    if not ctx.project.history.revisions:
+        raise CheckSkipped("the history has no revisions: nothing to walk")
+    failure = start_empty(ctx, lane=ctx.lanes[-1])  # lane 0 may still be busy
+    if failure is not None:
+        yield failure_finding(ctx, ID, "bootstrap-failed", failure, what="bootstrap")
+        return
+    plan = Plan.from_context(ctx)
+    if plan.end == plan.start:  # zero work is never a pass
+        raise CheckSkipped(
+            f"shard {ctx.settings.shard[0]}/{ctx.settings.shard[1]} has no revisions to walk"
+            if ctx.settings.shard
+            else "no revisions to walk"
+        )
+    # one slice (a short history): the last lane, which no other check may be using
+    lanes = ctx.lanes if len(plan.slices) > 1 else ctx.lanes[-1:]
+    walks = [Walk(ctx, lanes[i], plan, a, b) for i, (a, b) in enumerate(plan.slices)]
+    try:
+        if len(walks) == 1:
+            walks[0].walk()
+        else:
+            _in_threads(walks)
+    finally:
+        for w in walks:
+            w.close()
+    findings = _dedupe(f for w in walks for f in w.findings)
+    ctx.cases = [c for w in walks for c in w.cases]
+    yield from findings
+    ctx.note = _note(plan, walks)
+
+
+def _in_threads(walks: Sequence[Walk]) -> None:
+    errors: list[BaseException] = []
+
+    def target(w: Walk) -> None:
+        try:
+            w.walk()
+        except BaseException as e:  # re-raised in the main thread, which reports it
+            errors.append(e)
+
+    threads = [threading.Thread(target=target, args=(w,), daemon=True) for w in walks]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            t.join()
+    except BaseException:
+        for w in walks:
+            w.stop.set()  # Ctrl-C: the workbench closes under the threads; let them end
+        raise
+    if errors:
+        raise errors[0]
+
+
+def _dedupe(findings: Iterator[Finding]) -> list[Finding]:
+    """A table that cannot be seeded is said once, though each lane meets it."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for f in findings:
+        if f.rule == "seed-skipped":
+            key = (f.rule, f.message)
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append(f)
+    return out
+
+
+def _note(plan: Plan, walks: Sequence[Walk]) -> str:
+    walked = sum(w.walked for w in walks)
+    parts = [f"{walked} of {plan.end - plan.start} revisions walked (up, down, up)"]
+    if len(walks) > 1:
+        parts.append(f"in {len(walks)} parallel lanes")
+    if plan.end - plan.start != len(plan.order):
+        parts.append(
+            f"this shard: revisions {plan.start + 1}–{plan.end} of {len(plan.order)} in "
+            "topological order; the other shards walk the rest"
+        )
+    kept = sum(w.not_downgraded for w in walks)
+    by_design = sum(w.by_design for w in walks)
+    if by_design:
+        parts.append(f"{_revisions(by_design)} irreversible by design, not downgraded")
+    if kept - by_design:
+        parts.append(
+            f"{kept - by_design} not downgraded (irreversible when run, at or below "
+            "downgrade-floor, outside --changed-since, or their upgrade was not committed)"
+        )
+    parts += [w.stopped for w in walks if w.stopped]
+    return "; ".join(parts)
+
+
+def _revisions(n: int) -> str:
+    return f"{n} revision{'s are' if n != 1 else ' is'}"
+
+
+__all__ = ["ID", "NEEDS_DB", "busy_cost", "run"]

@@ -1,0 +1,161 @@
+"""The parent side of the fast walk (worker/fastwalk.py): a lane runs a slice of
+revisions in one env.py run, and falls back to the per-request walk (walk.py) at the
+first revision that is not clean."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from alembic_preflight.checks.failures import timed_out
+from alembic_preflight.checks.stepwise.plan import user_data
+from alembic_preflight.project.source import commit_lines
+from alembic_preflight.worker.protocol import (
+    WALK,
+    FailureKind,
+    Outcome,
+    Progress,
+    RevisionResult,
+    WalkRequest,
+)
+
+if TYPE_CHECKING:
+    from alembic_preflight.checks.stepwise.walk import Walk
+
+# A lane gives up the fast walk after this many fallbacks: a history with many findings
+# is walked per request anyway, and each fallback costs a rebuild of the lane's database.
+MAX_FALLBACKS = 4
+
+
+# Revisions per env.py run. One run is one transaction (env.py's default): the catalog rows
+# each up/down/up creates and deletes stay unprunable until it ends, and every catalog
+# query of the run gets slower with them; a commit every few revisions keeps them few.
+BATCH = 32
+
+
+# -- parent side -----------------------------------------------------------------------
+@dataclass
+class FastLane:
+    """One stepwise lane's fast walk: ahead of stepwise.Walk's loop, revision by revision.
+
+    Walk asks `clean(rev)` before walking R itself: True when the fast walk has walked R
+    cleanly (then `record(rev)` books it as the per-request walk would have); False when
+    R must be walked per request, with the lane's database at R's parent."""
+
+    walk: Walk
+    results: dict[str, RevisionResult] = field(default_factory=dict)
+    trouble: str | None = None  # the revision the last fast walk stopped at
+    fallbacks: int = 0
+    disabled: bool = False
+
+    def clean(self, rev: str) -> bool:
+        if rev in self.results:
+            return True
+        if self.trouble == rev:
+            self.trouble = None
+            self._rebuild()
+            return False
+        if self.disabled or not self._eligible(rev):
+            return False
+        self._run_from(rev)
+        if rev in self.results:
+            return True
+        if self.trouble == rev:
+            self.trouble = None
+            self._rebuild()
+        return False
+
+    def _eligible(self, rev: str) -> bool:
+
+        w = self.walk
+        file = w.ctx.project.history.revisions.get(rev)
+        # issue 8: a revision that commits on its own (op.get_bind().commit()) is committed
+        # by the next one in a shared run; only a run of its own shows its changes are lost
+        commits = file is not None and bool(commit_lines(file))
+        return rev not in w.plan.skip and rev not in user_data(w.ctx) and not commits
+
+    def _downgrade(self, rev: str) -> bool:
+        w = self.walk
+        file = w.ctx.project.history.revisions.get(rev)
+        by_design = file is not None and file.irreversible
+        return rev not in w.plan.keep and not by_design and w.ctx.in_focus(rev)
+
+    def _run_from(self, rev: str) -> None:
+        w = self.walk
+        revs = w.plan.order[w.start : w.end]
+        batch: list[tuple[str, bool]] = []
+        for r in revs[revs.index(rev) :]:
+            if not self._eligible(r) or len(batch) == BATCH:
+                break
+            batch.append((r, self._downgrade(r)))
+        request = WalkRequest(
+            steps=tuple(batch),
+            seed=w.ctx.settings.seed_data,
+            exclude=(w.bench.version_table,),
+            known=tuple(sorted(w.known)),
+        )
+        done: list[RevisionResult] = []
+        last: list[Progress] = []
+
+        def progress(p: Progress) -> None:
+            last[:] = [p]
+            if p.done is not None:
+                done.append(p.done)
+
+        outcome: Outcome = w.bench.run(WALK, request, lane=w.lane, on_progress=progress)
+        if outcome.ok and len(done) == len(batch):
+            if self.walk.committed(batch[-1][0]):
+                self.results.update((r.revision, r) for r in done)
+                return
+            # env.py ran but its transaction was not committed: the per-request walk
+            # says what that means for each revision
+            self.disabled = True
+            self._rebuild()
+            return
+        failure = outcome.failure
+        in_progress = batch[len(done)][0] if len(done) < len(batch) else None
+        trusted = (
+            in_progress is not None
+            and failure is not None
+            and (
+                failure.kind
+                in (FailureKind.LEFT_BEHIND, FailureKind.TRANSACTION_ENDED, FailureKind.TIMEOUT)
+                or failure.revision == in_progress
+            )
+        )
+        self.fallbacks += 1
+        if self.fallbacks >= MAX_FALLBACKS:
+            self.disabled = True
+        if not trusted:
+            # env.py, our own code or the commit at the end failed: nothing of this run
+            # is trusted, and the per-request walk takes the lane from here on
+            self.disabled = True
+            self._rebuild()
+            return
+        self.results.update((r.revision, r) for r in done)
+        self.trouble = in_progress
+
+        if failure is not None and timed_out(failure) and last:
+            # the per-request walk would wait the whole --step-timeout again for the same
+            # step: hand it the outcome instead (first upgrade or downgrade; others re-run)
+            step = {"upgrade": True, "downgrade": False}.get(last[0].step)
+            if step is not None and last[0].revision == in_progress:
+                phase = "upgrade" if step else "downgrade"
+                w.timed_out[(in_progress, step)] = replace(
+                    failure, revision=in_progress, phase=phase
+                )
+
+    def _rebuild(self) -> None:
+        """The lane's database back to what Walk.applied says (rows of ours are gone)."""
+        if self.walk._rebuild() is not None:
+            self.disabled = True
+
+    def record(self, rev: str) -> bool:
+        """Book a revision the fast walk did as stepwise.Walk._revision would have."""
+        w = self.walk
+        result = self.results.pop(rev)
+        w.seeded(rev, result.filled, result.seen, result.skipped)
+        w.applied.append(rev)
+        if result.compared:
+            return True
+        return w.not_compared(rev)

@@ -1,0 +1,429 @@
+"""One lane's slice of the stepwise walk, revision by revision: seed rows, upgrade,
+snapshot, downgrade, compare, upgrade again; the fast walk (fastlane.py) runs ahead of it
+and hands it every revision that is not clean."""
+
+from __future__ import annotations
+
+import ast
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import sql
+
+from alembic_preflight.catalog.diff import diff_snapshots
+from alembic_preflight.catalog.seed import clear_tables, insert_rows, seed_with_psycopg
+from alembic_preflight.catalog.snapshot import Snapshot, take_snapshot
+from alembic_preflight.checks.base import CheckContext
+from alembic_preflight.checks.failures import timed_out
+from alembic_preflight.checks.stepwise import words
+from alembic_preflight.checks.stepwise.plan import Plan, user_data
+from alembic_preflight.findings import Finding, Severity, Status
+from alembic_preflight.worker.protocol import (
+    BOOTSTRAP,
+    CURRENT,
+    STAMP,
+    STEPS,
+    Failure,
+    Outcome,
+    did_not_migrate,
+)
+
+T = TypeVar("T")
+
+
+@dataclass
+class Walk:
+    """One lane's slice order[start:end], walked revision by revision."""
+
+    ctx: CheckContext
+    lane: int
+    plan: Plan
+    start: int
+    end: int
+    findings: list[Finding] = field(default_factory=list)
+    cases: list[tuple[str, Status]] = field(default_factory=list)
+    applied: list[str] = field(default_factory=list)  # what the lane's database holds
+    filled: set[str] = field(default_factory=set)  # tables we put rows in
+    known: set[int] = field(default_factory=set)  # oids of tables seeding need not look at
+    conn: psycopg.Connection[Any] | None = None  # ours, for snapshots and rows
+    noticed: set[str] = field(default_factory=set)  # tables already said unfillable
+    stopped: str | None = None
+    walked: int = 0
+    not_downgraded: int = 0
+    by_design: int = 0  # of not_downgraded: downgrade() raises unconditionally
+    template: str | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    # steps the fast walk saw hit --step-timeout: not waited for a second time
+    timed_out: dict[tuple[str, bool], Failure] = field(default_factory=dict)
+
+    @property
+    def bench(self) -> Any:
+        return self.ctx.bench
+
+    # -- the walk ------------------------------------------------------------------------
+    def walk(self) -> None:
+        revs = self.plan.order[self.start : self.end]
+        if self.lane == 0 and self.ctx.lane0_busy is not None:
+            self.ctx.lane0_busy.free.wait()
+        failure = self._prepare()
+        if failure is not None:
+            self._not_reached(revs, failure, before=True)
+            return
+        # issue 7: a run of clean revisions in one env.py run; per request otherwise
+        from alembic_preflight.checks.stepwise.fastlane import FastLane
+
+        fast = FastLane(self)
+        for i, rev in enumerate(revs):
+            if self.stop.is_set():
+                return
+            before = len(self.findings)
+            go_on = fast.record(rev) if fast.clean(rev) else self._revision(rev)
+            self.walked += 1
+            worst = min((f.severity.rank for f in self.findings[before:]), default=9)
+            status = Status.FAILED if worst == Severity.ERROR.rank else Status.PASSED
+            if rev in self.plan.skip:
+                status = Status.SKIPPED
+            self.cases.append((rev, status))
+            if not go_on:
+                rest = revs[i + 1 :]
+                self.cases += [(r, Status.SKIPPED) for r in rest]
+                if rest:
+                    self.stopped = (
+                        f"walk stopped at {rev} (its upgrade fails): {len(rest)} later "
+                        f"revision(s) not reached: {', '.join(rest[:5])}"
+                        + (" …" if len(rest) > 5 else "")
+                    )
+                return
+
+    def _prepare(self) -> Failure | None:
+        """The lane's database just before its slice: base, then one upgrade run."""
+        prefix = self.plan.order[: self.start]
+        failure = self._base() or self._replay(prefix)
+        self.applied = list(prefix)
+        if failure is None and self.start > 0:
+            label = f"stepwise_{self.lane}_{self.start}"
+            if self.bench.save(label, lane=self.lane):
+                self.template = label
+        return failure
+
+    def _base(self) -> Failure | None:
+        bench = self.bench
+        if bench.has("base"):
+            bench.fresh("base", lane=self.lane)
+            return None
+        bench.fresh(lane=self.lane)
+        if self.ctx.settings.bootstrap:
+            outcome = bench.run(BOOTSTRAP, self.ctx.settings.bootstrap, lane=self.lane)
+            return outcome.failure
+        return None
+
+    def _replay(self, revs: Sequence[str]) -> Failure | None:
+        """Upgrade exactly these revisions in order, in as few runs as stamps allow."""
+        run: list[tuple[str, bool]] = []
+        requests: list[tuple[str, Any]] = []
+        for r in revs:
+            if r in self.plan.skip:
+                if run:
+                    requests.append((STEPS, run))
+                    run = []
+                requests.append((STAMP, r))
+            else:
+                run.append((r, True))
+        if run:
+            requests.append((STEPS, run))
+        self.filled.clear()  # a database rebuilt from a template holds none of our rows
+        self.known.clear()
+        for kind, arg in requests:
+            outcome = self.bench.run(kind, arg, lane=self.lane)
+            if not outcome.ok:
+                return outcome.failure
+        return None
+
+    def _rebuild(self) -> Failure | None:
+        """The lane's database back to `applied`, after a step left it in doubt."""
+        if self.template is not None:
+            self.bench.fresh(self.template, lane=self.lane)
+            return self._replay(self.applied[self.start :])
+        return self._base() or self._replay(self.applied)
+
+    def _not_reached(self, revs: Sequence[str], failure: Failure, *, before: bool) -> None:
+        self.cases += [(r, Status.SKIPPED) for r in revs]
+        rev = failure.revision
+        walked_elsewhere = rev in self.plan.order[self.plan.start : self.plan.end]
+        self.stopped = (
+            f"revisions {revs[0]}…{revs[-1]} not reached: upgrading to them fails at "
+            f"{rev or 'env.py'}"
+        )
+        if not walked_elsewhere:  # outside this shard: nobody else here reports it
+            self.findings.append(
+                words.failure(
+                    self.ctx, failure, "upgrade-failed", "upgrading to this shard's start"
+                )
+            )
+
+    def _revision(self, rev: str) -> bool:
+        """Walk one revision; False when the walk cannot go on."""
+        if rev in self.plan.skip:
+            outcome = self.bench.run(STAMP, rev, lane=self.lane)
+            if not outcome.ok:
+                assert outcome.failure is not None
+                self.findings.append(
+                    words.failure(self.ctx, outcome.failure, "upgrade-failed", "stamp")
+                )
+                return False
+            self.applied.append(rev)
+            return True
+        self._seed(rev)
+        file = self.ctx.project.history.revisions.get(rev)
+        # a downgrade whose body raises unconditionally is not even run: its source says
+        # what it would do (history.raises_unconditionally)
+        by_design = file is not None and file.irreversible
+        # --changed-since: every revision is still upgraded (the later ones need it), only
+        # the pull request's own are downgraded and compared
+        downgrade = rev not in self.plan.keep and not by_design and self.ctx.in_focus(rev)
+        before = self._snapshot() if downgrade else None
+        outcome, with_rows = self._step(rev, True)
+        if not outcome.ok:
+            assert outcome.failure is not None
+            self.findings.append(
+                words.failure(
+                    self.ctx, outcome.failure, "upgrade-failed", "upgraded alone from its parent"
+                )
+            )
+            return False
+        if with_rows is not None:
+            self.findings.append(words.rows_finding(self.ctx, with_rows))
+        self.applied.append(rev)
+        if not self.committed(rev):
+            # its changes are gone: stamp it so the walk goes on, without downgrading it
+            self.findings.append(words.not_committed(self.ctx, rev))
+            self.not_downgraded += 1
+            return self.bench.run(STAMP, rev, lane=self.lane).ok
+        if before is None:
+            return self.not_compared(rev)
+        return self._down_and_up(rev, before)
+
+    def not_compared(self, rev: str) -> bool:
+        """Book a revision that was upgraded but not downgraded (irreversible by design,
+        at or below the floor, or outside --changed-since)."""
+        file = self.ctx.project.history.revisions.get(rev)
+        by_design = file is not None and file.irreversible
+        self.not_downgraded += 1
+        if by_design:
+            self.by_design += 1
+        # lint owns a by-design finding (the same static test): said here only when lint
+        # does not run, so one revision is never reported twice
+        if (
+            by_design
+            and "lint" not in self.ctx.settings.checks
+            and rev not in self.plan.keep
+            and self.ctx.in_focus(rev)
+        ):
+            assert file is not None
+            finding = words.irreversible(self.ctx, rev, _raised(file.module), by_design=True)
+            if finding is not None:
+                self.findings.append(finding)
+        return True
+
+    def _down_and_up(self, rev: str, before: Any) -> bool:
+        down, with_rows = self._step(rev, False)
+        if not down.ok:
+            assert down.failure is not None
+            if down.failure.irreversible:
+                self.not_downgraded += 1
+                raised = f"{down.failure.error_type}: {words.first_line(down.failure.message)}"
+                finding = words.irreversible(self.ctx, rev, raised.rstrip(": "), by_design=False)
+                if finding is not None:
+                    self.findings.append(finding)
+            else:
+                self.findings.append(
+                    words.failure(self.ctx, down.failure, "downgrade-failed", "downgraded alone")
+                )
+            return self._still_at(rev)
+        if with_rows is not None:
+            self.findings.append(words.rows_finding(self.ctx, with_rows))
+        self.applied.pop()
+        diff = diff_snapshots(before, self._snapshot())
+        if diff:
+            self.findings.append(words.leftovers(self.ctx, rev, diff))
+        again, _ = self._step(rev, True, retry=False)
+        if again.ok:
+            self.applied.append(rev)
+            return True
+        assert again.failure is not None
+        if not diff:  # with a diff, what was left behind explains it
+            self.findings.append(
+                words.failure(
+                    self.ctx,
+                    again.failure,
+                    "reupgrade-failed",
+                    "upgraded again after its downgrade",
+                )
+            )
+        self.applied.append(rev)
+        failure = self._rebuild()
+        if failure is not None:
+            self.stopped = f"walk stopped after {rev}: the lane's database cannot be rebuilt"
+            return False
+        return True
+
+    def committed(self, rev: str) -> bool:
+        """Whether the version table names `rev`, seen from another session (after its
+        upgrade reported success). It does not when the migration ended Alembic's
+        transaction (op.get_bind().commit()) and nothing committed the one SQLAlchemy
+        began after it: plain `alembic upgrade` then exits 0 and loses the rest of the
+        revision whenever it is the last one run."""
+        query = sql.SQL("SELECT version_num FROM {}").format(self.bench.version_identifier())
+        try:
+            rows = self._with_conn(lambda conn: conn.execute(query).fetchall())
+        except psycopg.Error:  # a version table in another schema: cannot tell, say nothing
+            return True
+        return any(r[0] == rev for r in rows)
+
+    def _still_at(self, rev: str) -> bool:
+        """After a failed downgrade: go on from R if the database is still there."""
+        current = self.bench.run(CURRENT, mutates=False, lane=self.lane)
+        if current.ok and rev in (current.data or ()):
+            return True
+        if self._rebuild() is not None:
+            self.stopped = f"walk stopped after {rev}: the lane's database cannot be rebuilt"
+            return False
+        return True
+
+    # -- steps and rows ------------------------------------------------------------------
+    def _step(self, rev: str, up: bool, *, retry: bool = True) -> tuple[Outcome, Failure | None]:
+        """One revision one way. With rows in the tables, a failure is re-tried without
+        them; (outcome, the failure with rows) when only the rows made it fail."""
+        known = self.timed_out.pop((rev, up), None)
+        outcome = (
+            Outcome(ok=False, failure=known)
+            if known is not None
+            else self.bench.run(STEPS, [(rev, up)], lane=self.lane)
+        )
+        if outcome.ok and (rev, up) not in outcome.applied:
+            # env.py answered, but R's migration never ran (issue 13): not a pass
+            outcome = Outcome(
+                ok=False,
+                failure=replace(
+                    did_not_migrate(outcome.ran),
+                    revision=rev,
+                    phase="upgrade" if up else "downgrade",
+                ),
+            )
+            return outcome, None
+        if outcome.ok or outcome.failure is None:
+            return outcome, None
+        failure = _owned(outcome.failure, rev, up)
+        outcome = replace(outcome, failure=failure)
+        if not (retry and self.filled) or timed_out(failure) or failure.revision != rev:
+            return outcome, None
+        if not self._clear():
+            return outcome, None
+        again = self.bench.run(STEPS, [(rev, up)], lane=self.lane)
+        if again.ok:
+            return again, failure
+        return outcome, None  # fails either way: the first error is the one to show
+
+    def _clear(self) -> bool:
+        try:
+            self._with_conn(lambda conn: clear_tables(conn, self.filled))
+        except psycopg.Error:
+            return False
+        self.filled.clear()
+        self.known.clear()
+        return True
+
+    def _seed(self, rev: str) -> None:
+        settings = self.ctx.settings
+        data = user_data(self.ctx).get(rev, {})
+        if not data and not settings.seed_data:
+            return
+        self._with_conn(lambda conn: self._fill(conn, rev, data))
+
+    def _fill(self, conn: psycopg.Connection[Any], rev: str, data: dict[str, Any]) -> None:
+        settings = self.ctx.settings
+        for table, rows in data.items():
+            try:
+                insert_rows(conn, table, rows)
+                self.filled.add(table)
+            except psycopg.OperationalError:
+                raise  # the connection, not the rows: _with_conn reconnects
+            except psycopg.Error as e:
+                self.findings.append(words.data_failed(self.ctx, rev, table, e))
+        if settings.seed_data:
+            outcome = seed_with_psycopg(conn, exclude=(self.bench.version_table,), known=self.known)
+            self.seeded(rev, outcome.filled, outcome.seen, outcome.skipped)
+
+    def seeded(
+        self,
+        rev: str,
+        filled: Iterable[str],
+        seen: Iterable[int],
+        skipped: Iterable[tuple[str, str]],
+    ) -> None:
+        """Book what seeding did before `rev` (either walk); an unfillable table is said once."""
+        self.filled.update(filled)
+        self.known.update(seen)
+        for table, why in skipped:
+            if table not in self.noticed:
+                self.noticed.add(table)
+                self.findings.append(
+                    Finding(
+                        check=words.ID,
+                        rule="seed-skipped",
+                        severity=Severity.NOTICE,
+                        message=f"table `{table}` was left without synthetic rows: {why}",
+                        revision=rev,
+                    )
+                )
+
+    def _with_conn(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """`fn` on our connection to the lane's database, kept open between steps (an idle
+        session holds no locks); the workbench ends it whenever it drops or copies the
+        database, so a dead one is replaced once."""
+        for attempt in (1, 2):
+            if self.conn is None or self.conn.closed:
+                bench = self.bench
+                self.conn = psycopg.connect(
+                    bench.server.conninfo(bench.lanes[self.lane].dbname), autocommit=True
+                )
+            try:
+                return fn(self.conn)
+            except psycopg.OperationalError:
+                self.conn.close()
+                self.conn = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _snapshot(self) -> Snapshot:
+        return self._with_conn(
+            lambda conn: take_snapshot(conn, exclude_tables=(self.bench.version_table,))
+        )
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def _owned(failure: Failure, rev: str, up: bool) -> Failure:
+    """A wall-clock timeout or a crashed worker happened in R's step: say so."""
+    if failure.revision is None and failure.error_type in ("Timeout", "WorkerCrash"):
+        return replace(failure, revision=rev, phase="upgrade" if up else "downgrade")
+    return failure
+
+
+def _raised(module: ast.Module | None) -> str:
+    """What a downgrade that raises unconditionally raises, as its source says."""
+    if module is None:
+        return "an exception"
+    for node in module.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "downgrade":
+            for stmt in node.body:
+                if isinstance(stmt, ast.Raise):
+                    return f"`{ast.unparse(stmt.exc)}`" if stmt.exc else "(a bare raise)"
+    return "an exception"

@@ -1,0 +1,79 @@
+"""Engines env.py makes, kept across requests (patched in the worker process only)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def cache_engines() -> None:
+    """Keep the engines env.py makes with NullPool across requests, by (url, arguments).
+
+    env.py makes a new engine per run: a new dialect, initialised again on its first
+    connection, and empty compiled caches, for every request. With NullPool the engine
+    holds no connection between runs, so handing env.py the same engine again changes
+    nothing it can see but the time. Pooled engines are never shared (their connections
+    would outlive the database they point at). Patched in the worker process only."""
+    import sqlalchemy
+    from sqlalchemy import engine as sa_engine
+    from sqlalchemy.pool import NullPool
+
+    cache: dict[Any, Any] = {}
+
+    def cached(make: Callable[..., Any], key_of: Callable[..., Any]) -> Callable[..., Any]:
+        if getattr(make, "_preflight_cached", False):
+            return make
+
+        def wrapper(*args: Any, **kw: Any) -> Any:
+            try:
+                inner = key_of(*args, **kw)
+                key = None if inner is None else (make.__name__, inner)
+                hash(key)
+            except Exception:  # arguments we cannot key (an object without hash)
+                key = None
+            if key is None:
+                return make(*args, **kw)
+            if key not in cache:
+                cache[key] = make(*args, **kw)
+            return cache[key]
+
+        wrapper._preflight_cached = True  # type: ignore[attr-defined]
+        wrapper.__wrapped__ = make  # type: ignore[attr-defined]
+        wrapper.__name__ = make.__name__
+        return wrapper
+
+    def frozen(value: Any) -> Any:
+        if isinstance(value, dict):
+            return tuple(sorted((k, frozen(v)) for k, v in value.items()))
+        if isinstance(value, list | tuple):
+            return tuple(frozen(v) for v in value)
+        hash(value)
+        return value
+
+    def key_create(url: Any, **kw: Any) -> Any:
+        if kw.get("poolclass") is not NullPool:
+            return None
+        return (
+            str(url)
+            if not hasattr(url, "render_as_string")
+            else url.render_as_string(hide_password=False),
+            frozen(kw),
+        )
+
+    def key_from_config(configuration: Any, prefix: str = "sqlalchemy.", **kw: Any) -> Any:
+        if kw.get("poolclass") is not NullPool:
+            return None
+        return (frozen(dict(configuration)), prefix, frozen(kw))
+
+    sqlalchemy.create_engine = cached(sqlalchemy.create_engine, key_create)
+    sqlalchemy.engine_from_config = cached(sqlalchemy.engine_from_config, key_from_config)
+    sa_engine.create_engine = sqlalchemy.create_engine
+    sa_engine.engine_from_config = sqlalchemy.engine_from_config
+    try:
+        from sqlalchemy.ext import asyncio as sa_asyncio
+    except ImportError:  # pragma: no cover - without greenlet
+        return
+    sa_asyncio.create_async_engine = cached(sa_asyncio.create_async_engine, key_create)
+    sa_asyncio.async_engine_from_config = cached(
+        sa_asyncio.async_engine_from_config, key_from_config
+    )

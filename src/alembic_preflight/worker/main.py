@@ -1,0 +1,158 @@
+"""Entry point of a worker process: warm up, read alembic.ini for the verifier, fork the
+sibling lanes' workers, then answer requests until told to stop.
+
+The user's env.py and revision files only ever run in a worker, never in the verifier's
+own process: a crash or a hang in them cannot lose the report (the parent kills and
+restarts the worker), and what they print goes to a log file instead of our CI output.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from alembic_preflight.worker.failures import failure_static
+from alembic_preflight.worker.protocol import LayoutRefused, LayoutRequest, Outcome
+from alembic_preflight.worker.steps import Worker
+
+# What every worker imports anyway (first what project.read_layout needs), and the
+# dialect module of each driver --driver names.
+_WARM = (
+    "alembic.config",
+    "alembic.script",
+    "alembic_preflight.project",
+    "alembic.runtime.environment",
+    "alembic.runtime.migration",
+    "alembic.operations",
+    "alembic.ddl.postgresql",
+    "sqlalchemy.dialects.postgresql",
+    "alembic_preflight.fastwalk",
+)
+
+
+_DRIVER_MODULES = {
+    "psycopg": ("psycopg", "sqlalchemy.dialects.postgresql.psycopg"),
+    "psycopg2": ("psycopg2", "sqlalchemy.dialects.postgresql.psycopg2"),
+    "asyncpg": ("asyncpg", "sqlalchemy.ext.asyncio", "sqlalchemy.dialects.postgresql.asyncpg"),
+}
+
+
+_NOTHING = object()  # no message has come yet
+
+
+def _first_message(conn: Any, driver: str, siblings: tuple[Any, ...]) -> Any:
+    """Import what the first request needs, answering LayoutRequests as they come (the
+    verifier waits for that one), start the siblings, and return the first message that
+    is not a LayoutRequest: the WorkerInit, or None. EOFError when the verifier has gone."""
+    message = _warm_up(conn, driver)
+    _fork_siblings(conn, siblings, driver)
+    while message is _NOTHING or isinstance(message, LayoutRequest):
+        if isinstance(message, LayoutRequest):
+            conn.send(_layout(message))
+        message = conn.recv()
+    return message
+
+
+def _warm_up(conn: Any, driver: str) -> Any:
+    """The imports, answering LayoutRequests between two; any other message ends them
+    (the rest is imported when needed) and is returned, else _NOTHING."""
+    import importlib
+    from contextlib import suppress
+
+    for name in (*_WARM, *_DRIVER_MODULES.get(driver, ())):
+        # not installed (another driver, no greenlet): env.py's own import will say so
+        with suppress(Exception):
+            importlib.import_module(name)
+        while conn.poll():
+            message = conn.recv()
+            if not isinstance(message, LayoutRequest):
+                return message
+            conn.send(_layout(message))
+    return _NOTHING
+
+
+def _fork_siblings(conn: Any, siblings: tuple[Any, ...], driver: str) -> None:
+    """The other lanes' workers, as copies of this one with its imports done (workers.py:
+    start_workers). Each says its pid on its own pipe, then works as any worker does."""
+    import threading
+
+    for mine in siblings:
+        pid = os.fork()
+        if pid == 0:
+            try:  # the copy: only its own pipe, and never back into our caller
+                conn.close()
+                for other in siblings:
+                    if other is not mine:
+                        other.close()
+                mine.send(os.getpid())
+                worker_main(mine, driver)
+            finally:
+                os._exit(0)
+        # reaped when it ends, not left a zombie until we end
+        threading.Thread(target=os.waitpid, args=(pid, 0), daemon=True).start()
+    for mine in siblings:
+        mine.close()
+
+
+def worker_main(conn: Any, driver: str = "psycopg", siblings: tuple[Any, ...] = ()) -> None:
+    """Entry point of the worker process: warm up, answer LayoutRequests, start the
+    siblings (workers.py), take the WorkerInit, then answer requests until told to stop."""
+    try:
+        init = _first_message(conn, driver, siblings)
+    except (EOFError, KeyboardInterrupt):
+        return
+    if init is None:  # not needed after all
+        os._exit(0)
+    # The user's prints and Alembic's logging go to a file the parent can quote.
+    log = os.open(init.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+    sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+    try:
+        worker: Worker | None = Worker(init)
+        startup: Outcome | None = None
+    except BaseException as e:
+        worker = None
+        startup = Outcome(ok=False, failure=failure_static(e, init))
+    if worker is not None:
+        # the revision files, before the first request asks: one that does not load
+        # (raising anything, SystemExit too) fails that request, as it did before
+        try:
+            worker.wrap_modules()
+        except KeyboardInterrupt:
+            return
+        except BaseException:  # reported by the first request
+            pass
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, KeyboardInterrupt):
+            return
+        if request is None:
+            # Nothing here needs an orderly shutdown (env.py's connections end with the
+            # process); the interpreter's own takes a few hundred ms the parent waits for.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+        kind, arg = request
+        if worker is None:
+            assert startup is not None
+            conn.send(startup)
+            continue
+        worker.progress = conn.send
+        conn.send(worker.handle(kind, arg))
+
+
+def _layout(request: LayoutRequest) -> Any:
+    from alembic_preflight.errors import ConfigError
+    from alembic_preflight.project import read_layout
+
+    try:
+        return read_layout(Path(request.ini_path), request.section, Path(request.directory))
+    except ConfigError as e:
+        return LayoutRefused(str(e))
+    except Exception:  # None: the verifier reads it again itself, and says what it finds
+        return None

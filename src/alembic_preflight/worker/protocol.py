@@ -1,0 +1,269 @@
+"""What crosses the pipe between the verifier and a worker: plain, picklable records.
+
+The only worker module the parent side imports besides client.py: checks, the workbench
+and commands read requests, outcomes and failures from here, never the modules that run
+in the worker process (main, steps, fastwalk, engines, connect_guard, url_sources).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+# Kinds of request the parent sends.
+UPGRADE, DOWNGRADE, STEPS, STAMP, COMPARE, BOOTSTRAP, CURRENT = (
+    "upgrade",
+    "downgrade",
+    "steps",
+    "stamp",
+    "compare",
+    "bootstrap",
+    "current",
+)
+
+
+# A stepwise slice in one env.py run (fastwalk.py); the worker sends progress messages
+# (anything but an Outcome) before each step, and the Outcome at the end.
+WALK = "walk"
+
+
+# env.py run once with nothing to migrate, before any check (workbench.py): whether it
+# reaches our database (connect_guard), runs migrations at all, and loads what we read.
+PROBE = "probe"
+
+
+# Requests that must have run env.py's migrations online on our connection to count.
+MIGRATING = frozenset({UPGRADE, DOWNGRADE, STEPS, STAMP, WALK})
+
+
+@dataclass(frozen=True)
+class WorkerInit:
+    project_dir: str
+    ini_path: str
+    section: str
+    url: str  # what env.py is handed, every way at once
+    sync_url: str  # psycopg URL for our own use in the worker (bootstrap)
+    url_env: tuple[str, ...]
+    x_args: tuple[str, ...]
+    log_path: str
+    # the only database env.py may reach (connect_guard.Allowed)
+    guard_hosts: tuple[str, ...] = ()
+    guard_port: int = 0
+    guard_dbname: str = ""
+    # variables set to one piece of our address (a retry after a refused connection):
+    # (name, piece), piece one of url_sources.PIECES; `pieces` holds our values for each
+    piece_env: tuple[tuple[str, str], ...] = ()
+    pieces: tuple[tuple[str, str], ...] = ()
+    repo_root: str = ""  # .env files are looked for up to here
+
+
+@dataclass(frozen=True)
+class LayoutRequest:
+    """Before its WorkerInit: read alembic.ini as Alembic does (project.read_layout)."""
+
+    ini_path: str
+    section: str
+    directory: str
+
+
+@dataclass(frozen=True)
+class LayoutRefused:
+    message: str  # project.read_layout's ConfigError
+
+
+class FailureKind(str, enum.Enum):
+    """What ended a request, beyond the exception's own type (issue 14: no strings)."""
+
+    RAISED = "raised"  # the user's code (or Alembic, or PostgreSQL) raised
+    TIMEOUT = "timeout"  # --step-timeout on the wall clock: the worker was stopped
+    WORKER_CRASH = "worker-crash"  # the worker process died
+    REFUSED = "refused"  # env.py tried to connect elsewhere (connect_guard)
+    DID_NOT_MIGRATE = "did-not-migrate"  # env.py answered without migrating our database
+    LEFT_BEHIND = "left-behind"  # the fast walk's snapshot after a downgrade differs
+    TRANSACTION_ENDED = "transaction-ended"  # a migration committed env.py's transaction
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Where and why a run failed, as plain data the parent turns into findings."""
+
+    error_type: str  # the exception's class name, or what stopped the request
+    message: str  # the exception's message (the database error, first lines)
+    revision: str | None = None  # the revision whose upgrade()/downgrade() raised
+    phase: str | None = None  # "upgrade" | "downgrade" | None (env.py, outside migrations)
+    statement: str | None = None  # the SQL that failed, from SQLAlchemy's DBAPIError
+    file: str | None = None  # deepest frame in the user's project
+    line: int | None = None
+    traceback: str = ""  # the user's frames only (env.py, revisions, their packages)
+    irreversible: bool = False  # NotImplementedError raised by a downgrade
+    full_traceback: str = ""  # every frame, ours and the libraries' too (the JSON report)
+    refusal: Refusal | None = None  # env.py tried to connect elsewhere (connect_guard)
+    kind: FailureKind = FailureKind.RAISED
+
+
+DID_NOT_MIGRATE = "env.py did not run the migrations on the database it was handed"
+
+
+def did_not_migrate(ran: str) -> Failure:
+    """The failure of a request env.py answered without migrating our database."""
+    instead = (
+        "it ran them offline, writing SQL instead of executing it (context.configure() "
+        "without a connection, or with as_sql)"
+        if ran == "offline"
+        else "it returned without calling context.run_migrations() (an env.py that does "
+        "nothing, returns early, or runs only in offline mode)"
+    )
+    return Failure(
+        error_type="EnvDidNotMigrate",
+        message=f"{DID_NOT_MIGRATE}: {instead}",
+        kind=FailureKind.DID_NOT_MIGRATE,
+    )
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What the PROBE request saw of env.py."""
+
+    ran: str  # "online" | "offline" | "" (env.py never called context.run_migrations())
+    revisions: tuple[str, ...]  # the revision ids Alembic loaded
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    applied: tuple[tuple[str, bool], ...] = ()  # (revision, is_upgrade) that completed
+    failure: Failure | None = None
+    data: Any = None  # request-specific result (compare diffs, current heads)
+    version_table: str = "alembic_version"
+    has_metadata: bool = True
+    # how env.py ran the migrations function: "online" on a connection, "offline" (SQL
+    # written out), "" never; a migrating request counts only "online" (workbench.py)
+    ran: str = ""
+    version_schema: str | None = None
+
+
+# -- what crosses the pipe (plain, picklable data) -------------------------------------
+@dataclass(frozen=True)
+class WalkRequest:
+    steps: tuple[tuple[str, bool], ...]  # (revision, downgrade and compare it)
+    seed: bool
+    exclude: tuple[str, ...]  # the version table: no rows, not in snapshots
+    known: tuple[int, ...]  # oids of tables seeding need not look at
+
+
+@dataclass(frozen=True)
+class RevisionResult:
+    """One revision walked cleanly: upgraded (and downgraded, compared, re-upgraded)."""
+
+    revision: str
+    compared: bool
+    filled: tuple[str, ...] = ()  # tables that got synthetic rows before its upgrade
+    skipped: tuple[tuple[str, str], ...] = ()  # (table, why it could not be filled)
+    seen: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Sent by the worker before each step; `done` when a revision is complete."""
+
+    revision: str
+    step: str
+    done: RevisionResult | None = None
+
+
+PIECES = ("url", "host", "port", "dbname", "user", "password")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A place the refused target came from."""
+
+    kind: str  # "env" (the environment) | "dotenv" (a .env file) | "file" (a source line)
+    piece: str  # one of PIECES: what of the address it holds
+    name: str = ""  # the variable
+    path: str | None = None  # the .env or source file
+    line: int | None = None
+
+    def describe(self) -> str:
+        where = f"{self.path}:{self.line}" if self.path and self.line else (self.path or "")
+        if self.kind == "env":
+            return f"{self.name} (environment)"
+        if self.kind == "dotenv":
+            return f"{self.name} from {where}"
+        return f"a {'URL' if self.piece == 'url' else self.piece} written at {where}"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A connection the worker refused: where it would have gone and what said so."""
+
+    target: str  # host:port/database, never a password
+    allowed: str  # the disposable database, host:port/database
+    via: str  # psycopg.connect, a SQLAlchemy engine, ...
+    sources: tuple[Source, ...] = ()
+    file: str | None = None  # the user's frame that opened it (env.py, their settings)
+    line: int | None = None
+    during: str = "env.py"  # what was running: env.py, or the upgrade of revision R
+
+    @property
+    def variables(self) -> tuple[Source, ...]:
+        """Sources an environment variable can override (the retry sets them)."""
+        return tuple(s for s in self.sources if s.kind in ("env", "dotenv") and s.name)
+
+
+def explain_refusal(refusal: Refusal, retried: tuple[Source, ...] = ()) -> str:
+    """The one message of a refused target (exit 2): where env.py tried to connect, what
+    made it, how to fix it. Never a password."""
+    where = f" at {refusal.file}:{refusal.line}" if refusal.file and refusal.line else ""
+    lines = [
+        f"refused target: {refusal.during} tried to connect to {refusal.target} (through "
+        f"{refusal.via}{where}), not to the disposable database the verifier created "
+        f"({refusal.allowed}). Nothing was sent to it, and nothing was verified."
+    ]
+    if refusal.sources:
+        lines.append(
+            "That address came from " + "; ".join(s.describe() for s in refusal.sources) + "."
+        )
+    else:
+        lines.append(
+            "No environment variable or .env file of the project holds that address: env.py "
+            "builds it itself."
+        )
+    if retried:
+        names = ", ".join(s.name for s in retried)
+        lines.append(
+            f"The verifier set {names} to its own database and tried again: env.py still "
+            "connected elsewhere, so a .env file is loaded over the environment "
+            "(load_dotenv(override=True)), or the address is written in the code."
+        )
+    urls = [s.name for s in refusal.variables if s.piece == "url"] or ["NAME"]
+    written = [s for s in refusal.sources if s.kind == "file"]
+    if written and not refusal.variables:
+        lines.append(
+            f"Fix: replace the address written at {written[0].path}:{written[0].line} with "
+            "the URL env.py is handed: config.get_main_option('sqlalchemy.url') (as `alembic "
+            "init` writes env.py), `-x dburl=...`, or an environment variable named with "
+            "--url-env."
+        )
+        return "\n".join(lines)
+    lines.append(
+        "Fix: have env.py take its URL from the environment or from the verifier "
+        f"(`--url-env {urls[0]}`, or `url-env: [{urls[0]}]` in .alembic-preflight.yml; in the "
+        "GitHub action, set the variable under `env:`), from `-x dburl=...` "
+        "(context.get_x_argument) or from config.get_main_option('sqlalchemy.url'); "
+        "do not load a .env file over the environment."
+    )
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class DriftItem:
+    """One difference `alembic check` finds, in words (worker/drift_words.py)."""
+
+    op: str  # autogenerate's name: add_column, remove_table, modify_type, ...
+    table: str | None
+    message: str
+    detail: str | None = None
+    model_file: str | None = None  # where the model is defined, when it can be found
+    model_line: int | None = None
