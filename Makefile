@@ -1,6 +1,6 @@
 # Two commands a new user needs (README quickstart); each installs what it needs first.
 #   make verify-example   run the verifier on the example project shipped in the repo
-#   make test             run the test suite (lint, types, tests against a real PostgreSQL)
+#   make test             run the test suite (lint, types, import contracts, tests against a real PostgreSQL)
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
@@ -30,4 +30,5 @@ test: install postgres
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest -n 2

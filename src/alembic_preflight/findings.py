@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 
@@ -47,6 +47,14 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class RuleText:
+    """What a rule means: each check documents its own rules (its RULES table)."""
+
+    short: str  # one line, no trailing period: SARIF shortDescription, summary headings
+    help: str  # a few sentences: why it matters and how to fix it
+
+
+@dataclass(frozen=True)
 class CheckResult:
     id: str
     status: Status
@@ -86,6 +94,8 @@ class Report:
     fail_on: Severity = Severity.ERROR
     # why nothing could be verified (no PostgreSQL, an internal error): said once, up top
     not_verified: str | None = None
+    # "check/rule" -> what it means, from the checks' own RULES tables (checks/__init__.py)
+    rules: Mapping[str, RuleText] = field(default_factory=dict, compare=False)
 
     @property
     def findings(self) -> tuple[Finding, ...]:

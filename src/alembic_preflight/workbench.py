@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql
 
+from alembic_preflight.database import lanes
 from alembic_preflight.database.base import Server
 from alembic_preflight.errors import InternalError, ProvisionError, RefusedTarget
 from alembic_preflight.project import Project
@@ -31,6 +32,7 @@ from alembic_preflight.worker.protocol import (
     MIGRATING,
     PROBE,
     Failure,
+    FailureKind,
     Outcome,
     ProbeResult,
     Source,
@@ -41,8 +43,6 @@ from alembic_preflight.worker.protocol import (
 
 if TYPE_CHECKING:
     from alembic_preflight.catalog.snapshot import Snapshot
-
-SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
 
 @dataclass
@@ -193,7 +193,7 @@ class Workbench:
         """No CREATE DATABASE here: work in the database the user named, if it is empty."""
         db = self.server.maintenance_db
         if not self.settings.allow_non_empty:
-            tables = self._count_user_relations(db)
+            tables = lanes.count_user_relations(self.server, db)
             if tables:
                 raise RefusedTarget(
                     f"cannot create a database on the --database-url server, and database "
@@ -205,48 +205,18 @@ class Workbench:
         lane.state = "dirty"
         self.lanes.append(lane)
 
-    def _count_user_relations(self, db: str) -> int:
-        with psycopg.connect(self.server.conninfo(db), autocommit=True) as c:
-            row = c.execute(
-                "SELECT count(*) FROM pg_class r JOIN pg_namespace n ON n.oid = r.relnamespace "
-                "WHERE r.relkind IN ('r','p','v','m') AND n.nspname <> ALL(%s) "
-                "AND n.nspname NOT LIKE 'pg_temp%%' AND n.nspname NOT LIKE 'pg_toast%%'",
-                (list(SYSTEM_SCHEMAS),),
-            ).fetchone()
-        return int(row[0]) if row else 0
-
     def _admin_conn(self) -> psycopg.Connection[Any]:
         assert self._admin is not None
         return self._admin
 
     def _terminate(self, name: str) -> None:
-        self._admin_conn().execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = %s AND pid <> pg_backend_pid()",
-            (name,),
-        )
+        lanes.terminate(self._admin_conn(), name)
 
     def _drop(self, name: str) -> None:
-        self._terminate(name)
-        self._admin_conn().execute(
-            sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
-        )
+        lanes.drop(self._admin_conn(), name)
 
     def _create(self, name: str, template: str | None = None) -> None:
-        q = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-        if template is not None:
-            self._terminate(template)
-            q = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(template)
-            )
-        self._admin_conn().execute(q)
-        timeout_ms = int(self.settings.step_timeout * 1000)
-        # per database, so it reaches every driver env.py may use (asyncpg ignores PGOPTIONS)
-        self._admin_conn().execute(
-            sql.SQL("ALTER DATABASE {} SET statement_timeout = {}").format(
-                sql.Identifier(name), sql.Literal(timeout_ms)
-            )
-        )
+        lanes.create(self._admin_conn(), name, template, self.settings.step_timeout)
 
     def _template_db(self, label: str) -> str:
         return f"preflight_{self.token}_{label}"
@@ -263,25 +233,11 @@ class Workbench:
         if not self.can_create:
             if template is not None:
                 raise AssertionError("templates need CREATE DATABASE")
-            self._wipe(ln.dbname)
+            lanes.wipe(self.server, ln.dbname)
         else:
             self._drop(ln.dbname)
             self._create(ln.dbname, self._template_db(template) if template else None)
         ln.state = template or "empty"
-
-    def _wipe(self, db: str) -> None:
-        with psycopg.connect(self.server.conninfo(db), autocommit=True) as c:
-            schemas = [
-                r[0]
-                for r in c.execute(
-                    "SELECT nspname FROM pg_namespace WHERE nspname <> ALL(%s) "
-                    "AND nspname NOT LIKE 'pg_temp%%' AND nspname NOT LIKE 'pg_toast%%'",
-                    (list(SYSTEM_SCHEMAS),),
-                )
-            ]
-            for s in schemas:
-                c.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(s)))
-            c.execute("CREATE SCHEMA IF NOT EXISTS public")
 
     def save(self, label: str, lane: int = 0) -> bool:
         """Keep the lane's database as template `label`; False where databases cannot be made."""
@@ -436,6 +392,7 @@ class Workbench:
                 ok=False,
                 failure=Failure(
                     error_type="Timeout",
+                    kind=FailureKind.TIMEOUT,
                     message=f"did not finish within {self.settings.step_timeout:g} s "
                     f"(--step-timeout); stopped after {time.monotonic() - started:.0f} s",
                 ),
@@ -450,6 +407,7 @@ class Workbench:
                 ok=False,
                 failure=Failure(
                     error_type="WorkerCrash",
+                    kind=FailureKind.WORKER_CRASH,
                     message=f"the process running the migrations died (exit code {code})",
                     traceback=self.log_tail(lane),
                 ),

@@ -10,7 +10,8 @@ import pytest
 
 from alembic_preflight.checks import lint
 from alembic_preflight.checks.base import CheckContext
-from alembic_preflight.checks.lint.rules import RULES, file_name_pattern, hits
+from alembic_preflight.checks.lint.rules import DEFAULT_SEVERITY as RULES
+from alembic_preflight.checks.lint.rules import file_name_pattern, hits
 from alembic_preflight.checks.lint.visitor import Facts
 from alembic_preflight.findings import Finding, Severity
 from alembic_preflight.project import load_project

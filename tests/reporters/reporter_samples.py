@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from alembic_preflight.checks import rule_docs
 from alembic_preflight.findings import (
     CheckResult,
     DatabaseInfo,
@@ -184,6 +185,7 @@ def make_report() -> Report:
         database=DatabaseInfo("postgresql", "16.4"),
         checks=(graph, lint, upgrade, drift, roundtrip, stepwise),
         duration_s=13.27,
+        rules=rule_docs(),  # as the verifier fills it from the checks' RULES tables
     )
 
 
@@ -337,4 +339,5 @@ def make_large_report() -> Report:
             ),
         ),
         duration_s=447.3,
+        rules=rule_docs(),
     )

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from alembic_preflight.findings import CheckResult, Finding, Status
+from alembic_preflight.findings import CheckResult, Finding, RuleText, Status
 
 if TYPE_CHECKING:
     from alembic_preflight.project import Project
@@ -54,4 +54,18 @@ class Check(Protocol):
     ID: str
     NEEDS_DB: bool
 
+    @property
+    def RULES(self) -> Mapping[str, RuleText]:  # every rule it reports, and how to fix it
+        ...
+
     def run(self, ctx: CheckContext) -> Iterable[Finding]: ...
+
+
+# rules any check may end with (commands/verify.py)
+COMMON_RULES: dict[str, RuleText] = {
+    "internal-error": RuleText(
+        "The check stopped on an internal error",
+        "The verifier itself failed while running this check: nothing it would have found "
+        "is known. Please report it with the finding's detail (the traceback).",
+    ),
+}

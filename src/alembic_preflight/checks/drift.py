@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from alembic_preflight.checks.base import CheckContext, CheckSkipped
 from alembic_preflight.checks.failures import ensure_head, failure_finding, probe_findings
-from alembic_preflight.findings import Finding, Severity
+from alembic_preflight.findings import Finding, RuleText, Severity
 from alembic_preflight.worker.protocol import COMPARE, DriftItem
 
 ID = "drift"
@@ -52,3 +52,14 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
             detail=item.detail,
             fix=FIX,
         )
+
+
+# what each rule means and how to fix it (SARIF, the job summary): said once, here
+RULES: dict[str, RuleText] = {
+    "model-drift": RuleText(
+        "The models and the migrated schema differ",
+        "After upgrading to head, autogenerate still finds differences: a migration is "
+        "missing or does not match the models. Run `alembic revision --autogenerate` and "
+        "review the result.",
+    ),
+}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 
 from alembic_preflight.checks.base import CheckContext
-from alembic_preflight.findings import Finding, Severity
+from alembic_preflight.findings import Finding, RuleText, Severity
 from alembic_preflight.project.history import RevisionFile
 from alembic_preflight.project.source import commit_lines, run_migrations_line, statement_span
-from alembic_preflight.worker.protocol import Failure
+from alembic_preflight.worker.protocol import Failure, FailureKind
 
 BOOTSTRAP_HINT = (
     "if this history starts from a schema made outside Alembic (metadata.create_all() + "
@@ -222,7 +222,7 @@ def needs_bootstrap(ctx: CheckContext, failure: Failure) -> bool:
 def timed_out(failure: Failure) -> bool:
     """--step-timeout, enforced on the wall clock (the worker was stopped) or by PostgreSQL's
     statement_timeout (the statement was cancelled): the same limit, reported the same way."""
-    return failure.error_type == "Timeout" or (
+    return failure.kind is FailureKind.TIMEOUT or (
         failure.error_type == "QueryCanceled" and "statement timeout" in failure.message
     )
 
@@ -287,7 +287,7 @@ def env_hint(failure: Failure) -> str:
         return SYNC_UNDER_ASYNC_HINT
     if "asyncio extension requires an async driver" in message or "is not async" in message:
         return ASYNC_NEEDS_ASYNC_DRIVER_HINT
-    if kind == "EnvDidNotMigrate":
+    if failure.kind is FailureKind.DID_NOT_MIGRATE:
         return DID_NOT_MIGRATE_HINT
     names = _setting_names(failure)
     if names is not None:
@@ -332,7 +332,7 @@ def probe_findings(ctx: CheckContext, check: str) -> tuple[list[Finding], bool]:
         return found, False
     if check != owner:
         raise CheckSkipped(f"env.py does not run the migrations (see {owner})")
-    if failure.error_type == "EnvDidNotMigrate":
+    if failure.kind is FailureKind.DID_NOT_MIGRATE:
         found.append(did_not_migrate_finding(ctx, check, failure.message))
     else:
         found.append(failure_finding(ctx, check, "env-failed", failure, what="env.py"))
@@ -351,3 +351,34 @@ def did_not_migrate_finding(ctx: CheckContext, check: str, message: str) -> Find
         line=run_migrations_line(env_py),
         fix=DID_NOT_MIGRATE_HINT,
     )
+
+
+# rules every database check may report: env.py as the probe found it, a step that hangs
+DATABASE_RULES: dict[str, RuleText] = {
+    "env-failed": RuleText(
+        "env.py failed before any migration ran",
+        "The project's env.py raised an error. Check imports, the database URL handling "
+        "and anything env.py reads from the environment. Said once, by the first database "
+        "check that runs; the others are skipped.",
+    ),
+    "env-did-not-migrate": RuleText(
+        "env.py did not run the migrations on the database it was handed",
+        "env.py returned without calling context.run_migrations() on a connection to the "
+        "URL it was handed (it does nothing, returns early, or runs offline), or after "
+        "`upgrade head` the database's version table does not name the heads. Nothing was "
+        "verified. Configure the context with a connection to that URL and run the "
+        "migrations, as `alembic init` writes env.py.",
+    ),
+    "url-env-inferred": RuleText(
+        "env.py read its URL from a variable of its own",
+        "env.py ignored the URL it was handed and read another database's address from an "
+        "environment variable (or a .env entry): the verifier refused that connection, "
+        "set the variable to its own disposable database and ran again. Name the variable "
+        "with `url-env:` (or --url-env) so the retry is not needed.",
+    ),
+    "step-timeout": RuleText(
+        "A migration step took longer than the step timeout",
+        "The step did not finish in time; it may wait on a lock or do heavy work. Split "
+        "it, or raise --step-timeout if it is expected.",
+    ),
+}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from alembic_preflight.checks.base import CheckContext
 from alembic_preflight.errors import PreflightError
-from alembic_preflight.findings import Finding, Severity
+from alembic_preflight.findings import Finding, RuleText, Severity
 from alembic_preflight.project import Project, gitrefs
 from alembic_preflight.project.history import History, RevisionFile
 
@@ -307,3 +307,59 @@ def _merge_conflict(ctx: CheckContext, h: History, ref: str) -> Iterator[Finding
         rebase.line_of("down_revision"),
         fix,
     )
+
+
+# what each rule means and how to fix it (SARIF, the job summary): said once, here
+RULES: dict[str, RuleText] = {
+    "multiple-heads": RuleText(
+        "The revision history has more than one head",
+        "Two branches of migrations were created from the same parent, so `alembic "
+        "upgrade head` is ambiguous. Create a merge revision with `alembic merge heads`.",
+    ),
+    "multiple-bases": RuleText(
+        "The revision history has more than one base",
+        "More than one revision has no parent. Unless the project uses independent "
+        "branches on purpose, point the stray base's `down_revision` at the revision it "
+        "follows.",
+    ),
+    "missing-parent": RuleText(
+        "A revision names a parent that does not exist",
+        "`down_revision` refers to a revision id no file defines, often after a rebase or "
+        "a deleted file. Point it at an existing revision.",
+    ),
+    "duplicate-revision": RuleText(
+        "Two files define the same revision id",
+        "Revision ids must be unique. Give one of the files a new id (and update "
+        "revisions that name it as a parent).",
+    ),
+    "syntax-error": RuleText(
+        "A revision file cannot be imported",
+        "Alembic could not load the file. Fix the Python error shown in the detail.",
+    ),
+    "cycle": RuleText(
+        "The revision graph contains a cycle",
+        "A revision is its own ancestor. Fix the `down_revision` links that close the loop.",
+    ),
+    "unreadable": RuleText(
+        "A revision id cannot be read from the file",
+        "`revision`, `down_revision`, `branch_labels` or `depends_on` is not a literal, or "
+        "the file declares no `revision` at all (Alembic refuses it). Write them as "
+        "strings, tuples of strings or None.",
+    ),
+    "duplicate-branch-label": RuleText(
+        "Several revisions declare the same branch label",
+        "A branch label names one branch; `alembic upgrade label@head` cannot tell which is "
+        "meant. Keep the label on the branch's first revision only.",
+    ),
+    "merge-conflict-heads": RuleText(
+        "Merging this branch creates a second head",
+        "Merged with the base ref, the history has two heads: another branch added a "
+        "revision on the same parent. Rebase this branch's first revision onto the base "
+        "ref's head (its `down_revision`), or add a merge revision.",
+    ),
+    "base-ref": RuleText(
+        "The base ref for the merge preview cannot be read",
+        "--base-ref names a git ref this checkout does not have. Fetch it (actions/checkout "
+        "with `fetch-depth: 0`) or name another.",
+    ),
+}

@@ -14,7 +14,7 @@ from alembic_preflight.catalog.describe import REUPGRADE, describe, detail
 from alembic_preflight.catalog.diff import diff_snapshots
 from alembic_preflight.checks.base import CheckContext, CheckSkipped
 from alembic_preflight.checks.failures import ensure_head, failure_finding, probe_findings
-from alembic_preflight.findings import Finding, Severity
+from alembic_preflight.findings import Finding, RuleText, Severity
 from alembic_preflight.worker.protocol import DOWNGRADE, UPGRADE
 
 ID = "roundtrip"
@@ -105,3 +105,34 @@ def _some(lines: list[str], most: int = 8) -> str:
     """A one-line message names a few objects; `detail` lists them all."""
     rest = f"; and {len(lines) - most} more" if len(lines) > most else ""
     return "; ".join(lines[:most]) + rest
+
+
+# what each rule means and how to fix it (SARIF, the job summary): said once, here
+RULES: dict[str, RuleText] = {
+    "downgrade-failed": RuleText(
+        "Downgrading from head to base failed",
+        "A downgrade raised an error. Fix the revision's `downgrade()`, or mark it "
+        "irreversible on purpose.",
+    ),
+    "roundtrip-differs": RuleText(
+        "Upgrade, downgrade, upgrade gives a different schema",
+        "A downgrade does not undo its upgrade exactly, so the second upgrade produced a "
+        "different schema. Make `downgrade()` the inverse of `upgrade()`.",
+    ),
+    "base-not-empty": RuleText(
+        "Objects remain after downgrading to base",
+        "Downgrading everything should leave an empty schema. Drop what the upgrades "
+        "created (types, sequences, extensions included).",
+    ),
+    "irreversible": RuleText(
+        "A downgrade on the way to base raises on purpose",
+        "The roundtrip stops there: there is no way back to base. Reported here only when "
+        "the stepwise check does not run (it names the revision).",
+    ),
+    "reupgrade-failed": RuleText(
+        "Upgrading again after the downgrade to base failed",
+        "After every downgrade ran, `upgrade head` failed: a downgrade left something the "
+        "next upgrade trips over (a type, a sequence, a row). Run the stepwise check to see "
+        "which revision.",
+    ),
+}

@@ -16,7 +16,7 @@ from alembic_preflight.checks.failures import (
     probe_findings,
     start_empty,
 )
-from alembic_preflight.findings import Finding
+from alembic_preflight.findings import Finding, RuleText
 from alembic_preflight.worker.protocol import DID_NOT_MIGRATE, UPGRADE
 
 ID = "upgrade"
@@ -66,3 +66,18 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
 
         finding = replace(finding, rule="env-failed")
     yield finding
+
+
+# what each rule means and how to fix it (SARIF, the job summary): said once, here
+RULES: dict[str, RuleText] = {
+    "migration-failed": RuleText(
+        "A migration failed to upgrade",
+        "`alembic upgrade` raised an error on a fresh database. Fix the migration; the "
+        "detail shows the SQL error and the statement.",
+    ),
+    "bootstrap-failed": RuleText(
+        "The bootstrap failed",
+        "The `bootstrap:` SQL file or module:function, run before the first upgrade, "
+        "raised an error. Fix it; nothing after it could run.",
+    ),
+}

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from alembic_preflight.checks import rule_docs
 from alembic_preflight.errors import EXIT_FAILED, EXIT_OK, ConfigError
 from alembic_preflight.findings import CheckResult, Finding, Report, Status
 from alembic_preflight.reporters import ReportOptions, emit
@@ -66,6 +67,6 @@ def _merge_check(results: list[CheckResult]) -> CheckResult:
 
 
 def merge_reports(paths: Sequence[Path], options: ReportOptions) -> int:
-    report = merge([read_report(p) for p in paths])
+    report = replace(merge([read_report(p) for p in paths]), rules=rule_docs())
     emit(report, options)
     return EXIT_OK if report.passed else EXIT_FAILED

@@ -9,7 +9,7 @@ import traceback
 from dataclasses import replace
 
 from alembic_preflight import __version__, output
-from alembic_preflight.checks import CHECKS, stepwise
+from alembic_preflight.checks import CHECKS, rule_docs, stepwise
 from alembic_preflight.checks.base import Check, CheckContext, CheckSkipped, LaneBusy
 from alembic_preflight.database import choose_backend, provision
 from alembic_preflight.errors import (
@@ -103,6 +103,7 @@ def verify(settings: Settings, options: ReportOptions, prewarmed: Prewarmed | No
         duration_s=round(time.monotonic() - started, 3),
         fail_on=settings.fail_on,
         not_verified=not_verified,
+        rules=rule_docs(),
     )
     emit(report, options)
     if infra_failed:

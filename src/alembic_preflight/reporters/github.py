@@ -298,12 +298,9 @@ def mermaid(
     return "\n".join(lines)
 
 
-def describe(f: Finding) -> str:
-    return rules.describe(f.check, f.rule).short
-
-
-def finding_block(f: Finding) -> str:
-    where = [f"<b>{f.severity.value}</b>", f"{code(f.rule)} ({inline(describe(f))})"]
+def finding_block(f: Finding, report: Report) -> str:
+    title = rules.describe(report, f.check, f.rule).short
+    where = [f"<b>{f.severity.value}</b>", f"{code(f.rule)} ({inline(title)})"]
     if f.revision:
         where.append("revision " + code(f.revision))
     if f.file:
@@ -337,7 +334,7 @@ def summary(report: Report, project_name: str = "", report_json: Path | None = N
         if first.rule == FOLD_RULE and len(group) > FOLD_OVER:
             blocks.append(inline(_irreversible_line(group)))
             continue
-        blocks.extend(finding_block(f) for f in by_importance(group))
+        blocks.extend(finding_block(f, report) for f in by_importance(group))
     if findings:
         # counts first, the worst first: a 300-revision history's 40 findings read as a
         # handful of rules before any detail (issue 8)

@@ -26,8 +26,8 @@ def rule_id(f: Finding) -> str:
     return f"{f.check}/{f.rule}"
 
 
-def rule_descriptor(check: str, rule: str, level: str) -> dict[str, Any]:
-    text = rules.describe(check, rule)
+def rule_descriptor(report: Report, check: str, rule: str, level: str) -> dict[str, Any]:
+    text = rules.describe(report, check, rule)
     return {
         "id": f"{check}/{rule}",
         "name": "".join(w.capitalize() for w in f"{check}-{rule}".split("-")),
@@ -83,7 +83,7 @@ def to_dict(report: Report) -> dict[str, Any]:
     for f in sorted(findings, key=lambda f: (rule_id(f), f.severity.rank)):
         if rule_id(f) not in ids:
             ids[rule_id(f)] = len(descriptors)
-            descriptors.append(rule_descriptor(f.check, f.rule, LEVEL[f.severity]))
+            descriptors.append(rule_descriptor(report, f.check, f.rule, LEVEL[f.severity]))
     results = [
         result(f, ids[rule_id(f)], fp, config)
         for f, fp in zip(findings, fingerprints(findings, config), strict=True)

@@ -26,9 +26,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from alembic_preflight.checks.base import CheckContext
-from alembic_preflight.checks.lint.rules import DEFAULT_OFF, RULES, hits
+from alembic_preflight.checks.lint.rules import DEFAULT_OFF, DEFAULT_SEVERITY, hits
 from alembic_preflight.checks.lint.visitor import Facts, Hit
-from alembic_preflight.findings import Finding, Severity
+from alembic_preflight.findings import Finding, RuleText, Severity
 from alembic_preflight.project import Project
 from alembic_preflight.project.history import RevisionFile
 
@@ -42,15 +42,17 @@ _IGNORE_FILE = re.compile(r"#\s*preflight:\s*ignore-file\[([^\]]*)\]")
 def run(ctx: CheckContext) -> Iterator[Finding]:
     lint = ctx.settings.lint
     configured = {*lint.disable, *lint.enable, *lint.severity}
-    for rule in sorted(configured - set(RULES)):
+    for rule in sorted(configured - set(DEFAULT_SEVERITY)):
         yield Finding(
             check=ID,
             rule="unknown-rule",
             severity=Severity.WARNING,
             message=f"lint settings name an unknown rule {rule!r}",
-            fix=f"use one of: {', '.join(sorted(RULES))}",
+            fix=f"use one of: {', '.join(sorted(DEFAULT_SEVERITY))}",
         )
-    active = {r for r in RULES if (r not in DEFAULT_OFF or r in lint.enable)} - set(lint.disable)
+    active = {r for r in DEFAULT_SEVERITY if (r not in DEFAULT_OFF or r in lint.enable)} - set(
+        lint.disable
+    )
     facts = Facts(
         prefixes=lint.prefixes,
         naming_convention=has_naming_convention(ctx.project),
@@ -93,7 +95,7 @@ def _severity(ctx: CheckContext, hit: Hit) -> Severity | None:
         return ctx.settings.lint.severity[hit.rule]
     if hit.rule == "irreversible":
         return {"warn": Severity.WARNING, "error": Severity.ERROR}.get(ctx.settings.irreversible)
-    return RULES[hit.rule]
+    return DEFAULT_SEVERITY[hit.rule]
 
 
 def suppressions(source: str) -> tuple[dict[int, set[str]], set[str]]:
@@ -184,3 +186,69 @@ def _imported_files(tree: ast.Module, roots: list[Path]) -> Iterator[Path]:
                 ):
                     if candidate.is_file():
                         yield candidate.resolve()
+
+
+# what each rule means and how to fix it (SARIF, the job summary): said once, here
+RULES: dict[str, RuleText] = {
+    "empty-downgrade": RuleText(
+        "The downgrade function is empty",
+        "`downgrade()` does nothing, so the revision cannot be rolled back. Write it, or "
+        "raise NotImplementedError to say it is irreversible on purpose.",
+    ),
+    "unnamed-constraint": RuleText(
+        "A constraint is created without a name",
+        "PostgreSQL generates a name, which a later migration cannot rely on. Name it, or "
+        "set a naming_convention on the MetaData.",
+    ),
+    "unnamed-drop-constraint": RuleText(
+        "A constraint is dropped without a name",
+        "`drop_constraint` needs the constraint's name; without one the downgrade cannot work.",
+    ),
+    "constraint-prefix": RuleText(
+        "A constraint name does not follow the naming prefixes",
+        "Constraint names should start with the configured prefix for their kind (fk_, "
+        "ix_, uq_, ck_ by default) so they are predictable.",
+    ),
+    "not-null-without-server-default": RuleText(
+        "A NOT NULL column is added without a server default",
+        "Adding it fails on a table that holds rows. Add a server_default, or add the "
+        "column nullable, backfill, then set NOT NULL.",
+    ),
+    "python-side-default": RuleText(
+        "A column uses a Python-side default in a migration",
+        "`default=` only applies to inserts made through SQLAlchemy; existing rows and "
+        "other clients do not get it. Use server_default.",
+    ),
+    "mixed-data-and-schema": RuleText(
+        "A revision mixes data changes and schema changes",
+        "Data migrations and DDL in one revision are hard to roll back and can hold locks "
+        "long. Split them into separate revisions.",
+    ),
+    "vague-message": RuleText(
+        "The revision message says little",
+        "Messages like 'update' or 'fix' make the history hard to read. Say what changes.",
+    ),
+    "file-name-template": RuleText(
+        "The revision file name does not follow the template",
+        "The file name differs from alembic.ini's file_template; rename it to match.",
+    ),
+    "destructive-upgrade": RuleText(
+        "An upgrade drops a table or column",
+        "Dropping data is not undone by a downgrade. Check that it is intended and that "
+        "deployed code no longer uses it.",
+    ),
+    "concurrently-in-transaction": RuleText(
+        "CONCURRENTLY used inside a transaction",
+        "PostgreSQL refuses CREATE/DROP INDEX CONCURRENTLY in a transaction block. Wrap "
+        "it in `with op.get_context().autocommit_block():`.",
+    ),
+    "irreversible": RuleText(
+        "A revision is marked irreversible",
+        "Its downgrade raises on purpose. Allowed, but a deploy cannot be rolled back past it.",
+    ),
+    "unknown-rule": RuleText(
+        "The lint settings name a rule that does not exist",
+        "`lint.disable`, `lint.enable` or `lint.severity` names no rule of this check, so "
+        "the setting does nothing. Use one of the rule ids the message lists.",
+    ),
+}

@@ -24,7 +24,7 @@ from alembic_preflight.project.history import RevisionFile
 from alembic_preflight.project.source import is_empty_body
 
 # rule id -> default severity; the ids are what users put in settings and ignore comments
-RULES: dict[str, Severity] = {
+DEFAULT_SEVERITY: dict[str, Severity] = {
     "empty-downgrade": Severity.ERROR,
     "irreversible": Severity.WARNING,  # per settings.irreversible
     "unnamed-constraint": Severity.ERROR,

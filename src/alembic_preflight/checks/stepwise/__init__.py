@@ -28,6 +28,7 @@ from alembic_preflight.checks.base import CheckContext, CheckSkipped
 from alembic_preflight.checks.failures import failure_finding, probe_findings, start_empty
 from alembic_preflight.checks.stepwise.plan import Plan, busy_cost
 from alembic_preflight.checks.stepwise.walk import Walk
+from alembic_preflight.checks.stepwise.words import RULES
 from alembic_preflight.findings import Finding
 
 ID = "stepwise"
@@ -137,4 +138,4 @@ def _revisions(n: int) -> str:
     return f"{n} revision{'s are' if n != 1 else ' is'}"
 
 
-__all__ = ["ID", "NEEDS_DB", "busy_cost", "run"]
+__all__ = ["ID", "NEEDS_DB", "RULES", "busy_cost", "run"]

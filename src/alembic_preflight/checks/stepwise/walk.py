@@ -27,6 +27,7 @@ from alembic_preflight.worker.protocol import (
     STAMP,
     STEPS,
     Failure,
+    FailureKind,
     Outcome,
     did_not_migrate,
 )
@@ -412,7 +413,8 @@ class Walk:
 
 def _owned(failure: Failure, rev: str, up: bool) -> Failure:
     """A wall-clock timeout or a crashed worker happened in R's step: say so."""
-    if failure.revision is None and failure.error_type in ("Timeout", "WorkerCrash"):
+    stopped = (FailureKind.TIMEOUT, FailureKind.WORKER_CRASH)
+    if failure.revision is None and failure.kind in stopped:
         return replace(failure, revision=rev, phase="upgrade" if up else "downgrade")
     return failure
 

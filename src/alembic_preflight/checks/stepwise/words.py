@@ -11,9 +11,9 @@ from alembic_preflight.catalog.describe import describe, detail
 from alembic_preflight.catalog.diff import SchemaDiff
 from alembic_preflight.checks.base import CheckContext
 from alembic_preflight.checks.failures import COMMIT_FIX, failure_finding, timed_out
-from alembic_preflight.findings import Finding, Severity
+from alembic_preflight.findings import Finding, RuleText, Severity
 from alembic_preflight.project.source import commit_lines
-from alembic_preflight.worker.protocol import Failure
+from alembic_preflight.worker.protocol import Failure, FailureKind
 
 ID = "stepwise"
 LEAVES_FIX = "make downgrade() undo everything upgrade() does, and nothing more"
@@ -36,7 +36,7 @@ def failure(ctx: CheckContext, failure: Failure, rule: str, what: str) -> Findin
         # PostgreSQL: the same limit, said the same way
         how = (
             "the worker was stopped"
-            if failure.error_type == "Timeout"
+            if failure.kind is FailureKind.TIMEOUT
             else "PostgreSQL cancelled the statement"
         )
         finding = replace(
@@ -130,3 +130,59 @@ def not_committed(ctx: CheckContext, rev: str) -> Finding:
 
 def first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else ""
+
+
+# what each rule means and how to fix it (SARIF, the job summary): said once, here
+RULES: dict[str, RuleText] = {
+    "downgrade-leaves-behind": RuleText(
+        "A downgrade leaves objects its upgrade created",
+        "After upgrade then downgrade of this one revision the schema is not what it was. "
+        "Drop in `downgrade()` what `upgrade()` creates.",
+    ),
+    "downgrade-failed": RuleText(
+        "A revision's downgrade failed",
+        "Downgrading this single revision raised an error. Fix its `downgrade()`.",
+    ),
+    "irreversible": RuleText(
+        "A revision cannot be downgraded by design",
+        "Its `downgrade()` is empty or raises on purpose. That is allowed, but it means a "
+        "deploy cannot be rolled back past it.",
+    ),
+    "fails-with-rows": RuleText(
+        "A migration fails when tables hold rows",
+        "The migration works on an empty database but fails with data present, for "
+        "example adding a NOT NULL column without a default. Backfill or add a server "
+        "default.",
+    ),
+    "upgrade-not-committed": RuleText(
+        "A migration's changes are not committed",
+        "The upgrade reported success, but the version table does not name it: the "
+        "migration ended Alembic's transaction (op.get_bind().commit()) and the rest ran "
+        "in one nobody commits. Use transaction_per_migration and autocommit_block().",
+    ),
+    "bootstrap-failed": RuleText(
+        "The bootstrap failed",
+        "The `bootstrap:` SQL file or module:function, run before the first upgrade, "
+        "raised an error. Fix it; nothing after it could run.",
+    ),
+    "upgrade-failed": RuleText(
+        "A revision's upgrade failed on its own",
+        "Upgraded alone from its parent, the revision raised an error; the walk stops there. "
+        "Fix its `upgrade()`; the detail shows the statement and the error.",
+    ),
+    "reupgrade-failed": RuleText(
+        "Upgrading a revision again after its downgrade failed",
+        "After upgrade and downgrade, the same upgrade failed: the downgrade left something "
+        "behind that the upgrade trips over. Make `downgrade()` undo all of `upgrade()`.",
+    ),
+    "data-failed": RuleText(
+        "Rows from the settings cannot be inserted",
+        "The rows `data:` declares for this revision were refused by the database (a column "
+        "that does not exist there yet, a constraint). Correct them in the settings file.",
+    ),
+    "seed-skipped": RuleText(
+        "A table was left without synthetic rows",
+        "No valid rows could be made for this table (a type or constraint the seeder cannot "
+        "satisfy), so migrations meet it empty. Declare realistic rows with `data:`.",
+    ),
+}
