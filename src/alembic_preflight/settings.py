@@ -68,12 +68,6 @@ class Settings:
     base_ref: str | None = None
     shard: tuple[int, int] | None = None  # (k, n), 1-based k
     jobs: int = 0  # parallel workers; 0 = one per core, at most 2
-    # reporting
-    format: str = "auto"  # auto | console | github
-    report_json: Path | None = None
-    junit: Path | None = None
-    sarif: Path | None = None
-    gitlab_codequality: Path | None = None
 
     @property
     def ini_path(self) -> Path:

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -386,11 +386,9 @@ class Workbench:
             # the next step's limit: the worker's start is behind it, env.py is not
             limit = self.settings.step_timeout + 5
         if not ready:
-            self._stop_worker(ln)
-            self._terminate(ln.dbname)
-            return Outcome(
-                ok=False,
-                failure=Failure(
+            return self._lost(
+                lane,
+                Failure(
                     error_type="Timeout",
                     kind=FailureKind.TIMEOUT,
                     message=f"did not finish within {self.settings.step_timeout:g} s "
@@ -401,20 +399,19 @@ class Workbench:
             outcome: Outcome = ln.conn.recv()
         except (EOFError, OSError):
             code = ln.process.exitcode if ln.process is not None else None
-            self._stop_worker(ln)
-            self._terminate(ln.dbname)
-            return Outcome(
-                ok=False,
-                failure=Failure(
-                    error_type="WorkerCrash",
-                    kind=FailureKind.WORKER_CRASH,
-                    message=f"the process running the migrations died (exit code {code})",
-                    traceback=self.log_tail(lane),
-                ),
-            )
+            died = f"the process running the migrations died (exit code {code})"
+            crash = Failure("WorkerCrash", died, kind=FailureKind.WORKER_CRASH)
+            return self._lost(lane, replace(crash, traceback=self.log_tail(lane)))
         self.version_table = outcome.version_table
         self.version_schema = outcome.version_schema
         return outcome
+
+    def _lost(self, lane: int, failure: Failure) -> Outcome:
+        """The lane's worker hung or died: stopped, and its sessions ended."""
+        ln = self.lanes[lane]
+        self._stop_worker(ln)
+        self._terminate(ln.dbname)
+        return Outcome(ok=False, failure=failure)
 
     def _proven(self, kind: str, outcome: Outcome) -> Outcome:
         """A refused connection stops the run (exit 2); a migrating request that env.py

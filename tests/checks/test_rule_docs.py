@@ -11,7 +11,7 @@ from alembic_preflight.checks import CHECKS, rule_docs
 from alembic_preflight.checks.lint.rules import DEFAULT_SEVERITY
 
 CHECKS_DIR = Path(checks_pkg.__file__).parent
-VERIFY = CHECKS_DIR.parent / "commands" / "verify.py"
+VERIFY = CHECKS_DIR.parent / "commands" / "run_checks.py"  # internal-error, for any check
 # helper -> the position of its rule argument
 RULE_ARGUMENT = {"_finding": 1, "failure_finding": 2, "failure": 2, "_hit": 0}
 

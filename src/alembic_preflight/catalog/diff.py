@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from alembic_preflight.catalog.queries import Key
 from alembic_preflight.catalog.snapshot import SchemaObject, Snapshot
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
+    """One object defined differently before and after."""
+
     before: SchemaObject
     after: SchemaObject
 

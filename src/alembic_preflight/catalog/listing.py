@@ -71,10 +71,23 @@ _V13 = (
 )
 
 
+def _own(catalog: str, alias: str) -> tuple[str, str, tuple[str, str], str]:
+    """Rows that are objects of their own: (catalog, alias, its root, the user-oid test)."""
+    return _part_of(catalog, alias, catalog, "oid")
+
+
+def _part_of(
+    catalog: str, alias: str, owner: str, column: str
+) -> tuple[str, str, tuple[str, str], str]:
+    """Rows that belong to an object of catalog `owner`, found by `column`."""
+    ref = f"{alias}.{column}"
+    return (catalog, alias, (f"'{owner}'::regclass::oid", ref), ref + " >= {u}")
+
+
 # (catalog, alias, the object the row belongs to as (catalog SQL, oid SQL), filter)
 _VERSIONED = (
     ("pg_namespace", "n", ("'pg_namespace'::regclass::oid", "n.oid"), _USER_NS),
-    ("pg_class", "c", ("'pg_class'::regclass::oid", "c.oid"), "c.oid >= {u}"),
+    _own("pg_class", "c"),
     (
         "pg_attribute",
         "a",
@@ -84,43 +97,33 @@ _VERSIONED = (
         "a.attrelid >= {u} AND a.attnum > 0 AND a.attrelid = ANY(ARRAY("
         "SELECT oid FROM pg_class WHERE oid >= {u} AND relkind NOT IN ('i', 'I', 'S')))",
     ),
-    ("pg_attrdef", "ad", ("'pg_class'::regclass::oid", "ad.adrelid"), "ad.adrelid >= {u}"),
-    ("pg_index", "i", ("'pg_class'::regclass::oid", "i.indexrelid"), "i.indexrelid >= {u}"),
-    ("pg_sequence", "s", ("'pg_class'::regclass::oid", "s.seqrelid"), "s.seqrelid >= {u}"),
-    ("pg_inherits", "h", ("'pg_class'::regclass::oid", "h.inhrelid"), "h.inhrelid >= {u}"),
-    (
-        "pg_partitioned_table",
-        "pt",
-        ("'pg_class'::regclass::oid", "pt.partrelid"),
-        "pt.partrelid >= {u}",
-    ),
-    ("pg_foreign_table", "ft", ("'pg_class'::regclass::oid", "ft.ftrelid"), "ft.ftrelid >= {u}"),
-    ("pg_constraint", "co", ("'pg_constraint'::regclass::oid", "co.oid"), "co.oid >= {u}"),
-    ("pg_type", "t", ("'pg_type'::regclass::oid", "t.oid"), "t.oid >= {u}"),
-    ("pg_enum", "e", ("'pg_type'::regclass::oid", "e.enumtypid"), "e.enumtypid >= {u}"),
-    ("pg_range", "rg", ("'pg_type'::regclass::oid", "rg.rngtypid"), "rg.rngtypid >= {u}"),
-    ("pg_proc", "p", ("'pg_proc'::regclass::oid", "p.oid"), "p.oid >= {u}"),
-    ("pg_aggregate", "ag", ("'pg_proc'::regclass::oid", "ag.aggfnoid"), "ag.aggfnoid >= {u}"),
-    ("pg_trigger", "tg", ("'pg_trigger'::regclass::oid", "tg.oid"), "tg.oid >= {u}"),
-    ("pg_rewrite", "r", ("'pg_rewrite'::regclass::oid", "r.oid"), "r.oid >= {u}"),
-    ("pg_policy", "pol", ("'pg_policy'::regclass::oid", "pol.oid"), "pol.oid >= {u}"),
-    ("pg_statistic_ext", "st", ("'pg_statistic_ext'::regclass::oid", "st.oid"), "st.oid >= {u}"),
-    ("pg_extension", "x", ("'pg_extension'::regclass::oid", "x.oid"), "x.oid >= {u}"),
+    _part_of("pg_attrdef", "ad", "pg_class", "adrelid"),
+    _part_of("pg_index", "i", "pg_class", "indexrelid"),
+    _part_of("pg_sequence", "s", "pg_class", "seqrelid"),
+    _part_of("pg_inherits", "h", "pg_class", "inhrelid"),
+    _part_of("pg_partitioned_table", "pt", "pg_class", "partrelid"),
+    _part_of("pg_foreign_table", "ft", "pg_class", "ftrelid"),
+    _own("pg_constraint", "co"),
+    _own("pg_type", "t"),
+    _part_of("pg_enum", "e", "pg_type", "enumtypid"),
+    _part_of("pg_range", "rg", "pg_type", "rngtypid"),
+    _own("pg_proc", "p"),
+    _part_of("pg_aggregate", "ag", "pg_proc", "aggfnoid"),
+    _own("pg_trigger", "tg"),
+    _own("pg_rewrite", "r"),
+    _own("pg_policy", "pol"),
+    _own("pg_statistic_ext", "st"),
+    _own("pg_extension", "x"),
     # named objects whose names other objects' definitions print
-    ("pg_collation", "cl", ("'pg_collation'::regclass::oid", "cl.oid"), "cl.oid >= {u}"),
-    ("pg_operator", "o", ("'pg_operator'::regclass::oid", "o.oid"), "o.oid >= {u}"),
-    ("pg_opclass", "oc", ("'pg_opclass'::regclass::oid", "oc.oid"), "oc.oid >= {u}"),
-    ("pg_opfamily", "of", ("'pg_opfamily'::regclass::oid", "of.oid"), "of.oid >= {u}"),
-    ("pg_language", "l", ("'pg_language'::regclass::oid", "l.oid"), "l.oid >= {u}"),
-    ("pg_foreign_server", "fs", ("'pg_foreign_server'::regclass::oid", "fs.oid"), "fs.oid >= {u}"),
-    (
-        "pg_foreign_data_wrapper",
-        "fw",
-        ("'pg_foreign_data_wrapper'::regclass::oid", "fw.oid"),
-        "fw.oid >= {u}",
-    ),
-    ("pg_ts_config", "tc", ("'pg_ts_config'::regclass::oid", "tc.oid"), "tc.oid >= {u}"),
-    ("pg_ts_dict", "td", ("'pg_ts_dict'::regclass::oid", "td.oid"), "td.oid >= {u}"),
+    _own("pg_collation", "cl"),
+    _own("pg_operator", "o"),
+    _own("pg_opclass", "oc"),
+    _own("pg_opfamily", "of"),
+    _own("pg_language", "l"),
+    _own("pg_foreign_server", "fs"),
+    _own("pg_foreign_data_wrapper", "fw"),
+    _own("pg_ts_config", "tc"),
+    _own("pg_ts_dict", "td"),
     # what the queries read from pg_depend: extension members (e), what a sequence is
     # owned by (a) and whether it is an identity's (i), a type's own functions (i); not
     # the many other automatic and internal dependencies (an index's on its table...),

@@ -329,37 +329,52 @@ WHERE {_USER_NS} AND {_not_extension_member("pg_proc", "p.oid")}
 """
 
 
+def _on_relation(
+    kind: str,
+    table: str,
+    name: str,
+    definition: str,
+    relation: str,
+    where: str,
+    parent_kind: str | None = None,
+) -> str:
+    """An object that lives on a table or view (`table` is its catalog with an alias):
+    named `relation.name`, its parent the relation."""
+    catalog, alias = table.split()
+    parent = f"'{parent_kind}'" if parent_kind else _RELKIND.format(c="c")
+    return f"""
+SELECT '{kind}', NULL, {_QN_C} || '.' || quote_ident({alias}.{name}),
+       {parent}, {_QN_C},
+       {definition},
+       {_comment(catalog, f"{alias}.oid")}
+FROM {table}
+JOIN pg_class c ON c.oid = {alias}.{relation}
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE {where}
+"""
+
+
 # Internal triggers implement foreign keys; triggers cloned onto partitions
 # (tgparentid <> 0, PostgreSQL 13+) are implied by their parent's, as pg_dump treats them.
-_TRIGGERS = f"""
-SELECT 'trigger', NULL, {_QN_C} || '.' || quote_ident(tg.tgname),
-       {_RELKIND.format(c="c")}, {_QN_C},
-       pg_get_triggerdef(tg.oid),
-       {_comment("pg_trigger", "tg.oid")}
-FROM pg_trigger tg
-JOIN pg_class c ON c.oid = tg.tgrelid
-JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE NOT tg.tgisinternal AND tg.tgparentid = 0 AND {_USER_NS}
-"""
-
-
+_TRIGGERS = _on_relation(
+    "trigger",
+    "pg_trigger tg",
+    "tgname",
+    "pg_get_triggerdef(tg.oid)",
+    "tgrelid",
+    f"NOT tg.tgisinternal AND tg.tgparentid = 0 AND {_USER_NS}",
+)
 # A view's own _RETURN rule is its definition.
-_RULES = f"""
-SELECT 'rule', NULL, {_QN_C} || '.' || quote_ident(r.rulename),
-       {_RELKIND.format(c="c")}, {_QN_C},
-       pg_get_ruledef(r.oid),
-       {_comment("pg_rewrite", "r.oid")}
-FROM pg_rewrite r
-JOIN pg_class c ON c.oid = r.ev_class
-JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE r.rulename <> '_RETURN' AND {_USER_NS}
-"""
-
-
-_POLICIES = f"""
-SELECT 'policy', NULL, {_QN_C} || '.' || quote_ident(p.polname),
-       'table', {_QN_C},
-       concat('AS ', CASE WHEN p.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
+_RULES = _on_relation(
+    "rule",
+    "pg_rewrite r",
+    "rulename",
+    "pg_get_ruledef(r.oid)",
+    "ev_class",
+    f"r.rulename <> '_RETURN' AND {_USER_NS}",
+)
+_POLICY_DEFINITION = """\
+concat('AS ', CASE WHEN p.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
               ' FOR ', CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT'
                             WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
               ' TO ', (SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC'
@@ -368,13 +383,10 @@ SELECT 'policy', NULL, {_QN_C} || '.' || quote_ident(p.polname),
                                                ELSE pg_get_userbyid(r)::text END)
                FROM unnest(p.polroles) r))
          || coalesce(' USING (' || pg_get_expr(p.polqual, p.polrelid) || ')', '')
-         || coalesce(' WITH CHECK (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')', ''),
-       {_comment("pg_policy", "p.oid")}
-FROM pg_policy p
-JOIN pg_class c ON c.oid = p.polrelid
-JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE {_USER_NS}
-"""
+         || coalesce(' WITH CHECK (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')', '')"""
+_POLICIES = _on_relation(
+    "policy", "pg_policy p", "polname", _POLICY_DEFINITION, "polrelid", _USER_NS, "table"
+)
 
 
 _STATISTICS = f"""

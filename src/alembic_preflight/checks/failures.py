@@ -315,7 +315,8 @@ def _setting_names(failure: Failure) -> list[str] | None:
 def probe_findings(ctx: CheckContext, check: str) -> tuple[list[Finding], bool]:
     """What the workbench's probe of env.py found (workbench._probe): notices, and env.py
     failing or not migrating, said by the first database check that runs; the others are
-    skipped (CheckSkipped) when env.py fails. (findings, whether the check must stop)."""
+    skipped (CheckSkipped) when env.py fails. (findings, whether the check must stop).
+    commands/verify.py asks before it runs each database check."""
     from alembic_preflight.checks.base import CheckSkipped
 
     bench = ctx.bench

@@ -175,29 +175,21 @@ def _bases(ctx: CheckContext, h: History) -> Iterator[Finding]:
     # unlabelled base is fine. Two unlabelled bases are almost always a revision created
     # with down_revision = None by mistake.
     if len(unlabelled) > 1:
-        first = unlabelled[1]
-        yield _finding(
-            ctx,
-            "multiple-bases",
-            Severity.ERROR,
+        first, severity = unlabelled[1], Severity.ERROR
+        message = (
             f"{len(files)} revisions have no down_revision, {len(unlabelled)} of them without "
-            f"a branch label: {listing}",
-            first,
-            first.line_of("down_revision"),
+            f"a branch label: {listing}"
+        )
+        fix = (
             f"set down_revision of {first.revision} to the revision it follows, or give it "
-            "a branch_labels entry if it really starts a separate branch",
+            "a branch_labels entry if it really starts a separate branch"
         )
     else:
-        first = files[0]
-        yield _finding(
-            ctx,
-            "multiple-bases",
-            Severity.NOTICE,
-            f"{len(files)} labelled branches start from base: {listing}",
-            first,
-            first.line_of("down_revision"),
-            "nothing to do if intended; upgrade them all with `alembic upgrade heads`",
-        )
+        first, severity = files[0], Severity.NOTICE
+        message = f"{len(files)} labelled branches start from base: {listing}"
+        fix = "nothing to do if intended; upgrade them all with `alembic upgrade heads`"
+    line = first.line_of("down_revision")
+    yield _finding(ctx, "multiple-bases", severity, message, first, line, fix)
 
 
 def _heads(ctx: CheckContext, h: History) -> Iterator[Finding]:

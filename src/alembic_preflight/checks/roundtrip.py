@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from alembic_preflight.catalog.describe import DOWNGRADE as LEFT_BEHIND
-from alembic_preflight.catalog.describe import REUPGRADE, describe, detail
+from alembic_preflight.catalog.describe import REUPGRADE, Wording, describe, detail
 from alembic_preflight.catalog.diff import diff_snapshots
+from alembic_preflight.catalog.snapshot import Snapshot
 from alembic_preflight.checks.base import CheckContext, CheckSkipped
-from alembic_preflight.checks.failures import ensure_head, failure_finding, probe_findings
+from alembic_preflight.checks.failures import ensure_head, failure_finding
 from alembic_preflight.findings import Finding, RuleText, Severity
 from alembic_preflight.worker.protocol import DOWNGRADE, UPGRADE
 
@@ -26,10 +27,6 @@ IRREVERSIBLE_SEVERITY = {"warn": Severity.WARNING, "error": Severity.ERROR}
 def run(ctx: CheckContext) -> Iterator[Finding]:
     bench = ctx.bench
     assert bench is not None
-    found, stop = probe_findings(ctx, ID)
-    yield from found
-    if stop:
-        return
     history = ctx.project.history
     irreversible = [r for r, f in history.revisions.items() if f.irreversible]
     if irreversible:
@@ -69,18 +66,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
             raise CheckSkipped(f"{down.failure.revision} cannot be downgraded: no way back to base")
         yield failure_finding(ctx, ID, "downgrade-failed", down.failure, what="downgrade to base")
         return
-    at_base = bench.snapshot()
-    left = diff_snapshots(baseline, at_base)
-    if left:
-        lines = describe(left, LEFT_BEHIND)
-        yield Finding(
-            check=ID,
-            rule="base-not-empty",
-            severity=Severity.ERROR,
-            message="downgrade to base " + _some(lines),
-            detail=detail(left, labels=("empty database", "after downgrade to base")),
-            fix="run the stepwise check to see which revision's downgrade leaves it",
-        )
+    yield from _differs(baseline, bench.snapshot(), *BASE_NOT_EMPTY)
     up = bench.run(UPGRADE, "heads")
     if not up.ok:
         assert up.failure is not None
@@ -88,16 +74,44 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
             ctx, ID, "reupgrade-failed", up.failure, what="upgrade head after downgrade to base"
         )
         return
-    second = bench.snapshot()
-    differs = diff_snapshots(first, second)
-    if differs:
-        lines = describe(differs, REUPGRADE)
+    yield from _differs(first, bench.snapshot(), *SECOND_UPGRADE_DIFFERS)
+
+
+# (rule, wording, message start, detail labels, fix) of the two comparisons
+BASE_NOT_EMPTY = (
+    "base-not-empty",
+    LEFT_BEHIND,
+    "downgrade to base ",
+    ("empty database", "after downgrade to base"),
+    "run the stepwise check to see which revision's downgrade leaves it",
+)
+SECOND_UPGRADE_DIFFERS = (
+    "roundtrip-differs",
+    REUPGRADE,
+    "the second upgrade to head ",
+    ("first upgrade", "second upgrade"),
+    None,
+)
+
+
+def _differs(
+    before: Snapshot,
+    after: Snapshot,
+    rule: str,
+    wording: Wording,
+    said: str,
+    labels: tuple[str, str],
+    fix: str | None,
+) -> Iterator[Finding]:
+    diff = diff_snapshots(before, after)
+    if diff:
         yield Finding(
             check=ID,
-            rule="roundtrip-differs",
+            rule=rule,
             severity=Severity.ERROR,
-            message="the second upgrade to head " + _some(lines),
-            detail=detail(differs, labels=("first upgrade", "second upgrade")),
+            message=said + _some(describe(diff, wording)),
+            detail=detail(diff, labels=labels),
+            fix=fix,
         )
 
 

@@ -13,7 +13,6 @@ from alembic_preflight.checks.base import CheckContext, CheckSkipped
 from alembic_preflight.checks.failures import (
     did_not_migrate_finding,
     failure_finding,
-    probe_findings,
     start_empty,
 )
 from alembic_preflight.findings import Finding, RuleText
@@ -26,10 +25,6 @@ NEEDS_DB = True
 def run(ctx: CheckContext) -> Iterator[Finding]:
     bench = ctx.bench
     assert bench is not None
-    found, stop = probe_findings(ctx, ID)
-    yield from found
-    if stop:
-        return
     heads = set(ctx.project.history.heads)
     if not heads:
         raise CheckSkipped("the history has no revisions: nothing to upgrade")

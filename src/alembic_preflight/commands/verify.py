@@ -3,30 +3,25 @@ database checks → write the reports → exit code."""
 
 from __future__ import annotations
 
-import threading
 import time
-import traceback
 from dataclasses import replace
 
 from alembic_preflight import __version__, output
 from alembic_preflight.checks import CHECKS, rule_docs, stepwise
-from alembic_preflight.checks.base import Check, CheckContext, CheckSkipped, LaneBusy
+from alembic_preflight.checks.base import CheckContext
+from alembic_preflight.commands.run_checks import beside, errored, run_beside, run_check, skipped
 from alembic_preflight.database import choose_backend, provision
 from alembic_preflight.errors import (
     EXIT_FAILED,
     EXIT_INFRA,
     EXIT_OK,
     PreflightError,
-    RefusedTarget,
 )
 from alembic_preflight.findings import (
     CheckResult,
     DatabaseInfo,
-    Finding,
     ProjectInfo,
     Report,
-    Severity,
-    Status,
 )
 from alembic_preflight.project import Project, load_project
 from alembic_preflight.reporters import ReportOptions, emit
@@ -52,14 +47,14 @@ def verify(settings: Settings, options: ReportOptions, prewarmed: Prewarmed | No
     ctx = CheckContext(settings=settings, project=project, earlier=results, focus=focus)
     for check in checks:
         if not check.NEEDS_DB:
-            results[check.ID] = _run(check, ctx, settings.fail_on)
+            results[check.ID] = run_check(check, ctx, settings.fail_on)
     database: DatabaseInfo | None = None
     infra_failed = False
     not_verified: str | None = None
     db_checks = [c for c in checks if c.NEEDS_DB]
     if db_checks and not project.history.loadable:
         for check in db_checks:
-            results[check.ID] = _skipped(
+            results[check.ID] = skipped(
                 check.ID, "the revision graph is broken (see graph); Alembic cannot load it"
             )
     elif db_checks:
@@ -77,13 +72,13 @@ def verify(settings: Settings, options: ReportOptions, prewarmed: Prewarmed | No
                 bench = Workbench(settings, project, server, prewarmed=prewarmed or Prewarmed())
                 with bench.open(lanes=settings.lanes):
                     db_ctx = replace(ctx, bench=bench)
-                    if _beside(db_checks, bench.lane_count):
-                        _run_beside(db_checks, db_ctx, settings.fail_on, results)
+                    if beside(db_checks, bench.lane_count):
+                        run_beside(db_checks, db_ctx, settings.fail_on, results)
                     else:
                         every = tuple(range(bench.lane_count))
                         for check in db_checks:
                             lanes_of = every if check.ID == stepwise.ID else (0,)
-                            results[check.ID] = _run(
+                            results[check.ID] = run_check(
                                 check, replace(db_ctx, lanes=lanes_of), settings.fail_on
                             )
         except PreflightError as e:
@@ -93,7 +88,7 @@ def verify(settings: Settings, options: ReportOptions, prewarmed: Prewarmed | No
             infra_failed = True
             not_verified = f"not verified: {e}"
             for check in db_checks:
-                results.setdefault(check.ID, _errored(check.ID, "not run"))
+                results.setdefault(check.ID, errored(check.ID, "not run"))
             database = database or DatabaseInfo(backend=choose_backend(settings), server_version="")
     report = Report(
         tool_version=__version__,
@@ -111,50 +106,6 @@ def verify(settings: Settings, options: ReportOptions, prewarmed: Prewarmed | No
     return EXIT_OK if report.passed else EXIT_FAILED
 
 
-def _beside(db_checks: list[Check], lanes: int) -> bool:
-    """Whether stepwise starts on its other lanes while the other checks run on lane 0.
-
-    Why (issue 7): upgrade, drift and roundtrip run one request at a time on one core, and
-    the walk's lanes would wait for them. Now lane 1 walks meanwhile, and lane 0 joins the
-    walk when they are done, with a slice cut shorter by what they cost. (A lane of their
-    own beside two walking lanes was as fast, but a third worker costs 75 MB.)"""
-    ids = {c.ID for c in db_checks}
-    return stepwise.ID in ids and len(ids) > 1 and lanes > 1
-
-
-def _run_beside(
-    db_checks: list[Check], ctx: CheckContext, fail_on: Severity, results: dict[str, CheckResult]
-) -> None:
-    assert ctx.bench is not None
-    walk = next(c for c in db_checks if c.ID == stepwise.ID)
-    others = [c for c in db_checks if c is not walk]
-    busy = LaneBusy(
-        threading.Event(),
-        stepwise.busy_cost([c.ID for c in others], len(ctx.project.history.revisions)),
-    )
-    walk_ctx = replace(ctx, lanes=tuple(range(ctx.bench.lane_count)), lane0_busy=busy)
-    done: dict[str, CheckResult] = {}
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            done[walk.ID] = _run(walk, walk_ctx, fail_on)
-        except BaseException as e:  # an infrastructure error: re-raised below
-            errors.append(e)
-
-    thread = threading.Thread(target=target, name="stepwise", daemon=True)
-    thread.start()
-    try:
-        for check in others:
-            results[check.ID] = _run(check, replace(ctx, lanes=(0,)), fail_on)
-    finally:
-        busy.free.set()
-    thread.join()
-    if errors:
-        raise errors[0]
-    results.update(done)
-
-
 def project_info(project: Project) -> ProjectInfo:
     history = project.history
     return ProjectInfo(
@@ -167,55 +118,3 @@ def project_info(project: Project) -> ProjectInfo:
         parents={r: tuple(f.down_revisions) for r, f in history.revisions.items()},
         files={r: project.rel(f.path) for r, f in history.revisions.items()},
     )
-
-
-def _run(check: Check, ctx: CheckContext, fail_on: Severity) -> CheckResult:
-    started = time.monotonic()
-    findings: list[Finding] = []
-    ctx.cases = []
-    ctx.note = None
-    status = Status.PASSED
-    note = None
-    try:
-        for finding in check.run(ctx):
-            findings.append(finding)
-    except CheckSkipped as e:
-        status, note = Status.SKIPPED, str(e)
-    except PreflightError as e:
-        # a refused target or a broken server ends the run, not just this check
-        if e.exit_code == EXIT_INFRA or isinstance(e, RefusedTarget):
-            raise
-        status, note = Status.ERROR, str(e)
-    except Exception as e:
-        status, note = Status.ERROR, f"internal error: {type(e).__name__}: {e}"
-        findings.append(
-            Finding(
-                check=check.ID,
-                rule="internal-error",
-                severity=Severity.ERROR,
-                message=f"the {check.ID} check stopped on an internal error; please report it",
-                detail="".join(traceback.format_exception(e))[-4000:],
-            )
-        )
-    if status is Status.PASSED and any(f.severity.rank <= fail_on.rank for f in findings):
-        status = Status.FAILED
-    result = CheckResult(
-        id=check.ID,
-        status=status,
-        duration_s=round(time.monotonic() - started, 3),
-        findings=tuple(findings),
-        note=note or ctx.note,
-        cases=tuple(ctx.cases),
-    )
-    output.progress(result)
-    return result
-
-
-def _skipped(check_id: str, why: str) -> CheckResult:
-    result = CheckResult(id=check_id, status=Status.SKIPPED, duration_s=0.0, note=why)
-    output.progress(result)
-    return result
-
-
-def _errored(check_id: str, why: str) -> CheckResult:
-    return CheckResult(id=check_id, status=Status.ERROR, duration_s=0.0, note=why)

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -109,12 +110,12 @@ def start_embedded(pg_bin: Path | None = None, *, timeout: float = 30.0) -> Iter
     pwfile = workdir / "pwfile"
     pwfile.write_text(password + "\n", encoding="utf-8")
     os.chmod(pwfile, 0o600)
-    uid = gid = None
-    groups: list[int] | None = None
+    # subprocess's arguments that run initdb and the server as that account
+    as_server: dict[str, Any] = {}
     if account is not None:
         for p in (workdir, sock, pwfile):
             os.chown(p, account.pw_uid, account.pw_gid)
-        uid, gid, groups = account.pw_uid, account.pw_gid, []
+        as_server = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
     proc: subprocess.Popen[bytes] | None = None
     try:
         init = subprocess.run(
@@ -136,9 +137,7 @@ def start_embedded(pg_bin: Path | None = None, *, timeout: float = 30.0) -> Iter
             capture_output=True,
             text=True,
             cwd=workdir,
-            user=uid,
-            group=gid,
-            extra_groups=groups,
+            **as_server,
         )
         pwfile.unlink()
         if init.returncode != 0:
@@ -147,7 +146,7 @@ def start_embedded(pg_bin: Path | None = None, *, timeout: float = 30.0) -> Iter
             )
         for attempt in range(1, PORT_TRIES + 1):
             port = _free_port()
-            proc = _start_server(bindir, data, sock, port, log_path, workdir, uid, gid, groups)
+            proc = _start_server(bindir, data, sock, port, log_path, workdir, as_server)
             server = Server(
                 backend="embedded",
                 host=HOST,
@@ -194,9 +193,7 @@ def _start_server(
     port: int,
     log_path: Path,
     workdir: Path,
-    uid: int | None,
-    gid: int | None,
-    groups: list[int] | None,
+    as_server: dict[str, Any],
 ) -> subprocess.Popen[bytes]:
     with open(log_path, "wb") as log:
         return subprocess.Popen(
@@ -225,9 +222,7 @@ def _start_server(
             cwd=workdir,
             # its own session: a Ctrl-C reaches us, and we stop the server in order
             start_new_session=True,
-            user=uid,
-            group=gid,
-            extra_groups=groups,
+            **as_server,
         )
 
 

@@ -25,7 +25,7 @@ import threading
 from collections.abc import Iterator, Sequence
 
 from alembic_preflight.checks.base import CheckContext, CheckSkipped
-from alembic_preflight.checks.failures import failure_finding, probe_findings, start_empty
+from alembic_preflight.checks.failures import failure_finding, start_empty
 from alembic_preflight.checks.stepwise.plan import Plan, busy_cost
 from alembic_preflight.checks.stepwise.walk import Walk
 from alembic_preflight.checks.stepwise.words import RULES
@@ -40,10 +40,6 @@ NEEDS_DB = True
 def run(ctx: CheckContext) -> Iterator[Finding]:
     bench = ctx.bench
     assert bench is not None
-    found, stop = probe_findings(ctx, ID)
-    yield from found
-    if stop:
-        return
     if not ctx.project.history.revisions:
         raise CheckSkipped("the history has no revisions: nothing to walk")
     failure = start_empty(ctx, lane=ctx.lanes[-1])  # lane 0 may still be busy

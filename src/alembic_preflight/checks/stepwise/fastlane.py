@@ -51,15 +51,11 @@ class FastLane:
     def clean(self, rev: str) -> bool:
         if rev in self.results:
             return True
-        if self.trouble == rev:
-            self.trouble = None
-            self._rebuild()
-            return False
-        if self.disabled or not self._eligible(rev):
-            return False
-        self._run_from(rev)
-        if rev in self.results:
-            return True
+        # a revision the last run stopped at is walked per request, from a rebuilt lane
+        if self.trouble != rev and not self.disabled and self._eligible(rev):
+            self._run_from(rev)
+            if rev in self.results:
+                return True
         if self.trouble == rev:
             self.trouble = None
             self._rebuild()

@@ -1,0 +1,118 @@
+"""Running checks: one check into its result (findings, status, time), and the walk on
+its own lanes while the other database checks run on lane 0."""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from dataclasses import replace
+
+from alembic_preflight import output
+from alembic_preflight.checks import stepwise
+from alembic_preflight.checks.base import Check, CheckContext, CheckSkipped, LaneBusy
+from alembic_preflight.checks.failures import probe_findings
+from alembic_preflight.errors import EXIT_INFRA, PreflightError, RefusedTarget
+from alembic_preflight.findings import CheckResult, Finding, Severity, Status
+
+
+def beside(db_checks: list[Check], lanes: int) -> bool:
+    """Whether stepwise starts on its other lanes while the other checks run on lane 0.
+
+    Why (issue 7): upgrade, drift and roundtrip run one request at a time on one core, and
+    the walk's lanes would wait for them. Now lane 1 walks meanwhile, and lane 0 joins the
+    walk when they are done, with a slice cut shorter by what they cost. (A lane of their
+    own beside two walking lanes was as fast, but a third worker costs 75 MB.)"""
+    ids = {c.ID for c in db_checks}
+    return stepwise.ID in ids and len(ids) > 1 and lanes > 1
+
+
+def run_beside(
+    db_checks: list[Check], ctx: CheckContext, fail_on: Severity, results: dict[str, CheckResult]
+) -> None:
+    assert ctx.bench is not None
+    walk = next(c for c in db_checks if c.ID == stepwise.ID)
+    others = [c for c in db_checks if c is not walk]
+    busy = LaneBusy(
+        threading.Event(),
+        stepwise.busy_cost([c.ID for c in others], len(ctx.project.history.revisions)),
+    )
+    walk_ctx = replace(ctx, lanes=tuple(range(ctx.bench.lane_count)), lane0_busy=busy)
+    done: dict[str, CheckResult] = {}
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            done[walk.ID] = run_check(walk, walk_ctx, fail_on)
+        except BaseException as e:  # an infrastructure error: re-raised below
+            errors.append(e)
+
+    thread = threading.Thread(target=target, name="stepwise", daemon=True)
+    thread.start()
+    try:
+        for check in others:
+            results[check.ID] = run_check(check, replace(ctx, lanes=(0,)), fail_on)
+    finally:
+        busy.free.set()
+    thread.join()
+    if errors:
+        raise errors[0]
+    results.update(done)
+
+
+def run_check(check: Check, ctx: CheckContext, fail_on: Severity) -> CheckResult:
+    started = time.monotonic()
+    findings: list[Finding] = []
+    ctx.cases = []
+    ctx.note = None
+    status = Status.PASSED
+    note = None
+    try:
+        # what the probe of env.py found is said by the first database check, and a
+        # broken env.py stops every database check before it starts (one root cause)
+        stop = False
+        if check.NEEDS_DB:
+            found, stop = probe_findings(ctx, check.ID)
+            findings += found
+        for finding in () if stop else check.run(ctx):
+            findings.append(finding)
+    except CheckSkipped as e:
+        status, note = Status.SKIPPED, str(e)
+    except PreflightError as e:
+        # a refused target or a broken server ends the run, not just this check
+        if e.exit_code == EXIT_INFRA or isinstance(e, RefusedTarget):
+            raise
+        status, note = Status.ERROR, str(e)
+    except Exception as e:
+        status, note = Status.ERROR, f"internal error: {type(e).__name__}: {e}"
+        findings.append(
+            Finding(
+                check=check.ID,
+                rule="internal-error",
+                severity=Severity.ERROR,
+                message=f"the {check.ID} check stopped on an internal error; please report it",
+                detail="".join(traceback.format_exception(e))[-4000:],
+            )
+        )
+    if status is Status.PASSED and any(f.severity.rank <= fail_on.rank for f in findings):
+        status = Status.FAILED
+    result = CheckResult(
+        id=check.ID,
+        status=status,
+        duration_s=round(time.monotonic() - started, 3),
+        findings=tuple(findings),
+        note=note or ctx.note,
+        cases=tuple(ctx.cases),
+    )
+    output.progress(result)
+    return result
+
+
+def skipped(check_id: str, why: str) -> CheckResult:
+    result = CheckResult(id=check_id, status=Status.SKIPPED, duration_s=0.0, note=why)
+    output.progress(result)
+    return result
+
+
+def errored(check_id: str, why: str) -> CheckResult:
+    return CheckResult(id=check_id, status=Status.ERROR, duration_s=0.0, note=why)

@@ -1,0 +1,315 @@
+"""The command line's options in one table: each flag, its help, and how its value
+becomes a Settings field (or a report option).
+
+Why a table (issue 14): written as Typer parameters, thirty options were three hundred
+lines of the same shape, and the mapping to Settings was a second, untyped list beside
+them, where a flag could be lost. Here each flag is said once; cli.py builds the Typer
+signature from the table, and `settings_values` hands build_settings only fields it has
+(checked at import)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from alembic_preflight.errors import ConfigError
+from alembic_preflight.findings import Severity
+from alembic_preflight.settings import (
+    ALL_CHECKS,
+    DATABASES,
+    DRIVERS,
+    IRREVERSIBLE,
+    Settings,
+)
+
+DB = "Database"
+PROJ = "Project"
+CHK = "Checks"
+OUT = "Reports"
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _csv(values: list[str] | None) -> tuple[str, ...] | None:
+    if not values:
+        return None
+    return tuple(v.strip() for item in values for v in item.split(",") if v.strip())
+
+
+def _strings(values: list[str] | None) -> tuple[str, ...] | None:
+    return tuple(values) if values else None
+
+
+def _choice(flag: str, choices: tuple[str, ...]) -> Callable[[str | None], str | None]:
+    def parse(value: str | None) -> str | None:
+        if value is not None and value not in choices:
+            raise ConfigError(f"{flag} must be one of {', '.join(choices)} (got {value!r})")
+        return value
+
+    return parse
+
+
+def _severity(value: str | None) -> Severity | None:
+    if value is None:
+        return None
+    if value not in ("error", "warning"):
+        raise ConfigError(f"--fail-on must be error or warning (got {value!r})")
+    return Severity(value)
+
+
+def _shard(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        k, n = (int(x) for x in value.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard takes K/N, e.g. 1/4 (got {value!r})") from None
+    if not 1 <= k <= n:
+        raise ConfigError(f"--shard {value}: K must be between 1 and N")
+    return (k, n)
+
+
+@dataclass(frozen=True)
+class Flag:
+    name: str  # the parameter, and the Settings field (or report option) it fills
+    kind: Any  # what Typer parses the value as
+    option: tuple[str, ...]  # its spellings on the command line
+    help: str
+    panel: str
+    parse: Callable[[Any], Any] = _same  # the raw value -> the field's value (or an error)
+    envvar: str | None = None
+    default: Any = None
+
+    def parameter(self) -> inspect.Parameter:
+        info = typer.Option(
+            *self.option, envvar=self.envvar, help=self.help, rich_help_panel=self.panel
+        )
+        return inspect.Parameter(
+            self.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=self.default,
+            annotation=Annotated[self.kind, info],
+        )
+
+
+SETTINGS_FLAGS: tuple[Flag, ...] = (
+    Flag(
+        "config", Path | None, ("--config", "-c"), "alembic.ini elsewhere than PROJECT_DIR.", PROJ
+    ),
+    Flag("name", str | None, ("--name",), "The alembic.ini section (default: alembic).", PROJ),
+    Flag(
+        "url_env",
+        list[str] | None,
+        ("--url-env",),
+        "Environment variable env.py reads its URL from; repeatable (default: DATABASE_URL). "
+        "Another one env.py reads is found, set and reported.",
+        PROJ,
+        _csv,
+    ),
+    Flag(
+        "driver",
+        str | None,
+        ("--driver",),
+        "Driver in the URL handed to env.py: psycopg (default; sync and async), asyncpg, psycopg2.",
+        PROJ,
+        _choice("--driver", DRIVERS),
+    ),
+    Flag(
+        "x",
+        list[str] | None,
+        ("-x",),
+        "Extra KEY=VALUE for env.py's context.get_x_argument(); repeatable.",
+        PROJ,
+        _strings,
+    ),
+    Flag(
+        "database",
+        str | None,
+        ("--database",),
+        "Where PostgreSQL comes from: auto (local server binaries when there are some and no "
+        "image or version is asked for, else Docker, else embedded), container, embedded, url.",
+        DB,
+        _choice("--database", DATABASES),
+    ),
+    Flag(
+        "database_url",
+        str | None,
+        ("--database-url",),
+        "A server you provide (implies --database url). A fresh database is created there and "
+        "dropped afterwards.",
+        DB,
+        envvar="PREFLIGHT_DATABASE_URL",
+    ),
+    Flag(
+        "allow_non_empty",
+        bool | None,
+        ("--allow-non-empty",),
+        "With --database-url and no CREATEDB right: use the named database even if it holds "
+        "tables (it is wiped).",
+        DB,
+    ),
+    Flag(
+        "pg_bin",
+        Path | None,
+        ("--pg-bin",),
+        "Directory of the PostgreSQL server binaries (embedded).",
+        DB,
+    ),
+    Flag(
+        "postgres_image",
+        str | None,
+        ("--postgres-image",),
+        "Image for --database container (default postgres:17-alpine).",
+        DB,
+    ),
+    Flag(
+        "postgres_version",
+        int | None,
+        ("--postgres-version",),
+        "Shortcut for --postgres-image postgres:N-alpine.",
+        DB,
+    ),
+    Flag(
+        "checks",
+        list[str] | None,
+        ("--checks",),
+        f"Comma-separated checks to run (default: all): {', '.join(ALL_CHECKS)}.",
+        CHK,
+        _csv,
+    ),
+    Flag("skip", list[str] | None, ("--skip",), "Comma-separated checks not to run.", CHK, _csv),
+    Flag(
+        "fail_on",
+        str | None,
+        ("--fail-on",),
+        "Fail on findings of this severity or worse: error (default), warning.",
+        CHK,
+        _severity,
+    ),
+    Flag(
+        "step_timeout",
+        float | None,
+        ("--step-timeout",),
+        "Seconds one migration step may take (default 300).",
+        CHK,
+    ),
+    Flag(
+        "irreversible",
+        str | None,
+        ("--irreversible",),
+        "Downgrades that raise on purpose: warn (default), error, allow.",
+        CHK,
+        _choice("--irreversible", IRREVERSIBLE),
+    ),
+    Flag(
+        "downgrade_floor",
+        str | None,
+        ("--downgrade-floor",),
+        "Do not try downgrades of this revision and those below it.",
+        CHK,
+    ),
+    Flag(
+        "skip_revisions",
+        list[str] | None,
+        ("--skip-revisions",),
+        "Revisions to stamp instead of run (comma-separated).",
+        CHK,
+        _csv,
+    ),
+    Flag(
+        "seed_data",
+        bool | None,
+        ("--seed-data/--no-seed-data",),
+        "Put synthetic rows in tables before each revision (stepwise).",
+        CHK,
+    ),
+    Flag(
+        "bootstrap",
+        str | None,
+        ("--bootstrap",),
+        "A .sql file or module:function run before the first upgrade.",
+        CHK,
+    ),
+    Flag(
+        "changed_since",
+        str | None,
+        ("--changed-since",),
+        "Lint and per-revision checks look only at revisions changed since this git ref.",
+        CHK,
+    ),
+    Flag(
+        "base_ref",
+        str | None,
+        ("--base-ref",),
+        "Merge preview: check the revision graph together with this git ref's revisions.",
+        CHK,
+    ),
+    Flag(
+        "shard",
+        str | None,
+        ("--shard",),
+        "K/N: run this share of the per-revision work (CI matrix).",
+        CHK,
+        _shard,
+    ),
+    Flag(
+        "jobs",
+        int | None,
+        ("--jobs", "-j"),
+        "Parallel databases for the per-revision walk (default: cores, at most 2); with more "
+        "than 1, the walk starts while upgrade, drift and roundtrip run.",
+        CHK,
+    ),
+)
+
+REPORT_FLAGS: tuple[Flag, ...] = (
+    Flag(
+        "output_format",
+        str,
+        ("--format",),
+        "auto (github when GITHUB_ACTIONS=true), console, github.",
+        OUT,
+        default="auto",
+    ),
+    Flag("report_json", Path | None, ("--report-json",), "Write the JSON report here.", OUT),
+    Flag("junit", Path | None, ("--junit",), "Write a JUnit XML report here.", OUT),
+    Flag("sarif", Path | None, ("--sarif",), "Write a SARIF 2.1.0 report here.", OUT),
+    Flag(
+        "gitlab_codequality",
+        Path | None,
+        ("--gitlab-codequality",),
+        "Write a GitLab Code Quality report here.",
+        OUT,
+    ),
+)
+
+# every settings flag names a field build_settings knows (`skip` is folded into `checks`)
+_FIELDS = {f.name for f in fields(Settings)} | {"skip"}
+assert {f.name for f in SETTINGS_FLAGS} <= _FIELDS, {f.name for f in SETTINGS_FLAGS} - _FIELDS
+
+
+def settings_values(given: Mapping[str, Any]) -> dict[str, Any]:
+    """The Settings fields the command line sets, parsed and validated."""
+    return {f.name: f.parse(given.get(f.name, f.default)) for f in SETTINGS_FLAGS}
+
+
+def report_values(given: Mapping[str, Any]) -> dict[str, Any]:
+    return {f.name: given.get(f.name, f.default) for f in REPORT_FLAGS}
+
+
+def with_flags(
+    func: Callable[..., Any], flags: Iterable[Flag], leading: Iterable[inspect.Parameter] = ()
+) -> Callable[..., Any]:
+    """`func(**given)` as Typer sees a command: its parameters are the flags (after any
+    `leading` ones, such as an argument)."""
+    params = [*leading, *(f.parameter() for f in flags)]
+    func.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    func.__annotations__ = {p.name: p.annotation for p in params}
+    return func
