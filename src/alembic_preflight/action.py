@@ -19,7 +19,9 @@ import sys
 from collections.abc import Mapping, MutableMapping, Sequence
 from contextlib import suppress
 from pathlib import Path
-from types import FrameType
+
+from alembic_preflight.errors import interrupt_on_signal
+from alembic_preflight.reporters.github import escape_data
 
 ACTION_COMMAND = "github-action"
 # Under the workspace, not $RUNNER_TEMP: the runner does not mount RUNNER_TEMP into container
@@ -105,7 +107,7 @@ def default_base_ref(env: Mapping[str, str], workspace: Path) -> str | None:
         return ref
     _emit(
         "::notice title=alembic-preflight::"
-        + _escape(
+        + escape_data(
             f"the merge preview against {ref} is off: the checkout does not have it. "
             "Use actions/checkout with `fetch-depth: 0` (or fetch the base branch) to check "
             "that this pull request does not create a second head once merged."
@@ -129,7 +131,7 @@ def _split_list(value: str) -> list[str]:
 
 def run_install(command: str, cwd: Path) -> int:
     """The `install` input, in the project directory, its output folded in a log group."""
-    _emit(f"::group::install: {_escape(command)}")
+    _emit(f"::group::install: {escape_data(command)}")
     try:
         return subprocess.run(["sh", "-c", command], cwd=cwd, check=False).returncode
     finally:
@@ -146,18 +148,18 @@ def run_action(env: Mapping[str, str]) -> int:
     try:
         project, args = cli_args(env, workspace)
     except ActionError as e:
-        _emit(f"::error title=alembic-preflight::{_escape(str(e))}")
+        _emit(f"::error title=alembic-preflight::{escape_data(str(e))}")
         return EXIT_USAGE
     database_url = get_input(env, "database-url")
     if database_url:
-        _emit(f"::add-mask::{_escape(database_url)}")
+        _emit(f"::add-mask::{escape_data(database_url)}")
     install = get_input(env, "install")
     if install:
         code = run_install(install, workspace / project)
         if code != 0:
             _emit(
                 "::error title=alembic-preflight: install failed::"
-                + _escape(f"`{install}` exited with {code}")
+                + escape_data(f"`{install}` exited with {code}")
             )
             return EXIT_USAGE
     (workspace / REPORT_PATH).parent.mkdir(parents=True, exist_ok=True)
@@ -176,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # As PID 1 of a container, Python ignores SIGTERM unless it has a handler: `docker stop`
     # and a cancelled GitHub job would then wait for SIGKILL and leave the PostgreSQL
     # container behind. Raise instead, so every context manager cleans up (exit 130).
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, interrupt_on_signal)
     if args[:1] == [ACTION_COMMAND]:
         return run_action(os.environ)
     from alembic_preflight import cli
@@ -184,19 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return cli.main(args)
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut cleanup short
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def _masked(args: list[str]) -> list[str]:
     previous = ["", *args[:-1]]
     return ["***" if p == "--database-url" else a for p, a in zip(previous, args, strict=True)]
-
-
-def _escape(data: str) -> str:
-    # workflow command data, as @actions/core escapes it
-    return data.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def _emit(line: str, *, err: bool = False) -> None:

@@ -9,14 +9,13 @@ import sys
 import tempfile
 from contextlib import suppress
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from alembic_preflight import __version__
 from alembic_preflight.error_handler import run_guarded
-from alembic_preflight.errors import ConfigError
+from alembic_preflight.errors import ConfigError, interrupt_on_signal
 from alembic_preflight.flags import (
     REPORT_FLAGS,
     SETTINGS_FLAGS,
@@ -159,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     # CI cancels a job with SIGTERM: unwind like Ctrl-C so every database and container
     # is removed (exit 130) instead of dying with them left behind
     with suppress(ValueError):  # not the main thread (embedded in another program)
-        signal.signal(signal.SIGTERM, _terminate)
+        signal.signal(signal.SIGTERM, interrupt_on_signal)
     try:
         app(args=argv, prog_name="alembic-preflight")
     except SystemExit as e:  # Typer ends every run this way; usage errors exit 2
@@ -180,8 +179,3 @@ def run() -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
-
-
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut cleanup short
-    raise KeyboardInterrupt(f"signal {signum}")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+from types import FrameType
+from typing import NoReturn
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -39,3 +43,11 @@ class InternalError(PreflightError):
     """Something we read disagrees with what Alembic does: nothing can be trusted. Exit 3."""
 
     exit_code = EXIT_INFRA
+
+
+def interrupt_on_signal(signum: int, frame: FrameType | None) -> NoReturn:
+    """A SIGTERM handler: unwind like Ctrl-C (exit 130), so every database, container and
+    worker is removed; CI cancels a job with SIGTERM, and a Python PID 1 ignores it unless
+    a handler is installed. A second one must not cut that cleanup short."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt(f"signal {signum}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -144,3 +145,11 @@ def group_by_rule(findings: Iterable[Finding]) -> list[list[Finding]]:
 def irreversible_count(n: int) -> str:
     """The one line summaries give by-design irreversible revisions."""
     return f"{n} revision{'s are' if n != 1 else ' is'} irreversible by design"
+
+
+def first_line(text: str) -> str:
+    """The first line of an error message, as a finding's message quotes it. A repr's
+    memory address (SQLAlchemy's CompileError shows one) is dropped: the same failure
+    must read the same on every run, or fingerprints break across runs."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return re.sub(r" at 0x[0-9a-f]+>", ">", line)

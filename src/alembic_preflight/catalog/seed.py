@@ -28,6 +28,7 @@ from psycopg import sql
 
 from alembic_preflight.catalog.sql import ident, literal, oid_array, text_array
 from alembic_preflight.catalog.statements import Query, Session, Statement, run
+from alembic_preflight.findings import first_line
 
 ROWS = 3
 
@@ -438,7 +439,3 @@ def clear_tables(conn: psycopg.Connection[Any], tables: Collection[str]) -> None
         conn.execute(
             sql.SQL("TRUNCATE {} CASCADE").format(sql.SQL(", ").join(sql.SQL(t) for t in present))
         )
-
-
-def first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""

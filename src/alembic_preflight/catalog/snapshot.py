@@ -384,11 +384,7 @@ def take_snapshot(
     connection keeps a `Snapshotter` per `exclude_tables`, so later snapshots read only
     what changed. Needs PostgreSQL 13 or later (pg_trigger.tgparentid).
     """
-    per_conn = _SNAPSHOTTERS.setdefault(conn, {})
-    snapshotter = per_conn.get(tuple(exclude_tables))
-    if snapshotter is None:
-        snapshotter = Snapshotter(exclude_tables=exclude_tables)
-        per_conn[tuple(exclude_tables)] = snapshotter
+    snapshotter = snapshotter_for(conn, tuple(exclude_tables))
 
     def query(sql: str) -> list[tuple[Any, ...]]:
         # Statements without an array literal (those that read everything) come back with
@@ -403,9 +399,24 @@ def take_snapshot(
         return snapshotter.take(query)
 
 
-_SNAPSHOTTERS: weakref.WeakKeyDictionary[
-    psycopg.Connection[Any], dict[tuple[str, ...], Snapshotter]
-] = weakref.WeakKeyDictionary()
+# Snapshotters kept per owner (a connection of ours, the worker's walk) and excluded
+# tables: a later snapshot reads only what changed since the owner's last one.
+_SNAPSHOTTERS: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], Snapshotter]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def snapshotter_for(owner: Any, exclude: tuple[str, ...]) -> Snapshotter:
+    per_owner = _SNAPSHOTTERS.setdefault(owner, {})
+    found = per_owner.get(exclude)
+    if found is None:
+        found = per_owner[exclude] = Snapshotter(exclude_tables=exclude)
+    return found
+
+
+def forget_snapshots(owner: Any, exclude: tuple[str, ...]) -> None:
+    """After a run that failed half way: the next snapshot reads everything."""
+    _SNAPSHOTTERS.get(owner, {}).pop(exclude, None)
 
 
 def _objects(rows: Iterable[tuple[Any, ...]]) -> dict[Key, SchemaObject]:

@@ -6,6 +6,7 @@ from alembic_preflight.checks import drift, graph, lint, roundtrip, stepwise, up
 from alembic_preflight.checks.base import COMMON_RULES, Check
 from alembic_preflight.checks.failures import DATABASE_RULES
 from alembic_preflight.findings import RuleText
+from alembic_preflight.settings import ALL_CHECKS, DATABASE_CHECKS
 
 CHECKS: dict[str, Check] = {
     "graph": graph,
@@ -15,6 +16,11 @@ CHECKS: dict[str, Check] = {
     "roundtrip": roundtrip,
     "stepwise": stepwise,
 }
+
+
+# the names settings.py validates (it cannot import the checks): the same, in order
+assert tuple(CHECKS) == ALL_CHECKS, (tuple(CHECKS), ALL_CHECKS)
+assert {c for c, check in CHECKS.items() if check.NEEDS_DB} == DATABASE_CHECKS
 
 
 def rule_docs() -> dict[str, RuleText]:

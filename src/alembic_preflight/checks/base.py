@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -69,3 +69,37 @@ COMMON_RULES: dict[str, RuleText] = {
         "is known. Please report it with the finding's detail (the traceback).",
     ),
 }
+
+
+def in_threads(
+    jobs: Sequence[Callable[[], None]],
+    *,
+    alongside: Callable[[], None] | None = None,
+    interrupted: Callable[[], None] | None = None,
+) -> None:
+    """Each job in a thread of its own (the lanes' workers do the work, so threads
+    suffice), `alongside` in this one meanwhile; the first error of a job is raised here
+    once all have ended. On Ctrl-C (or an error alongside), `interrupted` is called and the
+    error raised at once: the workbench closes under the threads, which then end."""
+    errors: list[BaseException] = []
+
+    def guarded(job: Callable[[], None]) -> None:
+        try:
+            job()
+        except BaseException as e:  # re-raised in this thread, which reports it
+            errors.append(e)
+
+    threads = [threading.Thread(target=guarded, args=(job,), daemon=True) for job in jobs]
+    for t in threads:
+        t.start()
+    try:
+        if alongside is not None:
+            alongside()
+        for t in threads:
+            t.join()
+    except BaseException:
+        if interrupted is not None:
+            interrupted()
+        raise
+    if errors:
+        raise errors[0]

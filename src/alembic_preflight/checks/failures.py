@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from alembic_preflight.checks.base import CheckContext
-from alembic_preflight.findings import Finding, RuleText, Severity
+from alembic_preflight.findings import Finding, RuleText, Severity, first_line
 from alembic_preflight.project.history import RevisionFile
 from alembic_preflight.project.source import commit_lines, run_migrations_line, statement_span
 from alembic_preflight.worker.protocol import Failure, FailureKind
@@ -89,7 +89,7 @@ def failure_finding(
         message = f"{what}: {rev + ' ' if rev else ''}{failure.message}"
         rule = "step-timeout"
     else:
-        first = _first_line(failure.message)
+        first = first_line(failure.message)
         # a bare `assert` (Alembic's own) has no message: the type alone says it
         error = (
             failure.error_type if first == failure.error_type else f"{failure.error_type}: {first}"
@@ -227,21 +227,15 @@ def timed_out(failure: Failure) -> bool:
     )
 
 
-def _first_line(text: str) -> str:
-    # a repr's memory address (SQLAlchemy's CompileError shows one) would make the same
-    # failure read differently on every run, and break fingerprints across runs
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return re.sub(r" at 0x[0-9a-f]+>", ">", line)
-
-
 def _same(a: object, b: object) -> bool:
     from pathlib import Path
 
     return Path(str(a)).resolve() == Path(str(b)).resolve()
 
 
-def start_empty(ctx: CheckContext, lane: int = 0) -> Failure | None:
-    """A fresh database as the first revision expects it: empty, or after `bootstrap:`."""
+def start_empty(ctx: CheckContext, lane: int = 0, *, save: bool = True) -> Failure | None:
+    """A fresh database as the first revision expects it: empty, or after `bootstrap:`;
+    kept as the template "base" for the next caller unless `save` is False."""
     from alembic_preflight.worker.protocol import BOOTSTRAP
 
     bench = ctx.bench
@@ -254,7 +248,8 @@ def start_empty(ctx: CheckContext, lane: int = 0) -> Failure | None:
         outcome = bench.run(BOOTSTRAP, ctx.settings.bootstrap, lane=lane)
         if not outcome.ok:
             return outcome.failure
-    bench.save("base", lane=lane)
+    if save:
+        bench.save("base", lane=lane)
     return None
 
 

@@ -14,7 +14,7 @@ from alembic_preflight.catalog.describe import REUPGRADE, Wording, describe, det
 from alembic_preflight.catalog.diff import diff_snapshots
 from alembic_preflight.catalog.snapshot import Snapshot
 from alembic_preflight.checks.base import CheckContext, CheckSkipped
-from alembic_preflight.checks.failures import ensure_head, failure_finding
+from alembic_preflight.checks.failures import ensure_head, failure_finding, start_empty
 from alembic_preflight.findings import Finding, RuleText, Severity
 from alembic_preflight.worker.protocol import DOWNGRADE, UPGRADE
 
@@ -37,13 +37,8 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
             f"({', '.join(sorted(irreversible)[:5])}{'…' if len(irreversible) > 5 else ''}): "
             "no way back to base"
         )
-    if bench.has("base"):
-        bench.fresh("base")
-    else:
-        from alembic_preflight.checks.failures import start_empty
-
-        if start_empty(ctx) is not None:
-            raise CheckSkipped("the bootstrap fails (see upgrade)")
+    if start_empty(ctx) is not None:
+        raise CheckSkipped("the bootstrap fails (see upgrade)")
     baseline = bench.snapshot()
     if ensure_head(ctx) is not None:
         raise CheckSkipped("upgrade head fails (see upgrade)")

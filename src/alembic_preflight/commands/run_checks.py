@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from alembic_preflight import output
 from alembic_preflight.checks import stepwise
-from alembic_preflight.checks.base import Check, CheckContext, CheckSkipped, LaneBusy
+from alembic_preflight.checks.base import Check, CheckContext, CheckSkipped, LaneBusy, in_threads
 from alembic_preflight.checks.failures import probe_findings
 from alembic_preflight.errors import EXIT_INFRA, PreflightError, RefusedTarget
 from alembic_preflight.findings import CheckResult, Finding, Severity, Status
@@ -39,24 +39,18 @@ def run_beside(
     )
     walk_ctx = replace(ctx, lanes=tuple(range(ctx.bench.lane_count)), lane0_busy=busy)
     done: dict[str, CheckResult] = {}
-    errors: list[BaseException] = []
 
-    def target() -> None:
+    def walk_all() -> None:
+        done[walk.ID] = run_check(walk, walk_ctx, fail_on)
+
+    def the_others() -> None:
         try:
-            done[walk.ID] = run_check(walk, walk_ctx, fail_on)
-        except BaseException as e:  # an infrastructure error: re-raised below
-            errors.append(e)
+            for check in others:
+                results[check.ID] = run_check(check, replace(ctx, lanes=(0,)), fail_on)
+        finally:
+            busy.free.set()  # lane 0 joins the walk
 
-    thread = threading.Thread(target=target, name="stepwise", daemon=True)
-    thread.start()
-    try:
-        for check in others:
-            results[check.ID] = run_check(check, replace(ctx, lanes=(0,)), fail_on)
-    finally:
-        busy.free.set()
-    thread.join()
-    if errors:
-        raise errors[0]
+    in_threads([walk_all], alongside=the_others)
     results.update(done)
 
 

@@ -28,13 +28,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import replace
-from types import FrameType
 from typing import Any
 
 import psycopg
 
 from alembic_preflight.database.base import Server
-from alembic_preflight.errors import ProvisionError
+from alembic_preflight.errors import ProvisionError, interrupt_on_signal
 
 log = logging.getLogger(__name__)
 
@@ -301,12 +300,7 @@ def _sigterm_raises() -> Iterator[None]:
         yield
         return
 
-    def handler(signum: int, frame: FrameType | None) -> None:
-        # a second SIGTERM must not cut the cleanup short
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = signal.signal(signal.SIGTERM, interrupt_on_signal)
     try:
         yield
     finally:

@@ -32,7 +32,12 @@ from typing import Any
 
 from alembic_preflight.catalog import seed as seed_mod
 from alembic_preflight.catalog.diff import diff_snapshots
-from alembic_preflight.catalog.snapshot import Snapshot, Snapshotter
+from alembic_preflight.catalog.snapshot import (
+    Snapshot,
+    Snapshotter,
+    forget_snapshots,
+    snapshotter_for,
+)
 from alembic_preflight.catalog.statements import Session
 from alembic_preflight.worker.protocol import FailureKind, Progress, RevisionResult, WalkRequest
 from alembic_preflight.worker.revision_step import step
@@ -165,7 +170,11 @@ def take_snapshot(
 # template, a run rolled back) shows in the next snapshot's listing like any migration
 # does (a new database in its header: then it reads everything). A snapshot from
 # scratch at the start of each run cost ~15 ms.
-_SNAPSHOTTERS: dict[tuple[str, ...], Snapshotter] = {}
+class _Walks:
+    """The owner of the worker's snapshotters (catalog.snapshot keeps them per owner)."""
+
+
+_WALKS = _Walks()
 
 
 @contextmanager
@@ -174,7 +183,7 @@ def _forgotten_on_error(exclude: tuple[str, ...]) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        _SNAPSHOTTERS.pop(exclude, None)
+        forget_snapshots(_WALKS, exclude)
         raise
 
 
@@ -210,9 +219,7 @@ def walk_steps(
     """The migrations function of a WALK run: a generator of RevisionSteps."""
 
     db = SqlConn(context.connection)
-    snapshotter = _SNAPSHOTTERS.get(request.exclude)
-    if snapshotter is None:
-        snapshotter = _SNAPSHOTTERS[request.exclude] = Snapshotter(exclude_tables=request.exclude)
+    snapshotter = snapshotter_for(_WALKS, request.exclude)
     session = Session(db.query)  # our catalog queries, planned once per session
     known = set(request.known)
     # env.py's one transaction for the whole run: a step that commits inside it ends it

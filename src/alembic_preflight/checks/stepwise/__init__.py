@@ -21,10 +21,9 @@ walks one share of the history for a CI matrix.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
 
-from alembic_preflight.checks.base import CheckContext, CheckSkipped
+from alembic_preflight.checks.base import CheckContext, CheckSkipped, in_threads
 from alembic_preflight.checks.failures import failure_finding, start_empty
 from alembic_preflight.checks.stepwise.plan import Plan, busy_cost
 from alembic_preflight.checks.stepwise.walk import Walk
@@ -60,7 +59,12 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         if len(walks) == 1:
             walks[0].walk()
         else:
-            _in_threads(walks)
+
+            def stop_all() -> None:  # Ctrl-C: each walk stops at its next revision
+                for w in walks:
+                    w.stop.set()
+
+            in_threads([w.walk for w in walks], interrupted=stop_all)
     finally:
         for w in walks:
             w.close()
@@ -68,29 +72,6 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     ctx.cases = [c for w in walks for c in w.cases]
     yield from findings
     ctx.note = _note(plan, walks)
-
-
-def _in_threads(walks: Sequence[Walk]) -> None:
-    errors: list[BaseException] = []
-
-    def target(w: Walk) -> None:
-        try:
-            w.walk()
-        except BaseException as e:  # re-raised in the main thread, which reports it
-            errors.append(e)
-
-    threads = [threading.Thread(target=target, args=(w,), daemon=True) for w in walks]
-    for t in threads:
-        t.start()
-    try:
-        for t in threads:
-            t.join()
-    except BaseException:
-        for w in walks:
-            w.stop.set()  # Ctrl-C: the workbench closes under the threads; let them end
-        raise
-    if errors:
-        raise errors[0]
 
 
 def _dedupe(findings: Iterator[Finding]) -> list[Finding]:

@@ -17,12 +17,11 @@ from alembic_preflight.catalog.diff import diff_snapshots
 from alembic_preflight.catalog.seed import clear_tables, insert_rows, seed_with_psycopg
 from alembic_preflight.catalog.snapshot import Snapshot, take_snapshot
 from alembic_preflight.checks.base import CheckContext
-from alembic_preflight.checks.failures import timed_out
+from alembic_preflight.checks.failures import start_empty, timed_out
 from alembic_preflight.checks.stepwise import words
 from alembic_preflight.checks.stepwise.plan import Plan, user_data
-from alembic_preflight.findings import Finding, Severity, Status
+from alembic_preflight.findings import Finding, Severity, Status, first_line
 from alembic_preflight.worker.protocol import (
-    BOOTSTRAP,
     CURRENT,
     STAMP,
     STEPS,
@@ -111,15 +110,7 @@ class Walk:
         return failure
 
     def _base(self) -> Failure | None:
-        bench = self.bench
-        if bench.has("base"):
-            bench.fresh("base", lane=self.lane)
-            return None
-        bench.fresh(lane=self.lane)
-        if self.ctx.settings.bootstrap:
-            outcome = bench.run(BOOTSTRAP, self.ctx.settings.bootstrap, lane=self.lane)
-            return outcome.failure
-        return None
+        return start_empty(self.ctx, self.lane, save=False)
 
     def _replay(self, revs: Sequence[str]) -> Failure | None:
         """Upgrade exactly these revisions in order, in as few runs as stamps allow."""
@@ -235,7 +226,7 @@ class Walk:
             assert down.failure is not None
             if down.failure.irreversible:
                 self.not_downgraded += 1
-                raised = f"{down.failure.error_type}: {words.first_line(down.failure.message)}"
+                raised = f"{down.failure.error_type}: {first_line(down.failure.message)}"
                 finding = words.irreversible(self.ctx, rev, raised.rstrip(": "), by_design=False)
                 if finding is not None:
                     self.findings.append(finding)

@@ -11,7 +11,7 @@ from alembic_preflight.catalog.describe import describe, detail
 from alembic_preflight.catalog.diff import SchemaDiff
 from alembic_preflight.checks.base import CheckContext
 from alembic_preflight.checks.failures import COMMIT_FIX, failure_finding, timed_out
-from alembic_preflight.findings import Finding, RuleText, Severity
+from alembic_preflight.findings import Finding, RuleText, Severity, first_line
 from alembic_preflight.project.source import commit_lines
 from alembic_preflight.worker.protocol import Failure, FailureKind
 
@@ -126,10 +126,6 @@ def not_committed(ctx: CheckContext, rev: str) -> Finding:
         line=lines[0] if lines else file.upgrade_line,
         fix=COMMIT_FIX,
     )
-
-
-def first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""
 
 
 # what each rule means and how to fix it (SARIF, the job summary): said once, here
