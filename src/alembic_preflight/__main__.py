@@ -3,7 +3,7 @@
 Kept light: each worker process (multiprocessing's spawn) runs the script that started
 the verifier again before it starts; from here that imports nothing, instead of the
 command line and everything it imports (~0.1 s per worker). And `verify` starts its
-workers before anything else (workers.py)."""
+workers before anything else (worker/client.py)."""
 
 import sys
 from typing import NoReturn

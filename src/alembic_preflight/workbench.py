@@ -2,7 +2,7 @@
 migrates them.
 
 Each lane is one worker process bound to one database name for its whole life (see
-runner.py for why the URL never changes). "A fresh database" means dropping and
+worker/steps.py for why the URL never changes). "A fresh database" means dropping and
 re-creating what sits behind that name, empty or cloned from a template with
 `CREATE DATABASE … TEMPLATE`, which copies a migrated database in milliseconds."""
 

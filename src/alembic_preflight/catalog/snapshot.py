@@ -85,7 +85,7 @@ class Snapshotter:
     (SELECT, nothing that can fail on a valid database), so it can run inside a
     migration's open transaction. Given a `statements.Session` instead, it runs the same
     queries as statements prepared in that session (PREPARE/EXECUTE), planned once, with
-    their arguments in settings of our own (see statements.py).
+    their arguments in settings of our own (see catalog/statements.py).
 
     Names of the snapshot's objects are built from the catalog (`public` left
     unqualified, other schemas qualified), but definitions come from PostgreSQL's own

@@ -3,7 +3,7 @@
 Why: Alembic stops at the first broken file (a syntax error, a missing parent, a
 duplicate id) or warns and carries on; `alembic upgrade head` then fails on deploy with
 "Multiple head revisions are present". This check reads the files statically
-(history.py) and reports every problem at once, each at the line to change.
+(project/history.py) and reports every problem at once, each at the line to change.
 
 How to fix: each finding's `fix` says what to run or edit, typically
 `alembic merge heads -m "..."` for several heads, or correcting `down_revision`.

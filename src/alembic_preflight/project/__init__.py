@@ -1,9 +1,9 @@
 """The Alembic project on disk: alembic.ini, the script directory and its revision files.
 
 Nothing here imports the user's code: env.py and revision modules only ever run in the
-worker process (runner.py). Alembic's own reading of alembic.ini (`read_layout`) imports
+worker process (worker/). Alembic's own reading of alembic.ini (`read_layout`) imports
 Alembic and SQLAlchemy (~0.4 s), so the verifier asks a prewarmed worker, which imports
-them anyway, to run it (workers.py); the rest of a project (its history) is read here."""
+them anyway, to run it (worker/client.py); the rest of a project (its history) is read here."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ before it asks for one. Started one after the other, that is a second a run wait
 started together, they share the machine's cores. A prewarmed worker does nothing but
 import until the workbench hands it its `WorkerInit` (project, database URL, log file).
 
-Light on purpose (the standard library and runner.py): `start_early` runs before
+Light on purpose (the standard library and worker/main.py): `start_early` runs before
 anything else the verifier imports (~40 ms of imports sooner than with settings.py).
 """
 

@@ -102,7 +102,7 @@ def _nothing_running() -> tuple[str, bool] | None:
     return None
 
 
-# what the worker is running (runner._Tracker.current): the revision a refusal happened in
+# what the worker is running (steps._Tracker.current): the revision a refusal happened in
 running: Callable[[], tuple[str, bool] | None] = _nothing_running
 
 

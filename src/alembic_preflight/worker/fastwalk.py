@@ -12,13 +12,13 @@ inside the user's transaction, and only then yields the next step.
 The fast walk only ever says "clean". Anything else (a step raises, a snapshot differs,
 a timeout, our own code fails) ends it: the parent puts the lane's database back to the
 last revision known good (the slice's template, then one replay) and walks that revision
-with today's per-request code in stepwise.py, so every finding is worded and placed
+with today's per-request code in checks/stepwise/walk.py, so every finding is worded and placed
 exactly as before; then the fast walk resumes. Revisions that need the per-request path
 anyway (stamped ones, those with the user's own rows) are walked that way too.
 
 Driver-neutral on the worker side: every statement of ours goes through a cursor of the
 DBAPI connection without bind parameters (values are inlined as literals, or passed in
-settings of our own, see statements.py), every value read comes back cast to text in SQL
+settings of our own, see catalog/statements.py), every value read comes back cast to text in SQL
 (or as a number), and nothing else we do changes the session: the rows we add go in
 savepoints, the constraint check runs in one that is rolled back, and the snapshots are
 read in the session's own search path.
@@ -153,12 +153,12 @@ def driver_not_preparing(connection: Any) -> Iterator[None]:
 def take_snapshot(
     db: SqlConn, snapshotter: Snapshotter, session: Session | None = None
 ) -> Snapshot:
-    """The snapshot schema.take_snapshot reads, inside the user's transaction.
+    """The snapshot catalog.snapshot.take_snapshot reads, inside the user's transaction.
 
-    In the session's own search path, not pinned to schema.take_snapshot's: setting it
+    In the session's own search path, not pinned to take_snapshot's: setting it
     would change the session (SET LOCAL lasts to the end of the user's transaction; in a
     savepoint rolled back after, measured, each one made later catalog reads slower). Two
-    snapshots of one session compare the same way (schema.Snapshotter: "compare snapshots
+    snapshots of one session compare the same way (Snapshotter: "compare snapshots
     taken with one search path"), and should a migration change the path, they differ and
     the per-request walk looks again, with the path pinned."""
     with db.reading():

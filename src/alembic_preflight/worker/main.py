@@ -74,7 +74,7 @@ def _warm_up(conn: Any, driver: str) -> Any:
 
 
 def _fork_siblings(conn: Any, siblings: tuple[Any, ...], driver: str) -> None:
-    """The other lanes' workers, as copies of this one with its imports done (workers.py:
+    """The other lanes' workers, as copies of this one with its imports done (client.py:
     start_workers). Each says its pid on its own pipe, then works as any worker does."""
     import threading
 
@@ -98,7 +98,7 @@ def _fork_siblings(conn: Any, siblings: tuple[Any, ...], driver: str) -> None:
 
 def worker_main(conn: Any, driver: str = "psycopg", siblings: tuple[Any, ...] = ()) -> None:
     """Entry point of the worker process: warm up, answer LayoutRequests, start the
-    siblings (workers.py), take the WorkerInit, then answer requests until told to stop."""
+    siblings (client.py), take the WorkerInit, then answer requests until told to stop."""
     try:
         init = _first_message(conn, driver, siblings)
     except (EOFError, KeyboardInterrupt):

@@ -4,7 +4,7 @@ Why: many migration failures are visible in the source: a NOT NULL column added 
 a server default fails on a table with rows; an unnamed constraint cannot be dropped
 later; CREATE INDEX CONCURRENTLY fails inside Alembic's transaction; a downgrade that is
 `pass` reports success and undoes nothing. This check reads each file with `ast` only
-(nothing is imported or run) and reports every rule's hits (lint_rules.py).
+(nothing is imported or run) and reports every rule's hits (lint/rules.py, lint/visitor.py).
 
 How to fix: each finding's `fix` says what to change. A deliberate exception is silenced
 with `# preflight: ignore[rule-id]` on its line (several: `ignore[a,b]`), or for a whole

@@ -5,7 +5,7 @@ something (an index, an enum type, a trigger) whenever a later downgrade drops t
 table anyway, and it never meets tables that hold rows. Here every revision R is
 upgraded alone from the state just before it, downgraded alone, compared with a schema
 snapshot taken before its upgrade, and upgraded again; before each upgrade, empty tables
-get a few synthetic rows (see seed.py), so a migration that only works on empty tables
+get a few synthetic rows (see catalog/seed.py), so a migration that only works on empty tables
 fails here instead of in production.
 
 Fix: make downgrade() undo exactly what upgrade() does; give new NOT NULL columns a

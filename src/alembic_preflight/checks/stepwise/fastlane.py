@@ -36,7 +36,7 @@ BATCH = 32
 # -- parent side -----------------------------------------------------------------------
 @dataclass
 class FastLane:
-    """One stepwise lane's fast walk: ahead of stepwise.Walk's loop, revision by revision.
+    """One stepwise lane's fast walk: ahead of walk.Walk's loop, revision by revision.
 
     Walk asks `clean(rev)` before walking R itself: True when the fast walk has walked R
     cleanly (then `record(rev)` books it as the per-request walk would have); False when
@@ -147,7 +147,7 @@ class FastLane:
             self.disabled = True
 
     def record(self, rev: str) -> bool:
-        """Book a revision the fast walk did as stepwise.Walk._revision would have."""
+        """Book a revision the fast walk did as walk.Walk._revision would have."""
         w = self.walk
         result = self.results.pop(rev)
         w.seeded(rev, result.filled, result.seen, result.skipped)
