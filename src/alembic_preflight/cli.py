@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from alembic_preflight import __version__
+from alembic_preflight import __version__, output
 from alembic_preflight.error_handler import run_guarded
 from alembic_preflight.errors import ConfigError, interrupt_on_signal
 from alembic_preflight.flags import (
@@ -136,6 +136,7 @@ def report_options(
     secrets: tuple[str, ...] = ()
     if settings.database_url:
         secrets = parse_server_url(settings.database_url).secrets
+        output.hide(secrets)
 
     def env_path(var: str) -> Path | None:
         value = os.environ.get(var)

@@ -1,28 +1,70 @@
 """The only module besides the reporters that writes to the terminal: progress and errors
-go to stderr, so stdout stays for reports (and GitHub workflow commands)."""
+go to stderr, so stdout stays for reports (and GitHub workflow commands).
+
+Every line is masked (the secrets `hide` was given, in every spelling) and survives any
+text: a lone surrogate or a byte the terminal's encoding cannot show is replaced, never
+raised (issue 15)."""
 
 from __future__ import annotations
 
 import sys
+from urllib.parse import quote, quote_plus
 
 from alembic_preflight.findings import CheckResult
+
+MASK = "***"
+_hidden: list[str] = []
+
+
+def spellings(secrets: tuple[str, ...]) -> tuple[str, ...]:
+    """Every way a secret reaches text: as is, percent-encoded as in a URL (`p%40ss`,
+    with `/` kept or not, `+` for spaces as a form writes it), and escaped as in a libpq
+    DSN (`password='it\\'s'`). Longest first, so a longer spelling is masked whole."""
+    found: set[str] = set()
+    for secret in secrets:
+        if secret:
+            found |= {
+                secret,
+                quote(secret, safe=""),
+                quote(secret),
+                quote_plus(secret),
+                secret.replace("\\", "\\\\").replace("'", "\\'"),
+            }
+    return tuple(sorted(found, key=len, reverse=True))
+
+
+def hide(secrets: tuple[str, ...]) -> None:
+    """Mask these secrets in everything said on the terminal from now on."""
+    _hidden[:] = spellings((*_hidden, *secrets))
+
+
+def masked(text: str, secrets: tuple[str, ...] | None = None) -> str:
+    for s in _hidden if secrets is None else secrets:
+        text = text.replace(s, MASK)
+    return text
+
+
+def _say(text: str) -> None:
+    line = masked(text) + "\n"
+    stream = sys.stderr
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    stream.write(line.encode(encoding, "replace").decode(encoding, "replace"))
+    stream.flush()
 
 
 def progress(result: CheckResult) -> None:
     note = f" ({result.note})" if result.note and result.status.value == "skipped" else ""
     count = len(result.findings)
     found = f", {count} finding{'s' if count != 1 else ''}" if count else ""
-    print(
+    _say(
         f"alembic-preflight: {result.id}: {result.status.value} in {result.duration_s:.1f} s"
-        f"{found}{note}",
-        file=sys.stderr,
-        flush=True,
+        f"{found}{note}"
     )
 
 
 def info(message: str) -> None:
-    print(f"alembic-preflight: {message}", file=sys.stderr, flush=True)
+    _say(f"alembic-preflight: {message}")
 
 
 def error(message: str) -> None:
-    print(f"alembic-preflight: error: {message}", file=sys.stderr, flush=True)
+    _say(f"alembic-preflight: error: {message}")

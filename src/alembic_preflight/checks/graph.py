@@ -11,6 +11,7 @@ How to fix: each finding's `fix` says what to run or edit, typically
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -241,7 +242,15 @@ def merge_command(project: Project, heads: Sequence[str]) -> str:
         args += ["-c", _relative_to(project.ini_path, project)]
     if project.section != "alembic":
         args += ["--name", project.section]
-    return " ".join(shlex.quote(a) for a in args) + f' merge heads -m "merge {joined}"'
+    # every value quoted for a POSIX shell: a revision id is the user's text, and this
+    # line is meant to be pasted into one (a hostile id must not run as code, issue 15);
+    # a plain message keeps the double quotes people write
+    message = f"merge {joined}"
+    quoted = f'"{message}"' if _PLAIN.fullmatch(message) else shlex.quote(message)
+    return " ".join(shlex.quote(a) for a in args) + f" merge heads -m {quoted}"
+
+
+_PLAIN = re.compile(r"[\w .,:+@-]*")  # nothing a shell expands inside double quotes
 
 
 def _relative_to(path: Path, project: Project) -> str:

@@ -62,6 +62,7 @@ def verify(settings: Settings, options: ReportOptions, prewarmed: Prewarmed | No
             with provision(settings) as server:
                 # a generated password is a secret like the user's own (issue 13)
                 options = replace(options, secrets=(*options.secrets, *server.secrets))
+                output.hide(options.secrets)
                 database = DatabaseInfo(
                     backend=server.backend, server_version=server.server_version
                 )

@@ -16,6 +16,7 @@ from typing import TextIO
 
 from rich.console import Console
 
+from alembic_preflight import output
 from alembic_preflight.findings import CheckResult, Finding, Report
 from alembic_preflight.reporters import console as console_reporter
 from alembic_preflight.reporters import github, gitlab, junit, sarif
@@ -31,7 +32,7 @@ FILE_REPORTERS: dict[str, Callable[[Report], str]] = {
     "gitlab_codequality": gitlab.render,
 }
 
-MASK = "***"
+MASK = output.MASK
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,8 @@ class ReportOptions:
 def emit(report: Report, options: ReportOptions) -> None:
     """Write every requested report: files first (so a broken terminal cannot lose them),
     then the GitHub job summary and outputs, then the terminal."""
-    report = redact(report, options.secrets)
+    secrets = output.spellings(options.secrets)
+    report = redact(report, secrets)
     for attr, render in FILE_REPORTERS.items():
         path: Path | None = getattr(options, attr)
         if path is not None:
@@ -73,7 +75,7 @@ def emit(report: Report, options: ReportOptions) -> None:
     # the report they fence; the runner reads commands from stdout and stderr alike
     stream = console.file
     token = github.new_token()
-    github.begin(report, stream, options.secrets, token)
+    github.begin(report, stream, secrets, token)
     try:
         console_reporter.write(report, console, options.project_name)
     finally:

@@ -1,0 +1,103 @@
+"""Hostile input (issue 15): every promise kept under odd bytes, bad flags and hostile
+revision ids. Each test failed before its fix."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from alembic_preflight.checks.graph import merge_command
+from alembic_preflight.database.base import Server
+from alembic_preflight.reporters.github import escape_data
+from tests.conftest import run_cli
+
+PASSWORD = "p%a@s:w/rd'q\\z"  # every character a URL or a DSN escapes
+
+
+def test_every_spelling_of_a_password_is_masked_in_every_output(
+    project: Any, pg_server: Server, tmp_path: Path
+) -> None:
+    proj = project("dotenv_override")  # reads APP_DATABASE_URL; no .env here
+    rev = proj / "migrations" / "versions" / "b2c3d4e5f6a7_add_notes_title.py"
+    rev.write_text(
+        rev.read_text().replace(
+            '    op.add_column("notes"',
+            "    import os\n"
+            "    from psycopg.conninfo import make_conninfo\n"
+            "    from sqlalchemy.engine import make_url\n"
+            '    url = os.environ["APP_DATABASE_URL"]\n'
+            "    raw = make_url(url).password\n"
+            '    raise RuntimeError(f"{url} {raw} {make_conninfo(password=raw)}")\n'
+            '    op.add_column("notes"',
+        )
+    )
+    # the embedded server's private socket takes any password (trust)
+    url = (
+        f"postgresql://postgres:{quote(PASSWORD, safe='')}@/postgres"
+        f"?host={pg_server.socket_dir}&port={pg_server.port}"
+    )
+    files = {name: tmp_path / name for name in ("junit.xml", "r.sarif", "cq.json")}
+    summary, outputs = tmp_path / "summary.md", tmp_path / "outputs.txt"
+    r = run_cli(
+        "verify",
+        ".",
+        "--database-url",
+        url,
+        "--url-env",
+        "APP_DATABASE_URL",
+        "--checks",
+        "upgrade",
+        "--format",
+        "github",
+        "--junit",
+        files["junit.xml"],
+        "--sarif",
+        files["r.sarif"],
+        "--gitlab-codequality",
+        files["cq.json"],
+        cwd=proj,
+        env={
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_STEP_SUMMARY": str(summary),
+            "GITHUB_OUTPUT": str(outputs),
+        },
+    )
+    assert r.code == 1, r.stdout + r.stderr
+    (finding,) = r.findings("migration-failed")
+    assert "***" in finding["message"]
+    texts = {
+        "console": r.stdout + r.stderr,
+        "json": str(r.report),
+        "summary": summary.read_text(),
+        **{name: path.read_text() for name, path in files.items()},
+    }
+    dsn = make_conninfo(password=PASSWORD)
+    for spelling in (PASSWORD, quote(PASSWORD, safe=""), dsn.split("=", 1)[1].strip("'")):
+        for name, text in texts.items():
+            assert spelling not in text, (name, spelling)
+    # and the runner is told to mask each spelling (in a workflow command's escaping)
+    for spelling in (PASSWORD, quote(PASSWORD, safe="")):
+        assert f"::add-mask::{escape_data(spelling)}\n" in r.stdout
+
+
+@pytest.mark.parametrize("hostile", ["x$(touch PWNED)", "y`touch PWNED`", "z'; touch PWNED; '"])
+def test_the_suggested_merge_command_runs_no_shell_code(tmp_path: Path, hostile: str) -> None:
+    class Project:
+        ini_path = tmp_path / "alembic.ini"
+        directory = tmp_path
+        section = "alembic"
+
+    command = merge_command(Project, ["2b3c4d5e6f70", hostile])  # type: ignore[arg-type]
+    # pasted into a shell, with `alembic` standing in for printf: the message comes back
+    # as written and nothing runs
+    shell = command.replace("alembic merge heads -m", "printf %s", 1)
+    out = subprocess.run(["sh", "-c", shell], cwd=tmp_path, capture_output=True, text=True)
+    assert out.stdout == f"merge 2b3c4d5e6f70 and {hostile}"
+    assert not (tmp_path / "PWNED").exists()
+    assert shlex.split(command)[-1] == f"merge 2b3c4d5e6f70 and {hostile}"
