@@ -101,3 +101,68 @@ def test_the_suggested_merge_command_runs_no_shell_code(tmp_path: Path, hostile:
     assert out.stdout == f"merge 2b3c4d5e6f70 and {hostile}"
     assert not (tmp_path / "PWNED").exists()
     assert shlex.split(command)[-1] == f"merge 2b3c4d5e6f70 and {hostile}"
+
+
+# -- flags -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--jobs", "-1"], "--jobs / jobs must be at least 1"),
+        (["--jobs", "0"], "--jobs / jobs must be at least 1"),
+        (["--step-timeout", "0"], "--step-timeout / step-timeout must be more than 0"),
+        (["--step-timeout", "-5"], "--step-timeout / step-timeout must be more than 0"),
+        (["--step-timeout", "nan"], "(got nan)"),
+        (["--step-timeout", "inf"], "(got inf)"),
+        (["--step-timeout", "3000000"], "at most 86400 seconds"),
+        (["--postgres-version", "0"], "a PostgreSQL major version"),
+    ],
+)
+def test_bad_numbers_are_usage_errors(project: Any, args: list[str], said: str) -> None:
+    r = run_cli("verify", ".", *args, cwd=project("sync_good"))
+    assert r.code == 2, r.stdout + r.stderr
+    assert said in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+
+
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [("jobs: 0.5", "`jobs` must be a whole number"), ("step-timeout: 0", "step-timeout")],
+)
+def test_bad_numbers_in_the_settings_file(project: Any, line: str, said: str) -> None:
+    proj = project("sync_good")
+    (proj / ".alembic-preflight.yml").write_text(line + "\n")
+    r = run_cli("verify", ".", cwd=proj)
+    assert r.code == 2, r.stdout + r.stderr
+    assert said in r.stderr and ".alembic-preflight.yml" in r.stderr
+
+
+def test_jobs_beyond_the_machine_are_capped_with_a_notice(project: Any) -> None:
+    r = run_cli("verify", ".", "--database", "embedded", "--jobs", "1000", cwd=project("sync_good"))
+    assert r.code == 0, r.stdout + r.stderr
+    assert "--jobs 1000 is more than this machine holds" in r.stderr
+
+
+def test_a_refused_run_leaves_no_database_on_the_users_server(
+    project: Any, pg_server: Server
+) -> None:
+    """The probe refuses env.py's target while the workbench opens: what it made by then
+    (our databases on the user's server, the workers) goes too."""
+    import psycopg
+
+    proj = project("url_in_env_py")  # its URL names a database that is not ours
+    env_py = proj / "migrations" / "env.py"
+    env_py.write_text(
+        env_py.read_text()
+        .replace("REAL_PASSWORD", "x")
+        .replace("REAL_PORT", str(pg_server.port))
+        .replace("REAL_DB", "production")
+    )
+    url = f"postgresql://postgres@/postgres?host={pg_server.socket_dir}&port={pg_server.port}"
+    r = run_cli("verify", ".", "--database-url", url, "--checks", "upgrade", cwd=proj)
+    assert r.code == 2, r.stdout + r.stderr
+    assert "refused target" in r.stderr
+    with psycopg.connect(pg_server.conninfo(), autocommit=True) as conn:
+        left = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'preflight%'"
+        ).fetchall()
+    assert left == []

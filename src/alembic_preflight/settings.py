@@ -115,9 +115,15 @@ def _choice(choices: tuple[str, ...]) -> Any:
 
 
 def _number(v: Any, key: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
-        raise ValueError(f"`{key}` must be a positive number")
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ValueError(f"`{key}` must be a number (got {v!r})")
     return float(v)
+
+
+def _integer(v: Any, key: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError(f"`{key}` must be a whole number (got {v!r})")
+    return v
 
 
 def _severity(v: Any, key: str) -> Severity:
@@ -173,7 +179,7 @@ FILE_KEYS: dict[str, tuple[str, Any]] = {
     "database-url": ("database_url", _str),
     "pg-bin": ("pg_bin", lambda v, k: Path(_str(v, k))),
     "postgres-image": ("postgres_image", _str),
-    "postgres-version": ("postgres_version", lambda v, k: int(_number(v, k))),
+    "postgres-version": ("postgres_version", _integer),
     "allow-non-empty": ("allow_non_empty", _bool),
     "checks": ("checks", _strs),
     "skip": ("skip", _strs),  # resolved against checks below
@@ -188,7 +194,7 @@ FILE_KEYS: dict[str, tuple[str, Any]] = {
     "lint": ("lint", _lint),
     "changed-since": ("changed_since", _str),
     "base-ref": ("base_ref", _str),
-    "jobs": ("jobs", lambda v, k: int(_number(v, k))),
+    "jobs": ("jobs", _integer),
 }
 
 
@@ -264,6 +270,9 @@ def build_settings(project_dir: Path, flags: Mapping[str, Any]) -> Settings:
     unknown = set(merged) - names
     if unknown:  # a programming error: a flag with no Settings field
         raise AssertionError(f"no Settings field for {sorted(unknown)}")
+    check_numbers(merged, found[0] if found else None)
+    if "jobs" in merged:
+        merged["jobs"] = _capped_jobs(merged["jobs"])
     settings = replace(Settings(), project_dir=project_dir, **merged)
     if settings.database == "url" and not settings.database_url:
         raise ConfigError("--database url needs --database-url")
@@ -275,3 +284,49 @@ def build_settings(project_dir: Path, flags: Mapping[str, Any]) -> Settings:
             "pip install 'alembic-preflight[psycopg2]'"
         )
     return settings
+
+
+# --step-timeout becomes PostgreSQL's statement_timeout in milliseconds (an int4): a day
+# is far below its limit and above any migration a CI job would wait for
+MAX_STEP_TIMEOUT = 86_400.0
+LANE_MEMORY = 300 << 20  # a worker and its database, measured ~250 MB at 1000 revisions
+
+
+def check_numbers(values: Mapping[str, Any], source: Path | None) -> None:
+    """Every number in range (issue 15: `--jobs -1`, `--step-timeout nan` or `0` were
+    taken, `-5` or `3000000` crashed). The message names both spellings."""
+    where = f" (--flag, or {source.name})" if source else ""
+    timeout = values.get("step_timeout")
+    if timeout is not None and not (0 < timeout <= MAX_STEP_TIMEOUT):  # nan fails too
+        raise ConfigError(
+            f"--step-timeout / step-timeout{where} must be more than 0 and at most "
+            f"{MAX_STEP_TIMEOUT:g} seconds (got {timeout!r})"
+        )
+    jobs = values.get("jobs")
+    if jobs is not None and jobs < 1:
+        raise ConfigError(f"--jobs / jobs{where} must be at least 1 (got {jobs!r})")
+    version = values.get("postgres_version")
+    if version is not None and not (9 <= version <= 99):
+        raise ConfigError(
+            f"--postgres-version / postgres-version{where} must be a PostgreSQL major "
+            f"version such as 16 (got {version!r})"
+        )
+
+
+def _capped_jobs(jobs: int) -> int:
+    """No more lanes than this machine holds: each is a worker process and a database."""
+    cores = os.cpu_count() or 1
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not on every platform
+        memory = 4 * cores * LANE_MEMORY
+    most = max(1, min(2 * cores, memory // LANE_MEMORY))
+    if jobs <= most:
+        return jobs
+    from alembic_preflight import output
+
+    output.info(
+        f"notice: --jobs {jobs} is more than this machine holds ({cores} cores, "
+        f"{memory >> 30} GiB): using {most}"
+    )
+    return most

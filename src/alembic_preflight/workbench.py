@@ -76,12 +76,23 @@ class Workbench:
     # env.py fails, or runs no migrations, before any check asks (the probe): said once
     env_failure: Failure | None = None
     notices: list[str] = field(default_factory=list)  # for the report, said once
+    _created: set[str] = field(default_factory=set)  # databases of ours: dropped at close
     # lanes run in threads (stepwise's, and stepwise beside the other checks): a template
     # must not be re-made while another lane is copied from it
     _templates_lock: threading.RLock = field(default_factory=threading.RLock)
 
     # -- lifecycle -------------------------------------------------------------------------
     def open(self, lanes: int = 1) -> Workbench:
+        """The lanes, their workers, and the probe of env.py. Whatever stops it half way
+        (a refused target, a database the server will not take, Ctrl-C) removes what it
+        made: the caller's `with` has not begun."""
+        try:
+            return self._open(lanes)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, lanes: int) -> Workbench:
         self._tmp = tempfile.TemporaryDirectory(prefix="alembic-preflight-")
         try:
             self._admin = psycopg.connect(
@@ -157,9 +168,7 @@ class Workbench:
             self._stop_worker(lane)
         if self._admin is not None:
             if self.server.backend != "embedded":  # an embedded cluster is removed whole
-                for name in [lane.dbname for lane in self.lanes if self.can_create] + [
-                    self._template_db(t) for t in self.templates
-                ]:
+                for name in sorted(self._created):
                     with suppress(psycopg.Error):
                         self._drop(name)
             self._admin.close()
@@ -216,6 +225,8 @@ class Workbench:
         lanes.drop(self._admin_conn(), name)
 
     def _create(self, name: str, template: str | None = None) -> None:
+        # booked before it exists: a failure after CREATE DATABASE must not leave it
+        self._created.add(name)
         lanes.create(self._admin_conn(), name, template, self.settings.step_timeout)
 
     def _template_db(self, label: str) -> str:
