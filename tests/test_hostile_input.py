@@ -166,3 +166,62 @@ def test_a_refused_run_leaves_no_database_on_the_users_server(
             "SELECT datname FROM pg_database WHERE datname LIKE 'preflight%'"
         ).fetchall()
     assert left == []
+
+
+# -- smaller ones ----------------------------------------------------------------------------
+def test_an_empty_history_is_a_notice_never_a_silent_pass(project: Any) -> None:
+    proj = project("sync_good")
+    for f in (proj / "migrations" / "versions").glob("*.py"):
+        f.unlink()
+    r = run_cli("verify", ".", "--database", "embedded", cwd=proj)
+    assert r.report is not None, r.stderr
+    (notice,) = r.findings("no-revisions")
+    assert notice["severity"] == "notice" and "migrations/versions" in notice["message"]
+    assert r.check("stepwise")["status"] == "skipped"
+    assert r.check("upgrade")["status"] == "skipped"
+
+
+def test_a_yaml_alias_bomb_in_the_settings_is_refused(project: Any) -> None:
+    proj = project("sync_good")
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    bomb = "\n".join("  " + line for line in lines)
+    (proj / ".alembic-preflight.yml").write_text(f"data:\n  1a2b3c4d5e6f:\n{bomb}\n")
+    r = run_cli("verify", ".", "--checks", "graph", cwd=proj, timeout=60)
+    assert r.code == 2, r.stdout + r.stderr
+    assert "expands to more than 100,000 values" in r.stderr
+    assert ".alembic-preflight.yml" in r.stderr
+
+
+def test_the_crash_log_never_follows_a_planted_symlink(tmp_path: Path) -> None:
+    import tempfile
+
+    from alembic_preflight.error_handler import run_guarded
+
+    planted = Path(tempfile.gettempdir()) / "alembic-preflight-crash.log"
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    planted.unlink(missing_ok=True)
+    planted.symlink_to(victim)
+    try:
+
+        def crash() -> int:
+            raise RuntimeError("boom")
+
+        assert run_guarded(crash) == 3
+        assert victim.read_text() == "keep me\n"
+    finally:
+        planted.unlink(missing_ok=True)
+
+
+def test_a_data_finding_names_the_settings_file_once_and_its_line(project: Any) -> None:
+    proj = project("sync_good")
+    (proj / ".alembic-preflight.yml").write_text(
+        "# rows for the walk\ndata:\n  2b3c4d5e6f70:\n    customers: [{no_such_column: 1}]\n"
+    )
+    r = run_cli(
+        "verify", proj.name, "--database", "embedded", "--checks", "stepwise", cwd=proj.parent
+    )
+    (finding,) = r.findings("data-failed")
+    assert finding["file"] == f"{proj.name}/.alembic-preflight.yml"
+    assert finding["line"] == 3

@@ -25,7 +25,11 @@ def run_guarded(fn: Callable[[], int]) -> int:
         output.error("interrupted; the databases were removed")
         return EXIT_INTERRUPTED
     except Exception:
-        log = Path(tempfile.gettempdir()) / "alembic-preflight-crash.log"
-        log.write_text(traceback.format_exc(), encoding="utf-8")
+        # a new file in a private directory: a fixed path in /tmp could be a symlink
+        # another user planted (issue 15)
+        folder = tempfile.mkdtemp(prefix="alembic-preflight-crash-")
+        log = Path(folder) / "crash.log"
+        with open(log, "x", encoding="utf-8", errors="replace") as f:
+            f.write(traceback.format_exc())
         output.error(f"an unexpected error stopped the run; please report it with the log at {log}")
         return EXIT_INFRA

@@ -204,7 +204,7 @@ def find_settings_file(project_dir: Path) -> tuple[Path, dict[str, Any]] | None:
         path = project_dir / name
         if path.is_file():
             try:
-                raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+                raw = _load_yaml(path) or {}
             except yaml.YAMLError as e:
                 mark = getattr(e, "problem_mark", None)
                 where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -223,6 +223,56 @@ def find_settings_file(project_dir: Path) -> tuple[Path, dict[str, Any]] | None:
             if not isinstance(table, dict):
                 raise ConfigError(f"{path}: [tool.alembic-preflight] must be a table")
             return path, table
+    return None
+
+
+# What a settings file may expand to: YAML aliases can make a few lines stand for
+# billions of values (an "alias bomb"), which parsing `data:` would then walk.
+MAX_YAML_VALUES = 100_000
+
+
+def _load_yaml(path: Path) -> Any:
+    text = path.read_text(encoding="utf-8")
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    if node is not None and _values(node, MAX_YAML_VALUES) > MAX_YAML_VALUES:
+        raise ConfigError(
+            f"{path}: expands to more than {MAX_YAML_VALUES:,} values (YAML aliases); "
+            "write the values out, or use fewer aliases"
+        )
+    return yaml.safe_load(text)
+
+
+def _values(node: yaml.Node, budget: int) -> int:
+    """How many values `node` stands for with every alias expanded, counting up to just
+    past `budget` (aliases are the same node objects, reached again)."""
+    count, stack = 0, [node]
+    while stack and count <= budget:
+        n = stack.pop()
+        count += 1
+        if isinstance(n, yaml.MappingNode):
+            stack.extend(v for pair in n.value for v in pair)
+        elif isinstance(n, yaml.SequenceNode):
+            stack.extend(n.value)
+    return count
+
+
+def data_line(path: Path, revision: str) -> int | None:
+    """The line of `data:`'s entry for `revision` (its id, a prefix of it or a label) in
+    a YAML settings file; the `data:` line itself when none matches; None elsewhere."""
+    if path.suffix not in (".yml", ".yaml"):
+        return None
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, yaml.YAMLError):
+        return None
+    if not isinstance(root, yaml.MappingNode):
+        return None
+    for key, value in root.value:
+        if key.value == "data" and isinstance(value, yaml.MappingNode):
+            for rev_key, _ in value.value:
+                if str(rev_key.value) and revision.startswith(str(rev_key.value)):
+                    return int(rev_key.start_mark.line) + 1
+            return int(key.start_mark.line) + 1
     return None
 
 

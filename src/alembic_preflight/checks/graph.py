@@ -28,6 +28,18 @@ NEEDS_DB = False
 
 def run(ctx: CheckContext) -> Iterator[Finding]:
     history = ctx.project.history
+    if not history.revisions and not history.syntax_errors:
+        # zero revisions is never a silent pass (issue 15): an empty versions folder, or
+        # version_locations pointing somewhere else
+        locations = ", ".join(ctx.rel(p) for p in ctx.project.version_locations)
+        yield Finding(
+            check=ID,
+            rule="no-revisions",
+            severity=Severity.NOTICE,
+            message=f"no revision files found in {locations}: nothing to verify",
+            fix="check script_location and version_locations in alembic.ini",
+        )
+        return
     yield from _syntax_errors(ctx, history)
     yield from _unreadable(ctx, history)
     yield from _duplicates(ctx, history)
@@ -362,5 +374,10 @@ RULES: dict[str, RuleText] = {
         "The base ref for the merge preview cannot be read",
         "--base-ref names a git ref this checkout does not have. Fetch it (actions/checkout "
         "with `fetch-depth: 0`) or name another.",
+    ),
+    "no-revisions": RuleText(
+        "The project has no revision files",
+        "No revision file was found where alembic.ini says they are, so nothing could be "
+        "verified. Check script_location and version_locations.",
     ),
 }

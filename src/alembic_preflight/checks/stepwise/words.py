@@ -95,10 +95,11 @@ def irreversible(ctx: CheckContext, rev: str, why: str, *, by_design: bool) -> F
 
 
 def data_failed(ctx: CheckContext, rev: str, table: str, error: psycopg.Error) -> Finding:
-    from alembic_preflight.settings import find_settings_file
+    from alembic_preflight.settings import data_line, find_settings_file
 
     found = find_settings_file(ctx.settings.project_dir)
-    where = ctx.rel(found[0]) if found else "the settings"
+    path = found[0].resolve() if found else None
+    where = ctx.rel(path) if path else "the settings"
     return Finding(
         check=ID,
         rule="data-failed",
@@ -106,7 +107,8 @@ def data_failed(ctx: CheckContext, rev: str, table: str, error: psycopg.Error) -
         message=f"rows for `{table}` from {where} (data: {rev}) cannot be inserted "
         f"before {rev}: {first_line(str(error))}",
         revision=rev,
-        file=where if found else None,
+        file=where if path else None,
+        line=data_line(path, rev) if path else None,
     )
 
 
