@@ -225,3 +225,58 @@ def test_a_data_finding_names_the_settings_file_once_and_its_line(project: Any) 
     (finding,) = r.findings("data-failed")
     assert finding["file"] == f"{proj.name}/.alembic-preflight.yml"
     assert finding["line"] == 3
+
+
+# -- odd bytes ------------------------------------------------------------------------------
+def test_a_lone_surrogate_and_a_latin1_file_name_do_not_lose_the_report(
+    project: Any, tmp_path: Path
+) -> None:
+    import json
+    import os
+
+    proj = project("sync_good")
+    versions = proj / "migrations" / "versions"
+    first = versions / "1a2b3c4d5e6f_create_customers.py"
+    # a file name with a byte that is not UTF-8, as a Latin-1 system would write it
+    os.rename(bytes(first), bytes(versions) + b"/1a2b3c4d5e6f_caf\xe9.py")
+    last = versions / "3c4d5e6f7081_add_order_status_and_total.py"
+    last.write_text(
+        last.read_text().replace(
+            "def upgrade() -> None:\n",
+            'def upgrade() -> None:\n    raise RuntimeError("bad byte \\udce9 in a message")\n',
+        )
+    )
+    files = {name: tmp_path / name for name in ("junit.xml", "r.sarif", "cq.json")}
+    r = run_cli(
+        "verify",
+        ".",
+        "--database",
+        "embedded",
+        "--checks",
+        "graph,upgrade",
+        "--junit",
+        files["junit.xml"],
+        "--sarif",
+        files["r.sarif"],
+        "--gitlab-codequality",
+        files["cq.json"],
+        cwd=proj,
+    )
+    assert r.code == 1, r.stdout + r.stderr
+    (finding,) = r.findings("migration-failed")
+    assert "bad byte \ufffd" in finding["message"] or "bad byte" in finding["message"]
+    assert any("caf" in f for f in r.report["project"]["files"].values())
+    json.loads(files["r.sarif"].read_text())
+    json.loads(files["cq.json"].read_text())
+    assert "<testsuite" in files["junit.xml"].read_text()
+    assert "Traceback" not in r.stderr
+
+
+def test_a_latin1_alembic_ini_is_a_configuration_error(project: Any) -> None:
+    proj = project("sync_good")
+    ini = proj / "alembic.ini"
+    ini.write_bytes(b"# caf\xe9\n" + ini.read_bytes())
+    r = run_cli("verify", ".", cwd=proj)
+    assert r.code == 2, r.stdout + r.stderr
+    assert "alembic.ini:1: alembic.ini is not UTF-8" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -19,18 +19,18 @@ _hidden: list[str] = []
 def spellings(secrets: tuple[str, ...]) -> tuple[str, ...]:
     """Every way a secret reaches text: as is, percent-encoded as in a URL (`p%40ss`,
     with `/` kept or not, `+` for spaces as a form writes it), and escaped as in a libpq
-    DSN (`password='it\\'s'`). Longest first, so a longer spelling is masked whole."""
-    found: set[str] = set()
-    for secret in secrets:
-        if secret:
-            found |= {
-                secret,
-                quote(secret, safe=""),
-                quote(secret),
-                quote_plus(secret),
-                secret.replace("\\", "\\\\").replace("'", "\\'"),
-            }
-    return tuple(sorted(found, key=len, reverse=True))
+    DSN (`password='it\\'s'`). The secrets as given first, in their order, then the other
+    spellings; whoever replaces them must go longest first (`masked` does)."""
+    found = [s for s in secrets if s]
+    for secret in list(found):
+        variants = (
+            quote(secret, safe=""),
+            quote(secret),
+            quote_plus(secret),
+            secret.replace("\\", "\\\\").replace("'", "\\'"),
+        )
+        found += [v for v in variants if v not in found]
+    return tuple(dict.fromkeys(found))
 
 
 def hide(secrets: tuple[str, ...]) -> None:
@@ -39,7 +39,8 @@ def hide(secrets: tuple[str, ...]) -> None:
 
 
 def masked(text: str, secrets: tuple[str, ...] | None = None) -> str:
-    for s in _hidden if secrets is None else secrets:
+    # longest first: a spelling that contains another is masked whole
+    for s in sorted(_hidden if secrets is None else secrets, key=len, reverse=True):
         text = text.replace(s, MASK)
     return text
 

@@ -10,6 +10,7 @@ import alembic_preflight.reporters as pkg
 ALLOWED_OWN = (
     "alembic_preflight.findings",
     "alembic_preflight.errors",
+    "alembic_preflight.output",
     "alembic_preflight.reporters",
 )
 FORBIDDEN = ("sqlalchemy", "alembic", "psycopg", "asyncpg")

@@ -89,6 +89,13 @@ def check_ini(settings: Settings) -> None:
     parser = configparser.ConfigParser()
     try:
         parser.read(ini, encoding="utf-8")
+    except UnicodeDecodeError as e:
+        # Alembic reads it as UTF-8 too and would fail the same way (issue 15)
+        at = ini.read_bytes()[: e.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{ini}:{at}: alembic.ini is not UTF-8 (byte 0x{e.object[e.start]:02x}): save "
+            "it as UTF-8"
+        ) from e
     except configparser.Error as e:
         line = getattr(e, "lineno", None)
         where = f"{ini}:{line}" if line else str(ini)

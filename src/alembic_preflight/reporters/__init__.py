@@ -6,18 +6,20 @@ format is one module and one line here. Reporters never run SQL and never import
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import os
 import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from rich.console import Console
 
-from alembic_preflight import output
 from alembic_preflight.findings import CheckResult, Finding, Report
+from alembic_preflight.output import MASK, spellings
 from alembic_preflight.reporters import console as console_reporter
 from alembic_preflight.reporters import github, gitlab, junit, sarif
 from alembic_preflight.reporters import json as json_reporter
@@ -31,8 +33,6 @@ FILE_REPORTERS: dict[str, Callable[[Report], str]] = {
     "sarif": sarif.render,
     "gitlab_codequality": gitlab.render,
 }
-
-MASK = output.MASK
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,8 @@ class ReportOptions:
 def emit(report: Report, options: ReportOptions) -> None:
     """Write every requested report: files first (so a broken terminal cannot lose them),
     then the GitHub job summary and outputs, then the terminal."""
-    secrets = output.spellings(options.secrets)
-    report = redact(report, secrets)
+    secrets = spellings(options.secrets)
+    report = scrub(redact(report, secrets))
     for attr, render in FILE_REPORTERS.items():
         path: Path | None = getattr(options, attr)
         if path is not None:
@@ -96,7 +96,7 @@ def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="replace", newline="\n") as f:
             f.write(text)
         # mkstemp makes it 0600; a report is for others to read (CI artifact uploaders)
         umask = os.umask(0)
@@ -106,6 +106,26 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def scrub(value: Any) -> Any:
+    """The report with text every writer can encode (issue 15): a lone surrogate (from an
+    error message, or a file name's undecodable byte) becomes U+FFFD instead of stopping
+    the report. Walks the record's dataclasses, tuples and dicts."""
+    if isinstance(value, enum.Enum):  # Severity, Status: text of ours
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {
+            f.name: scrub(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init
+        }
+        return replace(value, **changes)
+    if isinstance(value, tuple):
+        return tuple(scrub(v) for v in value)
+    if isinstance(value, dict):
+        return {scrub(k): scrub(v) for k, v in value.items()}
+    return value
 
 
 def redact(report: Report, secrets: tuple[str, ...]) -> Report:

@@ -404,5 +404,5 @@ def append(path: Path, text: str) -> None:
     # GitHub hands each step its own files and reads them after the step: append, as
     # @actions/core does, so earlier writers in the same step keep their content
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8", newline="\n") as f:
+    with path.open("a", encoding="utf-8", errors="replace", newline="\n") as f:
         f.write(text)
