@@ -280,3 +280,29 @@ def test_a_latin1_alembic_ini_is_a_configuration_error(project: Any) -> None:
     assert r.code == 2, r.stdout + r.stderr
     assert "alembic.ini:1: alembic.ini is not UTF-8" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+# -- signals -------------------------------------------------------------------------------
+@pytest.mark.parametrize("after", [0.05, 0.1, 0.2, 0.4])
+def test_ctrl_c_while_starting_prints_no_traceback(project: Any, after: float) -> None:
+    import os
+    import signal
+    import sys
+    import time
+
+    proj = project("sync_good")
+    env = {**os.environ, "NO_COLOR": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alembic_preflight", "verify", ".", "--database", "embedded"],
+        cwd=proj,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(after)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert "Traceback" not in out + err, err
+    # before Python's own handler is installed the signal itself ends it (-2)
+    assert proc.returncode in (130, -signal.SIGINT), (proc.returncode, err)

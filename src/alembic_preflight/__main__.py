@@ -5,18 +5,25 @@ the verifier again before it starts; from here that imports nothing, instead of 
 command line and everything it imports (~0.1 s per worker). And `verify` starts its
 workers before anything else (worker/client.py)."""
 
+import os
 import sys
 from typing import NoReturn
 
 
 def run() -> NoReturn:
-    if sys.argv[1:2] == ["verify"]:
-        # its workers start importing now, while the command line itself is read
-        from alembic_preflight.worker.client import start_early
+    try:
+        if sys.argv[1:2] == ["verify"]:
+            # its workers start importing now, while the command line itself is read
+            from alembic_preflight.worker.client import start_early
 
-        start_early()
-    from alembic_preflight.cli import run as cli_run
-
+            start_early()
+        from alembic_preflight.cli import run as cli_run
+    except KeyboardInterrupt:
+        # Ctrl-C while starting (issue 15): nothing is made yet, and no traceback of ours
+        # (the early workers see the same Ctrl-C and end)
+        sys.stderr.write("alembic-preflight: error: interrupted\n")
+        sys.stderr.flush()
+        os._exit(130)
     cli_run()
 
 

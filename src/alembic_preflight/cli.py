@@ -15,7 +15,7 @@ import typer
 
 from alembic_preflight import __version__, output
 from alembic_preflight.error_handler import run_guarded
-from alembic_preflight.errors import ConfigError, interrupt_on_signal
+from alembic_preflight.errors import EXIT_INTERRUPTED, ConfigError, interrupt_on_signal
 from alembic_preflight.flags import (
     REPORT_FLAGS,
     SETTINGS_FLAGS,
@@ -164,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         app(args=argv, prog_name="alembic-preflight")
     except SystemExit as e:  # Typer ends every run this way; usage errors exit 2
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except KeyboardInterrupt:  # while the command line is read, before run_guarded
+        output.error("interrupted")
+        return EXIT_INTERRUPTED
     return 0
 
 
