@@ -306,3 +306,80 @@ def test_ctrl_c_while_starting_prints_no_traceback(project: Any, after: float) -
     assert "Traceback" not in out + err, err
     # before Python's own handler is installed the signal itself ends it (-2)
     assert proc.returncode in (130, -signal.SIGINT), (proc.returncode, err)
+
+
+# -- a database the user handed over -------------------------------------------------------
+@pytest.fixture
+def given_db(pg_server: Server) -> Any:
+    """A database the user hands over with a role that may not create databases."""
+    import uuid
+
+    import psycopg
+
+    name, role = f"given_{uuid.uuid4().hex[:8]}", f"nocreate_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(pg_server.conninfo(), autocommit=True) as c:
+        c.execute(f"CREATE ROLE {role} LOGIN NOCREATEDB")
+        c.execute(f"CREATE DATABASE {name} OWNER {role}")
+    url = f"postgresql://{role}@/{name}?host={pg_server.socket_dir}&port={pg_server.port}"
+
+    def sql(statement: str) -> list[Any]:
+        with psycopg.connect(pg_server.conninfo(name), user=role, autocommit=True) as c:
+            cur = c.execute(statement)
+            return cur.fetchall() if cur.description else []
+
+    yield url, sql
+    with psycopg.connect(pg_server.conninfo(), autocommit=True) as c:
+        c.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        c.execute(f"DROP ROLE {role}")
+
+
+@pytest.mark.parametrize(
+    "objects",
+    [
+        "CREATE SCHEMA billing",
+        "CREATE TYPE mood AS ENUM ('ok', 'sad')",
+        "CREATE SEQUENCE invoice_numbers",
+        "CREATE FUNCTION answer() RETURNS int LANGUAGE sql AS 'SELECT 42'",
+        "CREATE VIEW v AS SELECT 1 AS one",
+    ],
+)
+def test_a_handed_over_database_without_tables_is_not_empty(
+    project: Any, given_db: Any, objects: str
+) -> None:
+    url, sql = given_db
+    sql(objects)
+    before = sql("SELECT count(*) FROM pg_namespace") + sql("SELECT count(*) FROM pg_type")
+    r = run_cli(
+        "verify", ".", "--database-url", url, "--checks", "upgrade", cwd=project("sync_good")
+    )
+    assert r.code == 2, r.stdout + r.stderr
+    assert "already holds 1 object(s)" in r.stderr and "refusing" in r.stderr
+    after = sql("SELECT count(*) FROM pg_namespace") + sql("SELECT count(*) FROM pg_type")
+    assert after == before
+
+
+def test_allow_non_empty_says_what_it_drops_and_leaves_the_database_empty(
+    project: Any, given_db: Any
+) -> None:
+    url, sql = given_db
+    sql("CREATE TABLE precious (id int)")
+    sql("CREATE TYPE mood AS ENUM ('ok', 'sad')")
+    r = run_cli(
+        "verify",
+        ".",
+        "--database-url",
+        url,
+        "--allow-non-empty",
+        "--checks",
+        "upgrade",
+        cwd=project("sync_good"),
+    )
+    assert r.code == 0, r.stdout + r.stderr
+    assert "dropping everything database" in r.stderr
+    assert "table precious" in r.stderr and "type mood" in r.stderr
+    # nothing of the run is left behind: no tables, no version table, no types
+    assert sql(
+        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'public'"
+    ) == [(0,)]
+    assert sql("SELECT count(*) FROM pg_type WHERE typname = 'order_status'") == [(0,)]

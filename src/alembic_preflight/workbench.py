@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql
 
+from alembic_preflight import output
 from alembic_preflight.database import lanes
 from alembic_preflight.database.base import Server
 from alembic_preflight.errors import InternalError, ProvisionError, RefusedTarget
@@ -77,6 +78,7 @@ class Workbench:
     env_failure: Failure | None = None
     notices: list[str] = field(default_factory=list)  # for the report, said once
     _created: set[str] = field(default_factory=set)  # databases of ours: dropped at close
+    _given: str | None = None  # the user's database we work in (no CREATEDB): wiped at close
     # lanes run in threads (stepwise's, and stepwise beside the other checks): a template
     # must not be re-made while another lane is copied from it
     _templates_lock: threading.RLock = field(default_factory=threading.RLock)
@@ -171,6 +173,9 @@ class Workbench:
                 for name in sorted(self._created):
                     with suppress(psycopg.Error):
                         self._drop(name)
+            if self._given is not None:  # the user's database: as empty as we found it
+                with suppress(psycopg.Error):
+                    lanes.wipe(self.server, self._given)
             self._admin.close()
         if self._tmp is not None:
             self._tmp.cleanup()
@@ -201,15 +206,20 @@ class Workbench:
     def _use_given_database(self) -> None:
         """No CREATE DATABASE here: work in the database the user named, if it is empty."""
         db = self.server.maintenance_db
-        if not self.settings.allow_non_empty:
-            tables = lanes.count_user_relations(self.server, db)
-            if tables:
-                raise RefusedTarget(
-                    f"cannot create a database on the --database-url server, and database "
-                    f"`{db}` already holds {tables} table(s): refusing to touch it. Grant "
-                    "CREATEDB, name an empty database, or pass --allow-non-empty if this "
-                    "database is disposable (its schemas will be dropped)."
-                )
+        held = lanes.user_objects(self.server, db)
+        shown = ", ".join(held[:8]) + (f" and {len(held) - 8} more" if len(held) > 8 else "")
+        if held and not self.settings.allow_non_empty:
+            raise RefusedTarget(
+                f"cannot create a database on the --database-url server, and database "
+                f"`{db}` already holds {len(held)} object(s) ({shown}): refusing to touch "
+                "it. Grant CREATEDB, name an empty database, or pass --allow-non-empty if "
+                "this database is disposable (everything in it will be dropped)."
+            )
+        if held:
+            output.info(
+                f"warning: --allow-non-empty: dropping everything database `{db}` holds: {shown}"
+            )
+        self._given = db
         lane = self._lane(db)
         lane.state = "dirty"
         self.lanes.append(lane)

@@ -13,15 +13,39 @@ from alembic_preflight.database.base import Server
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
 
-def count_user_relations(server: Server, db: str) -> int:
+# Everything a user can put in a database, named as a message says it (issue 15: a
+# database holding only schemas, types, sequences or functions counted as empty, and was
+# then wiped). Extension members are the extension's; plpgsql is every database's.
+_USER_OBJECTS = """
+WITH ns AS (
+    SELECT oid, nspname FROM pg_namespace
+    WHERE nspname <> ALL(%(system)s) AND nspname !~ '^pg_(temp|toast)'
+),
+ext AS (SELECT objid FROM pg_depend WHERE deptype = 'e')
+SELECT 'schema ' || quote_ident(nspname) FROM ns WHERE nspname <> 'public'
+UNION ALL
+SELECT CASE c.relkind WHEN 'S' THEN 'sequence ' WHEN 'v' THEN 'view '
+       WHEN 'm' THEN 'materialized view ' WHEN 'f' THEN 'foreign table ' ELSE 'table ' END
+       || c.oid::regclass::text
+FROM pg_class c JOIN ns ON ns.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND c.oid NOT IN (SELECT objid FROM ext)
+UNION ALL
+SELECT 'type ' || t.oid::regtype::text FROM pg_type t JOIN ns ON ns.oid = t.typnamespace
+WHERE t.typtype IN ('e', 'c', 'd', 'r', 'm') AND t.oid NOT IN (SELECT objid FROM ext)
+  AND NOT (t.typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) <> 'c')
+UNION ALL
+SELECT 'function ' || p.oid::regprocedure::text FROM pg_proc p
+JOIN ns ON ns.oid = p.pronamespace WHERE p.oid NOT IN (SELECT objid FROM ext)
+UNION ALL
+SELECT 'extension ' || quote_ident(extname) FROM pg_extension WHERE extname <> 'plpgsql'
+"""
+
+
+def user_objects(server: Server, db: str) -> list[str]:
+    """What the database holds besides an empty public schema, each as `kind name`."""
     with psycopg.connect(server.conninfo(db), autocommit=True) as c:
-        row = c.execute(
-            "SELECT count(*) FROM pg_class r JOIN pg_namespace n ON n.oid = r.relnamespace "
-            "WHERE r.relkind IN ('r','p','v','m') AND n.nspname <> ALL(%s) "
-            "AND n.nspname NOT LIKE 'pg_temp%%' AND n.nspname NOT LIKE 'pg_toast%%'",
-            (list(SYSTEM_SCHEMAS),),
-        ).fetchone()
-    return int(row[0]) if row else 0
+        rows = c.execute(_USER_OBJECTS, {"system": list(SYSTEM_SCHEMAS)}).fetchall()
+    return sorted(str(r[0]) for r in rows)
 
 
 def terminate(admin: psycopg.Connection[Any], name: str) -> None:
