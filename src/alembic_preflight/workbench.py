@@ -28,7 +28,15 @@ from alembic_preflight.database.base import Server
 from alembic_preflight.errors import InternalError, ProvisionError, RefusedTarget
 from alembic_preflight.project import Project
 from alembic_preflight.settings import Settings
-from alembic_preflight.worker.client import Prewarmed, WorkerProcess, start_worker
+from alembic_preflight.worker.client import (
+    Prewarmed,
+    WorkerProcess,
+    end_group,
+    how_it_ended,
+    line_in,
+    sample_stack,
+    start_worker,
+)
 from alembic_preflight.worker.protocol import (
     MIGRATING,
     PROBE,
@@ -36,10 +44,12 @@ from alembic_preflight.worker.protocol import (
     FailureKind,
     Outcome,
     ProbeResult,
-    Source,
+    Running,
     WorkerInit,
     did_not_migrate,
     explain_refusal,
+    inferred_notice,
+    unique_names,
 )
 
 if TYPE_CHECKING:
@@ -55,6 +65,7 @@ class Lane:
     conn: Connection | None = None
     state: str = "missing"  # what the database holds: missing | empty | <template name> | dirty
     answered: bool = False  # whether its worker has answered a request yet
+    running: Running | None = None  # the revision function its worker last said it started
 
 
 @dataclass
@@ -132,7 +143,7 @@ class Workbench:
         outcome = self._request(PROBE, None, 0, False, None)
         refusal = outcome.failure.refusal if outcome.failure else None
         if refusal is not None:
-            retry = _dedupe(refusal.variables)
+            retry = unique_names(refusal.variables)
             if not retry:
                 raise RefusedTarget(explain_refusal(refusal))
             self.piece_env = tuple((s.name, s.piece) for s in retry)
@@ -143,7 +154,7 @@ class Workbench:
             again = outcome.failure.refusal if outcome.failure else None
             if again is not None:
                 raise RefusedTarget(explain_refusal(again, retried=retry))
-            self.notices.append(_inferred_notice(retry))
+            self.notices.append(inferred_notice(retry))
         if not outcome.ok:
             self.env_failure = outcome.failure
             return
@@ -291,13 +302,7 @@ class Workbench:
 
     def versions(self, lane: int = 0) -> frozenset[str] | None:
         """The revisions the lane's version table names; None when it has none."""
-        query = sql.SQL("SELECT version_num FROM {}").format(self.version_identifier())
-        with psycopg.connect(self.server.conninfo(self.lanes[lane].dbname), autocommit=True) as c:
-            try:
-                rows = c.execute(query).fetchall()
-            except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
-                return None
-        return frozenset(str(r[0]) for r in rows)
+        return lanes.versions(self.server, self.lanes[lane].dbname, self.version_identifier())
 
     def snapshot(self, lane: int = 0) -> Snapshot:
         from alembic_preflight.catalog.snapshot import take_snapshot
@@ -349,6 +354,7 @@ class Workbench:
             if ln.process.is_alive():
                 ln.process.kill()
                 ln.process.join(timeout=5)
+            end_group(ln.process)
         ln.process = ln.conn = None
 
     def run(
@@ -382,6 +388,7 @@ class Workbench:
         if mutates:
             ln.state = "dirty"
         started = time.monotonic()
+        ln.running = None
         ln.conn.send((kind, arg))
         # the worker's own start (imports, the project) is not the step's fault: allow for
         # it; a warm worker only re-runs env.py, so a hung step ends a few seconds after
@@ -402,34 +409,59 @@ class Workbench:
                 self.version_table = message.version_table
                 self.version_schema = message.version_schema
                 return message
+            if isinstance(message, Running):
+                # a revision's function starts: it has --step-timeout, and a second
+                ln.running = message
+                limit = self.settings.step_timeout + 1
+                continue
             if on_progress is not None:
                 on_progress(message)
             # the next step's limit: the worker's start is behind it, env.py is not
             limit = self.settings.step_timeout + 5
         if not ready:
-            return self._lost(
-                lane,
-                Failure(
-                    error_type="Timeout",
-                    kind=FailureKind.TIMEOUT,
-                    message=f"did not finish within {self.settings.step_timeout:g} s "
-                    f"(--step-timeout); stopped after {time.monotonic() - started:.0f} s",
-                ),
+            stack = sample_stack(ln.process, str(ln.log_path)) if ln.process else ""
+            hung = Failure(
+                error_type="Timeout",
+                kind=FailureKind.TIMEOUT,
+                message=f"did not finish within {self.settings.step_timeout:g} s "
+                f"(--step-timeout); stopped after {time.monotonic() - started:.0f} s",
             )
+            return self._lost(lane, self._blame(ln, hung, stack))
         try:
             outcome: Outcome = ln.conn.recv()
         except (EOFError, OSError):
-            code = ln.process.exitcode if ln.process is not None else None
-            died = f"the process running the migrations died (exit code {code})"
+            if ln.process is not None:
+                ln.process.join(timeout=1)  # its exit status, where we may read it
+            how = how_it_ended(ln.process) if ln.process else "unknown"
+            died = f"the process running the migrations died ({how})"
             crash = Failure("WorkerCrash", died, kind=FailureKind.WORKER_CRASH)
-            return self._lost(lane, replace(crash, traceback=self.log_tail(lane)))
+            log = self.log_tail(lane)
+            return self._lost(lane, replace(self._blame(ln, crash, log), traceback=log))
         self.version_table = outcome.version_table
         self.version_schema = outcome.version_schema
         return outcome
 
+    def _blame(self, ln: Lane, failure: Failure, stack: str) -> Failure:
+        """A hang or a death, placed: the revision whose function was running, and the
+        line its stack (faulthandler's dump, or the traceback in the log) was at."""
+        if ln.running is None:
+            return failure
+        rev, up = ln.running.revision, ln.running.upgrade
+        file = self.project.history.revisions.get(rev)
+        line = line_in(stack, str(file.path)) if file is not None else None
+        return replace(
+            failure,
+            revision=rev,
+            phase="upgrade" if up else "downgrade",
+            file=str(file.path) if file is not None and line else None,
+            line=line,
+        )
+
     def _lost(self, lane: int, failure: Failure) -> Outcome:
-        """The lane's worker hung or died: stopped, and its sessions ended."""
+        """The lane's worker hung or died: stopped at once, and its sessions ended."""
         ln = self.lanes[lane]
+        if ln.process is not None and ln.process.is_alive():
+            ln.process.kill()  # hung: it reads no request, a polite stop only waits
         self._stop_worker(ln)
         self._terminate(ln.dbname)
         return Outcome(ok=False, failure=failure)
@@ -453,32 +485,3 @@ class Workbench:
     @property
     def lane_count(self) -> int:
         return len(self.lanes)
-
-
-def _dedupe(sources: tuple[Source, ...]) -> tuple[Source, ...]:
-    seen: dict[str, Source] = {}
-    for s in sources:
-        seen.setdefault(s.name, s)
-    return tuple(seen.values())
-
-
-def _inferred_notice(sources: tuple[Source, ...]) -> str:
-    names = [s.name for s in sources]
-    urls = [s.name for s in sources if s.piece == "url"]
-    said = ", ".join(s.describe() for s in sources)
-    if urls and len(urls) == len(names):
-        flags = " ".join(f"--url-env {n}" for n in urls)
-        advice = (
-            f"Say so with `url-env: [{', '.join(urls)}]` in .alembic-preflight.yml (or "
-            f"{flags}) and the retry is not needed"
-        )
-    else:
-        advice = (
-            "The verifier does this on every run; to make it unnecessary, have env.py read "
-            "one URL variable and name it with `url-env:`"
-        )
-    return (
-        f"env.py took its database address from {said}, not from the URL it was handed: "
-        f"the verifier refused that connection, set {', '.join(names)} to its own "
-        f"disposable database as well and ran env.py again. {advice}"
-    )

@@ -94,3 +94,14 @@ def wipe(server: Server, db: str) -> None:
         for s in schemas:
             c.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(s)))
         c.execute("CREATE SCHEMA IF NOT EXISTS public")
+
+
+def versions(server: Server, db: str, table: sql.Composable) -> frozenset[str] | None:
+    """The revisions a version table names; None when there is no such table."""
+    query = sql.SQL("SELECT version_num FROM {}").format(table)
+    with psycopg.connect(server.conninfo(db), autocommit=True) as c:
+        try:
+            rows = c.execute(query).fetchall()
+        except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
+            return None
+    return frozenset(str(r[0]) for r in rows)

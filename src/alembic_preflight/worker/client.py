@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import select
 import signal
+import time
 from contextlib import suppress
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Protocol
 
 from alembic_preflight.worker.main import worker_main
-from alembic_preflight.worker.protocol import LayoutRefused, LayoutRequest
+from alembic_preflight.worker.protocol import STACK_SUFFIX, LayoutRefused, LayoutRequest
 
 if TYPE_CHECKING:
     from alembic_preflight.project import Layout
@@ -34,6 +36,9 @@ class WorkerProcess(Protocol):
 
     @property
     def exitcode(self) -> int | None: ...
+
+    @property
+    def pid(self) -> int | None: ...
 
     def is_alive(self) -> bool: ...
 
@@ -203,3 +208,56 @@ def prewarm(settings: Settings) -> Prewarmed:
     if wanted > len(taken):
         taken += start_workers(wanted - len(taken), settings.driver)
     return Prewarmed(taken)
+
+
+# -- when a worker hangs or dies (issue 15) --------------------------------------------------
+_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)', re.M)
+
+
+def sample_stack(proc: WorkerProcess, log_path: str, wait: float = 0.5) -> str:
+    """The stack of a worker that does not answer: faulthandler dumps it on SIGUSR1 into
+    the .stack file beside its log (even inside C code, a driver waiting on a socket)."""
+    path = log_path + STACK_SUFFIX
+    if proc.pid is None or not hasattr(signal, "SIGUSR1"):
+        return ""
+    with suppress(OSError):
+        os.kill(proc.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if os.path.getsize(path):
+                time.sleep(0.05)  # let it finish writing
+                break
+            time.sleep(0.02)
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def line_in(dump: str, file: str) -> int | None:
+    """The line being run in `file`, the innermost such frame of a faulthandler dump (most
+    recent call first) or a traceback (most recent call last)."""
+    real = os.path.realpath(file)
+    frames = [(os.path.realpath(m["file"]), int(m["line"])) for m in _FRAME.finditer(dump)]
+    if "most recent call first" not in dump:
+        frames.reverse()
+    return next((line for path, line in frames if path == real), None)
+
+
+def how_it_ended(proc: WorkerProcess) -> str:
+    code = proc.exitcode
+    if code is None:  # a forked lane's worker is not our child: its status is its parent's
+        return "its exit status cannot be read here"
+    if code < 0:
+        with suppress(ValueError):
+            return f"killed by signal {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+def end_group(proc: WorkerProcess) -> None:
+    """Whatever a migration started in the worker's process group (it forked, or started
+    `sleep`) ends with it: such children would hold pipes open after the run."""
+    if proc.pid is not None:
+        with suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -8,13 +8,16 @@ restarts the worker), and what they print goes to a log file instead of our CI o
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import signal
 import sys
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 from alembic_preflight.worker.failures import failure_static
-from alembic_preflight.worker.protocol import LayoutRefused, LayoutRequest, Outcome
+from alembic_preflight.worker.protocol import STACK_SUFFIX, LayoutRefused, LayoutRequest, Outcome
 from alembic_preflight.worker.steps import Worker
 
 # What every worker imports anyway (first what project.read_layout needs), and the
@@ -99,6 +102,10 @@ def _fork_siblings(conn: Any, siblings: tuple[Any, ...], driver: str) -> None:
 def worker_main(conn: Any, driver: str = "psycopg", siblings: tuple[Any, ...] = ()) -> None:
     """Entry point of the worker process: warm up, answer LayoutRequests, start the
     siblings (client.py), take the WorkerInit, then answer requests until told to stop."""
+    # a process group of its own: the terminal's Ctrl-C is the verifier's to handle (it
+    # stops the workers in order), and what a migration forks ends with the group
+    with suppress(OSError):
+        os.setpgrp()
     try:
         init = _first_message(conn, driver, siblings)
     except (EOFError, KeyboardInterrupt):
@@ -111,6 +118,7 @@ def worker_main(conn: Any, driver: str = "psycopg", siblings: tuple[Any, ...] = 
     os.dup2(log, 2)
     sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
     sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+    _dump_stacks(init.log_path)
     try:
         worker: Worker | None = Worker(init)
         startup: Outcome | None = None
@@ -144,6 +152,19 @@ def worker_main(conn: Any, driver: str = "psycopg", siblings: tuple[Any, ...] = 
             continue
         worker.progress = conn.send
         conn.send(worker.handle(kind, arg))
+
+
+_STACK_FILE: list[Any] = []  # kept open for faulthandler for the life of the process
+
+
+def _dump_stacks(log_path: str) -> None:
+    """A migration that kills the process (a segfault) leaves its stack in the log; one
+    that hangs leaves it in the .stack file when the parent sends SIGUSR1 (issue 15)."""
+    faulthandler.enable(file=sys.stderr)
+    stack = open(log_path + STACK_SUFFIX, "w")  # noqa: SIM115 (kept for faulthandler)
+    _STACK_FILE.append(stack)
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, file=stack, all_threads=False)
 
 
 def _layout(request: LayoutRequest) -> Any:

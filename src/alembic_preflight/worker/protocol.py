@@ -164,6 +164,19 @@ class RevisionResult:
 
 
 @dataclass(frozen=True)
+class Running:
+    """Sent before a revision's upgrade() or downgrade() runs, so the parent knows whom a
+    hang or the death of the process belongs to (issue 15)."""
+
+    revision: str
+    upgrade: bool
+
+
+# faulthandler's dump of the worker's stack, on SIGUSR1 (a hung step) or a fatal signal
+STACK_SUFFIX = ".stack"
+
+
+@dataclass(frozen=True)
 class Progress:
     """Sent by the worker before each step; `done` when a revision is complete."""
 
@@ -255,6 +268,37 @@ def explain_refusal(refusal: Refusal, retried: tuple[Source, ...] = ()) -> str:
         "do not load a .env file over the environment."
     )
     return "\n".join(lines)
+
+
+def unique_names(sources: tuple[Source, ...]) -> tuple[Source, ...]:
+    """One source per variable name (the first found)."""
+    seen: dict[str, Source] = {}
+    for s in sources:
+        seen.setdefault(s.name, s)
+    return tuple(seen.values())
+
+
+def inferred_notice(sources: tuple[Source, ...]) -> str:
+    """The notice of a retry that set env.py's own variables to our database."""
+    names = [s.name for s in sources]
+    urls = [s.name for s in sources if s.piece == "url"]
+    said = ", ".join(s.describe() for s in sources)
+    if urls and len(urls) == len(names):
+        flags = " ".join(f"--url-env {n}" for n in urls)
+        advice = (
+            f"Say so with `url-env: [{', '.join(urls)}]` in .alembic-preflight.yml (or "
+            f"{flags}) and the retry is not needed"
+        )
+    else:
+        advice = (
+            "The verifier does this on every run; to make it unnecessary, have env.py read "
+            "one URL variable and name it with `url-env:`"
+        )
+    return (
+        f"env.py took its database address from {said}, not from the URL it was handed: "
+        f"the verifier refused that connection, set {', '.join(names)} to its own "
+        f"disposable database as well and ran env.py again. {advice}"
+    )
 
 
 @dataclass(frozen=True)

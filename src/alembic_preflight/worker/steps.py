@@ -30,6 +30,7 @@ from alembic_preflight.worker.protocol import (
     Outcome,
     ProbeResult,
     Refusal,
+    Running,
     WorkerInit,
 )
 from alembic_preflight.worker.revision_step import step
@@ -44,10 +45,12 @@ class _Tracker:
     version_table: str = "alembic_version"
     version_schema: str | None = None
     ran: str = ""
+    notify: Callable[[Any], None] = lambda message: None  # to the parent
 
     def wrap(self, revision: str, fn: Callable[..., Any], is_upgrade: bool) -> Callable[..., Any]:
         def run(*args: Any, **kw: Any) -> Any:
             self.current = (revision, is_upgrade)
+            self.notify(Running(revision, is_upgrade))
             result = fn(*args, **kw)
             self.applied.append((revision, is_upgrade))
             self.current = None
@@ -104,6 +107,7 @@ class Worker:
         self._wrapped = False
         self.loaded: tuple[str, ...] = ()  # the revision ids Alembic loaded
         self.progress: Callable[[Any], None] = lambda message: None
+        self.tracker.notify = lambda message: self.progress(message)
         cache_engines()
 
     def wrap_modules(self) -> None:
@@ -132,8 +136,8 @@ class Worker:
             self.wrap_modules()
             data, has_metadata = self._dispatch(kind, arg)
         except BaseException as e:  # the user's code may raise anything, SystemExit too
-            if isinstance(e, KeyboardInterrupt):
-                raise
+            # KeyboardInterrupt too: a worker has a process group of its own, so no Ctrl-C
+            # of the terminal reaches it; this one was raised by a migration (issue 15)
             failure = self._failure(e)
         if connect_guard.refusals:
             # refused, whether env.py let the error through or caught it and went on
