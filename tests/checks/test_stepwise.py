@@ -107,7 +107,8 @@ def test_hanging_steps_end_cleanly_with_the_report_written() -> None:
         "step-timeout",
         "b2b2b2b2b2b2",
         V.format(name, b.name),
-        line_of(b, "def upgrade"),
+        # the line it hung at, from the worker's stack (issue 15; was the function's)
+        line_of(b, "time.sleep(600)"),
     )
     assert "upgrade of b2b2b2b2b2b2 did not finish within 3 s" in py_sleep["message"]
     assert cases(r)["c3c3c3c3c3c3"] == "skipped"
