@@ -458,3 +458,46 @@ def test_what_a_migration_forks_ends_with_the_run(project: Any) -> None:
     assert time.monotonic() - started < 30
     left = subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True, text=True)
     assert left.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_cancel_while_steps_hang_ends_within_three_seconds(project: Any, sig: str) -> None:
+    """Both lanes hang in pg_sleep (the `sleeps` fixture); CI's cancel must end the run,
+    cleanly, before GitHub's SIGKILL ten seconds later."""
+    import os
+    import signal
+    import sys
+    import time
+
+    proj = project("sleeps")
+    marker = f"cancel-{sig}-{os.getpid()}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alembic_preflight", "verify", ".", "--database", "embedded",
+         "--jobs", "2", "--step-timeout", "600"],
+        cwd=proj, env={**os.environ, "PREFLIGHT_TEST_MARK": marker},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(8)  # upgrade is done; the downgrades sleep
+    sent = time.monotonic()
+    proc.send_signal(getattr(signal, sig))
+    _, err = proc.communicate(timeout=60)
+    took = time.monotonic() - sent
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert took < 3, took
+    assert "Traceback" not in err
+    time.sleep(0.5)
+    assert _processes_with(marker) == []
+
+
+def _processes_with(marker: str) -> list[str]:
+    import os
+
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            env = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in env:
+            found.append(pid)
+    return found

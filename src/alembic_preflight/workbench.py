@@ -102,7 +102,7 @@ class Workbench:
         try:
             return self._open(lanes)
         except BaseException:
-            self.close()
+            self.close(hurry=True)
             raise
 
     def _open(self, lanes: int) -> Workbench:
@@ -173,8 +173,15 @@ class Workbench:
         if result.ran != "online":
             self.env_failure = did_not_migrate(result.ran)
 
-    def close(self) -> None:
+    def close(self, *, hurry: bool = False) -> None:
+        """Workers, databases, files: gone. `hurry` (Ctrl-C, a cancelled CI job, an
+        error): workers are killed at once, since one may hang in a step and a polite
+        stop only waits for it (GitHub sends SIGKILL ten seconds after its SIGTERM)."""
         self.prewarmed.close()
+        if hurry:
+            for lane in self.lanes:
+                if lane.process is not None and lane.process.is_alive():
+                    lane.process.kill()
         for lane in self.lanes:  # all told first: they exit side by side
             self._tell_worker_to_stop(lane)
         for lane in self.lanes:
@@ -194,8 +201,8 @@ class Workbench:
     def __enter__(self) -> Workbench:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.close(hurry=exc_type is not None)
 
     # -- databases -------------------------------------------------------------------------
     def _lane(self, name: str) -> Lane:
