@@ -501,3 +501,67 @@ def _processes_with(marker: str) -> list[str]:
         if marker.encode() in env:
             found.append(pid)
     return found
+
+
+def test_what_a_killed_run_left_is_removed_by_the_next(project: Any) -> None:
+    """kill -9 of the verifier: its cluster (a server in a session of its own) and its
+    folders stay; the next run finds its marker, removes them and says so."""
+    import os
+    import signal
+    import sys
+    import time
+
+    import tempfile
+
+    proj = project("sleeps")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alembic_preflight", "verify", ".", "--database", "embedded",
+         "--step-timeout", "600"],
+        cwd=proj, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(6)  # the cluster runs, a step hangs
+    servers = _servers_of(proc.pid)
+    assert servers, "no cluster started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    time.sleep(1)
+    assert all(_alive(pid) for pid, _ in servers)  # left behind
+    # the next run that provisions a server sweeps first
+    r = run_cli("verify", ".", "--database", "embedded", "--checks", "upgrade",
+                cwd=project("sync_good"))  # fmt: skip
+    assert r.code == 0, r.stdout + r.stderr
+    # said by this run, unless a test running beside it swept first (then it said so)
+    said = f"removed what an earlier run (pid {proc.pid}) left" in r.stderr
+    folder = Path(tempfile.gettempdir()) / f"alembic-preflight-runs-{os.getuid()}"
+    assert said or not [m for m in folder.glob(f"{proc.pid}-*.json")]
+    for pid, folder in servers:
+        assert not _alive(pid)
+        assert not os.path.exists(folder)
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def _servers_of(pid: int) -> list[tuple[int, str]]:
+    """PostgreSQL servers the verifier `pid` started: (server pid, its cluster folder)."""
+    import os
+
+    found = []
+    for p in os.listdir("/proc"):
+        try:
+            cmd = Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{p}/stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == pid and cmd and cmd[0].endswith(b"/postgres") and b"-D" in cmd:
+            data = cmd[cmd.index(b"-D") + 1].decode()
+            found.append((int(p), os.path.dirname(data)))
+    return found

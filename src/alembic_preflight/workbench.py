@@ -23,7 +23,7 @@ import psycopg
 from psycopg import sql
 
 from alembic_preflight import output
-from alembic_preflight.database import lanes
+from alembic_preflight.database import lanes, leftovers
 from alembic_preflight.database.base import Server
 from alembic_preflight.errors import InternalError, ProvisionError, RefusedTarget
 from alembic_preflight.project import Project
@@ -107,6 +107,7 @@ class Workbench:
 
     def _open(self, lanes: int) -> Workbench:
         self._tmp = tempfile.TemporaryDirectory(prefix="alembic-preflight-")
+        leftovers.current().add("dir", path=self._tmp.name)
         try:
             self._admin = psycopg.connect(
                 self.server.conninfo(), autocommit=True, connect_timeout=15
@@ -197,6 +198,7 @@ class Workbench:
             self._admin.close()
         if self._tmp is not None:
             self._tmp.cleanup()
+            leftovers.current().drop("dir", path=self._tmp.name)
 
     def __enter__(self) -> Workbench:
         return self
@@ -344,6 +346,8 @@ class Workbench:
             repo_root=str(self.project.repo_root),
         )
         ln.process, ln.conn, ln.answered = proc, conn, False
+        if proc.pid is not None:  # its process group ends with it, or with the next run
+            leftovers.current().add("workers", pid=proc.pid)
         with suppress(OSError, ValueError):  # it died: the request that follows says so
             conn.send(init)
 
@@ -362,6 +366,8 @@ class Workbench:
                 ln.process.kill()
                 ln.process.join(timeout=5)
             end_group(ln.process)
+            if ln.process.pid is not None:
+                leftovers.current().drop("workers", pid=ln.process.pid)
         ln.process = ln.conn = None
 
     def run(

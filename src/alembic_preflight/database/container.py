@@ -32,6 +32,7 @@ from typing import Any
 
 import psycopg
 
+from alembic_preflight.database import leftovers
 from alembic_preflight.database.base import Server
 from alembic_preflight.errors import ProvisionError, interrupt_on_signal
 
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 PORT = 5432
 USER = "postgres"
 # every container we start carries this label, with the id of the run as its value
-LABEL = "org.alembic-preflight.run"
+LABEL = leftovers.LABEL
 # a throwaway server: durability buys nothing and costs time on every migration
 MEMORY_DIR = "/var/lib/preflight-tmpfs"  # a tmpfs; PGDATA below it (the image makes it)
 SERVER_ARGS = ("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
@@ -107,6 +108,7 @@ def start_container(image: str, *, timeout: float) -> Iterator[Server]:
     deadline = time.monotonic() + timeout
     client = _connect_engine()
     run_id = uuid.uuid4().hex
+    leftovers.current().add("container", run_id=run_id)  # should we be killed outright
     password = secrets.token_urlsafe(18)
     with _sigterm_raises(), suppress_close(client):
         _ensure_image(client, image)
@@ -143,6 +145,7 @@ def start_container(image: str, *, timeout: float) -> Iterator[Server]:
             yield replace(server, server_version=version)
         finally:
             _remove(client, container, run_id)
+            leftovers.current().drop("container", run_id=run_id)
 
 
 # -- the engine and the image -----------------------------------------------------------------
@@ -290,6 +293,23 @@ def _remove(client: Any, container: Any, run_id: str) -> None:
                 log.warning("could not remove container %s: %s", cid[:12], _reason(e))
     with suppress(Exception):
         container.get_docker_client().client.close()
+
+
+def remove_labelled(label: str, run_id: str) -> int:
+    """Remove the containers a run killed outright left (leftovers.py); how many."""
+    try:
+        client = _docker_client(PING_TIMEOUT)
+        found = client.containers.list(all=True, filters={"label": f"{label}={run_id}"})
+    except Exception:  # no engine here now: nothing we can remove
+        return 0
+    removed = 0
+    for c in found:
+        with suppress(Exception):
+            client.api.remove_container(c.id, force=True, v=True)
+            removed += 1
+    with suppress(Exception):
+        client.close()
+    return removed
 
 
 @contextmanager

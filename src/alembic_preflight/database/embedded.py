@@ -27,6 +27,7 @@ from typing import Any
 
 import psycopg
 
+from alembic_preflight.database import leftovers
 from alembic_preflight.database.base import Server
 from alembic_preflight.errors import ProvisionError
 
@@ -103,6 +104,8 @@ def start_embedded(pg_bin: Path | None = None, *, timeout: float = 30.0) -> Iter
     bindir = find_bindir(pg_bin)
     account = _server_account()
     workdir = Path(tempfile.mkdtemp(prefix="alembic-preflight-pg-", dir=_scratch_dir()))
+    marker = leftovers.current()
+    marker.add("dir", path=str(workdir))  # removed by the next run, should we be killed
     data, sock = workdir / "data", workdir / "sock"
     sock.mkdir()
     log_path = workdir / "server.log"
@@ -147,6 +150,7 @@ def start_embedded(pg_bin: Path | None = None, *, timeout: float = 30.0) -> Iter
         for attempt in range(1, PORT_TRIES + 1):
             port = _free_port()
             proc = _start_server(bindir, data, sock, port, log_path, workdir, as_server)
+            marker.add("cluster", dir=str(workdir), server_pid=proc.pid)
             server = Server(
                 backend="embedded",
                 host=HOST,
@@ -174,6 +178,7 @@ def start_embedded(pg_bin: Path | None = None, *, timeout: float = 30.0) -> Iter
                 proc.kill()
                 proc.wait()
         shutil.rmtree(workdir, ignore_errors=True)
+        marker.release(str(workdir))
 
 
 def _free_port() -> int:
