@@ -509,9 +509,8 @@ def test_what_a_killed_run_left_is_removed_by_the_next(project: Any) -> None:
     import os
     import signal
     import sys
-    import time
-
     import tempfile
+    import time
 
     proj = project("sleeps")
     proc = subprocess.Popen(
