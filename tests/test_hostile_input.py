@@ -518,9 +518,11 @@ def test_what_a_killed_run_left_is_removed_by_the_next(project: Any) -> None:
          "--step-timeout", "600"],
         cwd=proj, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    time.sleep(6)  # the cluster runs, a step hangs
-    servers = _servers_of(proc.pid)
+    deadline = time.monotonic() + 60
+    while not (servers := _servers_of(proc.pid)) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert servers, "no cluster started"
+    time.sleep(2)  # its workers run (a step hangs)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     time.sleep(1)
