@@ -570,3 +570,102 @@ def _servers_of(pid: int) -> list[tuple[int, str]]:
             data = cmd[cmd.index(b"-D") + 1].decode()
             found.append((int(p), os.path.dirname(data)))
     return found
+
+
+# -- from a corpus run of broken projects --------------------------------------------------------
+def test_bad_alembic_ini_values_and_settings_bytes_are_configuration_errors(
+    project: Any,
+) -> None:
+    proj = project("sync_good")
+    ini = proj / "alembic.ini"
+    ini.write_text(
+        ini.read_text().replace("script_location = %(here)s", "script_location = %(nope)s")
+    )
+    r = run_cli("verify", ".", cwd=proj)
+    assert r.code == 2, r.stdout + r.stderr
+    assert "alembic.ini cannot be read" in r.stderr
+    ini.write_text(ini.read_text().replace("%(nope)s", "%(here)s"))
+    for name, data in (
+        ("binary", b"\xff\xfe\x00garbage"),
+        ("nested", b"lint: " + b"[" * 10000 + b"]" * 10000 + b"\n"),
+    ):
+        (proj / ".alembic-preflight.yml").write_bytes(data)
+        r = run_cli("verify", ".", "--checks", "graph", cwd=proj)
+        assert r.code == 2, (name, r.stdout + r.stderr)
+        assert ".alembic-preflight.yml" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_revision_file_in_a_link_loop_is_a_graph_finding(project: Any) -> None:
+    proj = project("sync_good")
+    (proj / "migrations" / "versions" / "loop.py").symlink_to("loop.py")
+    r = run_cli("verify", ".", "--checks", "graph", cwd=proj)
+    assert r.code == 1, r.stdout + r.stderr
+    assert any("cannot be read" in f["message"] for f in r.findings())
+
+
+def test_report_paths_that_are_no_plain_file(project: Any, tmp_path: Path) -> None:
+    import os
+    import stat
+
+    proj = project("sync_good")
+    r = run_cli("verify", ".", "--checks", "graph", "--junit", str(tmp_path), cwd=proj)
+    assert r.code == 2 and "--junit" in r.stderr and "is a directory" in r.stderr
+    # a device is written to, never replaced (as root, replacing /dev/full replaced it)
+    r = run_cli("verify", ".", "--checks", "graph", "--sarif", "/dev/full", cwd=proj)
+    assert r.code == 3, r.stdout + r.stderr
+    assert "--sarif /dev/full" in r.stderr and "could not be written" in r.stderr
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+    # a link is followed to its file, and stays a link
+    target, link = tmp_path / "target.json", tmp_path / "link.json"
+    target.write_text("{}")
+    link.symlink_to(target)
+    r = run_cli("verify", ".", "--checks", "graph", "--sarif", str(link), cwd=proj)
+    assert r.code == 0, r.stdout + r.stderr
+    assert link.is_symlink() and '"version": "2.1.0"' in target.read_text()
+
+
+def test_a_migration_ending_every_other_session_does_not_end_the_run(project: Any) -> None:
+    proj = project("sync_good")
+    rev = proj / "migrations" / "versions" / "2b3c4d5e6f70_create_orders.py"
+    rev.write_text(
+        rev.read_text().replace(
+            "def upgrade() -> None:\n",
+            'def upgrade() -> None:\n    op.execute("SELECT pg_terminate_backend(pid) FROM '
+            "pg_stat_activity WHERE pid <> pg_backend_pid() "
+            "AND backend_type = 'client backend'\")\n",
+        )
+    )
+    r = run_cli("verify", ".", "--database", "embedded", cwd=proj)
+    assert "internal-error" not in str(r.report), r.stdout + r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+
+
+def test_a_url_password_a_migration_prints_is_masked(project: Any) -> None:
+    proj = project("sync_good")
+    rev = proj / "migrations" / "versions" / "2b3c4d5e6f70_create_orders.py"
+    rev.write_text(
+        rev.read_text().replace(
+            "def upgrade() -> None:\n",
+            "def upgrade() -> None:\n    pw = 'hun' + 'ter2'\n"
+            "    raise RuntimeError(f'could not reach postgresql://admin:{pw}@db.prod:5432/app')\n",
+        )
+    )
+    r = run_cli("verify", ".", "--database", "embedded", "--checks", "upgrade", cwd=proj)
+    assert r.code == 1
+    assert "hunter2" not in r.stdout + r.stderr + str(r.report)
+    assert "postgresql://admin:***@db.prod:5432/app" in str(r.report)
+
+
+def test_garbage_in_the_verifiers_pipe_ends_the_step_not_the_run(project: Any) -> None:
+    import time
+
+    proj = project("revision_dies")
+    started = time.monotonic()
+    r = run_cli(
+        "verify", ".", "--database", "embedded", "--checks", "upgrade", "--step-timeout", "3",
+        cwd=proj, env={"DIE_HOW": "pipe"}, timeout=120,
+    )  # fmt: skip
+    assert r.code == 1, r.stdout + r.stderr
+    assert time.monotonic() - started < 60
+    (finding,) = r.findings()
+    assert finding["revision"] == "b2c3d4e5f6a7"

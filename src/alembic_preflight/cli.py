@@ -124,6 +124,14 @@ def report_options(
     from alembic_preflight.database.url import parse_server_url
     from alembic_preflight.reporters import ReportOptions
 
+    for flag, given in (
+        ("--report-json", report_json),
+        ("--junit", junit),
+        ("--sarif", sarif),
+        ("--gitlab-codequality", gitlab_codequality),
+    ):
+        if given is not None and given.is_dir():
+            raise ConfigError(f"{flag} {given}: is a directory (name a file in it)")
     fmt = output_format
     if fmt not in ("auto", "console", "github"):
         raise ConfigError(f"--format must be auto, console or github (got {fmt!r})")

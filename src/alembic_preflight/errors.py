@@ -39,6 +39,12 @@ class WorkerError(PreflightError):
     exit_code = EXIT_INFRA
 
 
+class ReportNotWritten(PreflightError):
+    """A report file could not be written (a full disk, a directory given): exit 3."""
+
+    exit_code = EXIT_INFRA
+
+
 class InternalError(PreflightError):
     """Something we read disagrees with what Alembic does: nothing can be trusted. Exit 3."""
 

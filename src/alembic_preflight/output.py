@@ -7,6 +7,7 @@ raised (issue 15)."""
 
 from __future__ import annotations
 
+import re
 import sys
 from urllib.parse import quote, quote_plus
 
@@ -38,11 +39,16 @@ def hide(secrets: tuple[str, ...]) -> None:
     _hidden[:] = spellings((*_hidden, *secrets))
 
 
+# the password of any URL a message quotes (postgresql://app:PASSWORD@db/app): a migration
+# that prints its own production URL must not print its password (issue 15)
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)([^\s@/]+)(@)", re.IGNORECASE)
+
+
 def masked(text: str, secrets: tuple[str, ...] | None = None) -> str:
     # longest first: a spelling that contains another is masked whole
     for s in sorted(_hidden if secrets is None else secrets, key=len, reverse=True):
         text = text.replace(s, MASK)
-    return text
+    return _URL_PASSWORD.sub(lambda m: m[1] + (m[2] if m[2] == MASK else MASK) + m[3], text)
 
 
 def _say(text: str) -> None:

@@ -216,6 +216,8 @@ def find_settings_file(project_dir: Path) -> tuple[Path, dict[str, Any]] | None:
     if path.is_file():
         try:
             doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not UTF-8") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path}: not valid TOML: {e}") from e
         table = doc.get("tool", {}).get("alembic-preflight")
@@ -232,8 +234,14 @@ MAX_YAML_VALUES = 100_000
 
 
 def _load_yaml(path: Path) -> Any:
-    text = path.read_text(encoding="utf-8")
-    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 (byte 0x{e.object[e.start]:02x})") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a settings file") from None
     if node is not None and _values(node, MAX_YAML_VALUES) > MAX_YAML_VALUES:
         raise ConfigError(
             f"{path}: expands to more than {MAX_YAML_VALUES:,} values (YAML aliases); "

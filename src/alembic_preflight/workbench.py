@@ -25,6 +25,7 @@ from psycopg import sql
 from alembic_preflight import output
 from alembic_preflight.database import lanes, leftovers
 from alembic_preflight.database.base import Server
+from alembic_preflight.database.lanes import Admin
 from alembic_preflight.errors import InternalError, ProvisionError, RefusedTarget
 from alembic_preflight.project import Project
 from alembic_preflight.settings import Settings
@@ -34,6 +35,7 @@ from alembic_preflight.worker.client import (
     end_group,
     how_it_ended,
     line_in,
+    recv_within,
     sample_stack,
     start_worker,
 )
@@ -79,7 +81,7 @@ class Workbench:
     can_create: bool = True  # False: a url server where we may not CREATE DATABASE
     version_table: str = "alembic_version"  # env.py may name another; the worker tells us
     version_schema: str | None = None
-    _admin: psycopg.Connection[Any] | None = None
+    _admin: Admin | None = None
     _tmp: tempfile.TemporaryDirectory[str] | None = None
     _baseline: Snapshot | None = None
     prewarmed: Prewarmed = field(default_factory=Prewarmed)  # workers started early
@@ -105,16 +107,15 @@ class Workbench:
             self.close(hurry=True)
             raise
 
-    def _open(self, lanes: int) -> Workbench:
+    def _open(self, count: int) -> Workbench:
         self._tmp = tempfile.TemporaryDirectory(prefix="alembic-preflight-")
         leftovers.current().add("dir", path=self._tmp.name)
+        self._admin = Admin(self.server)
         try:
-            self._admin = psycopg.connect(
-                self.server.conninfo(), autocommit=True, connect_timeout=15
-            )
+            self._admin.connection()
         except psycopg.OperationalError as e:
             raise ProvisionError(f"cannot connect to PostgreSQL: {str(e).strip()}") from None
-        for i in range(lanes):
+        for i in range(count):
             name = f"preflight_{self.token}_w{i}"
             if i == 0 and not self._try_create(name):
                 self.can_create = False
@@ -244,20 +245,20 @@ class Workbench:
         lane.state = "dirty"
         self.lanes.append(lane)
 
-    def _admin_conn(self) -> psycopg.Connection[Any]:
-        assert self._admin is not None
-        return self._admin
-
     def _terminate(self, name: str) -> None:
-        lanes.terminate(self._admin_conn(), name)
+        self._admin_link().terminate(name)
 
     def _drop(self, name: str) -> None:
-        lanes.drop(self._admin_conn(), name)
+        self._admin_link().drop(name)
 
     def _create(self, name: str, template: str | None = None) -> None:
         # booked before it exists: a failure after CREATE DATABASE must not leave it
         self._created.add(name)
-        lanes.create(self._admin_conn(), name, template, self.settings.step_timeout)
+        self._admin_link().create(name, template, self.settings.step_timeout)
+
+    def _admin_link(self) -> Admin:
+        assert self._admin is not None
+        return self._admin
 
     def _template_db(self, label: str) -> str:
         return f"preflight_{self.token}_{label}"
@@ -414,9 +415,9 @@ class Workbench:
             if not ready:
                 break
             try:
-                message = ln.conn.recv()
-            except (EOFError, OSError):
-                break  # the worker died: said below
+                message = recv_within(ln.conn, ln.process, limit)
+            except Exception:  # it died, or what came cannot be read: said below
+                break
             if isinstance(message, Outcome):
                 ln.answered = True
                 self.version_table = message.version_table
@@ -441,8 +442,8 @@ class Workbench:
             )
             return self._lost(lane, self._blame(ln, hung, stack))
         try:
-            outcome: Outcome = ln.conn.recv()
-        except (EOFError, OSError):
+            outcome: Outcome = recv_within(ln.conn, ln.process, 1)
+        except Exception:
             if ln.process is not None:
                 ln.process.join(timeout=1)  # its exit status, where we may read it
             how = how_it_ended(ln.process) if ln.process else "unknown"

@@ -8,12 +8,14 @@ import time
 import traceback
 from dataclasses import replace
 
+import psycopg
+
 from alembic_preflight import output
 from alembic_preflight.checks import stepwise
 from alembic_preflight.checks.base import Check, CheckContext, CheckSkipped, LaneBusy, in_threads
 from alembic_preflight.checks.failures import probe_findings
-from alembic_preflight.errors import EXIT_INFRA, PreflightError, RefusedTarget
-from alembic_preflight.findings import CheckResult, Finding, Severity, Status
+from alembic_preflight.errors import EXIT_INFRA, PreflightError, ProvisionError, RefusedTarget
+from alembic_preflight.findings import CheckResult, Finding, Severity, Status, first_line
 
 
 def beside(db_checks: list[Check], lanes: int) -> bool:
@@ -78,6 +80,12 @@ def run_check(check: Check, ctx: CheckContext, fail_on: Severity) -> CheckResult
             raise
         status, note = Status.ERROR, str(e)
     except Exception as e:
+        if isinstance(e, psycopg.OperationalError) and _server_lost(e):
+            # PostgreSQL itself went away (a migration shut it down, the machine ran out
+            # of memory): nothing after is verified, and it is not the check's fault
+            raise ProvisionError(
+                f"PostgreSQL went away during the {check.ID} check: {first_line(str(e))}"
+            ) from e
         status, note = Status.ERROR, f"internal error: {type(e).__name__}: {e}"
         findings.append(
             Finding(
@@ -110,3 +118,10 @@ def skipped(check_id: str, why: str) -> CheckResult:
 
 def errored(check_id: str, why: str) -> CheckResult:
     return CheckResult(id=check_id, status=Status.ERROR, duration_s=0.0, note=why)
+
+
+def _server_lost(e: psycopg.OperationalError) -> bool:
+    """A connection that failed or was ended (no SQLSTATE, class 08 or 57), not a
+    statement that was cancelled."""
+    state = e.sqlstate
+    return state is None or (state.startswith(("08", "57")) and state != "57014")

@@ -3,6 +3,8 @@ drop, wipe, and the checks made before touching a database the user handed over.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -105,3 +107,39 @@ def versions(server: Server, db: str, table: sql.Composable) -> frozenset[str] |
         except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
             return None
     return frozenset(str(r[0]) for r in rows)
+
+
+@dataclass
+class Admin:
+    """Our maintenance connection to the server, made again when it was ended: a
+    migration may end every other session (pg_terminate_backend), ours too."""
+
+    server: Server
+    conn: psycopg.Connection[Any] | None = None
+
+    def connection(self) -> psycopg.Connection[Any]:
+        if self.conn is None or self.conn.closed or self.conn.broken:
+            self.conn = psycopg.connect(self.server.conninfo(), autocommit=True, connect_timeout=15)
+        return self.conn
+
+    def do(self, fn: Callable[[psycopg.Connection[Any]], None]) -> None:
+        """`fn` on the connection, once more on a new one if the old was ended."""
+        try:
+            fn(self.connection())
+        except psycopg.OperationalError:
+            if self.conn is not None and not (self.conn.closed or self.conn.broken):
+                raise
+            fn(self.connection())
+
+    def terminate(self, name: str) -> None:
+        self.do(lambda admin: terminate(admin, name))
+
+    def drop(self, name: str) -> None:
+        self.do(lambda admin: drop(admin, name))
+
+    def create(self, name: str, template: str | None, step_timeout: float) -> None:
+        self.do(lambda admin: create(admin, name, template, step_timeout))
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()

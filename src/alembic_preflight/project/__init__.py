@@ -39,9 +39,13 @@ class Project:
         if not p.is_absolute():
             p = self.directory / p
         try:
-            return p.resolve().relative_to(self.repo_root).as_posix()
+            p = p.resolve()
+        except (OSError, RuntimeError):  # a link loop: the path as it is
+            p = Path(os.path.normpath(p))
+        try:
+            return p.relative_to(self.repo_root).as_posix()
         except ValueError:
-            return p.resolve().as_posix()
+            return p.as_posix()
 
 
 def repository_root(start: Path) -> Path:
@@ -132,6 +136,9 @@ def read_layout(ini_path: Path, section: str, directory: Path) -> Layout:
         )
     except CommandError as e:
         raise ConfigError(f"{ini_path}: {e}") from e
+    except configparser.Error as e:  # a bad %(name)s, as Alembic's own reading would fail
+        message = getattr(e, "message", str(e)).strip().splitlines()[0]
+        raise ConfigError(f"{ini_path}: alembic.ini cannot be read: {message}") from e
     finally:
         os.chdir(cwd)
         sys.path[:] = saved_path

@@ -78,7 +78,10 @@ def revision_files(version_dirs: Sequence[Path], recursive: bool) -> list[Path]:
                 continue
             for name in sorted(files):
                 path = root / name
-                real = path.resolve()
+                try:
+                    real = path.resolve()
+                except (OSError, RuntimeError):  # a link loop: reported when read
+                    real = path.absolute()
                 # Alembic warns and skips a file reached twice via overlapping locations
                 if is_revision_file_name(name) and real not in seen:
                     seen.add(real)
@@ -95,10 +98,18 @@ def _walk(top: Path) -> Iterator[tuple[Path, list[str], list[str]]]:
 
 
 def load_history(version_dirs: Sequence[Path], recursive: bool) -> History:
-    files = [
-        parse_revision_file(p, p.read_bytes()) for p in revision_files(version_dirs, recursive)
-    ]
+    files = [_read(p) for p in revision_files(version_dirs, recursive)]
     return History.from_files(files)
+
+
+def _read(path: Path) -> RevisionFile:
+    """A revision file, or one that cannot be read (a link loop, no permission): Alembic
+    cannot load it either, which the graph check reports at the file."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        return _salvage(path, "", (f"cannot be read: {e.strerror or e}", None))
+    return parse_revision_file(path, data)
 
 
 def parse_revision_file(path: Path, data: bytes) -> RevisionFile:

@@ -18,8 +18,9 @@ from typing import Any, TextIO
 
 from rich.console import Console
 
+from alembic_preflight.errors import ReportNotWritten
 from alembic_preflight.findings import CheckResult, Finding, Report
-from alembic_preflight.output import MASK, spellings
+from alembic_preflight.output import masked, spellings
 from alembic_preflight.reporters import console as console_reporter
 from alembic_preflight.reporters import github, gitlab, junit, sarif
 from alembic_preflight.reporters import json as json_reporter
@@ -58,10 +59,15 @@ def emit(report: Report, options: ReportOptions) -> None:
     then the GitHub job summary and outputs, then the terminal."""
     secrets = spellings(options.secrets)
     report = scrub(redact(report, secrets))
+    unwritten: list[str] = []
     for attr, render in FILE_REPORTERS.items():
         path: Path | None = getattr(options, attr)
         if path is not None:
-            write_atomic(path, render(report))
+            try:
+                write_atomic(path, render(report))
+            except OSError as e:  # the other reports and the terminal still get theirs
+                flag = "--" + attr.replace("_", "-")
+                unwritten.append(f"{flag} {path}: {e.strerror or e}")
     if options.github_step_summary is not None:
         text = github.summary(report, options.project_name, options.report_json)
         github.append(options.github_step_summary, text)
@@ -70,16 +76,18 @@ def emit(report: Report, options: ReportOptions) -> None:
     console = as_console(options.console)
     if options.format != "github":
         console_reporter.write(report, console, options.project_name)
-        return
-    # workflow commands go to the console's own stream so they interleave in order with
-    # the report they fence; the runner reads commands from stdout and stderr alike
-    stream = console.file
-    token = github.new_token()
-    github.begin(report, stream, secrets, token)
-    try:
-        console_reporter.write(report, console, options.project_name)
-    finally:
-        github.end(stream, token)
+    else:
+        # workflow commands go to the console's own stream so they interleave in order
+        # with the report they fence; the runner reads commands from stdout and stderr
+        stream = console.file
+        token = github.new_token()
+        github.begin(report, stream, secrets, token)
+        try:
+            console_reporter.write(report, console, options.project_name)
+        finally:
+            github.end(stream, token)
+    if unwritten:
+        raise ReportNotWritten("a report could not be written: " + "; ".join(unwritten))
 
 
 def as_console(target: Console | TextIO | None) -> Console:
@@ -92,7 +100,17 @@ def as_console(target: Console | TextIO | None) -> Console:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Readers (CI artifact upload, a concurrent merge) never see half a file."""
+    """Readers (CI artifact upload, a concurrent merge) never see half a file. What is
+    not a regular file is written in place, never replaced (as root, replacing /dev/full
+    or /dev/stdout would replace the device); a link is followed to its file."""
+    if path.is_symlink():
+        path = path.resolve()
+    if path.exists() and not path.is_file():
+        if path.is_dir():
+            raise IsADirectoryError(f"{path} is a directory")
+        with open(path, "w", encoding="utf-8", errors="replace", newline="\n") as f:
+            f.write(text)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -130,16 +148,9 @@ def scrub(value: Any) -> Any:
 
 def redact(report: Report, secrets: tuple[str, ...]) -> Report:
     """The report with every secret replaced by ***, in all text a migration could echo."""
-    secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
-    if not secrets:
-        return report
 
     def clean(text: str | None) -> str | None:
-        if text is None:
-            return None
-        for s in secrets:
-            text = text.replace(s, MASK)
-        return text
+        return None if text is None else masked(text, secrets)
 
     def clean_finding(f: Finding) -> Finding:
         return replace(
