@@ -443,7 +443,8 @@ def test_a_hung_revision_is_stopped_within_the_timeout_and_placed(project: Any) 
     assert stopped is None or int(stopped[1]) <= 3 + 2, finding["message"]
 
 
-def test_what_a_migration_forks_ends_with_the_run(project: Any) -> None:
+@pytest.mark.parametrize(("how", "child"), [("fork", "sleep 300"), ("setsid", "sleep 301")])
+def test_what_a_migration_forks_ends_with_the_run(project: Any, how: str, child: str) -> None:
     import os
     import sys
     import time
@@ -455,12 +456,12 @@ def test_what_a_migration_forks_ends_with_the_run(project: Any) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "alembic_preflight", "verify", ".", "--database", "embedded",
          "--checks", "upgrade"],
-        cwd=proj, env={**os.environ, "DIE_HOW": "fork"}, capture_output=True, text=True,
+        cwd=proj, env={**os.environ, "DIE_HOW": how}, capture_output=True, text=True,
         timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert time.monotonic() - started < 30
-    left = subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True, text=True)
+    left = subprocess.run(["pgrep", "-f", child], capture_output=True, text=True)
     assert left.stdout.strip() == ""
 
 

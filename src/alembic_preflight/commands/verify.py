@@ -11,7 +11,7 @@ from alembic_preflight.checks import CHECKS, rule_docs, stepwise
 from alembic_preflight.checks.base import CheckContext
 from alembic_preflight.commands.run_checks import beside, errored, run_beside, run_check, skipped
 from alembic_preflight.database import choose_backend, provision
-from alembic_preflight.database.leftovers import run_marker
+from alembic_preflight.database.leftovers import adopt_orphans, end_strays, run_marker
 from alembic_preflight.errors import (
     EXIT_FAILED,
     EXIT_INFRA,
@@ -59,6 +59,7 @@ def verify(settings: Settings, options: ReportOptions, prewarmed: Prewarmed | No
                 check.ID, "the revision graph is broken (see graph); Alembic cannot load it"
             )
     elif db_checks:
+        ours = adopt_orphans()
         try:
             with run_marker(), provision(settings) as server:
                 # a generated password is a secret like the user's own (issue 13)
@@ -92,6 +93,10 @@ def verify(settings: Settings, options: ReportOptions, prewarmed: Prewarmed | No
             for check in db_checks:
                 results.setdefault(check.ID, errored(check.ID, "not run"))
             database = database or DatabaseInfo(backend=choose_backend(settings), server_version="")
+        finally:
+            strays = end_strays(ours)
+            if strays:
+                output.info(f"ended {len(strays)} process(es) a migration left running")
     report = Report(
         tool_version=__version__,
         project=project_info(project),

@@ -184,3 +184,47 @@ def _remove_containers(run_id: str) -> str | None:
         return None
     removed = remove_labelled(LABEL, run_id)
     return f"{removed} container(s) labelled {LABEL}={run_id}" if removed else None
+
+
+PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+
+
+def adopt_orphans() -> frozenset[int]:
+    """Become the reaper of our descendants (Linux): a process a migration starts in a
+    session of its own escapes its worker's process group, and would outlive the run
+    under init; as our orphan, `end_strays` can end it. Best effort elsewhere. Returns
+    our children now (not the run's: a program embedding the verifier has its own)."""
+    with suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    return frozenset(_children())
+
+
+def _children() -> list[int]:
+    me, found = os.getpid(), []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == me and fields[0] != "Z":
+            found.append(int(entry))
+    return found
+
+
+def end_strays(before: frozenset[int]) -> list[int]:
+    """Kill what is our child once the run is over and was not before it (every worker,
+    server and container of the run is gone by then): orphans a migration left."""
+    found = []
+    for pid in _children():
+        if pid not in before:
+            with suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+                found.append(pid)
+    for pid in found:  # reaped, not left as zombies
+        with suppress(ChildProcessError, OSError):
+            os.waitpid(pid, 0)
+    return found
