@@ -47,7 +47,15 @@ def test_secrets_masked_everywhere(tmp_path):
     assert "hunter2" not in out.getvalue()
     assert "hunter2" not in path.read_text()
     assert "app:***@db" in path.read_text()
-    assert redact(r, ()) is r
+    # without secrets, only what reads as a URL's password is masked (issue 15); a report
+    # with nothing to mask comes back as it was
+    bare = redact(r, ())
+    assert bare.checks[0].note == "hunter2"
+    assert "could not connect to postgresql://app:***@db/app" in [
+        f.message for f in bare.checks[0].findings
+    ]
+    plain = make_report()
+    assert redact(plain, ()) is plain
 
 
 def test_write_atomic_keeps_old_file_on_failure(tmp_path, monkeypatch):

@@ -164,8 +164,9 @@ def redact(report: Report, secrets: tuple[str, ...]) -> Report:
     def clean_check(c: CheckResult) -> CheckResult:
         return replace(c, note=clean(c.note), findings=tuple(clean_finding(f) for f in c.findings))
 
-    return replace(
+    cleaned = replace(
         report,
         checks=tuple(clean_check(c) for c in report.checks),
         not_verified=clean(report.not_verified),
     )
+    return report if cleaned == report else cleaned  # nothing to mask: the same record
