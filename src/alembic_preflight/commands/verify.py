@@ -10,7 +10,7 @@ from alembic_preflight import __version__, output
 from alembic_preflight.checks import CHECKS, rule_docs, stepwise
 from alembic_preflight.checks.base import CheckContext
 from alembic_preflight.commands.run_checks import beside, errored, run_beside, run_check, skipped
-from alembic_preflight.database import choose_backend, provision
+from alembic_preflight.database import choose_backend, provision, remove_containers
 from alembic_preflight.database.leftovers import adopt_orphans, end_strays, run_marker
 from alembic_preflight.errors import (
     EXIT_FAILED,
@@ -61,7 +61,7 @@ def verify(settings: Settings, options: ReportOptions, prewarmed: Prewarmed | No
     elif db_checks:
         ours = adopt_orphans()
         try:
-            with run_marker(), provision(settings) as server:
+            with run_marker(remove_containers), provision(settings) as server:
                 # a generated password is a secret like the user's own (issue 13)
                 options = replace(options, secrets=(*options.secrets, *server.secrets))
                 output.hide(options.secrets)

@@ -86,4 +86,13 @@ def _container_or_embedded(settings: Settings) -> Iterator[Server]:
         yield server
 
 
-__all__ = ["Server", "choose_backend", "postgres_image", "provision"]
+def remove_containers(label: str, run_id: str) -> int:
+    """The containers a run killed outright left (leftovers.py), where Docker answers."""
+    try:
+        from alembic_preflight.database.container import remove_labelled
+    except ImportError:  # the container backend is optional
+        return 0
+    return remove_labelled(label, run_id)
+
+
+__all__ = ["Server", "choose_backend", "postgres_image", "provision", "remove_containers"]

@@ -17,7 +17,7 @@ import signal
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,13 +102,18 @@ def current() -> Marker:
     return _current
 
 
+# removes the containers of a run by its id, and says how many (database/__init__.py
+# hands it over: this module does not import the container backend, which imports it)
+RemoveContainers = Callable[[str, str], int]
+
+
 @contextmanager
-def run_marker() -> Iterator[Marker]:
+def run_marker(remove_containers: RemoveContainers | None = None) -> Iterator[Marker]:
     """This run's marker for its lifetime; first, what dead runs left is removed."""
     global _current
     folder = registry()
     if folder is not None:
-        sweep(folder)
+        sweep(folder, remove_containers)
     marker = Marker(folder / f"{os.getpid()}-{time.time_ns()}.json" if folder else None)
     marker._write()
     _current = marker
@@ -120,7 +125,7 @@ def run_marker() -> Iterator[Marker]:
             marker.path.unlink(missing_ok=True)
 
 
-def sweep(folder: Path) -> None:
+def sweep(folder: Path, remove_containers: RemoveContainers | None = None) -> None:
     for path in sorted(folder.glob("*.json")):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -129,7 +134,7 @@ def sweep(folder: Path) -> None:
             continue
         if _alive(pid) and _started(pid) == started:
             continue  # a run under way
-        removed = [_remove(r) for r in data.get("resources", ())]
+        removed = [_remove(r, remove_containers) for r in data.get("resources", ())]
         said = [r for r in removed if r]
         if said:
             output.info(
@@ -139,7 +144,7 @@ def sweep(folder: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _remove(resource: dict[str, Any]) -> str | None:
+def _remove(resource: dict[str, Any], remove_containers: RemoveContainers | None) -> str | None:
     kind = resource.get("kind")
     if kind == "cluster":
         pid, folder = resource.get("server_pid"), resource.get("dir")
@@ -171,19 +176,12 @@ def _remove(resource: dict[str, Any]) -> str | None:
             return f"the folder {folder}"
         return None
     if kind == "container":
-        return _remove_containers(str(resource.get("run_id", "")))
+        run_id = str(resource.get("run_id", ""))
+        if not run_id or remove_containers is None:
+            return None
+        removed = remove_containers(LABEL, run_id)
+        return f"{removed} container(s) labelled {LABEL}={run_id}" if removed else None
     return None
-
-
-def _remove_containers(run_id: str) -> str | None:
-    if not run_id:
-        return None
-    try:
-        from alembic_preflight.database.container import remove_labelled
-    except ImportError:
-        return None
-    removed = remove_labelled(LABEL, run_id)
-    return f"{removed} container(s) labelled {LABEL}={run_id}" if removed else None
 
 
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h

@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # history.py parses with the helpers below
-    from alembic_preflight.project.history import RevisionFile
+from typing import Protocol
 
 
-def commit_lines(f: RevisionFile) -> list[int]:
+class Parsed(Protocol):
+    """A parsed revision file (history.RevisionFile): history.py parses with the helpers
+    below, so they name what they read, not the class."""
+
+    @property
+    def module(self) -> ast.Module | None: ...
+
+
+def commit_lines(f: Parsed) -> list[int]:
     """Lines of `<anything>.commit()` and `execute("COMMIT")` in a revision's source."""
     import ast
 
@@ -41,9 +46,7 @@ def _is_commit(call: object) -> bool:
     )
 
 
-def statement_span(
-    rev_file: RevisionFile, line: int | None, phase: str | None
-) -> tuple[int, int] | None:
+def statement_span(rev_file: Parsed, line: int | None, phase: str | None) -> tuple[int, int] | None:
     """The lines of the innermost statement at `line` (a `with batch_alter_table` block
     fails at its `with` line, where the batch runs); the whole function without a line."""
     import ast

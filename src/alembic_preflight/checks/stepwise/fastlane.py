@@ -4,14 +4,17 @@ first revision that is not clean."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import Any, Protocol, TypeAlias
 
+from alembic_preflight.checks.base import CheckContext
 from alembic_preflight.checks.failures import timed_out
-from alembic_preflight.checks.stepwise.plan import user_data
+from alembic_preflight.checks.stepwise.plan import Plan, user_data
 from alembic_preflight.project.source import commit_lines
 from alembic_preflight.worker.protocol import (
     WALK,
+    Failure,
     FailureKind,
     Outcome,
     Progress,
@@ -19,8 +22,35 @@ from alembic_preflight.worker.protocol import (
     WalkRequest,
 )
 
-if TYPE_CHECKING:
-    from alembic_preflight.checks.stepwise.walk import Walk
+Tables: TypeAlias = Iterable[str]
+Oids: TypeAlias = Iterable[int]
+Unfilled: TypeAlias = Iterable[tuple[str, str]]  # (table, why it could not be filled)
+
+
+class Walk(Protocol):
+    """What the fast lane needs of the lane's per-request walk (walk.Walk), which it runs
+    ahead of: named here, so the two modules do not import each other."""
+
+    ctx: CheckContext
+    plan: Plan
+    lane: int
+    start: int
+    end: int
+    known: set[int]
+    applied: list[str]
+    timed_out: dict[tuple[str, bool], Failure]
+
+    @property
+    def bench(self) -> Any: ...
+
+    def _rebuild(self) -> Failure | None: ...
+
+    def committed(self, rev: str) -> bool: ...
+
+    def not_compared(self, rev: str) -> bool: ...
+
+    def seeded(self, rev: str, filled: Tables, seen: Oids, skipped: Unfilled) -> None: ...
+
 
 # A lane gives up the fast walk after this many fallbacks: a history with many findings
 # is walked per request anyway, and each fallback costs a rebuild of the lane's database.
