@@ -6,11 +6,21 @@ command line and everything it imports (~0.1 s per worker). And `verify` starts 
 workers before anything else (worker/client.py)."""
 
 import os
+import signal
 import sys
 from typing import NoReturn
 
 
+def _quit(signum: int, frame: object) -> None:
+    """Ctrl-C while starting: nothing is made yet (the early workers end when our pipe to
+    them closes), so out at once. Raising KeyboardInterrupt here could land inside the
+    import machinery, which prints it as ignored and goes on."""
+    os.write(2, b"alembic-preflight: error: interrupted\n")
+    os._exit(130)
+
+
 def run() -> NoReturn:
+    signal.signal(signal.SIGINT, _quit)  # cli.main puts Python's own back
     try:
         if sys.argv[1:2] == ["verify"]:
             # its workers start importing now, while the command line itself is read

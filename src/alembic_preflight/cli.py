@@ -168,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     # is removed (exit 130) instead of dying with them left behind
     with suppress(ValueError):  # not the main thread (embedded in another program)
         signal.signal(signal.SIGTERM, interrupt_on_signal)
+        # Ctrl-C raises KeyboardInterrupt again from here on (__main__ quit at once
+        # while starting): run_guarded unwinds it, removing what the run made
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         app(args=argv, prog_name="alembic-preflight")
     except SystemExit as e:  # Typer ends every run this way; usage errors exit 2
