@@ -134,7 +134,14 @@ def sweep(folder: Path, remove_containers: RemoveContainers | None = None) -> No
             continue
         if _alive(pid) and _started(pid) == started:
             continue  # a run under way
-        removed = [_remove(r, remove_containers) for r in data.get("resources", ())]
+        # processes first (workers, then the server), folders last; a cluster's own
+        # folder is said once, with the cluster
+        resources = sorted(data.get("resources", ()), key=lambda r: _ORDER.get(r.get("kind"), 9))
+        clusters = {r.get("dir") for r in resources if r.get("kind") == "cluster"}
+        resources = [
+            r for r in resources if not (r.get("kind") == "dir" and r.get("path") in clusters)
+        ]
+        removed = [_remove(r, remove_containers) for r in resources]
         said = [r for r in removed if r]
         if said:
             output.info(
@@ -142,6 +149,9 @@ def sweep(folder: Path, remove_containers: RemoveContainers | None = None) -> No
                 + "; ".join(said)
             )
         path.unlink(missing_ok=True)
+
+
+_ORDER = {"workers": 0, "cluster": 1, "container": 2, "dir": 3}
 
 
 def _remove(resource: dict[str, Any], remove_containers: RemoveContainers | None) -> str | None:
