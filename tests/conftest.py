@@ -95,3 +95,16 @@ def project(tmp_path: Path) -> Any:
         return dest
 
     return copy
+
+
+def processes_with(marker: str) -> list[str]:
+    """Processes whose environment carries `marker`: what the run started and left."""
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            env = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in env:
+            found.append(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"))
+    return found

@@ -16,7 +16,7 @@ from psycopg.conninfo import make_conninfo
 from alembic_preflight.checks.graph import merge_command
 from alembic_preflight.database.base import Server
 from alembic_preflight.reporters.github import escape_data
-from tests.conftest import run_cli
+from tests.conftest import processes_with, run_cli
 
 PASSWORD = "p%a@s:w/rd'q\\z"  # every character a URL or a DSN escapes
 
@@ -493,21 +493,7 @@ def test_a_cancel_while_steps_hang_ends_within_three_seconds(project: Any, sig: 
     assert took < 6, took
     assert "Traceback" not in err
     time.sleep(0.5)
-    assert _processes_with(marker) == []
-
-
-def _processes_with(marker: str) -> list[str]:
-    import os
-
-    found = []
-    for pid in os.listdir("/proc"):
-        try:
-            env = Path(f"/proc/{pid}/environ").read_bytes()
-        except OSError:
-            continue
-        if marker.encode() in env:
-            found.append(pid)
-    return found
+    assert processes_with(marker) == []
 
 
 def test_what_a_killed_run_left_is_removed_by_the_next(project: Any) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 import uuid
@@ -16,7 +15,7 @@ from alembic_preflight.catalog.seed import seed_with_psycopg as seed_empty_table
 from alembic_preflight.checks.stepwise.plan import split
 from alembic_preflight.database.base import Server
 from tests.checks.histories import Rev, line_of, long_history, write_project
-from tests.conftest import FIXTURES, CliResult, run_cli
+from tests.conftest import FIXTURES, CliResult, processes_with, run_cli
 
 V = "tests/fixtures/{}/migrations/versions/{}"
 
@@ -113,20 +112,7 @@ def test_hanging_steps_end_cleanly_with_the_report_written() -> None:
     assert "upgrade of b2b2b2b2b2b2 did not finish within 3 s" in py_sleep["message"]
     assert cases(r)["c3c3c3c3c3c3"] == "skipped"
     assert "not reached: c3c3c3c3c3c3" in r.check("stepwise")["note"]
-    assert _processes_with(marker) == []
-
-
-def _processes_with(marker: str) -> list[str]:
-    """Processes whose environment carries `marker`: what the run started and left."""
-    found = []
-    for pid in os.listdir("/proc"):
-        try:
-            env = Path(f"/proc/{pid}/environ").read_bytes()
-        except OSError:
-            continue
-        if marker.encode() in env:
-            found.append(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"))
-    return found
+    assert processes_with(marker) == []
 
 
 def test_merge_revision_with_two_parents_and_depends_on() -> None:
