@@ -519,7 +519,7 @@ def test_what_a_killed_run_left_is_removed_by_the_next(project: Any) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     time.sleep(1)
-    assert all(_alive(pid) for pid, _ in servers)  # left behind
+    # left behind now, until a run sweeps them (a test running beside this one may)
     # the next run that provisions a server sweeps first
     r = run_cli("verify", ".", "--database", "embedded", "--checks", "upgrade",
                 cwd=project("sync_good"))  # fmt: skip

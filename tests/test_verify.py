@@ -241,7 +241,7 @@ def test_sigterm_removes_everything(tmp_path: Path) -> None:
     import time
     import uuid
 
-    from tests.checks.test_stepwise import _processes_with
+    from tests.conftest import processes_with as _processes_with
 
     marker = uuid.uuid4().hex
     env = {**os.environ, "PREFLIGHT_TEST_MARK": marker, "NO_COLOR": "1"}
