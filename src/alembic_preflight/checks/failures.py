@@ -8,6 +8,7 @@ from alembic_preflight.checks.base import CheckContext
 from alembic_preflight.findings import Finding, RuleText, Severity, first_line
 from alembic_preflight.project.history import RevisionFile
 from alembic_preflight.project.source import commit_lines, run_migrations_line, statement_span
+from alembic_preflight.settings import ALL_CHECKS, DATABASE_CHECKS
 from alembic_preflight.worker.protocol import Failure, FailureKind
 
 BOOTSTRAP_HINT = (
@@ -62,7 +63,7 @@ DID_NOT_MIGRATE_HINT = (
 
 # the database checks in the order they run: the first that runs says what the probe of
 # env.py found, once; the others are skipped with a note pointing there
-DATABASE_CHECK_ORDER = ("upgrade", "drift", "roundtrip", "stepwise")
+DATABASE_CHECK_ORDER = tuple(c for c in ALL_CHECKS if c in DATABASE_CHECKS)
 
 
 def failure_finding(
