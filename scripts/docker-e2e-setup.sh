@@ -61,6 +61,18 @@ if ! timeout 5 "$DOCKER" info >/dev/null 2>&1; then
         echo "DOCKER_HOST=$DOCKER_HOST does not answer; not starting a local dockerd" >&2
         exit 1
     fi
+    # A machine restored from a snapshot keeps /var/run: pid files of daemons that are gone
+    # make dockerd refuse to start ("pid file found"). Remove those whose process is not alive
+    # under that name; a live daemon's file is kept.
+    for pidfile in /var/run/docker.pid:dockerd /var/run/docker/containerd/containerd.pid:containerd; do
+        file=${pidfile%%:*} name=${pidfile##*:}
+        [[ -f $file ]] || continue
+        pid=$(tr -dc 0-9 <"$file")
+        if [[ -z $pid || $(cat "/proc/$pid/comm" 2>/dev/null) != "$name" ]]; then
+            echo "    removing stale $file (pid ${pid:-none} is not a running $name)"
+            rm -f "$file"
+        fi
+    done
     echo "    starting dockerd (log: $DOCKERD_LOG)"
     # setsid: dockerd outlives this script (CI runs the tests after it)
     # 9>&-: the daemon must not inherit (and hold forever) the lock taken above
