@@ -84,6 +84,50 @@ def test_not_null_column_without_default_fails_only_with_rows() -> None:
     assert verify(FIXTURES / name, "--no-seed-data").findings() == []
 
 
+def test_failures_that_depend_on_synthetic_values_are_warnings(tmp_path: Path) -> None:
+    # issue 16: an enum cast and a data migration's own int() fail on made-up values only
+    name = "synthetic_rows"
+    versions = FIXTURES / name / "migrations/versions"
+    b = versions / "b2b2b2b2b2b2_status_as_enum.py"
+    c = versions / "c3c3c3c3c3c3_note_length.py"
+    r = verify(FIXTURES / name)
+    enum_cast, python_error = r.findings()
+    assert where(enum_cast) == (
+        "fails-with-synthetic-rows",
+        "b2b2b2b2b2b2",
+        V.format(name, b.name),
+        line_of(b, "op.alter_column("),
+    )
+    assert where(python_error) == (
+        "fails-with-synthetic-rows",
+        "c3c3c3c3c3c3",
+        V.format(name, c.name),
+        line_of(c, "int(body)"),
+    )
+    assert {enum_cast["severity"], python_error["severity"]} == {"warning"}
+    assert "invalid input value for enum account_status" in enum_cast["message"]
+    assert "real data may differ" in enum_cast["message"]
+    assert "`data:`" in enum_cast["fix"]
+    assert r.code == 0
+    # realistic rows declared with `data:` pass; the same failure with the user's own
+    # rows is an error: they are what production holds
+    project = tmp_path / "p"
+    shutil.copytree(FIXTURES / name, project)
+    settings = project / ".alembic-preflight.yml"
+    settings.write_text(
+        "data:\n  b2b2b2b2b2b2:\n"
+        "    accounts: [{id: 1, status: active}, {id: 2, status: closed}]\n"
+        "    notes: [{id: 1, body: '12'}]\n"
+    )
+    assert verify(project).findings() == []
+    settings.write_text("data:\n  b2b2b2b2b2b2:\n    accounts: [{id: 1, status: gone}]\n")
+    r = verify(project)
+    declared = next(f for f in r.findings() if f["revision"] == "b2b2b2b2b2b2")
+    assert (declared["rule"], declared["severity"]) == ("fails-with-rows", "error")
+    assert "fails on the rows `data:` declares" in declared["message"]
+    assert r.code == 1
+
+
 def test_hanging_steps_end_cleanly_with_the_report_written() -> None:
     name = "sleeps"
     versions = FIXTURES / name / "migrations/versions"

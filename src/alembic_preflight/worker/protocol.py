@@ -100,6 +100,7 @@ class Failure:
     full_traceback: str = ""  # every frame, ours and the libraries' too (the JSON report)
     refusal: Refusal | None = None  # env.py tried to connect elsewhere (connect_guard)
     kind: FailureKind = FailureKind.RAISED
+    sqlstate: str | None = None  # PostgreSQL's error code, when the database raised it
 
 
 DID_NOT_MIGRATE = "env.py did not run the migrations on the database it was handed"

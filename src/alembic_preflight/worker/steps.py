@@ -380,4 +380,6 @@ class Worker:
             full_traceback=full_tb,
             # the fast walk's own stops (fastwalk.LeftBehind, TransactionEnded) say their kind
             kind=getattr(e, "failure_kind", FailureKind.RAISED),
+            # psycopg and asyncpg say `sqlstate`, psycopg2 `pgcode`
+            sqlstate=getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None),
         )

@@ -34,6 +34,14 @@ from alembic_preflight.worker.protocol import (
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class WithRows:
+    """A step that failed with rows in its tables and passed without them."""
+
+    failure: Failure
+    synthetic: bool  # rows we made up were among them (not only `data:`'s)
+
+
 @dataclass
 class Walk:
     """One lane's slice order[start:end], walked revision by revision."""
@@ -47,6 +55,7 @@ class Walk:
     cases: list[tuple[str, Status]] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)  # what the lane's database holds
     filled: set[str] = field(default_factory=set)  # tables we put rows in
+    declared: set[str] = field(default_factory=set)  # of filled: rows from `data:`
     known: set[int] = field(default_factory=set)  # oids of tables seeding need not look at
     conn: psycopg.Connection[Any] | None = None  # ours, for snapshots and rows
     noticed: set[str] = field(default_factory=set)  # tables already said unfillable
@@ -127,6 +136,7 @@ class Walk:
         if run:
             requests.append((STEPS, run))
         self.filled.clear()  # a database rebuilt from a template holds none of our rows
+        self.declared.clear()
         self.known.clear()
         for kind, arg in requests:
             outcome = self.bench.run(kind, arg, lane=self.lane)
@@ -187,7 +197,9 @@ class Walk:
             )
             return False
         if with_rows is not None:
-            self.findings.append(words.rows_finding(self.ctx, with_rows))
+            self.findings.append(
+                words.rows_finding(self.ctx, with_rows.failure, synthetic=with_rows.synthetic)
+            )
         self.applied.append(rev)
         if not self.committed(rev):
             # its changes are gone: stamp it so the walk goes on, without downgrading it
@@ -236,7 +248,9 @@ class Walk:
                 )
             return self._still_at(rev)
         if with_rows is not None:
-            self.findings.append(words.rows_finding(self.ctx, with_rows))
+            self.findings.append(
+                words.rows_finding(self.ctx, with_rows.failure, synthetic=with_rows.synthetic)
+            )
         self.applied.pop()
         diff = diff_snapshots(before, self._snapshot())
         if diff:
@@ -286,7 +300,7 @@ class Walk:
         return True
 
     # -- steps and rows ------------------------------------------------------------------
-    def _step(self, rev: str, up: bool, *, retry: bool = True) -> tuple[Outcome, Failure | None]:
+    def _step(self, rev: str, up: bool, *, retry: bool = True) -> tuple[Outcome, WithRows | None]:
         """One revision one way. With rows in the tables, a failure is re-tried without
         them; (outcome, the failure with rows) when only the rows made it fail."""
         known = self.timed_out.pop((rev, up), None)
@@ -312,20 +326,34 @@ class Walk:
         outcome = replace(outcome, failure=failure)
         if not (retry and self.filled) or timed_out(failure) or failure.revision != rev:
             return outcome, None
-        if not self._clear():
+        made_up = self.filled - self.declared
+        if made_up and self.declared:
+            # the user's rows and ours: without ours first, so a failure the user's rows
+            # cause is told apart from one our values cause
+            if not self._clear(made_up):
+                return outcome, None
+            again = self.bench.run(STEPS, [(rev, up)], lane=self.lane)
+            if again.ok:
+                return again, WithRows(failure, synthetic=True)
+            if again.failure is None or again.failure.revision != rev:
+                return outcome, None
+            failure, made_up = _owned(again.failure, rev, up), set()
+        if not self._clear(self.filled):
             return outcome, None
         again = self.bench.run(STEPS, [(rev, up)], lane=self.lane)
         if again.ok:
-            return again, failure
+            return again, WithRows(failure, synthetic=bool(made_up))
         return outcome, None  # fails either way: the first error is the one to show
 
-    def _clear(self) -> bool:
+    def _clear(self, tables: set[str]) -> bool:
+        tables = set(tables)  # often self.filled itself, emptied below
         try:
-            self._with_conn(lambda conn: clear_tables(conn, self.filled))
+            self._with_conn(lambda conn: clear_tables(conn, tables))
         except psycopg.Error:
             return False
-        self.filled.clear()
-        self.known.clear()
+        self.filled -= tables
+        self.declared -= tables
+        self.known.clear()  # emptied tables are seeded again before the next revision
         return True
 
     def _seed(self, rev: str) -> None:
@@ -341,6 +369,7 @@ class Walk:
             try:
                 insert_rows(conn, table, rows)
                 self.filled.add(table)
+                self.declared.add(table)
             except psycopg.OperationalError:
                 raise  # the connection, not the rows: _with_conn reconnects
             except psycopg.Error as e:

@@ -48,14 +48,38 @@ def failure(ctx: CheckContext, failure: Failure, rule: str, what: str) -> Findin
     return finding
 
 
-def rows_finding(ctx: CheckContext, failure: Failure) -> Finding:
-    finding = failure_finding(ctx, ID, "fails-with-rows", failure, what="")
+# Failures no row value can avoid: any row at all breaks the statement (a NOT NULL column
+# added without a default; ALTER TABLE after rows changed in the same transaction).
+VALUE_INDEPENDENT = frozenset({"23502", "55006"})  # not_null_violation, object_in_use
+
+
+def rows_finding(ctx: CheckContext, failure: Failure, *, synthetic: bool) -> Finding:
+    """A step that passed on empty tables and failed with rows in them. An error when
+    the failure does not depend on the values, or the rows were the user's own (`data:`);
+    otherwise our synthetic values may be what broke it: a warning (issue 16)."""
+    error = f"{failure.error_type}: {first_line(failure.message)}"
+    if not synthetic or failure.sqlstate in VALUE_INDEPENDENT:
+        rows = "the rows `data:` declares" if not synthetic else "a table that holds rows"
+        return replace(
+            failure_finding(ctx, ID, "fails-with-rows", failure, what=""),
+            message=f"{failure.phase} of {failure.revision} fails on {rows} "
+            f"(it passes on empty tables): {error}",
+            fix=ROWS_FIX,
+        )
     return replace(
-        finding,
-        message=f"{failure.phase} of {failure.revision} fails on a table that holds rows "
-        f"(it passes on empty tables): {failure.error_type}: {first_line(failure.message)}",
-        fix=ROWS_FIX,
+        failure_finding(ctx, ID, "fails-with-synthetic-rows", failure, what=""),
+        severity=Severity.WARNING,
+        message=f"{failure.phase} of {failure.revision} fails with the synthetic rows we "
+        f"put in its tables (it passes on empty tables): {error}; real data may differ",
+        fix=SYNTHETIC_FIX,
     )
+
+
+SYNTHETIC_FIX = (
+    "if production rows could hold such values, make the migration handle them; otherwise "
+    "declare realistic rows for this revision with `data:` in the settings (or "
+    "`seed-data: false`)"
+)
 
 
 def leftovers(ctx: CheckContext, rev: str, diff: SchemaDiff) -> Finding:
@@ -148,9 +172,20 @@ RULES: dict[str, RuleText] = {
     ),
     "fails-with-rows": RuleText(
         "A migration fails when tables hold rows",
-        "The migration works on an empty database but fails with data present, for "
-        "example adding a NOT NULL column without a default. Backfill or add a server "
-        "default.",
+        "The step passes on empty tables and fails once they hold rows, in a way no row "
+        "value avoids (a NOT NULL column added without a server default; ALTER TABLE "
+        "after rows changed in the same transaction), or with the rows `data:` declares. "
+        "Backfill or add a server default. Failures that depend on the values of our "
+        "synthetic rows are `fails-with-synthetic-rows` instead.",
+    ),
+    "fails-with-synthetic-rows": RuleText(
+        "A migration fails with the synthetic rows (real data may differ)",
+        "A warning: the step passes on empty tables and fails with the few rows the "
+        "seeder made up, in a way that depends on their values (a cast to an enum or a "
+        "number, a CHECK or unique index added later, a foreign key, the migration's own "
+        "assert or exception). The statement and the error are in the detail. If "
+        "production could hold such values, fix the migration; otherwise declare "
+        "realistic rows with `data:` (they make it an error when they fail too).",
     ),
     "upgrade-not-committed": RuleText(
         "A migration's changes are not committed",
