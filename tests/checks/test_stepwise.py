@@ -128,6 +128,22 @@ def test_failures_that_depend_on_synthetic_values_are_warnings(tmp_path: Path) -
     assert r.code == 1
 
 
+def test_function_recreated_with_other_whitespace_is_the_same(tmp_path: Path) -> None:
+    # issue 16: a downgrade re-creating a body with one blank line more left nothing behind
+    name = "function_whitespace"
+    r = verify(FIXTURES / name, checks="stepwise,roundtrip")
+    assert r.findings() == [] and r.code == 0
+    # a real change to the body is still one, shown exactly as PostgreSQL keeps it
+    project = tmp_path / "p"
+    shutil.copytree(FIXTURES / name, project)
+    b = project / "migrations/versions/b2b2b2b2b2b2_touch_skips_unchanged_rows.py"
+    b.write_text(b.read_text().replace("  NEW.updated_at := now();", "  NEW.updated_at := 1;"))
+    (f,) = verify(project).findings()
+    assert f["rule"] == "downgrade-leaves-behind"
+    assert "changes function `touch()`" in f["message"]
+    assert "NEW.updated_at := 1;" in f["detail"]
+
+
 def test_hanging_steps_end_cleanly_with_the_report_written() -> None:
     name = "sleeps"
     versions = FIXTURES / name / "migrations/versions"

@@ -33,14 +33,27 @@ def diff_snapshots(before: Snapshot, after: Snapshot) -> SchemaDiff:
     b, a = before.objects, after.objects
     # only what differs is put in order: snapshots of one Snapshotter share the objects
     # that did not change, and a large schema has thousands of them
-    changed = [
-        k for k, o in a.items() if k in b and b[k] is not o and b[k].definition != o.definition
-    ]
+    changed = [k for k, o in a.items() if k in b and b[k] is not o and not _same(k, b[k], o)]
     return SchemaDiff(
         added=tuple(a[k] for k in _ordered(a.keys() - b.keys())),
         removed=tuple(b[k] for k in _ordered(b.keys() - a.keys())),
         changed=tuple(Change(b[k], a[k]) for k in _ordered(changed)),
     )
+
+
+# Kinds whose definition carries source text as written (a function's body) or may be
+# re-created with other line breaks: compared with whitespace runs made one space, so a
+# body re-created with one blank line more is not "changed" (issue 16). The detail of a
+# real change still shows both texts exactly.
+_SOURCE_KINDS = frozenset(
+    {"function", "procedure", "aggregate", "view", "materialized view", "trigger", "rule"}
+)
+
+
+def _same(key: Key, before: SchemaObject, after: SchemaObject) -> bool:
+    if before.definition == after.definition:
+        return True
+    return key[0] in _SOURCE_KINDS and before.definition.split() == after.definition.split()
 
 
 # The order lines are reported in: containers before what they contain.
