@@ -247,6 +247,22 @@ def test_bootstrap_setting_sql_file_or_function(project: Any, bootstrap: str) ->
     assert statuses(r)["roundtrip"] == statuses(r)["stepwise"] == "passed"
 
 
+def test_a_failure_after_the_bootstrap_does_not_claim_an_empty_database(project: Any) -> None:
+    # issue 16: "(upgrade head on an empty database)" was said after a bootstrap
+    path = project("bootstrap_needed")
+    (path / ".alembic-preflight.yml").write_text("bootstrap: schema.sql\n")
+    head = next((path / "migrations/versions").glob("b0075a000002_*.py"))
+    head.write_text(
+        head.read_text().replace(
+            "    op.create_index(", '    op.execute("SELECT 1/0")\n    op.create_index('
+        )
+    )
+    r = verify(path, "--checks", "upgrade")
+    (f,) = r.findings()
+    assert "upgrade head on the bootstrapped database" in f["message"], f["message"]
+    assert "empty database" not in f["message"]
+
+
 # -- 6. downgrades that leave things behind -------------------------------------------------
 
 

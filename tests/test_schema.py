@@ -227,9 +227,12 @@ def test_dropped_column_is_said_to_be_dropped(make_db):
     before = take_snapshot(conn)
     conn.execute("ALTER TABLE orders DROP COLUMN note CASCADE")
     lines = describe(diff_snapshots(before, take_snapshot(conn)))
-    assert lines[0] == "drops column `orders.note` that was there before"
+    assert lines[0] == "does not restore column `orders.note` (it was there before the upgrade)"
     # the index that used it and its comment went with it, said once
-    assert "drops comment on column `orders.note` that was there before" not in lines
+    assert (
+        "does not restore comment on column `orders.note` (it was there before the upgrade)"
+        not in lines
+    )
 
 
 @pytest.mark.parametrize(
@@ -237,28 +240,28 @@ def test_dropped_column_is_said_to_be_dropped(make_db):
     [
         (
             "ALTER TABLE customers ALTER COLUMN email TYPE varchar(200)",
-            "changes column `customers.email`: type text → character varying(200)",
+            "does not restore column `customers.email` as it was: type text → character varying(200)",
         ),
         (
             "ALTER TABLE orders ALTER COLUMN amount DROP DEFAULT",
-            "changes column `orders.amount`: default 0 → none",
+            "does not restore column `orders.amount` as it was: default 0 → none",
         ),
         (
             "ALTER TABLE orders ALTER COLUMN note SET NOT NULL",
-            "changes column `orders.note`: NULL → NOT NULL",
+            "does not restore column `orders.note` as it was: NULL → NOT NULL",
         ),
         (
             "ALTER TYPE status ADD VALUE 'refunded' BEFORE 'shipped'",
-            "changes type `status` (enum): labels 'new', 'paid', 'shipped' → "
+            "does not restore type `status` (enum) as it was: labels 'new', 'paid', 'shipped' → "
             "'new', 'paid', 'refunded', 'shipped'",
         ),
         (
             "COMMENT ON TABLE orders IS 'purchases'",
-            "changes comment on table `orders`: what customers bought → purchases",
+            "does not restore comment on table `orders` as it was: what customers bought → purchases",
         ),
         (
             "ALTER SEQUENCE app.counter INCREMENT 1",
-            "changes sequence `app.counter`: increment 5 → 1",
+            "does not restore sequence `app.counter` as it was: increment 5 → 1",
         ),
     ],
 )
@@ -278,7 +281,7 @@ def test_changed_function_body(make_db):
            AS $$ BEGIN RETURN NEW; END $$"""
     )
     diff = diff_snapshots(before, take_snapshot(conn))
-    assert describe(diff) == ["changes function `touch()`: definition differs"]
+    assert describe(diff) == ["does not restore function `touch()` as it was: definition differs"]
     assert "-" in detail(diff) and "coalesce" in detail(diff)
 
 
@@ -299,7 +302,7 @@ def test_composite_attribute_order_matters(make_db):
     b = make_db("CREATE TYPE p AS (y text, x integer)")
     diff = _diff(a, b)
     assert describe(diff) == [
-        "changes type `p` (composite): attributes x integer, y text → y text, x integer"
+        "does not restore type `p` (composite) as it was: attributes x integer, y text → y text, x integer"
     ]
 
 
@@ -397,9 +400,9 @@ def test_changed_constraint_and_index_show_both_definitions(make_db):
     conn.execute("CREATE INDEX ix_orders_status ON orders (status)")
     diff = diff_snapshots(before, take_snapshot(conn))
     assert describe(diff) == [
-        "changes check constraint `ck_amount` on `orders`: "
+        "does not restore check constraint `ck_amount` on `orders` as it was: "
         "CHECK ((amount >= (0)::numeric)) → CHECK ((amount > (0)::numeric))",
-        "changes index `ix_orders_status` on `orders`: definition differs",
+        "does not restore index `ix_orders_status` on `orders` as it was: definition differs",
     ]
     text = detail(diff, labels=("before upgrade", "after downgrade"))
     assert "~ constraint orders.ck_amount" in text
@@ -428,7 +431,9 @@ def test_detail_lists_every_object_even_those_not_named_again(make_db):
 def test_enum_labels_in_another_order_differ(make_db):
     a = make_db("CREATE TYPE s AS ENUM ('a', 'b')")
     b = make_db("CREATE TYPE s AS ENUM ('b', 'a')")
-    assert describe(_diff(a, b)) == ["changes type `s` (enum): labels 'a', 'b' → 'b', 'a'"]
+    assert describe(_diff(a, b)) == [
+        "does not restore type `s` (enum) as it was: labels 'a', 'b' → 'b', 'a'"
+    ]
 
 
 def test_extension_objects_are_the_extension_only(make_db):

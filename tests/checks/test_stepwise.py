@@ -140,7 +140,7 @@ def test_function_recreated_with_other_whitespace_is_the_same(tmp_path: Path) ->
     b.write_text(b.read_text().replace("  NEW.updated_at := now();", "  NEW.updated_at := 1;"))
     (f,) = verify(project).findings()
     assert f["rule"] == "downgrade-leaves-behind"
-    assert "changes function `touch()`" in f["message"]
+    assert "does not restore function `touch()` as it was" in f["message"]
     assert "NEW.updated_at := 1;" in f["detail"]
 
 

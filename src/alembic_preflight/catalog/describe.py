@@ -21,11 +21,13 @@ class Wording:
 
 
 # after downgrade vs before upgrade ("downgrade of r0029 leaves type `status_0028` (enum)"),
-# and after a downgrade to base vs the empty database
+# and after a downgrade to base vs the empty database. Only the two ends are compared: an
+# object missing may have been dropped by the upgrade and not re-created by an empty
+# downgrade, so the words say what the downgrade failed to do, not who removed it.
 DOWNGRADE = Wording(
     added="leaves {obj}",
-    removed="drops {obj} that was there before",
-    changed="changes {obj}: {what}",
+    removed="does not restore {obj} (it was there before the upgrade)",
+    changed="does not restore {obj} as it was: {what}",
 )
 
 

@@ -234,6 +234,11 @@ def _same(a: object, b: object) -> bool:
     return Path(str(a)).resolve() == Path(str(b)).resolve()
 
 
+def fresh_database(ctx: CheckContext) -> str:
+    """What the first upgrade starts from, in words: empty, unless `bootstrap:` made it."""
+    return "the bootstrapped database" if ctx.settings.bootstrap else "an empty database"
+
+
 def start_empty(ctx: CheckContext, lane: int = 0, *, save: bool = True) -> Failure | None:
     """A fresh database as the first revision expects it: empty, or after `bootstrap:`;
     kept as the template "base" for the next caller unless `save` is False."""

@@ -14,7 +14,12 @@ from alembic_preflight.catalog.describe import REUPGRADE, Wording, describe, det
 from alembic_preflight.catalog.diff import diff_snapshots
 from alembic_preflight.catalog.snapshot import Snapshot
 from alembic_preflight.checks.base import CheckContext, CheckSkipped
-from alembic_preflight.checks.failures import ensure_head, failure_finding, start_empty
+from alembic_preflight.checks.failures import (
+    ensure_head,
+    failure_finding,
+    fresh_database,
+    start_empty,
+)
 from alembic_preflight.findings import Finding, RuleText, Severity
 from alembic_preflight.worker.protocol import DOWNGRADE, UPGRADE
 
@@ -61,7 +66,9 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
             raise CheckSkipped(f"{down.failure.revision} cannot be downgraded: no way back to base")
         yield failure_finding(ctx, ID, "downgrade-failed", down.failure, what="downgrade to base")
         return
-    yield from _differs(baseline, bench.snapshot(), *BASE_NOT_EMPTY)
+    rule, wording, said, (_, after), fix = BASE_NOT_EMPTY
+    labels = (fresh_database(ctx).removeprefix("an ").removeprefix("the "), after)
+    yield from _differs(baseline, bench.snapshot(), rule, wording, said, labels, fix)
     up = bench.run(UPGRADE, "heads")
     if not up.ok:
         assert up.failure is not None

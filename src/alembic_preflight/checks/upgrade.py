@@ -1,4 +1,4 @@
-"""`upgrade head` on an empty database.
+"""`upgrade head` on an empty database (or the one `bootstrap:` makes).
 
 Why: a migration that cannot run on a fresh database breaks every new environment (CI,
 a colleague's laptop, disaster recovery). A failure names the revision, its file, the
@@ -13,6 +13,7 @@ from alembic_preflight.checks.base import CheckContext, CheckSkipped
 from alembic_preflight.checks.failures import (
     did_not_migrate_finding,
     failure_finding,
+    fresh_database,
     start_empty,
 )
 from alembic_preflight.findings import Finding, RuleText
@@ -53,7 +54,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         return
     assert outcome.failure is not None
     finding = failure_finding(
-        ctx, ID, "migration-failed", outcome.failure, what="upgrade head on an empty database"
+        ctx, ID, "migration-failed", outcome.failure, what=f"upgrade head on {fresh_database(ctx)}"
     )
     rev = outcome.failure.revision
     if rev is None:
