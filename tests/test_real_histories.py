@@ -263,6 +263,20 @@ def test_a_failure_after_the_bootstrap_does_not_claim_an_empty_database(project:
     assert "empty database" not in f["message"]
 
 
+def test_a_failing_batch_operation_is_placed_at_its_own_line() -> None:
+    # issue 16: the ops of `with op.batch_alter_table()` run when the block ends, so the
+    # stack shows the `with` line; the operation that failed is the one to point at
+    name = "batch_op_fails"
+    path = next(versions(name).glob("b2b2b2b2b2b2_*.py"))
+    r = verify(FIXTURES / name, "--checks", "upgrade,stepwise")
+    found = {(f["check"], f["rule"], f["file"], f["line"]) for f in r.findings()}
+    at = line_of(path, 'batch_op.alter_column("notes"')
+    assert found == {
+        ("upgrade", "migration-failed", rel(name, path), at),
+        ("stepwise", "upgrade-failed", rel(name, path), at),
+    }
+
+
 # -- 6. downgrades that leave things behind -------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from alembic_preflight.worker import batch_lines
 from alembic_preflight.worker.engines import cache_engines
 from alembic_preflight.worker.failures import deepest, frames, tracebacks, user_frame
 from alembic_preflight.worker.protocol import (
@@ -50,6 +51,7 @@ class _Tracker:
     def wrap(self, revision: str, fn: Callable[..., Any], is_upgrade: bool) -> Callable[..., Any]:
         def run(*args: Any, **kw: Any) -> Any:
             self.current = (revision, is_upgrade)
+            batch_lines.reset()
             self.notify(Running(revision, is_upgrade))
             result = fn(*args, **kw)
             self.applied.append((revision, is_upgrade))
@@ -109,6 +111,7 @@ class Worker:
         self.progress: Callable[[Any], None] = lambda message: None
         self.tracker.notify = lambda message: self.progress(message)
         cache_engines()
+        batch_lines.install()
 
     def wrap_modules(self) -> None:
         if self._wrapped:
@@ -126,6 +129,7 @@ class Worker:
         from alembic_preflight.worker import connect_guard
 
         self.tracker.current = None
+        batch_lines.reset()
         self.tracker.applied = []
         self.tracker.ran = ""
         connect_guard.refusals.clear()
@@ -352,6 +356,9 @@ class Worker:
         stack = list(frames(e.__traceback__))
         if rev_file is not None:
             file, line = deepest(stack, lambda real: real == rev_file)
+            queued = batch_lines.running
+            if file is not None and queued is not None and queued[0] == rev_file:
+                line = queued[1]  # an operation of a batch block: its own line, not the `with`
         if file is None:
             file, line = user_frame(e, stack, self.init.project_dir)
         statement = None
