@@ -8,6 +8,7 @@ from typing import Any
 import psycopg
 
 from alembic_preflight.database.base import Server
+from tests.checks.histories import line_of
 from tests.conftest import ROOT, run_cli
 
 CORE = "graph,upgrade,drift,roundtrip"
@@ -80,6 +81,38 @@ def test_drift_reports_each_difference_in_words(project: Any) -> None:
     assert (note["file"], note["line"]) == ("app/models.py", 34)
     assert r.check("drift")["status"] == "failed"
     assert r.check("upgrade")["status"] == "passed"
+
+
+def test_drift_of_what_only_the_database_has_points_at_the_revision_that_made_it(
+    project: Any,
+) -> None:
+    # issue 16: "in the database but not in the models" pointed at the head file's line 1
+    proj: Path = project("drift")
+    models = proj / "app" / "models.py"
+    models.write_text(
+        models.read_text()
+        .replace('sa.ForeignKey("customers.id"), index=True', 'sa.ForeignKey("customers.id")')
+        .replace('    total_cents: Mapped[int] = mapped_column(server_default="0")\n', "")
+    )
+    r = run_cli("verify", ".", "--database", "embedded", "--checks", "upgrade,drift", cwd=proj)
+    versions = proj / "migrations" / "versions"
+    orders = versions / "2b3c4d5e6f70_create_orders.py"
+    total = versions / "3c4d5e6f7081_add_order_status_and_total.py"
+    found = {
+        f["message"].split(" is in the database")[0]: (f["file"], f["line"])
+        for f in r.findings("model-drift")
+        if "is in the database but not in the models" in f["message"]
+    }
+    assert found == {
+        "index `ix_orders_customer_id` on `orders` (customer_id)": (
+            "migrations/versions/" + orders.name,
+            line_of(orders, 'op.f("ix_orders_customer_id")'),
+        ),
+        "column `orders.total_cents`": (
+            "migrations/versions/" + total.name,
+            line_of(total, '"total_cents"'),
+        ),
+    }
 
 
 def test_drift_skipped_without_target_metadata(project: Any) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from alembic_preflight.checks.base import CheckContext, CheckSkipped
 from alembic_preflight.checks.failures import ensure_head, failure_finding
 from alembic_preflight.findings import Finding, RuleText, Severity
+from alembic_preflight.project.source import upgrade_strings
 from alembic_preflight.worker.protocol import COMPARE, DriftItem
 
 ID = "drift"
@@ -36,6 +37,8 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     items: list[DriftItem] = list(outcome.data)
     for item in items:
         file, line = item.model_file, item.model_line
+        if file is None:
+            file, line = created_at(ctx, item.names)
         if file is None and head_file is not None:
             file, line = str(head_file.path), 1
         yield Finding(
@@ -48,6 +51,21 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
             detail=item.detail,
             fix=FIX,
         )
+
+
+def created_at(ctx: CheckContext, names: tuple[str, ...]) -> tuple[str | None, int | None]:
+    """The latest revision whose upgrade() names all of `names` (a table, or a table and
+    its column, an index): where an object the models lack was most likely created, at the
+    line of its own name (issue 16: was the head file's line 1)."""
+    if not names:
+        return None, None
+    history = ctx.project.history
+    for rev in reversed(history.topological_order()):
+        file = history.revisions.get(rev)
+        strings = upgrade_strings(file) if file is not None else {}
+        if file is not None and all(n in strings for n in names):
+            return str(file.path), strings[names[-1]]
+    return None, None
 
 
 # what each rule means and how to fix it (SARIF, the job summary): said once, here

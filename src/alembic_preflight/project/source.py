@@ -5,6 +5,7 @@ or does nothing, where env.py runs its migrations."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 from typing import Protocol
 
@@ -122,3 +123,27 @@ def is_empty_body(body: list[ast.stmt]) -> bool:
             continue
         return False
     return True
+
+
+def upgrade_strings(f: Parsed) -> dict[str, int]:
+    """Each string literal in upgrade() (words of SQL text too), with its first line: the
+    names an upgrade creates objects by, as written."""
+    if f.module is None:
+        return {}
+    found: dict[str, int] = {}
+    for node in f.module.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "upgrade":
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+                    for word in (sub.value, *_sql_words(sub.value)):
+                        if word not in found or sub.lineno < found[word]:
+                            found[word] = sub.lineno
+    return found
+
+
+def _sql_words(text: str) -> list[str]:
+    """Identifiers in a piece of SQL text, unquoted ('CREATE TABLE "Orders"' -> Orders)."""
+    return [quoted or bare for quoted, bare in _SQL_WORD.findall(text)]
+
+
+_SQL_WORD = re.compile(r'"([^"]+)"|\b([A-Za-z_][\w$]*)\b')

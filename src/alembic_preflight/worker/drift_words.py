@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from dataclasses import replace
 from typing import Any
 
 from alembic_preflight.worker.protocol import DriftItem
@@ -79,6 +80,7 @@ def _describe(diff: Any) -> DriftItem:
             name,
             f"table `{name}` is in the database but not in the models "
             "(a migration creates it, or the models dropped it without a migration)",
+            names=(t.name,),
         )
     if op in ("add_column", "remove_column"):
         schema, tname, col = diff[1], diff[2], diff[3]
@@ -87,7 +89,8 @@ def _describe(diff: Any) -> DriftItem:
             msg = f"column `{name}` is in the models but no migration creates it"
         else:
             msg = f"column `{name}` is in the database but not in the models"
-        return DriftItem(op, _qual(schema, tname), msg)
+        names = (tname, col.name) if op == "remove_column" else ()
+        return DriftItem(op, _qual(schema, tname), msg, names=names)
     if op.startswith("modify_"):
         schema, tname, cname = diff[1], diff[2], diff[3]
         name = f"{_qual(schema, tname)}.{cname}"
@@ -129,7 +132,8 @@ def _describe(diff: Any) -> DriftItem:
             msg = f"{label}{on} is in the models but no migration creates it"
         else:
             msg = f"{label}{on} is in the database but not in the models"
-        return DriftItem(op, table, msg)
+        own = () if op.startswith("add_") else (obj.name or tname,)
+        return DriftItem(op, table, msg, names=tuple(str(n) for n in own if n))
     if op in ("add_table_comment", "remove_table_comment"):
         t = diff[1]
         name = _qual(t.schema, t.name)
@@ -189,7 +193,7 @@ def _with_model_location(item: DriftItem, diff: Any) -> DriftItem:
                         if pattern.match(text):
                             line = start + i
                             break
-                return DriftItem(item.op, item.table, item.message, item.detail, file, line)
+                return replace(item, model_file=file, model_line=line)
     except Exception:
         pass
     return item

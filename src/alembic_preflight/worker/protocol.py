@@ -312,3 +312,6 @@ class DriftItem:
     detail: str | None = None
     model_file: str | None = None  # where the model is defined, when it can be found
     model_line: int | None = None
+    # what is in the database but not in the models, by the names a migration would have
+    # used to create it ((table,), (table, column), (index,)): to find that migration
+    names: tuple[str, ...] = ()
