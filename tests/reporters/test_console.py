@@ -146,3 +146,23 @@ def test_golden_large_history(golden):
     assert "12 revisions are irreversible by design" in text
     # the worst groups come before the twenty warnings
     assert text.index("stepwise/downgrade-failed (3)") < text.index("unnamed-constraint (14)")
+
+
+def test_a_notice_without_a_file_prints_no_location(report):
+    # issue 16: a notice about the run printed alembic.ini as its location
+    notice = Finding(
+        check="stepwise",
+        rule="seed-skipped",
+        severity=Severity.NOTICE,
+        message="table `x` was left without synthetic rows: no value",
+        revision="abc123",
+    )
+    error = replace(
+        notice, rule="internal-error", severity=Severity.ERROR, revision=None, message="boom"
+    )
+    extra = CheckResult("stepwise", Status.FAILED, 1.0, findings=(notice, error))
+    text = render(replace(report, checks=(*report.checks, extra)))
+    (notice_line,) = [ln for ln in text.splitlines() if "left without synthetic rows" in ln]
+    assert notice_line.strip().startswith("abc123  table `x`")
+    assert "alembic.ini" not in notice_line
+    assert "  db/alembic.ini  boom" in text.splitlines()

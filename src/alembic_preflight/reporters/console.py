@@ -150,11 +150,13 @@ def finding_lines(
 ) -> list[Text]:
     message, _, rest = f.message.partition("\n")
     line = Text("  ")
-    line.append(_where(f, report), style="bold")
-    if f.revision:
+    where = _where(f, report)
+    if where:
+        line.append(where, style="bold")
         line.append("  ")
+    if f.revision:
         line.append(f.revision, style="magenta")
-    line.append("  ")
+        line.append("  ")
     if f.severity is not group_severity:  # a rule whose severity was overridden for some
         line.append(f"{f.severity.value}: ", style=SEVERITY_STYLE[f.severity])
     line.append(message.rstrip("\r"))
@@ -189,7 +191,9 @@ def detail_lines(detail: str, limit: int = DETAIL_LINES) -> list[Text]:
 
 def _where(f: Finding, report: Report) -> str:
     if f.file is None:
-        return report.project.config
+        # a notice about the run (rows not seeded, a variable inferred) is about no file;
+        # a problem without one is the configuration's to answer for
+        return "" if f.severity is Severity.NOTICE else report.project.config
     if f.line is None:
         return f.file
     return f"{f.file}:{f.line}" + (f":{f.column}" if f.column else "")
