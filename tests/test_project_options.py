@@ -184,3 +184,39 @@ def test_base_ref_merge_preview_catches_a_second_head(project: Any) -> None:
     assert "aaaa00000001" in f["message"] and "bbbb00000002" in f["message"]
     assert f["file"] == "migrations/versions/aaaa00000001_add_phone.py"
     assert 'down_revision = "bbbb00000002"' in f["fix"] or "alembic merge" in f["fix"]
+
+
+def test_rules_setting_regrades_or_switches_off_any_checks_rule(project: Any) -> None:
+    # issue 16: not only lint's rules can be re-graded (`multiple-heads: warning`)
+    heads: Path = project("several_heads")
+    settings = heads / ".alembic-preflight.yml"
+    r = run_cli("verify", ".", "--checks", "graph", cwd=heads)
+    assert r.code == 1 and {f["severity"] for f in r.findings("multiple-heads")} == {"error"}
+    settings.write_text("rules:\n  multiple-heads: warning\n")
+    r = run_cli("verify", ".", "--checks", "graph", cwd=heads)
+    assert r.code == 0, r.stdout
+    assert {f["severity"] for f in r.findings("multiple-heads")} == {"warning"}
+    # a check's own name narrows it; `off` drops it (YAML reads a bare off as false)
+    rows: Path = project("not_null_no_default")
+    (rows / ".alembic-preflight.yml").write_text("rules:\n  stepwise/fails-with-rows: off\n")
+    r = run_cli("verify", ".", "--database", "embedded", "--checks", "stepwise", cwd=rows)
+    assert (r.code, r.findings()) == (0, [])
+
+
+def test_rules_setting_refuses_unknown_names_and_hiding_unverified_runs(project: Any) -> None:
+    proj: Path = project("several_heads")
+    settings = proj / ".alembic-preflight.yml"
+    settings.write_text("rules:\n  multiple-head: warning\n")
+    r = run_cli("verify", ".", "--checks", "graph", cwd=proj)
+    assert r.code == 2
+    assert (
+        ".alembic-preflight.yml" in r.stderr and "`rules.multiple-head` names no rule" in r.stderr
+    )
+    assert "did you mean multiple-heads" in r.stderr
+    settings.write_text("rules:\n  env-failed: off\n")
+    r = run_cli("verify", ".", "--checks", "graph", cwd=proj)
+    assert r.code == 2 and "`rules.env-failed` cannot be changed" in r.stderr
+    settings.write_text("rules:\n  multiple-heads: loud\n")
+    r = run_cli("verify", ".", "--checks", "graph", cwd=proj)
+    assert r.code == 2 and "must be error, warning, notice or off" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -113,6 +113,19 @@ REPORTS = inspect.Parameter(
 app.command("merge-reports")(with_flags(merge_reports, REPORT_FLAGS, (REPORTS,)))
 
 
+@app.command("rules")
+def rules() -> None:
+    """List every rule of every check: the names `rules:` in the settings can re-grade
+    (error, warning, notice) or switch off, and what each means."""
+    import textwrap
+
+    from alembic_preflight.checks import rule_docs
+
+    for key, text in sorted(rule_docs().items()):
+        body = textwrap.fill(text.help, width=88, initial_indent="    ", subsequent_indent="    ")
+        typer.echo(f"{key}: {text.short}\n{body}\n")
+
+
 def report_options(
     settings: Settings,
     output_format: str = "auto",

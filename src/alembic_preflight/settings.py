@@ -64,6 +64,8 @@ class Settings:
     data: Mapping[str, Mapping[str, list[dict[str, Any]]]] = field(default_factory=dict)
     bootstrap: str | None = None
     lint: LintSettings = field(default_factory=LintSettings)
+    # "rule" or "check/rule" -> its severity, or None: switched off (any check's rule)
+    rules: Mapping[str, Severity | None] = field(default_factory=dict)
     changed_since: str | None = None
     base_ref: str | None = None
     shard: tuple[int, int] | None = None  # (k, n), 1-based k
@@ -169,6 +171,34 @@ def _lint(v: Any, key: str) -> LintSettings:
     )
 
 
+# Rules that mean nothing was verified: a run that hides them would pass on zero work.
+FIXED_RULES = frozenset({"internal-error", "env-did-not-migrate", "env-failed"})
+
+
+def _rules(v: Any, key: str) -> Mapping[str, Severity | None]:
+    if not isinstance(v, dict):
+        raise ValueError(f"`{key}` must map rule (or check/rule) -> error, warning, notice or off")
+    out: dict[str, Severity | None] = {}
+    for rule, grade in v.items():
+        name = str(rule)
+        if name.rpartition("/")[2] in FIXED_RULES:
+            raise ValueError(
+                f"`{key}.{name}` cannot be changed: it means the checks could not verify "
+                "anything, and a run must not pass on that"
+            )
+        # YAML 1.1 reads a bare `off` as false
+        if grade is False or grade == "off":
+            out[name] = None
+            continue
+        try:
+            out[name] = Severity(grade)
+        except ValueError:
+            raise ValueError(
+                f"`{key}.{name}` must be error, warning, notice or off (got {grade!r})"
+            ) from None
+    return out
+
+
 FILE_KEYS: dict[str, tuple[str, Any]] = {
     "config": ("config", lambda v, k: Path(_str(v, k))),
     "name": ("name", _str),
@@ -192,6 +222,7 @@ FILE_KEYS: dict[str, tuple[str, Any]] = {
     "data": ("data", _data),
     "bootstrap": ("bootstrap", _str),
     "lint": ("lint", _lint),
+    "rules": ("rules", _rules),
     "changed-since": ("changed_since", _str),
     "base-ref": ("base_ref", _str),
     "jobs": ("jobs", _integer),

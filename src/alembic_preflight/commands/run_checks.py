@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import replace
 
 import psycopg
@@ -96,6 +97,7 @@ def run_check(check: Check, ctx: CheckContext, fail_on: Severity) -> CheckResult
                 detail="".join(traceback.format_exception(e))[-4000:],
             )
         )
+    findings = regraded(findings, ctx.settings.rules)
     if status is Status.PASSED and any(f.severity.rank <= fail_on.rank for f in findings):
         status = Status.FAILED
     result = CheckResult(
@@ -108,6 +110,22 @@ def run_check(check: Check, ctx: CheckContext, fail_on: Severity) -> CheckResult
     )
     output.progress(result)
     return result
+
+
+def regraded(findings: list[Finding], rules: Mapping[str, Severity | None]) -> list[Finding]:
+    """The settings' `rules:` applied: "check/rule" before a bare "rule"; None drops it."""
+    if not rules:
+        return findings
+    out: list[Finding] = []
+    for f in findings:
+        key = f"{f.check}/{f.rule}"
+        if key not in rules and f.rule not in rules:
+            out.append(f)
+            continue
+        grade = rules[key] if key in rules else rules[f.rule]
+        if grade is not None:
+            out.append(replace(f, severity=grade))
+    return out
 
 
 def skipped(check_id: str, why: str) -> CheckResult:

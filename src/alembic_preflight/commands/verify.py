@@ -3,6 +3,7 @@ database checks → write the reports → exit code."""
 
 from __future__ import annotations
 
+import difflib
 import time
 from dataclasses import replace
 
@@ -16,6 +17,7 @@ from alembic_preflight.errors import (
     EXIT_FAILED,
     EXIT_INFRA,
     EXIT_OK,
+    ConfigError,
     PreflightError,
 )
 from alembic_preflight.findings import (
@@ -26,7 +28,7 @@ from alembic_preflight.findings import (
 )
 from alembic_preflight.project import Project, load_project
 from alembic_preflight.reporters import ReportOptions, emit
-from alembic_preflight.settings import Settings
+from alembic_preflight.settings import Settings, find_settings_file
 from alembic_preflight.workbench import Workbench
 from alembic_preflight.worker.client import Prewarmed
 
@@ -34,6 +36,7 @@ from alembic_preflight.worker.client import Prewarmed
 def verify(settings: Settings, options: ReportOptions, prewarmed: Prewarmed | None = None) -> int:
     started = time.monotonic()
     project = load_project(settings, prewarmed.layout if prewarmed else None)
+    check_rule_names(settings)
     checks = [CHECKS[c] for c in settings.checks]
     results: dict[str, CheckResult] = {}
     focus = None
@@ -111,6 +114,23 @@ def verify(settings: Settings, options: ReportOptions, prewarmed: Prewarmed | No
     if infra_failed:
         return EXIT_INFRA
     return EXIT_OK if report.passed else EXIT_FAILED
+
+
+def check_rule_names(settings: Settings) -> None:
+    """Every name in the settings' `rules:` is a rule some check reports (a typo would
+    silently change nothing)."""
+    docs = rule_docs()
+    known = {*docs, *(key.partition("/")[2] for key in docs)}
+    for name in settings.rules:
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            found = find_settings_file(settings.project_dir)
+            where = f"{found[0]}: " if found else ""
+            raise ConfigError(
+                f"{where}`rules.{name}` names no rule{hint}; `alembic-preflight rules` "
+                "lists them"
+            )
 
 
 def project_info(project: Project) -> ProjectInfo:
