@@ -220,3 +220,23 @@ def test_rules_setting_refuses_unknown_names_and_hiding_unverified_runs(project:
     r = run_cli("verify", ".", "--checks", "graph", cwd=proj)
     assert r.code == 2 and "must be error, warning, notice or off" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_skip_revisions_stamps_them_in_every_check(project: Any) -> None:
+    # issue 16: upgrade and roundtrip ran a revision stepwise stamped
+    proj: Path = project("needs_extension")
+    r = run_cli("verify", ".", "--database", "embedded", cwd=proj)
+    assert r.code == 1
+    assert {f["check"] for f in r.findings()} == {"upgrade", "stepwise"}
+    assert all('extension "vendor_audit"' in f["message"] for f in r.findings())
+    # by a unique prefix, from the settings file
+    (proj / ".alembic-preflight.yml").write_text("skip-revisions: [b2b2]\n")
+    r = run_cli("verify", ".", "--database", "embedded", cwd=proj)
+    assert r.code == 0, r.stdout
+    assert r.findings() == []
+    statuses = {c["id"]: c["status"] for c in r.report["checks"]}
+    assert statuses["upgrade"] == statuses["roundtrip"] == statuses["stepwise"] == "passed"
+    assert "1 stamped, not run (skip-revisions)" in r.check("stepwise")["note"]
+    (proj / ".alembic-preflight.yml").write_text("skip-revisions: [nope]\n")
+    r = run_cli("verify", ".", "--database", "embedded", cwd=proj)
+    assert r.code == 2 and "`skip-revisions`: no revision `nope`" in r.stderr

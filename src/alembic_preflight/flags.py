@@ -219,7 +219,8 @@ SETTINGS_FLAGS: tuple[Flag, ...] = (
         "skip_revisions",
         list[str] | None,
         ("--skip-revisions",),
-        "Revisions to stamp instead of run (comma-separated).",
+        "Revisions to stamp instead of run, in every check (comma-separated ids, prefixes or "
+        "labels): their upgrade() and downgrade() are not called, the version table moves.",
         CHK,
         _csv,
     ),

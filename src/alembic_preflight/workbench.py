@@ -26,7 +26,7 @@ from alembic_preflight import output
 from alembic_preflight.database import lanes, leftovers
 from alembic_preflight.database.base import Server
 from alembic_preflight.database.lanes import Admin
-from alembic_preflight.errors import InternalError, ProvisionError, RefusedTarget
+from alembic_preflight.errors import ConfigError, InternalError, ProvisionError, RefusedTarget
 from alembic_preflight.project import Project
 from alembic_preflight.settings import Settings
 from alembic_preflight.worker.client import (
@@ -97,6 +97,17 @@ class Workbench:
     _templates_lock: threading.RLock = field(default_factory=threading.RLock)
 
     # -- lifecycle -------------------------------------------------------------------------
+    @property
+    def stamp_only(self) -> tuple[str, ...]:
+        """`skip-revisions` as revision ids (the settings may give a prefix or a label)."""
+        out = []
+        for name in self.settings.skip_revisions:
+            rev = self.project.history.resolve(name)
+            if rev is None:
+                raise ConfigError(f"`skip-revisions`: no revision `{name}` in this history")
+            out.append(rev)
+        return tuple(out)
+
     def open(self, lanes: int = 1) -> Workbench:
         """The lanes, their workers, and the probe of env.py. Whatever stops it half way
         (a refused target, a database the server will not take, Ctrl-C) removes what it
@@ -345,6 +356,7 @@ class Workbench:
                 ("password", server.password or ""),
             ),
             repo_root=str(self.project.repo_root),
+            stamp_only=self.stamp_only,
         )
         ln.process, ln.conn, ln.answered = proc, conn, False
         if proc.pid is not None:  # its process group ends with it, or with the next run

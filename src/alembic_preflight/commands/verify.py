@@ -128,8 +128,7 @@ def check_rule_names(settings: Settings) -> None:
             found = find_settings_file(settings.project_dir)
             where = f"{found[0]}: " if found else ""
             raise ConfigError(
-                f"{where}`rules.{name}` names no rule{hint}; `alembic-preflight rules` "
-                "lists them"
+                f"{where}`rules.{name}` names no rule{hint}; `alembic-preflight rules` lists them"
             )
 
 

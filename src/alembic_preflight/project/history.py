@@ -332,13 +332,15 @@ class History:
         return self._children.get(rev, ())
 
     def resolve(self, name: str) -> str | None:
-        """A revision id or branch label as the revision id it names, else None."""
+        """A revision id, a unique prefix of one (as Alembic accepts), or a branch label
+        as the revision id it names, else None."""
         if name in self.revisions:
             return name
         for f in self.revisions.values():
             if name in f.branch_labels:
                 return f.revision
-        return None
+        starting = [r for r in self.revisions if name and r.startswith(name)]
+        return starting[0] if len(starting) == 1 else None
 
     def branch_of(self, rev: str) -> frozenset[str]:
         """Branch labels `rev` carries: its own and every ancestor's (Alembic propagates

@@ -56,6 +56,9 @@ class WorkerInit:
     piece_env: tuple[tuple[str, str], ...] = ()
     pieces: tuple[tuple[str, str], ...] = ()
     repo_root: str = ""  # .env files are looked for up to here
+    # `skip-revisions`: their upgrade() and downgrade() do nothing, in every check, so
+    # Alembic only moves the version table past them (a stamp)
+    stamp_only: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,10 @@ class _Tracker:
         return run
 
 
+def _stamp() -> None:
+    """A skipped revision's upgrade() and downgrade(): Alembic moves the version table."""
+
+
 class Worker:
     """The worker side: owns the Alembic Config and ScriptDirectory for its lifetime."""
 
@@ -119,8 +123,11 @@ class Worker:
         loaded = []
         for script in self.script.walk_revisions("base", "heads"):
             module: Any = script.module
-            module.upgrade = self.tracker.wrap(script.revision, module.upgrade, True)
-            module.downgrade = self.tracker.wrap(script.revision, module.downgrade, False)
+            up, down = module.upgrade, module.downgrade
+            if script.revision in self.init.stamp_only:
+                up = down = _stamp
+            module.upgrade = self.tracker.wrap(script.revision, up, True)
+            module.downgrade = self.tracker.wrap(script.revision, down, False)
             loaded.append(script.revision)
         self.loaded = tuple(sorted(loaded))
         self._wrapped = True

@@ -107,6 +107,9 @@ def _note(plan: Plan, walks: Sequence[Walk]) -> str:
             f"{kept - by_design} not downgraded (irreversible when run, at or below "
             "downgrade-floor, outside --changed-since, or their upgrade was not committed)"
         )
+    stamped = len(plan.skip & set(plan.order[plan.start : plan.end]))
+    if stamped:
+        parts.append(f"{stamped} stamped, not run (skip-revisions)")
     parts += [w.stopped for w in walks if w.stopped]
     return "; ".join(parts)
 
