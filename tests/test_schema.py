@@ -240,7 +240,8 @@ def test_dropped_column_is_said_to_be_dropped(make_db):
     [
         (
             "ALTER TABLE customers ALTER COLUMN email TYPE varchar(200)",
-            "does not restore column `customers.email` as it was: type text → character varying(200)",
+            "does not restore column `customers.email` as it was: "
+            "type text → character varying(200)",
         ),
         (
             "ALTER TABLE orders ALTER COLUMN amount DROP DEFAULT",
@@ -257,7 +258,8 @@ def test_dropped_column_is_said_to_be_dropped(make_db):
         ),
         (
             "COMMENT ON TABLE orders IS 'purchases'",
-            "does not restore comment on table `orders` as it was: what customers bought → purchases",
+            "does not restore comment on table `orders` as it was: "
+            "what customers bought → purchases",
         ),
         (
             "ALTER SEQUENCE app.counter INCREMENT 1",
@@ -302,7 +304,8 @@ def test_composite_attribute_order_matters(make_db):
     b = make_db("CREATE TYPE p AS (y text, x integer)")
     diff = _diff(a, b)
     assert describe(diff) == [
-        "does not restore type `p` (composite) as it was: attributes x integer, y text → y text, x integer"
+        "does not restore type `p` (composite) as it was: "
+        "attributes x integer, y text → y text, x integer"
     ]
 
 
