@@ -309,3 +309,13 @@ def test_sigterm_removes_everything(tmp_path: Path) -> None:
     assert "Traceback" not in err
     time.sleep(0.5)
     assert _processes_with(marker) == []
+
+
+def test_async_template_wrapping_a_sync_engine_works_without_flags(project: Any) -> None:
+    # issue 16: AsyncEngine(engine_from_config(...)), Alembic's async template before 1.8,
+    # refused the psycopg URL we hand out ("the loaded 'psycopg' is not async")
+    proj: Path = project("async_engine_wrapper")
+    r = run_cli("verify", ".", "--database", "embedded", cwd=proj)
+    assert r.code == 0, r.stdout + r.stderr
+    statuses = {c["id"]: c["status"] for c in r.report["checks"]}
+    assert statuses["upgrade"] == statuses["roundtrip"] == statuses["stepwise"] == "passed"

@@ -77,3 +77,29 @@ def cache_engines() -> None:
     sa_asyncio.async_engine_from_config = cached(
         sa_asyncio.async_engine_from_config, key_from_config
     )
+
+
+def async_engine_from_sync() -> None:
+    """Let `AsyncEngine(engine_from_config(...))` (Alembic's async template before 1.8)
+    work with the URL we hand out: psycopg serves sync and async alike, but the engine
+    engine_from_config makes has the sync dialect, which AsyncEngine refuses. The engine is
+    made again from its URL and pool class with psycopg's async dialect, as
+    create_async_engine would have (other engine arguments of env.py are not carried
+    over). Patched in the worker process only."""
+    import sqlalchemy
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    original = AsyncEngine.__init__
+    if getattr(original, "_preflight_async", False):
+        return
+
+    def init(self: Any, sync_engine: Any) -> None:
+        dialect = sync_engine.dialect
+        if not dialect.is_async and (dialect.name, dialect.driver) == ("postgresql", "psycopg"):
+            sync_engine = sqlalchemy.create_engine(
+                sync_engine.url, poolclass=type(sync_engine.pool), _is_async=True
+            )
+        original(self, sync_engine)
+
+    init._preflight_async = True  # type: ignore[attr-defined]
+    AsyncEngine.__init__ = init  # type: ignore[method-assign]

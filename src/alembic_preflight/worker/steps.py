@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from alembic_preflight.worker import batch_lines
-from alembic_preflight.worker.engines import cache_engines
+from alembic_preflight.worker.engines import async_engine_from_sync, cache_engines
 from alembic_preflight.worker.failures import deepest, frames, tracebacks, user_frame
 from alembic_preflight.worker.protocol import (
     BOOTSTRAP,
@@ -115,6 +115,7 @@ class Worker:
         self.progress: Callable[[Any], None] = lambda message: None
         self.tracker.notify = lambda message: self.progress(message)
         cache_engines()
+        async_engine_from_sync()
         batch_lines.install()
 
     def wrap_modules(self) -> None:
