@@ -237,6 +237,30 @@ def test_bootstrap_hint_without_the_setting(project: Any) -> None:
     assert statuses(r)["roundtrip"] == "skipped"
 
 
+def test_bootstrap_hint_after_an_empty_base_revision(project: Any) -> None:
+    # issue 16: many histories begin with an empty "initial" revision, then change a
+    # table made outside Alembic: the hint was only given at a base revision
+    path = project("bootstrap_needed")
+    vdir = path / "migrations/versions"
+    (vdir / "b0075a000000_initial.py").write_text(
+        '"""initial\n\nRevision ID: b0075a000000\nRevises:\n"""\n'
+        "revision = 'b0075a000000'\ndown_revision = None\nbranch_labels = None\n"
+        "depends_on = None\n\n\ndef upgrade() -> None:\n    pass\n\n\n"
+        "def downgrade() -> None:\n    pass\n"
+    )
+    first = next(vdir.glob("b0075a000001_*.py"))
+    first.write_text(
+        first.read_text().replace("down_revision = None", "down_revision = 'b0075a000000'")
+    )
+    r = verify(path, "--checks", "upgrade,stepwise")
+    failed = [f for f in r.findings() if f["severity"] == "error"]
+    assert {(f["check"], f["revision"]) for f in failed} == {
+        ("upgrade", "b0075a000001"),
+        ("stepwise", "b0075a000001"),
+    }
+    assert all("set `bootstrap:`" in f["fix"] for f in failed)
+
+
 @pytest.mark.parametrize("bootstrap", ["schema.sql", "app.schema:create_all"])
 def test_bootstrap_setting_sql_file_or_function(project: Any, bootstrap: str) -> None:
     path = project("bootstrap_needed")

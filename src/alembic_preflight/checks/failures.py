@@ -7,7 +7,12 @@ import re
 from alembic_preflight.checks.base import CheckContext
 from alembic_preflight.findings import Finding, RuleText, Severity, first_line
 from alembic_preflight.project.history import RevisionFile
-from alembic_preflight.project.source import commit_lines, run_migrations_line, statement_span
+from alembic_preflight.project.source import (
+    commit_lines,
+    run_migrations_line,
+    statement_span,
+    upgrade_strings,
+)
 from alembic_preflight.settings import ALL_CHECKS, DATABASE_CHECKS
 from alembic_preflight.worker.protocol import Failure, FailureKind
 
@@ -210,14 +215,30 @@ def _ended_transaction(failure: Failure) -> bool:
 
 
 def needs_bootstrap(ctx: CheckContext, failure: Failure) -> bool:
-    """A base revision's upgrade finds no table to change: the history most likely starts
-    from a schema made outside Alembic. Every check that meets it says the same."""
-    return (
-        failure.phase == "upgrade"
-        and failure.revision in ctx.project.history.bases
-        and not ctx.settings.bootstrap
-        and "does not exist" in failure.message
+    """An early upgrade finds no table to change that any revision before it creates: the
+    history most likely starts from a schema made outside Alembic. Said for a base
+    revision, and for a later one whose ancestors never name the missing relation (a base
+    whose upgrade is empty, say). Every check that meets it says the same."""
+    history = ctx.project.history
+    rev = failure.revision
+    if failure.phase != "upgrade" or rev is None or ctx.settings.bootstrap:
+        return False
+    if "does not exist" not in failure.message:
+        return False
+    if rev in history.bases:
+        return True
+    missing = _MISSING_RELATION.search(failure.message)
+    if missing is None:
+        return False
+    name = missing.group(1).rpartition(".")[2]
+    return not any(
+        name in upgrade_strings(history.revisions[a])
+        for a in history.lineage(rev) - {rev}
+        if a in history.revisions
     )
+
+
+_MISSING_RELATION = re.compile(r'relation "([^"]+)" does not exist')
 
 
 def timed_out(failure: Failure) -> bool:

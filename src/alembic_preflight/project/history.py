@@ -342,6 +342,17 @@ class History:
         starting = [r for r in self.revisions if name and r.startswith(name)]
         return starting[0] if len(starting) == 1 else None
 
+    def lineage(self, rev: str) -> frozenset[str]:
+        """`rev` and every revision it builds on (parents and depends_on, transitively)."""
+        seen: set[str] = set()
+        stack = [rev]
+        while stack:
+            r = stack.pop()
+            if r not in seen:
+                seen.add(r)
+                stack.extend(self.parents(r) + self.dependencies(r))
+        return frozenset(seen)
+
     def branch_of(self, rev: str) -> frozenset[str]:
         """Branch labels `rev` carries: its own and every ancestor's (Alembic propagates
         labels to descendants through down_revision, not depends_on)."""

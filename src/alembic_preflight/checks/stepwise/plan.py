@@ -49,7 +49,9 @@ class Plan:
         skip = frozenset(_resolve(ctx, r, "skip-revisions") for r in settings.skip_revisions)
         keep: frozenset[str] = frozenset()
         if settings.downgrade_floor:
-            keep = _ancestors(ctx, _resolve(ctx, settings.downgrade_floor, "downgrade-floor"))
+            keep = ctx.project.history.lineage(
+                _resolve(ctx, settings.downgrade_floor, "downgrade-floor")
+            )
         # lane 0 may first run the other checks (commands/verify.py): it starts later
         delay = ctx.lane0_busy.cost if ctx.lane0_busy is not None and lanes > 1 else 0.0
         slices = split(start, end, lanes, REPLAY_COST, delay, WALK_GROWTH)
@@ -103,18 +105,6 @@ def _resolve(ctx: CheckContext, name: str, key: str) -> str:
     if rev is None:
         raise ConfigError(f"`{key}`: no revision `{name}` in this history")
     return rev
-
-
-def _ancestors(ctx: CheckContext, rev: str) -> frozenset[str]:
-    history = ctx.project.history
-    seen: set[str] = set()
-    stack = [rev]
-    while stack:
-        r = stack.pop()
-        if r not in seen:
-            seen.add(r)
-            stack.extend(history.parents(r) + history.dependencies(r))
-    return frozenset(seen)
 
 
 def busy_cost(check_ids: Iterable[str], revisions: int) -> float:
