@@ -373,3 +373,21 @@ def test_user_rows_from_the_settings_file(tmp_path: Path) -> None:
     assert (f["rule"], f["revision"]) == ("data-failed", "b2b2b2b2b2b2")
     assert "rows for `orders` from" in f["message"] and ".alembic-preflight.yml" in f["message"]
     assert '"nope"' in f["message"]
+
+
+def test_declared_rows_reach_the_upgrade_check_and_survive_a_rebuild() -> None:
+    # issue 16: `data:` rows went only to the stepwise walk, and were lost when the walk
+    # rebuilt its database after a revision that leaves something behind (c3)
+    name = "declared_rows"
+    d = FIXTURES / name / "migrations/versions/d4d4d4d4d4d4_add_customer_ref.py"
+    r = verify(FIXTURES / name, "--no-seed-data", checks="upgrade,stepwise")
+    found = {(f["check"], f["rule"], f["revision"]) for f in r.findings()}
+    assert found == {
+        ("stepwise", "downgrade-leaves-behind", "c3c3c3c3c3c3"),
+        ("stepwise", "fails-with-rows", "d4d4d4d4d4d4"),
+        ("upgrade", "migration-failed", "d4d4d4d4d4d4"),
+    }
+    for f in r.findings():
+        if f["revision"] == "d4d4d4d4d4d4":
+            assert (f["file"], f["line"]) == (V.format(name, d.name), line_of(d, "op.add_column"))
+            assert 'column "customer_ref" of relation "orders" contains null values' in f["message"]

@@ -23,7 +23,7 @@ FIX = 'generate a migration: alembic revision --autogenerate -m "...", then revi
 def run(ctx: CheckContext) -> Iterator[Finding]:
     bench = ctx.bench
     assert bench is not None
-    if ensure_head(ctx) is not None:
+    if ensure_head(ctx, ID) is not None:
         raise CheckSkipped("upgrade head fails, so there is no schema to compare (see upgrade)")
     outcome = bench.run(COMPARE, mutates=False)
     if not outcome.ok:

@@ -280,9 +280,12 @@ def start_empty(ctx: CheckContext, lane: int = 0, *, save: bool = True) -> Failu
     return None
 
 
-def ensure_head(ctx: CheckContext) -> Failure | None:
-    """Put the lane's database at head: a copy of the saved one, or by upgrading."""
-    from alembic_preflight.worker.protocol import UPGRADE
+def ensure_head(
+    ctx: CheckContext, check_id: str, refused: list[Finding] | None = None
+) -> Failure | None:
+    """Put the lane's database at head: a copy of the saved one, or by upgrading (with
+    the rows `data:` declares; the ones refused go to `refused`)."""
+    from alembic_preflight.checks.declared_rows import upgrade_with_rows
 
     bench = ctx.bench
     assert bench is not None
@@ -292,7 +295,9 @@ def ensure_head(ctx: CheckContext) -> Failure | None:
     failure = start_empty(ctx)
     if failure is not None:
         return failure
-    outcome = bench.run(UPGRADE, "heads")
+    outcome, said = upgrade_with_rows(ctx, check_id)
+    if refused is not None:
+        refused += said
     if not outcome.ok:
         return outcome.failure
     bench.save("head")

@@ -14,6 +14,8 @@ from alembic_preflight.catalog.describe import REUPGRADE, Wording, describe, det
 from alembic_preflight.catalog.diff import diff_snapshots
 from alembic_preflight.catalog.snapshot import Snapshot
 from alembic_preflight.checks.base import CheckContext, CheckSkipped
+from alembic_preflight.checks.declared_rows import RULES as DECLARED_RULES
+from alembic_preflight.checks.declared_rows import upgrade_with_rows
 from alembic_preflight.checks.failures import (
     ensure_head,
     failure_finding,
@@ -21,7 +23,7 @@ from alembic_preflight.checks.failures import (
     start_empty,
 )
 from alembic_preflight.findings import Finding, RuleText, Severity
-from alembic_preflight.worker.protocol import DOWNGRADE, UPGRADE
+from alembic_preflight.worker.protocol import DOWNGRADE
 
 ID = "roundtrip"
 NEEDS_DB = True
@@ -45,7 +47,10 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     if start_empty(ctx) is not None:
         raise CheckSkipped("the bootstrap fails (see upgrade)")
     baseline = bench.snapshot()
-    if ensure_head(ctx) is not None:
+    refused: list[Finding] = []
+    failed = ensure_head(ctx, ID, refused)
+    yield from refused
+    if failed is not None:
         raise CheckSkipped("upgrade head fails (see upgrade)")
     first = bench.snapshot()
     down = bench.run(DOWNGRADE, "base")
@@ -69,7 +74,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     rule, wording, said, (_, after), fix = BASE_NOT_EMPTY
     labels = (fresh_database(ctx).removeprefix("an ").removeprefix("the "), after)
     yield from _differs(baseline, bench.snapshot(), rule, wording, said, labels, fix)
-    up = bench.run(UPGRADE, "heads")
+    up, _ = upgrade_with_rows(ctx, ID)  # refused rows were said the first time
     if not up.ok:
         assert up.failure is not None
         yield failure_finding(
@@ -151,4 +156,5 @@ RULES: dict[str, RuleText] = {
         "next upgrade trips over (a type, a sequence, a row). Run the stepwise check to see "
         "which revision.",
     ),
+    **DECLARED_RULES,
 }

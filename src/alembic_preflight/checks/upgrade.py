@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from alembic_preflight.checks.base import CheckContext, CheckSkipped
+from alembic_preflight.checks.declared_rows import RULES as DECLARED_RULES
+from alembic_preflight.checks.declared_rows import upgrade_with_rows
 from alembic_preflight.checks.failures import (
     did_not_migrate_finding,
     failure_finding,
@@ -17,7 +19,7 @@ from alembic_preflight.checks.failures import (
     start_empty,
 )
 from alembic_preflight.findings import Finding, RuleText
-from alembic_preflight.worker.protocol import DID_NOT_MIGRATE, UPGRADE
+from alembic_preflight.worker.protocol import DID_NOT_MIGRATE
 
 ID = "upgrade"
 NEEDS_DB = True
@@ -33,7 +35,8 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     if failure is not None:
         yield failure_finding(ctx, ID, "bootstrap-failed", failure, what="bootstrap")
         return
-    outcome = bench.run(UPGRADE, "heads")
+    outcome, refused = upgrade_with_rows(ctx, ID)
+    yield from refused
     if outcome.ok:
         # proven, not assumed: our database's version table names the heads (issue 13)
         versions = bench.versions()
@@ -76,4 +79,5 @@ RULES: dict[str, RuleText] = {
         "The `bootstrap:` SQL file or module:function, run before the first upgrade, "
         "raised an error. Fix it; nothing after it could run.",
     ),
+    **DECLARED_RULES,
 }

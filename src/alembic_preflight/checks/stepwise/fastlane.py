@@ -9,8 +9,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeAlias
 
 from alembic_preflight.checks.base import CheckContext
+from alembic_preflight.checks.declared_rows import user_data
 from alembic_preflight.checks.failures import timed_out
-from alembic_preflight.checks.stepwise.plan import Plan, user_data
+from alembic_preflight.checks.stepwise.plan import Plan
 from alembic_preflight.project.source import commit_lines
 from alembic_preflight.worker.protocol import (
     WALK,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from alembic_preflight.checks.base import CheckContext
 from alembic_preflight.errors import ConfigError
@@ -113,11 +112,3 @@ def busy_cost(check_ids: Iterable[str], revisions: int) -> float:
     schema comparison at each end; measured at 200 and 1000 revisions: ~0.6 each)."""
     runs = {"upgrade": 1.25, "roundtrip": 2.5, "drift": 0.25}
     return sum(runs.get(c, 1.25) for c in check_ids) * revisions * REPLAY_COST
-
-
-def user_data(ctx: CheckContext) -> dict[str, Any]:
-    """`data:` keyed by revision id (the settings may name a revision by label or prefix)."""
-    out: dict[str, Any] = {}
-    for name, tables in ctx.settings.data.items():
-        out[_resolve(ctx, name, "data")] = tables
-    return out

@@ -8,18 +8,20 @@ import ast
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
 
 from alembic_preflight.catalog.diff import diff_snapshots
-from alembic_preflight.catalog.seed import clear_tables, insert_rows, seed_with_psycopg
+from alembic_preflight.catalog.seed import clear_tables, seed_with_psycopg
 from alembic_preflight.catalog.snapshot import Snapshot, take_snapshot
 from alembic_preflight.checks.base import CheckContext
+from alembic_preflight.checks.declared_rows import insert_declared, user_data
 from alembic_preflight.checks.failures import start_empty, timed_out
 from alembic_preflight.checks.stepwise import words
-from alembic_preflight.checks.stepwise.plan import Plan, user_data
+from alembic_preflight.checks.stepwise.plan import Plan
 from alembic_preflight.findings import Finding, Severity, Status, first_line
 from alembic_preflight.worker.protocol import (
     CURRENT,
@@ -122,27 +124,34 @@ class Walk:
         return start_empty(self.ctx, self.lane, save=False)
 
     def _replay(self, revs: Sequence[str]) -> Failure | None:
-        """Upgrade exactly these revisions in order, in as few runs as stamps allow."""
-        run: list[tuple[str, bool]] = []
-        requests: list[tuple[str, Any]] = []
-        for r in revs:
-            if r in self.plan.skip:
-                if run:
-                    requests.append((STEPS, run))
-                    run = []
-                requests.append((STAMP, r))
-            else:
-                run.append((r, True))
-        if run:
-            requests.append((STEPS, run))
+        """Upgrade exactly these revisions in order, in as few runs as stamps and the rows
+        `data:` declares allow (those go in just before their revision, as when walked)."""
         self.filled.clear()  # a database rebuilt from a template holds none of our rows
         self.declared.clear()
         self.known.clear()
-        for kind, arg in requests:
-            outcome = self.bench.run(kind, arg, lane=self.lane)
-            if not outcome.ok:
-                return outcome.failure
-        return None
+        data = user_data(self.ctx)
+        run: list[tuple[str, bool]] = []
+        for r in revs:
+            if r in self.plan.skip or r in data:
+                failure = self._run_steps(run)
+                if failure is not None:
+                    return failure
+                run = []
+            if r in data:
+                self._with_conn(partial(self._declare, rev=r, data=data[r], say=False))
+            if r in self.plan.skip:
+                outcome = self.bench.run(STAMP, r, lane=self.lane)
+                if not outcome.ok:
+                    return outcome.failure
+            else:
+                run.append((r, True))
+        return self._run_steps(run)
+
+    def _run_steps(self, run: list[tuple[str, bool]]) -> Failure | None:
+        if not run:
+            return None
+        outcome = self.bench.run(STEPS, run, lane=self.lane)
+        return None if outcome.ok else outcome.failure
 
     def _rebuild(self) -> Failure | None:
         """The lane's database back to `applied`, after a step left it in doubt."""
@@ -365,18 +374,20 @@ class Walk:
 
     def _fill(self, conn: psycopg.Connection[Any], rev: str, data: dict[str, Any]) -> None:
         settings = self.ctx.settings
-        for table, rows in data.items():
-            try:
-                insert_rows(conn, table, rows)
-                self.filled.add(table)
-                self.declared.add(table)
-            except psycopg.OperationalError:
-                raise  # the connection, not the rows: _with_conn reconnects
-            except psycopg.Error as e:
-                self.findings.append(words.data_failed(self.ctx, rev, table, e))
+        self._declare(conn, rev=rev, data=data, say=True)
         if settings.seed_data:
             outcome = seed_with_psycopg(conn, exclude=(self.bench.version_table,), known=self.known)
             self.seeded(rev, outcome.filled, outcome.seen, outcome.skipped)
+
+    def _declare(
+        self, conn: psycopg.Connection[Any], *, rev: str, data: dict[str, Any], say: bool
+    ) -> None:
+        """`rev`'s declared rows; a refusal is said when walking it, not when rebuilding."""
+        filled, refused = insert_declared(conn, self.ctx, words.ID, rev, data)
+        self.filled.update(filled)
+        self.declared.update(filled)
+        if say:
+            self.findings += refused
 
     def seeded(
         self,

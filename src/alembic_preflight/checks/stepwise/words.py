@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import psycopg
-
 from alembic_preflight.catalog.describe import describe, detail
 from alembic_preflight.catalog.diff import SchemaDiff
 from alembic_preflight.checks.base import CheckContext
+from alembic_preflight.checks.declared_rows import RULES as DECLARED_RULES
 from alembic_preflight.checks.failures import COMMIT_FIX, failure_finding, timed_out
 from alembic_preflight.findings import Finding, RuleText, Severity, first_line
 from alembic_preflight.project.source import commit_lines
@@ -118,24 +117,6 @@ def irreversible(ctx: CheckContext, rev: str, why: str, *, by_design: bool) -> F
     )
 
 
-def data_failed(ctx: CheckContext, rev: str, table: str, error: psycopg.Error) -> Finding:
-    from alembic_preflight.settings import data_line, find_settings_file
-
-    found = find_settings_file(ctx.settings.project_dir)
-    path = found[0].resolve() if found else None
-    where = ctx.rel(path) if path else "the settings"
-    return Finding(
-        check=ID,
-        rule="data-failed",
-        severity=Severity.ERROR,
-        message=f"rows for `{table}` from {where} (data: {rev}) cannot be inserted "
-        f"before {rev}: {first_line(str(error))}",
-        revision=rev,
-        file=where if path else None,
-        line=data_line(path, rev) if path else None,
-    )
-
-
 def not_committed(ctx: CheckContext, rev: str) -> Finding:
     file = ctx.project.history.revisions[rev]
     lines = commit_lines(file)
@@ -208,14 +189,10 @@ RULES: dict[str, RuleText] = {
         "After upgrade and downgrade, the same upgrade failed: the downgrade left something "
         "behind that the upgrade trips over. Make `downgrade()` undo all of `upgrade()`.",
     ),
-    "data-failed": RuleText(
-        "Rows from the settings cannot be inserted",
-        "The rows `data:` declares for this revision were refused by the database (a column "
-        "that does not exist there yet, a constraint). Correct them in the settings file.",
-    ),
     "seed-skipped": RuleText(
         "A table was left without synthetic rows",
         "No valid rows could be made for this table (a type or constraint the seeder cannot "
         "satisfy), so migrations meet it empty. Declare realistic rows with `data:`.",
     ),
+    **DECLARED_RULES,
 }
