@@ -73,7 +73,8 @@ RULES: dict[str, RuleText] = {
     "model-drift": RuleText(
         "The models and the migrated schema differ",
         "After upgrading to head, autogenerate still finds differences: a migration is "
-        "missing or does not match the models. Run `alembic revision --autogenerate` and "
-        "review the result.",
+        "missing or does not match the models. Placed at the model when it can be found; "
+        "what only the database has, at the latest revision whose upgrade() names it. Run "
+        "`alembic revision --autogenerate` and review the result.",
     ),
 }

@@ -139,8 +139,10 @@ def not_committed(ctx: CheckContext, rev: str) -> Finding:
 RULES: dict[str, RuleText] = {
     "downgrade-leaves-behind": RuleText(
         "A downgrade leaves objects its upgrade created",
-        "After upgrade then downgrade of this one revision the schema is not what it was. "
-        "Drop in `downgrade()` what `upgrade()` creates.",
+        "After upgrade then downgrade of this one revision the schema is not what it was: "
+        "an object is left, missing, or defined differently. Function, view and trigger "
+        "bodies that differ only in whitespace count as the same (the detail shows the "
+        "exact text of a real difference). Make `downgrade()` undo what `upgrade()` does.",
     ),
     "downgrade-failed": RuleText(
         "A revision's downgrade failed",
