@@ -187,12 +187,16 @@ def test_naming_convention_in_a_comment_does_not_count(tmp_path: Path) -> None:
     assert [f.rule for f in findings(tmp_path)].count("unnamed-constraint") == 8
 
 
+# lint_rules' alembic.ini sets Alembic's default template explicitly
+EXPLICIT_TEMPLATE = "file_template = %%(rev)s_%%(slug)s\n"
+
+
 def test_file_template_from_alembic_ini(tmp_path: Path) -> None:
     shutil.copytree(LINT_RULES, tmp_path, dirs_exist_ok=True)
     ini = tmp_path / "alembic.ini"
     ini.write_text(
         ini.read_text().replace(
-            "[alembic]\n", "[alembic]\nfile_template = %%(year)d_%%(month).2d_%%(rev)s_%%(slug)s\n"
+            EXPLICIT_TEMPLATE, "file_template = %%(year)d_%%(month).2d_%%(rev)s_%%(slug)s\n"
         )
     )
     versions = tmp_path / "migrations" / "versions"
@@ -201,6 +205,16 @@ def test_file_template_from_alembic_ini(tmp_path: Path) -> None:
     files = {Path(f.file or "").name for f in findings(tmp_path) if f.rule == "file-name-template"}
     assert len(files) == 13  # every file but the renamed one lacks the date
     assert dated not in files
+
+
+def test_file_names_are_not_judged_without_a_file_template(tmp_path: Path) -> None:
+    # Alembic's default then names new files; how older files were named is no
+    # convention the team chose
+    shutil.copytree(LINT_RULES, tmp_path, dirs_exist_ok=True)
+    ini = tmp_path / "alembic.ini"
+    assert EXPLICIT_TEMPLATE in ini.read_text()
+    ini.write_text(ini.read_text().replace(EXPLICIT_TEMPLATE, ""))
+    assert [f for f in findings(tmp_path) if f.rule == "file-name-template"] == []
 
 
 def test_file_name_pattern_tokens() -> None:

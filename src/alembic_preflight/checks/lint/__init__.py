@@ -230,7 +230,10 @@ RULES: dict[str, RuleText] = {
     ),
     "file-name-template": RuleText(
         "The revision file name does not follow the template",
-        "The file name differs from alembic.ini's file_template; rename it to match.",
+        "The file name differs from the file_template that alembic.ini sets, so it does "
+        "not sort or read like the files `alembic revision` makes. Quiet when alembic.ini "
+        "sets no file_template (Alembic's default names new files then, and older names "
+        "are no convention the team chose). Rename the file to match.",
     ),
     "destructive-upgrade": RuleText(
         "An upgrade drops a table or column",

@@ -177,7 +177,9 @@ def file_name_pattern(template: str, revision: str | None) -> re.Pattern[str]:
 
 
 def _file_name(f: RevisionFile, facts: Facts) -> Iterator[Hit]:
-    if f.revision is None:
+    # without a file_template in alembic.ini, Alembic's default names new files, and how
+    # older ones were named (by hand, by another tool) is no convention the team chose
+    if f.revision is None or facts.file_template is None:
         return
     name = f.path.name
     for loc in facts.version_locations:

@@ -54,7 +54,7 @@ class Facts:
         default_factory=lambda: {"fk": "fk_", "ix": "ix_", "uq": "uq_", "ck": "ck_"}
     )
     naming_convention: bool = False  # target_metadata has one: unnamed constraints get names
-    file_template: str = "%(rev)s_%(slug)s"
+    file_template: str | None = None  # None: alembic.ini sets none, file names are free
     version_locations: tuple[Path, ...] = ()
 
 
