@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import psycopg
 import pytest
+import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
 
 from alembic_preflight.checks import lint
 from alembic_preflight.checks.base import CheckContext
 from alembic_preflight.checks.lint.rules import DEFAULT_SEVERITY as RULES
 from alembic_preflight.checks.lint.rules import file_name_pattern, hits
 from alembic_preflight.checks.lint.visitor import Facts
+from alembic_preflight.database.base import Server
 from alembic_preflight.findings import Finding, Severity
 from alembic_preflight.project import load_project
 from alembic_preflight.project.history import parse_revision_file
@@ -278,3 +285,73 @@ def test_merge_revision_and_no_op_revision_need_no_downgrade() -> None:
     assert rule_hits(merge) == []
     missing = "def upgrade():\n    op.drop_index('ix_t_c')\n"
     assert rule_hits(missing) == [("empty-downgrade", 2, 1)]
+
+
+def _serial(name: str) -> type:
+    # SQLAlchemy has no SERIAL types: projects write their own, named as PostgreSQL's
+    spec = {"cache_ok": True, "get_col_spec": lambda self, **kw: name}
+    return type(name, (sa.types.UserDefinedType,), spec)
+
+
+SERIALS = {n: _serial(n) for n in ("SERIAL", "BIGSERIAL", "SMALLSERIAL")}
+NAMESPACE = {"sa": sa, "postgresql": SimpleNamespace(**SERIALS), **SERIALS}
+
+# an added NOT NULL column without server_default, and whether it fills the rows a
+# table already holds (Alembic's add_column makes an integer primary key SERIAL)
+ADDED_COLUMNS = [
+    ("sa.Column('c', sa.Integer(), nullable=False)", False),
+    ("sa.Column('c', BIGSERIAL(), nullable=False)", True),
+    ("sa.Column('c', postgresql.SERIAL(), nullable=False)", True),
+    ("sa.Column('c', postgresql.SMALLSERIAL, nullable=False)", True),
+    ("sa.Column('c', sa.Integer(), sa.Identity(), nullable=False)", True),
+    # persisted: SQLAlchemy 2.1 renders no STORED without it, which PostgreSQL < 18 refuses
+    ("sa.Column('c', sa.Integer(), sa.Computed('x + 1', persisted=True), nullable=False)", True),
+    ("sa.Column('c', sa.Integer(), primary_key=True, nullable=False)", True),
+    ("sa.Column('c', sa.BigInteger, primary_key=True, autoincrement=True, nullable=False)", True),
+    ("sa.Column('c', type_=sa.SmallInteger(), primary_key=True, nullable=False)", True),
+    (
+        "sa.Column('c', sa.Integer(), sa.ForeignKey('u.id'), primary_key=True, "
+        "autoincrement=True, nullable=False)",
+        True,
+    ),
+    ("sa.Column('c', sa.Integer(), autoincrement=True, nullable=False)", False),  # not a key
+    ("sa.Column('c', sa.Integer(), primary_key=True, autoincrement=False, nullable=False)", False),
+    (
+        "sa.Column('c', sa.Integer(), sa.ForeignKey('u.id'), primary_key=True, nullable=False)",
+        False,
+    ),
+    ("sa.Column('c', sa.Integer(), sa.Sequence('c_seq'), primary_key=True, nullable=False)", False),
+    ("sa.Column('c', sa.Integer(), primary_key=True, default=1, nullable=False)", False),
+    ("sa.Column('c', sa.String(), primary_key=True, nullable=False)", False),
+]
+
+
+@pytest.mark.parametrize(("column", "fills_rows"), ADDED_COLUMNS)
+def test_columns_that_fill_themselves_need_no_server_default(column: str, fills_rows: bool) -> None:
+    body = f"def upgrade():\n    op.add_column('t', {column})\n"
+    body += "def downgrade():\n    op.drop_column('t', 'c')\n"
+    flagged = [h for h in rule_hits(body) if h[0] == "not-null-without-server-default"]
+    assert bool(flagged) is not fills_rows
+
+
+@pytest.mark.parametrize(("column", "fills_rows"), ADDED_COLUMNS)
+def test_added_columns_as_postgresql_takes_them(
+    pg_server: Server, column: str, fills_rows: bool
+) -> None:
+    """What the previous test expects is what PostgreSQL does with the DDL Alembic emits
+    for the column, on a table that holds rows."""
+    sql = io.StringIO()
+    context = MigrationContext.configure(
+        dialect_name="postgresql", opts={"as_sql": True, "output_buffer": sql}
+    )
+    Operations(context).add_column("t", eval(column, dict(NAMESPACE)))
+    with psycopg.connect(pg_server.conninfo()) as conn, conn.transaction(force_rollback=True):
+        conn.execute("CREATE TEMP TABLE u (id int PRIMARY KEY); INSERT INTO u VALUES (1), (2)")
+        conn.execute("CREATE TEMP TABLE t (x int); INSERT INTO t VALUES (1), (2)")
+        try:
+            with conn.transaction():
+                conn.execute(sql.getvalue())
+        except psycopg.errors.NotNullViolation:
+            assert not fills_rows, sql.getvalue()
+        else:
+            assert fills_rows, sql.getvalue()

@@ -211,8 +211,13 @@ RULES: dict[str, RuleText] = {
     ),
     "not-null-without-server-default": RuleText(
         "A NOT NULL column is added without a server default",
-        "Adding it fails on a table that holds rows. Add a server_default, or add the "
-        "column nullable, backfill, then set NOT NULL.",
+        "`add_column` of a column with nullable=False and no server_default fails on a "
+        "table that holds rows. Quiet when PostgreSQL fills the rows itself: Identity(), "
+        "Computed(), a SERIAL, BIGSERIAL or SMALLSERIAL type, or an integer primary key "
+        "SQLAlchemy makes SERIAL (autoincrement not False, no default or Sequence, no "
+        "foreign key unless autoincrement=True); quiet in create_table (a new table is "
+        "empty). Add a server_default, or add the column nullable, backfill, then set "
+        "NOT NULL.",
     ),
     "python-side-default": RuleText(
         "A column uses a Python-side default in a migration",

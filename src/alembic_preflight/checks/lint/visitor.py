@@ -226,12 +226,11 @@ class _Visitor:
                 assert isinstance(col, ast.Call)
                 nullable = _kw(col, "nullable")
                 has_server_default = not _missing_or_none(_kw(col, "server_default"))
-                generated = any(_callee(a) in {"Identity", "Computed"} for a in col.args)
                 if (
                     nullable is not None
                     and _is_false(nullable)
                     and not has_server_default
-                    and not generated
+                    and not _fills_rows(col)
                 ):
                     col_name = _name_literal(col.args[0]) if col.args else None
                     self.hits.append(
@@ -293,6 +292,55 @@ class _Visitor:
                     "wrap it in `with op.get_context().autocommit_block():`",
                 )
             )
+
+
+# PostgreSQL's own spellings: SQLAlchemy has no such types, projects define them
+_SERIAL_TYPES = frozenset({"SERIAL", "SERIAL2", "SERIAL4", "SERIAL8", "SMALLSERIAL", "BIGSERIAL"})
+
+
+_INTEGER_TYPES = frozenset(
+    {"Integer", "BigInteger", "SmallInteger", "INTEGER", "BIGINT", "SMALLINT", "INT"}
+)
+
+
+def _fills_rows(col: ast.Call) -> bool:
+    """Whether PostgreSQL gives an added column a value on the rows a table holds by
+    itself: IDENTITY, a generated column, a SERIAL type, or an integer key SQLAlchemy
+    makes SERIAL (checked against PostgreSQL in tests/checks/test_lint.py)."""
+    names = _argument_names(col)
+    if names & {"Identity", "Computed"} or {n.upper() for n in names} & _SERIAL_TYPES:
+        return True
+    return bool(names & _INTEGER_TYPES) and _becomes_serial(col, names)
+
+
+def _becomes_serial(col: ast.Call, names: set[str]) -> bool:
+    """An integer primary key with autoincrement left "auto" (or set) compiles to SERIAL,
+    in add_column too (its table holds that one column); a default, a Sequence, or a
+    foreign key (unless autoincrement=True or "ignore_fk") keeps it a plain integer."""
+    if not _true(col, "primary_key"):
+        return False
+    autoincrement = _kw(col, "autoincrement")
+    if autoincrement is not None and _is_false(autoincrement):
+        return False
+    if "Sequence" in names or not _missing_or_none(_kw(col, "default")):
+        return False
+    forced = isinstance(autoincrement, ast.Constant) and autoincrement.value in {True, "ignore_fk"}
+    return forced or "ForeignKey" not in names
+
+
+def _argument_names(col: ast.Call) -> set[str]:
+    """The last names of a Column's positional arguments and type_=, as written:
+    sa.Integer() and sa.Integer are Integer, postgresql.BIGSERIAL is BIGSERIAL (the
+    column's own name may be a variable, so the type is not told by its position)."""
+    names = set()
+    for node in [*col.args, *(k.value for k in col.keywords if k.arg == "type_")]:
+        if isinstance(node, ast.Call):
+            node = node.func
+        if isinstance(node, ast.Attribute):
+            names.add(node.attr)
+        elif isinstance(node, ast.Name):
+            names.add(node.id)
+    return names
 
 
 _KINDS = {
