@@ -69,6 +69,7 @@ EXPECTED = [
     ("aa0000000012_i", 24, 5, "concurrently-in-transaction"),
     ("aa0000000012_i", 34, 5, "concurrently-in-transaction"),  # in downgrade()
     ("aa0000000013_r", 25, 5, "destructive-upgrade"),  # the one line not suppressed
+    ("aa0000000015_r", 26, 1, "data-not-undone"),  # an UPDATE, and downgrade() is pass
     ("add_phone_to_u", 15, 1, "file-name-template"),
 ]
 
@@ -210,7 +211,7 @@ def test_file_template_from_alembic_ini(tmp_path: Path) -> None:
     dated = "2026_01_aa0000000009_update.py"
     (versions / "aa0000000009_update.py").rename(versions / dated)
     files = {Path(f.file or "").name for f in findings(tmp_path) if f.rule == "file-name-template"}
-    assert len(files) == 13  # every file but the renamed one lacks the date
+    assert len(files) == 14  # every file but the renamed one lacks the date
     assert dated not in files
 
 
@@ -285,6 +286,69 @@ def test_merge_revision_and_no_op_revision_need_no_downgrade() -> None:
     assert rule_hits(merge) == []
     missing = "def upgrade():\n    op.drop_index('ix_t_c')\n"
     assert rule_hits(missing) == [("empty-downgrade", 2, 1)]
+
+
+# upgrade() bodies, and what an empty downgrade() beside them is: an error only where
+# upgrade() visibly changes the schema
+UPGRADES = [
+    # data only: a notice
+    ("op.execute(\"UPDATE accounts SET plan = 'basic'\")", "data-not-undone"),
+    ("op.bulk_insert(plans, [{'name': 'pro'}])", "data-not-undone"),
+    ("op.execute(\"SELECT setval('plans_id_seq', 42)\")", "data-not-undone"),
+    ("op.get_bind().execute(sa.update(t).values(c=1))", "data-not-undone"),
+    ("seed_plans(op.get_bind())\n    op.execute('DELETE FROM plans')", "data-not-undone"),
+    # nothing to undo, or nothing seen: quiet (the database checks see what runs)
+    ("n = op.get_bind().execute(sa.text('SELECT count(*) FROM t')).scalar()\n    assert n", None),
+    ("if not context.is_offline_mode():\n        return", None),
+    ("if context.get_x_argument(as_dictionary=True).get('skip'):\n        pass", None),
+    ("seed_plans(op.get_bind())", None),  # imported: cannot tell
+    ("op.execute(SQL)", None),
+    ("op.execute(sa.text(build_sql()))", None),
+    # the schema: an error
+    ("op.create_table('t', sa.Column('id', sa.Integer(), primary_key=True))", "empty-downgrade"),
+    ("sa.Enum('a', 'b', name='mood').create(op.get_bind())", "empty-downgrade"),
+    ("mood.create(op.get_bind(), checkfirst=True)", "empty-downgrade"),
+    ("op.execute(sa.schema.CreateSequence(sa.Sequence('s')))", "empty-downgrade"),
+    ("op.execute('CREATE EXTENSION IF NOT EXISTS pgcrypto')", "empty-downgrade"),
+    ("op.execute(\"SET lock_timeout = '5s'; ALTER TABLE t ADD c int\")", "empty-downgrade"),
+    (
+        "op.execute(\"DO $$ BEGIN CREATE TYPE mood AS ENUM ('a'); \"\n"
+        '               "EXCEPTION WHEN duplicate_object THEN null; END $$")',
+        "empty-downgrade",
+    ),
+    (
+        "if context.is_offline_mode():\n        return\n    op.drop_index('ix_t_c')",
+        "empty-downgrade",
+    ),
+    ("_add_column()", "empty-downgrade"),  # a function of the same file
+    (
+        "op.execute('UPDATE t SET c = 1')\n    op.alter_column('t', 'c', nullable=False)",
+        "empty-downgrade",
+    ),
+]
+
+
+@pytest.mark.parametrize(("upgrade", "rule"), UPGRADES)
+def test_an_empty_downgrade_is_an_error_only_after_schema_changes(
+    upgrade: str, rule: str | None
+) -> None:
+    body = (
+        "from myapp.seeds import SQL, build_sql, seed_plans\n"
+        "def _add_column():\n"
+        "    op.add_column('t', sa.Column('c', sa.Text()))\n"
+        f"def upgrade():\n    {upgrade}\n"
+        "def downgrade():\n    pass\n"
+    )
+    found = [h[0] for h in rule_hits(body) if h[0] in {"empty-downgrade", "data-not-undone"}]
+    assert found == ([rule] if rule else [])
+    if rule is not None:
+        assert RULES[rule] is (Severity.ERROR if rule == "empty-downgrade" else Severity.NOTICE)
+
+
+@pytest.mark.parametrize("upgrade", ["pass", "op.execute('UPDATE t SET c = 1')", "seed(op)"])
+def test_a_missing_downgrade_is_an_error_whatever_upgrade_does(upgrade: str) -> None:
+    # Alembic looks module.downgrade up to step down through a revision: AttributeError
+    assert rule_hits(f"def upgrade():\n    {upgrade}\n") == [("empty-downgrade", 2, 1)]
 
 
 def _serial(name: str) -> type:

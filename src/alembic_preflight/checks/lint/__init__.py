@@ -191,9 +191,26 @@ def _imported_files(tree: ast.Module, roots: list[Path]) -> Iterator[Path]:
 # what each rule means and how to fix it (SARIF, the job summary): said once, here
 RULES: dict[str, RuleText] = {
     "empty-downgrade": RuleText(
-        "The downgrade function is empty",
-        "`downgrade()` does nothing, so the revision cannot be rolled back. Write it, or "
-        "raise NotImplementedError to say it is irreversible on purpose.",
+        "The downgrade function is empty, or missing",
+        "An error when `downgrade()` is only pass, `...` or a docstring while upgrade() is "
+        "seen to change the schema: an Alembic operation (create_table, add_column, "
+        "create_index, ...), execute() of DDL text or of a DDL element, a type's or "
+        "table's create()/drop(), also in a function of the same file that upgrade() "
+        "calls; `alembic downgrade` then reports success and leaves the change in place. "
+        "Quiet when upgrade() changes only data (that is data-not-undone), changes "
+        "nothing, or does what cannot be read from the file (an imported helper, "
+        "execute() of SQL built at run time): the database checks run it and see what "
+        "it leaves. A revision with no downgrade() at all is always an error, whatever "
+        "upgrade() does: `alembic downgrade` stops at it. Write the downgrade, or raise "
+        "NotImplementedError to say it is irreversible on purpose.",
+    ),
+    "data-not-undone": RuleText(
+        "The downgrade function leaves data changes in place",
+        "A notice when `downgrade()` is empty and upgrade() changes only data (UPDATE, "
+        "INSERT, DELETE, bulk_insert, SELECT setval(...)): `alembic downgrade` steps "
+        "past it and the rows stay as upgrade() left them. Quiet when upgrade() also "
+        "changes the schema (then it is empty-downgrade) or only reads. Undo the change "
+        "if a rollback needs the data as it was; if not, suppress it on the def line.",
     ),
     "unnamed-constraint": RuleText(
         "A constraint is created without a name",

@@ -28,14 +28,55 @@ SCHEMA_OPS = frozenset(
         "drop_table",
         "drop_table_comment",
         "rename_table",
+        # alembic_utils (views, functions, triggers) and alembic-postgresql-enum
+        "create_entity",
+        "drop_entity",
+        "replace_entity",
+        "sync_enum_values",
     }
 )
+
+
+# execute(<one of these>(...)): SQLAlchemy's DDL elements, as revisions pass them
+_DDL_ELEMENTS = frozenset(
+    {
+        "DDL",
+        "AddConstraint",
+        "CreateColumn",
+        "CreateIndex",
+        "CreateSchema",
+        "CreateSequence",
+        "CreateTable",
+        "DropColumnComment",
+        "DropConstraint",
+        "DropIndex",
+        "DropSchema",
+        "DropSequence",
+        "DropTable",
+        "DropTableComment",
+        "SetColumnComment",
+        "SetTableComment",
+        "CreateEnumType",
+        "DropEnumType",
+        "CreateDomainType",
+        "DropDomainType",
+    }
+)
+
+
+# X(...).create(bind): schema objects that create or drop themselves
+_SCHEMA_OBJECTS = frozenset({"Enum", "ENUM", "DOMAIN", "Index", "Sequence", "Table"})
 
 
 _DML = re.compile(r"^\s*(?:WITH\b.*?\b)?(UPDATE|INSERT|DELETE|MERGE|TRUNCATE)\b", re.I | re.S)
 
 
-_DDL = re.compile(r"^\s*(CREATE|ALTER|DROP|COMMENT\s+ON)\b", re.I)
+# at a statement's start: the first, after a `;` (SET lock_timeout ...; ALTER ...), or
+# after BEGIN in a DO block (DO $$ BEGIN CREATE TYPE ... EXCEPTION ... END $$)
+_DDL = re.compile(r"(?:^|;|\bBEGIN\b)\s*(CREATE|ALTER|DROP|COMMENT\s+ON)\b", re.I)
+
+
+_SETVAL = re.compile(r"^\s*SELECT\b.*\bsetval\s*\(", re.I | re.S)
 
 
 _CONCURRENTLY = re.compile(
@@ -85,8 +126,23 @@ class _Visitor:
     def __init__(self, facts: Facts) -> None:
         self.facts = facts
         self.hits: list[Hit] = []
-        self.data: dict[str, list[ast.Call]] = {}
-        self.schema: dict[str, bool] = {}
+        self.data: dict[str, list[ast.Call]] = {}  # DML statements (mixed-data-and-schema)
+        self.changes: dict[str, set[str]] = {}  # "schema", "data": what a function is seen to do
+        self.calls: dict[str, set[str]] = {}  # plain names a function calls: f()
+
+    def changed(self, func: str) -> set[str]:
+        """What `func` is seen to change, with the functions of the file it calls (an
+        imported helper or an execute() of built SQL is not seen: it adds nothing)."""
+        seen: set[str] = set()
+        found: set[str] = set()
+        todo = [func]
+        while todo:
+            name = todo.pop()
+            if name not in seen:
+                seen.add(name)
+                found |= self.changes.get(name, set())
+                todo.extend(self.calls.get(name, ()))
+        return found
 
     def visit_stmt(self, node: ast.AST, scope: _Scope) -> None:
         if isinstance(node, ast.With | ast.AsyncWith) and any(
@@ -110,21 +166,29 @@ class _Visitor:
         name = _callee(call)
         if name is None:
             return
-        func = scope.function
-        if func is not None and name in SCHEMA_OPS:
-            self.schema[func] = True
         sql = _sql_text(call) if name == "execute" else None
-        if func is not None and name == "execute":
-            if sql is not None and _DDL.match(sql):
-                self.schema[func] = True
-            if (sql is not None and _DML.match(sql)) or _is_dml_expression(call):
-                self.data.setdefault(func, []).append(call)
-        if func is not None and name == "bulk_insert":
-            self.data.setdefault(func, []).append(call)
+        if scope.function is not None:
+            self._effects(call, name, sql, scope.function)
         self._names(call, name, scope)
         self._columns(call, name, scope)
         self._destructive(call, name, sql, scope)
         self._concurrently(call, name, sql, scope)
+
+    # empty-downgrade, data-not-undone, mixed-data-and-schema
+    def _effects(self, call: ast.Call, name: str, sql: str | None, func: str) -> None:
+        changes = self.changes.setdefault(func, set())
+        if isinstance(call.func, ast.Name):
+            self.calls.setdefault(func, set()).add(name)
+        if _changes_schema(call, name, sql):
+            changes.add("schema")
+        dml = name == "execute" and (
+            (sql is not None and _DML.match(sql) is not None) or _is_dml_expression(call)
+        )
+        if dml or name == "bulk_insert":
+            changes.add("data")
+            self.data.setdefault(func, []).append(call)
+        elif sql is not None and _SETVAL.match(sql):  # data, but instant: not worth mixing
+            changes.add("data")
 
     # unnamed-constraint, unnamed-drop-constraint, constraint-prefix
     def _names(self, call: ast.Call, name: str, scope: _Scope) -> None:
@@ -421,6 +485,27 @@ def _sql_text(call: ast.Call) -> str | None:
             for v in node.values
         )
     return None
+
+
+def _changes_schema(call: ast.Call, name: str, sql: str | None) -> bool:
+    """An Alembic schema operation, execute() of DDL text or a DDL element, or a schema
+    object's create()/drop(): sa.Enum(...).create(bind), my_enum.drop(bind, checkfirst=True),
+    metadata.create_all(bind)."""
+    if name in SCHEMA_OPS or name in {"create_all", "drop_all"}:
+        return True
+    if name == "execute":
+        if sql is not None:
+            return _DDL.search(sql) is not None
+        return bool(call.args) and _callee(call.args[0]) in _DDL_ELEMENTS
+    if name not in {"create", "drop"} or not isinstance(call.func, ast.Attribute):
+        return False
+    if _callee(call.func.value) in _SCHEMA_OBJECTS:
+        return True
+    # a bind and maybe checkfirst, as SchemaItem.create takes them (not a data call's
+    # keyword arguments, as in Model.create(name=...))
+    keywords = {k.arg for k in call.keywords}
+    one_bind = len(call.args) + ("bind" in keywords) == 1
+    return one_bind and keywords <= {"bind", "checkfirst"}
 
 
 def _is_dml_expression(call: ast.Call) -> bool:
