@@ -243,8 +243,15 @@ RULES: dict[str, RuleText] = {
     ),
     "mixed-data-and-schema": RuleText(
         "A revision mixes data changes and schema changes",
-        "Data migrations and DDL in one revision are hard to roll back and can hold locks "
-        "long. Split them into separate revisions.",
+        "A warning at each data statement (execute() of UPDATE, INSERT, DELETE, MERGE or "
+        "TRUNCATE, an update()/insert()/delete() expression, bulk_insert) in a function "
+        "that also changes the schema. On PostgreSQL Alembic runs the revision in one "
+        "transaction, so a failure undoes both; the cost is elsewhere: the schema "
+        "change's locks (ACCESS EXCLUSIVE for most ALTER TABLE) are held until commit, "
+        "through the data step, so the application waits on those tables; a big table "
+        "makes it one long transaction; and the data step cannot be re-run or done in "
+        "batches apart from the DDL. Quiet for SELECT setval(...) and in a function that "
+        "changes no schema. Split them into separate revisions.",
     ),
     "vague-message": RuleText(
         "The revision message says little",

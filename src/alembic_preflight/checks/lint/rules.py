@@ -93,9 +93,11 @@ def hits(f: RevisionFile, facts: Facts) -> Iterator[Hit]:
                 yield _hit(
                     "mixed-data-and-schema",
                     call,
-                    f"{func}() changes data here and also changes the schema: a failure "
-                    "half-way leaves both to redo, and the data step holds schema locks",
-                    "move the data change into its own revision",
+                    f"{func}() changes data here and the schema too, in one transaction: "
+                    "the schema change's locks (ACCESS EXCLUSIVE for most ALTER TABLE) are "
+                    "held while the data step runs, a big table makes it one long "
+                    "transaction, and the data step cannot be re-run or batched on its own",
+                    "move the data change into its own revision (in batches if the table is big)",
                 )
 
 
