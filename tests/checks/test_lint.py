@@ -188,6 +188,15 @@ def test_naming_convention_in_imported_models_quiets_unnamed_constraints(
     assert rules.count("unnamed-drop-constraint") == 2
 
 
+def test_unnamed_constraint_advice_makes_no_drift() -> None:
+    # a naming_convention added on an existing database names the models' constraints
+    # differently from those the database has: only with a migration renaming them
+    fixes = [f.fix for f in findings(LINT_RULES) if f.rule == "unnamed-constraint"]
+    for text in [*fixes, lint.RULES["unnamed-constraint"].help]:
+        assert text and "name it explicitly" in text.lower(), text
+        assert "new project" in text and "renames the existing constraints" in text, text
+
+
 def test_naming_convention_in_a_comment_does_not_count(tmp_path: Path) -> None:
     shutil.copytree(LINT_RULES, tmp_path, dirs_exist_ok=True)
     env = tmp_path / "migrations" / "env.py"

@@ -214,8 +214,17 @@ RULES: dict[str, RuleText] = {
     ),
     "unnamed-constraint": RuleText(
         "A constraint is created without a name",
-        "PostgreSQL generates a name, which a later migration cannot rely on. Name it, or "
-        "set a naming_convention on the MetaData.",
+        "Fires on create_foreign_key, create_unique_constraint, create_check_constraint "
+        "and create_index given None as the name, and inside create_table or add_column "
+        "on ForeignKey(), ForeignKeyConstraint(), UniqueConstraint() or CheckConstraint() "
+        "without name= and on Column(unique=True): PostgreSQL then picks the name, which "
+        "a later migration cannot rely on. Quiet on an unnamed primary key (PostgreSQL "
+        "names it <table>_pkey), on Column(index=True) (SQLAlchemy names it "
+        "ix_<table>_<column>), and when target_metadata has a naming_convention (found in "
+        "env.py or a module it imports). Name it explicitly. A naming_convention on "
+        "target_metadata is for a new project, or must come with a migration that renames "
+        "the existing constraints: otherwise the models name them differently from the "
+        "database.",
     ),
     "unnamed-drop-constraint": RuleText(
         "A constraint is dropped without a name",

@@ -258,8 +258,9 @@ class _Visitor:
                 "unnamed-constraint",
                 node,
                 f"{what} creates an unnamed {_KINDS[kind]}:{extra}",
-                f'name it, e.g. "{prefix}<table>_<column>", or set a naming_convention '
-                "on target_metadata",
+                f'name it explicitly, e.g. "{prefix}<table>_<column>" (a naming_convention '
+                "on target_metadata is for a new project, or must come with a migration that "
+                "renames the existing constraints)",
             )
         )
 
