@@ -1,10 +1,13 @@
 """Revision files follow the habits that keep migrations safe to deploy and to undo.
 
 Why: many migration failures are visible in the source: a NOT NULL column added without
-a server default fails on a table with rows; an unnamed constraint cannot be dropped
-later; CREATE INDEX CONCURRENTLY fails inside Alembic's transaction; a downgrade that is
-`pass` reports success and undoes nothing. This check reads each file with `ast` only
-(nothing is imported or run) and reports every rule's hits (lint/rules.py, lint/visitor.py).
+a server default fails on a table with rows; an unnamed constraint gets a name a later
+migration has to guess; CREATE INDEX CONCURRENTLY fails inside Alembic's transaction; a
+downgrade that is `pass` after a schema change reports success and leaves the change in
+place. This check reads each file with `ast` only (nothing is imported or run) and
+reports every rule's hits (lint/rules.py, lint/visitor.py). Errors are for what the
+file shows; what it cannot show (an imported helper, SQL built at run time) is left to
+the database checks, which run it.
 
 How to fix: each finding's `fix` says what to change. A deliberate exception is silenced
 with `# preflight: ignore[rule-id]` on its line (several: `ignore[a,b]`), or for a whole
