@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import psycopg
 import pytest
+import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
 
 from alembic_preflight.checks import lint
 from alembic_preflight.checks.base import CheckContext
 from alembic_preflight.checks.lint.rules import DEFAULT_SEVERITY as RULES
 from alembic_preflight.checks.lint.rules import file_name_pattern, hits
 from alembic_preflight.checks.lint.visitor import Facts
+from alembic_preflight.database.base import Server
 from alembic_preflight.findings import Finding, Severity
 from alembic_preflight.project import load_project
 from alembic_preflight.project.history import parse_revision_file
@@ -62,6 +69,7 @@ EXPECTED = [
     ("aa0000000012_i", 24, 5, "concurrently-in-transaction"),
     ("aa0000000012_i", 34, 5, "concurrently-in-transaction"),  # in downgrade()
     ("aa0000000013_r", 25, 5, "destructive-upgrade"),  # the one line not suppressed
+    ("aa0000000015_r", 26, 1, "data-not-undone"),  # an UPDATE, and downgrade() is pass
     ("add_phone_to_u", 15, 1, "file-name-template"),
 ]
 
@@ -180,6 +188,15 @@ def test_naming_convention_in_imported_models_quiets_unnamed_constraints(
     assert rules.count("unnamed-drop-constraint") == 2
 
 
+def test_unnamed_constraint_advice_makes_no_drift() -> None:
+    # a naming_convention added on an existing database names the models' constraints
+    # differently from those the database has: only with a migration renaming them
+    fixes = [f.fix for f in findings(LINT_RULES) if f.rule == "unnamed-constraint"]
+    for text in [*fixes, lint.RULES["unnamed-constraint"].help]:
+        assert text and "name it explicitly" in text.lower(), text
+        assert "new project" in text and "renames the existing constraints" in text, text
+
+
 def test_naming_convention_in_a_comment_does_not_count(tmp_path: Path) -> None:
     shutil.copytree(LINT_RULES, tmp_path, dirs_exist_ok=True)
     env = tmp_path / "migrations" / "env.py"
@@ -187,20 +204,34 @@ def test_naming_convention_in_a_comment_does_not_count(tmp_path: Path) -> None:
     assert [f.rule for f in findings(tmp_path)].count("unnamed-constraint") == 8
 
 
+# lint_rules' alembic.ini sets Alembic's default template explicitly
+EXPLICIT_TEMPLATE = "file_template = %%(rev)s_%%(slug)s\n"
+
+
 def test_file_template_from_alembic_ini(tmp_path: Path) -> None:
     shutil.copytree(LINT_RULES, tmp_path, dirs_exist_ok=True)
     ini = tmp_path / "alembic.ini"
     ini.write_text(
         ini.read_text().replace(
-            "[alembic]\n", "[alembic]\nfile_template = %%(year)d_%%(month).2d_%%(rev)s_%%(slug)s\n"
+            EXPLICIT_TEMPLATE, "file_template = %%(year)d_%%(month).2d_%%(rev)s_%%(slug)s\n"
         )
     )
     versions = tmp_path / "migrations" / "versions"
     dated = "2026_01_aa0000000009_update.py"
     (versions / "aa0000000009_update.py").rename(versions / dated)
     files = {Path(f.file or "").name for f in findings(tmp_path) if f.rule == "file-name-template"}
-    assert len(files) == 13  # every file but the renamed one lacks the date
+    assert len(files) == 14  # every file but the renamed one lacks the date
     assert dated not in files
+
+
+def test_file_names_are_not_judged_without_a_file_template(tmp_path: Path) -> None:
+    # Alembic's default then names new files; how older files were named is no
+    # convention the team chose
+    shutil.copytree(LINT_RULES, tmp_path, dirs_exist_ok=True)
+    ini = tmp_path / "alembic.ini"
+    assert EXPLICIT_TEMPLATE in ini.read_text()
+    ini.write_text(ini.read_text().replace(EXPLICIT_TEMPLATE, ""))
+    assert [f for f in findings(tmp_path) if f.rule == "file-name-template"] == []
 
 
 def test_file_name_pattern_tokens() -> None:
@@ -247,6 +278,16 @@ def test_data_statements_in_their_various_spellings() -> None:
     ]
 
 
+def test_mixing_data_and_schema_gives_the_real_reasons() -> None:
+    # PostgreSQL's DDL is transactional and Alembic runs the revision in a transaction:
+    # a failure half-way leaves nothing to redo; the locks and the length are the cost
+    texts = [f.message for f in findings(LINT_RULES) if f.rule == "mixed-data-and-schema"]
+    texts.append(lint.RULES["mixed-data-and-schema"].help)
+    for text in texts:
+        assert "redo" not in text and "hard to roll back" not in text
+        assert "ACCESS EXCLUSIVE" in text and "re-run" in text, text
+
+
 def test_schema_by_raw_ddl_counts_for_mixing() -> None:
     body = (
         "def upgrade():\n"
@@ -264,3 +305,136 @@ def test_merge_revision_and_no_op_revision_need_no_downgrade() -> None:
     assert rule_hits(merge) == []
     missing = "def upgrade():\n    op.drop_index('ix_t_c')\n"
     assert rule_hits(missing) == [("empty-downgrade", 2, 1)]
+
+
+# upgrade() bodies, and what an empty downgrade() beside them is: an error only where
+# upgrade() visibly changes the schema
+UPGRADES = [
+    # data only: a notice
+    ("op.execute(\"UPDATE accounts SET plan = 'basic'\")", "data-not-undone"),
+    ("op.bulk_insert(plans, [{'name': 'pro'}])", "data-not-undone"),
+    ("op.execute(\"SELECT setval('plans_id_seq', 42)\")", "data-not-undone"),
+    ("op.get_bind().execute(sa.update(t).values(c=1))", "data-not-undone"),
+    ("seed_plans(op.get_bind())\n    op.execute('DELETE FROM plans')", "data-not-undone"),
+    # nothing to undo, or nothing seen: quiet (the database checks see what runs)
+    ("n = op.get_bind().execute(sa.text('SELECT count(*) FROM t')).scalar()\n    assert n", None),
+    ("if not context.is_offline_mode():\n        return", None),
+    ("if context.get_x_argument(as_dictionary=True).get('skip'):\n        pass", None),
+    ("seed_plans(op.get_bind())", None),  # imported: cannot tell
+    ("op.execute(SQL)", None),
+    ("op.execute(sa.text(build_sql()))", None),
+    # the schema: an error
+    ("op.create_table('t', sa.Column('id', sa.Integer(), primary_key=True))", "empty-downgrade"),
+    ("sa.Enum('a', 'b', name='mood').create(op.get_bind())", "empty-downgrade"),
+    ("mood.create(op.get_bind(), checkfirst=True)", "empty-downgrade"),
+    ("op.execute(sa.schema.CreateSequence(sa.Sequence('s')))", "empty-downgrade"),
+    ("op.execute('CREATE EXTENSION IF NOT EXISTS pgcrypto')", "empty-downgrade"),
+    ("op.execute(\"SET lock_timeout = '5s'; ALTER TABLE t ADD c int\")", "empty-downgrade"),
+    (
+        "op.execute(\"DO $$ BEGIN CREATE TYPE mood AS ENUM ('a'); \"\n"
+        '               "EXCEPTION WHEN duplicate_object THEN null; END $$")',
+        "empty-downgrade",
+    ),
+    (
+        "if context.is_offline_mode():\n        return\n    op.drop_index('ix_t_c')",
+        "empty-downgrade",
+    ),
+    ("_add_column()", "empty-downgrade"),  # a function of the same file
+    (
+        "op.execute('UPDATE t SET c = 1')\n    op.alter_column('t', 'c', nullable=False)",
+        "empty-downgrade",
+    ),
+]
+
+
+@pytest.mark.parametrize(("upgrade", "rule"), UPGRADES)
+def test_an_empty_downgrade_is_an_error_only_after_schema_changes(
+    upgrade: str, rule: str | None
+) -> None:
+    body = (
+        "from myapp.seeds import SQL, build_sql, seed_plans\n"
+        "def _add_column():\n"
+        "    op.add_column('t', sa.Column('c', sa.Text()))\n"
+        f"def upgrade():\n    {upgrade}\n"
+        "def downgrade():\n    pass\n"
+    )
+    found = [h[0] for h in rule_hits(body) if h[0] in {"empty-downgrade", "data-not-undone"}]
+    assert found == ([rule] if rule else [])
+    if rule is not None:
+        assert RULES[rule] is (Severity.ERROR if rule == "empty-downgrade" else Severity.NOTICE)
+
+
+@pytest.mark.parametrize("upgrade", ["pass", "op.execute('UPDATE t SET c = 1')", "seed(op)"])
+def test_a_missing_downgrade_is_an_error_whatever_upgrade_does(upgrade: str) -> None:
+    # Alembic looks module.downgrade up to step down through a revision: AttributeError
+    assert rule_hits(f"def upgrade():\n    {upgrade}\n") == [("empty-downgrade", 2, 1)]
+
+
+def _serial(name: str) -> type:
+    # SQLAlchemy has no SERIAL types: projects write their own, named as PostgreSQL's
+    spec = {"cache_ok": True, "get_col_spec": lambda self, **kw: name}
+    return type(name, (sa.types.UserDefinedType,), spec)
+
+
+SERIALS = {n: _serial(n) for n in ("SERIAL", "BIGSERIAL", "SMALLSERIAL")}
+NAMESPACE = {"sa": sa, "postgresql": SimpleNamespace(**SERIALS), **SERIALS}
+
+# an added NOT NULL column without server_default, and whether it fills the rows a
+# table already holds (Alembic's add_column makes an integer primary key SERIAL)
+ADDED_COLUMNS = [
+    ("sa.Column('c', sa.Integer(), nullable=False)", False),
+    ("sa.Column('c', BIGSERIAL(), nullable=False)", True),
+    ("sa.Column('c', postgresql.SERIAL(), nullable=False)", True),
+    ("sa.Column('c', postgresql.SMALLSERIAL, nullable=False)", True),
+    ("sa.Column('c', sa.Integer(), sa.Identity(), nullable=False)", True),
+    # persisted: SQLAlchemy 2.1 renders no STORED without it, which PostgreSQL < 18 refuses
+    ("sa.Column('c', sa.Integer(), sa.Computed('x + 1', persisted=True), nullable=False)", True),
+    ("sa.Column('c', sa.Integer(), primary_key=True, nullable=False)", True),
+    ("sa.Column('c', sa.BigInteger, primary_key=True, autoincrement=True, nullable=False)", True),
+    ("sa.Column('c', type_=sa.SmallInteger(), primary_key=True, nullable=False)", True),
+    (
+        "sa.Column('c', sa.Integer(), sa.ForeignKey('u.id'), primary_key=True, "
+        "autoincrement=True, nullable=False)",
+        True,
+    ),
+    ("sa.Column('c', sa.Integer(), autoincrement=True, nullable=False)", False),  # not a key
+    ("sa.Column('c', sa.Integer(), primary_key=True, autoincrement=False, nullable=False)", False),
+    (
+        "sa.Column('c', sa.Integer(), sa.ForeignKey('u.id'), primary_key=True, nullable=False)",
+        False,
+    ),
+    ("sa.Column('c', sa.Integer(), sa.Sequence('c_seq'), primary_key=True, nullable=False)", False),
+    ("sa.Column('c', sa.Integer(), primary_key=True, default=1, nullable=False)", False),
+    ("sa.Column('c', sa.String(), primary_key=True, nullable=False)", False),
+]
+
+
+@pytest.mark.parametrize(("column", "fills_rows"), ADDED_COLUMNS)
+def test_columns_that_fill_themselves_need_no_server_default(column: str, fills_rows: bool) -> None:
+    body = f"def upgrade():\n    op.add_column('t', {column})\n"
+    body += "def downgrade():\n    op.drop_column('t', 'c')\n"
+    flagged = [h for h in rule_hits(body) if h[0] == "not-null-without-server-default"]
+    assert bool(flagged) is not fills_rows
+
+
+@pytest.mark.parametrize(("column", "fills_rows"), ADDED_COLUMNS)
+def test_added_columns_as_postgresql_takes_them(
+    pg_server: Server, column: str, fills_rows: bool
+) -> None:
+    """What the previous test expects is what PostgreSQL does with the DDL Alembic emits
+    for the column, on a table that holds rows."""
+    sql = io.StringIO()
+    context = MigrationContext.configure(
+        dialect_name="postgresql", opts={"as_sql": True, "output_buffer": sql}
+    )
+    Operations(context).add_column("t", eval(column, dict(NAMESPACE)))
+    with psycopg.connect(pg_server.conninfo()) as conn, conn.transaction(force_rollback=True):
+        conn.execute("CREATE TEMP TABLE u (id int PRIMARY KEY); INSERT INTO u VALUES (1), (2)")
+        conn.execute("CREATE TEMP TABLE t (x int); INSERT INTO t VALUES (1), (2)")
+        try:
+            with conn.transaction():
+                conn.execute(sql.getvalue())
+        except psycopg.errors.NotNullViolation:
+            assert not fills_rows, sql.getvalue()
+        else:
+            assert fills_rows, sql.getvalue()

@@ -1,10 +1,13 @@
 """Revision files follow the habits that keep migrations safe to deploy and to undo.
 
 Why: many migration failures are visible in the source: a NOT NULL column added without
-a server default fails on a table with rows; an unnamed constraint cannot be dropped
-later; CREATE INDEX CONCURRENTLY fails inside Alembic's transaction; a downgrade that is
-`pass` reports success and undoes nothing. This check reads each file with `ast` only
-(nothing is imported or run) and reports every rule's hits (lint/rules.py, lint/visitor.py).
+a server default fails on a table with rows; an unnamed constraint gets a name a later
+migration has to guess; CREATE INDEX CONCURRENTLY fails inside Alembic's transaction; a
+downgrade that is `pass` after a schema change reports success and leaves the change in
+place. This check reads each file with `ast` only (nothing is imported or run) and
+reports every rule's hits (lint/rules.py, lint/visitor.py). Errors are for what the
+file shows; what it cannot show (an imported helper, SQL built at run time) is left to
+the database checks, which run it.
 
 How to fix: each finding's `fix` says what to change. A deliberate exception is silenced
 with `# preflight: ignore[rule-id]` on its line (several: `ignore[a,b]`), or for a whole
@@ -191,14 +194,40 @@ def _imported_files(tree: ast.Module, roots: list[Path]) -> Iterator[Path]:
 # what each rule means and how to fix it (SARIF, the job summary): said once, here
 RULES: dict[str, RuleText] = {
     "empty-downgrade": RuleText(
-        "The downgrade function is empty",
-        "`downgrade()` does nothing, so the revision cannot be rolled back. Write it, or "
-        "raise NotImplementedError to say it is irreversible on purpose.",
+        "The downgrade function is empty, or missing",
+        "An error when `downgrade()` is only pass, `...` or a docstring while upgrade() is "
+        "seen to change the schema: an Alembic operation (create_table, add_column, "
+        "create_index, ...), execute() of DDL text or of a DDL element, a type's or "
+        "table's create()/drop(), also in a function of the same file that upgrade() "
+        "calls; `alembic downgrade` then reports success and leaves the change in place. "
+        "Quiet when upgrade() changes only data (that is data-not-undone), changes "
+        "nothing, or does what cannot be read from the file (an imported helper, "
+        "execute() of SQL built at run time): the database checks run it and see what "
+        "it leaves. A revision with no downgrade() at all is always an error, whatever "
+        "upgrade() does: `alembic downgrade` stops at it. Write the downgrade, or raise "
+        "NotImplementedError to say it is irreversible on purpose.",
+    ),
+    "data-not-undone": RuleText(
+        "The downgrade function leaves data changes in place",
+        "A notice when `downgrade()` is empty and upgrade() changes only data (UPDATE, "
+        "INSERT, DELETE, bulk_insert, SELECT setval(...)): `alembic downgrade` steps "
+        "past it and the rows stay as upgrade() left them. Quiet when upgrade() also "
+        "changes the schema (then it is empty-downgrade) or only reads. Undo the change "
+        "if a rollback needs the data as it was; if not, suppress it on the def line.",
     ),
     "unnamed-constraint": RuleText(
         "A constraint is created without a name",
-        "PostgreSQL generates a name, which a later migration cannot rely on. Name it, or "
-        "set a naming_convention on the MetaData.",
+        "Fires on create_foreign_key, create_unique_constraint, create_check_constraint "
+        "and create_index given None as the name, and inside create_table or add_column "
+        "on ForeignKey(), ForeignKeyConstraint(), UniqueConstraint() or CheckConstraint() "
+        "without name= and on Column(unique=True): PostgreSQL then picks the name, which "
+        "a later migration cannot rely on. Quiet on an unnamed primary key (PostgreSQL "
+        "names it <table>_pkey), on Column(index=True) (SQLAlchemy names it "
+        "ix_<table>_<column>), and when target_metadata has a naming_convention (found in "
+        "env.py or a module it imports). Name it explicitly. A naming_convention on "
+        "target_metadata is for a new project, or must come with a migration that renames "
+        "the existing constraints: otherwise the models name them differently from the "
+        "database.",
     ),
     "unnamed-drop-constraint": RuleText(
         "A constraint is dropped without a name",
@@ -211,8 +240,13 @@ RULES: dict[str, RuleText] = {
     ),
     "not-null-without-server-default": RuleText(
         "A NOT NULL column is added without a server default",
-        "Adding it fails on a table that holds rows. Add a server_default, or add the "
-        "column nullable, backfill, then set NOT NULL.",
+        "`add_column` of a column with nullable=False and no server_default fails on a "
+        "table that holds rows. Quiet when PostgreSQL fills the rows itself: Identity(), "
+        "Computed(), a SERIAL, BIGSERIAL or SMALLSERIAL type, or an integer primary key "
+        "SQLAlchemy makes SERIAL (autoincrement not False, no default or Sequence, no "
+        "foreign key unless autoincrement=True); quiet in create_table (a new table is "
+        "empty). Add a server_default, or add the column nullable, backfill, then set "
+        "NOT NULL.",
     ),
     "python-side-default": RuleText(
         "A column uses a Python-side default in a migration",
@@ -221,8 +255,15 @@ RULES: dict[str, RuleText] = {
     ),
     "mixed-data-and-schema": RuleText(
         "A revision mixes data changes and schema changes",
-        "Data migrations and DDL in one revision are hard to roll back and can hold locks "
-        "long. Split them into separate revisions.",
+        "A warning at each data statement (execute() of UPDATE, INSERT, DELETE, MERGE or "
+        "TRUNCATE, an update()/insert()/delete() expression, bulk_insert) in a function "
+        "that also changes the schema. On PostgreSQL Alembic runs the revision in one "
+        "transaction, so a failure undoes both; the cost is elsewhere: the schema "
+        "change's locks (ACCESS EXCLUSIVE for most ALTER TABLE) are held until commit, "
+        "through the data step, so the application waits on those tables; a big table "
+        "makes it one long transaction; and the data step cannot be re-run or done in "
+        "batches apart from the DDL. Quiet for SELECT setval(...) and in a function that "
+        "changes no schema. Split them into separate revisions.",
     ),
     "vague-message": RuleText(
         "The revision message says little",
@@ -230,7 +271,10 @@ RULES: dict[str, RuleText] = {
     ),
     "file-name-template": RuleText(
         "The revision file name does not follow the template",
-        "The file name differs from alembic.ini's file_template; rename it to match.",
+        "The file name differs from the file_template that alembic.ini sets, so it does "
+        "not sort or read like the files `alembic revision` makes. Quiet when alembic.ini "
+        "sets no file_template (Alembic's default names new files then, and older names "
+        "are no convention the team chose). Rename the file to match.",
     ),
     "destructive-upgrade": RuleText(
         "An upgrade drops a table or column",

@@ -26,6 +26,7 @@ from alembic_preflight.project.source import is_empty_body
 # rule id -> default severity; the ids are what users put in settings and ignore comments
 DEFAULT_SEVERITY: dict[str, Severity] = {
     "empty-downgrade": Severity.ERROR,
+    "data-not-undone": Severity.NOTICE,
     "irreversible": Severity.WARNING,  # per settings.irreversible
     "unnamed-constraint": Severity.ERROR,
     "unnamed-drop-constraint": Severity.ERROR,
@@ -79,34 +80,48 @@ def hits(f: RevisionFile, facts: Facts) -> Iterator[Hit]:
     """Every rule's hits in one file (a file that does not parse has none: graph says so)."""
     if f.module is None:
         return
-    yield from _file_rules(f, facts)
     visitor = _Visitor(facts)
     for node in f.module.body:
         func = node.name if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) else None
         visitor.visit_stmt(node, _Scope(function=func))
+    yield from _downgrade_rules(f, visitor.changed("upgrade"))
+    yield from _file_rules(f, facts)
     yield from visitor.hits
     for func, data in visitor.data.items():
-        if visitor.schema.get(func):
+        if "schema" in visitor.changes.get(func, ()):
             for call in data:
                 yield _hit(
                     "mixed-data-and-schema",
                     call,
-                    f"{func}() changes data here and also changes the schema: a failure "
-                    "half-way leaves both to redo, and the data step holds schema locks",
-                    "move the data change into its own revision",
+                    f"{func}() changes data here and the schema too, in one transaction: "
+                    "the schema change's locks (ACCESS EXCLUSIVE for most ALTER TABLE) are "
+                    "held while the data step runs, a big table makes it one long "
+                    "transaction, and the data step cannot be re-run or batched on its own",
+                    "move the data change into its own revision (in batches if the table is big)",
                 )
 
 
-def _file_rules(f: RevisionFile, facts: Facts) -> Iterator[Hit]:
-    module = f.module
-    assert module is not None
+def _downgrade_rules(f: RevisionFile, upgrade_changes: set[str]) -> Iterator[Hit]:
+    """irreversible, empty-downgrade, data-not-undone: an empty downgrade() is an error
+    only beside an upgrade() seen to change the schema; one that changes only data is
+    a notice, one whose changes are not seen (an imported helper, execute() of built SQL)
+    says nothing, as the database checks run it and see what it leaves behind."""
+    assert f.module is not None
     funcs = {
-        n.name: n for n in module.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+        n.name: n for n in f.module.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
     }
-    up, down = funcs.get("upgrade"), funcs.get("downgrade")
-    is_merge = len(f.down_revisions) > 1
-    upgrade_empty = up is None or is_empty_body(up.body)
-    if down is not None and f.irreversible:
+    down = funcs.get("downgrade")
+    if down is None:
+        # whatever upgrade() does: Alembic looks module.downgrade up to step down
+        # through the revision, and stops there with an AttributeError
+        yield Hit(
+            "empty-downgrade",
+            f.line_of("revision") or 1,
+            1,
+            "no downgrade() function: `alembic downgrade` fails on this revision",
+            "add a downgrade() that undoes upgrade()",
+        )
+    elif f.irreversible:
         raise_stmt = next(s for s in down.body if isinstance(s, ast.Raise))
         yield _hit(
             "irreversible",
@@ -115,7 +130,7 @@ def _file_rules(f: RevisionFile, facts: Facts) -> Iterator[Hit]:
             "nothing to do if intended (the walk goes on without downgrading it); "
             "`irreversible: allow` in the settings silences this",
         )
-    elif down is not None and is_empty_body(down.body) and not upgrade_empty and not is_merge:
+    elif is_empty_body(down.body) and "schema" in upgrade_changes:
         yield Hit(
             "empty-downgrade",
             down.lineno,
@@ -124,15 +139,18 @@ def _file_rules(f: RevisionFile, facts: Facts) -> Iterator[Hit]:
             "`alembic downgrade` would report success and leave the change in place",
             'undo upgrade() here, or `raise NotImplementedError("why")` if it cannot be undone',
         )
-    elif down is None and not upgrade_empty:
-        line = f.line_of("revision") or 1
+    elif is_empty_body(down.body) and "data" in upgrade_changes:
         yield Hit(
-            "empty-downgrade",
-            line,
-            1,
-            "no downgrade() function: `alembic downgrade` fails on this revision",
-            "add a downgrade() that undoes upgrade()",
+            "data-not-undone",
+            down.lineno,
+            down.col_offset + 1,
+            "downgrade() does nothing: the data changes upgrade() makes are not undone",
+            "undo them here if a rollback needs the data as it was; if not, say so with "
+            "`# preflight: ignore[data-not-undone]` on the def line",
         )
+
+
+def _file_rules(f: RevisionFile, facts: Facts) -> Iterator[Hit]:
     message = (f.message or "").strip()
     normal = re.sub(r"\s+", " ", message.lower()).strip(" .!:-_")
     if normal in VAGUE_MESSAGES or (f.revision and normal == f.revision.lower()):
@@ -177,7 +195,9 @@ def file_name_pattern(template: str, revision: str | None) -> re.Pattern[str]:
 
 
 def _file_name(f: RevisionFile, facts: Facts) -> Iterator[Hit]:
-    if f.revision is None:
+    # without a file_template in alembic.ini, Alembic's default names new files, and how
+    # older ones were named (by hand, by another tool) is no convention the team chose
+    if f.revision is None or facts.file_template is None:
         return
     name = f.path.name
     for loc in facts.version_locations:

@@ -28,14 +28,55 @@ SCHEMA_OPS = frozenset(
         "drop_table",
         "drop_table_comment",
         "rename_table",
+        # alembic_utils (views, functions, triggers) and alembic-postgresql-enum
+        "create_entity",
+        "drop_entity",
+        "replace_entity",
+        "sync_enum_values",
     }
 )
+
+
+# execute(<one of these>(...)): SQLAlchemy's DDL elements, as revisions pass them
+_DDL_ELEMENTS = frozenset(
+    {
+        "DDL",
+        "AddConstraint",
+        "CreateColumn",
+        "CreateIndex",
+        "CreateSchema",
+        "CreateSequence",
+        "CreateTable",
+        "DropColumnComment",
+        "DropConstraint",
+        "DropIndex",
+        "DropSchema",
+        "DropSequence",
+        "DropTable",
+        "DropTableComment",
+        "SetColumnComment",
+        "SetTableComment",
+        "CreateEnumType",
+        "DropEnumType",
+        "CreateDomainType",
+        "DropDomainType",
+    }
+)
+
+
+# X(...).create(bind): schema objects that create or drop themselves
+_SCHEMA_OBJECTS = frozenset({"Enum", "ENUM", "DOMAIN", "Index", "Sequence", "Table"})
 
 
 _DML = re.compile(r"^\s*(?:WITH\b.*?\b)?(UPDATE|INSERT|DELETE|MERGE|TRUNCATE)\b", re.I | re.S)
 
 
-_DDL = re.compile(r"^\s*(CREATE|ALTER|DROP|COMMENT\s+ON)\b", re.I)
+# at a statement's start: the first, after a `;` (SET lock_timeout ...; ALTER ...), or
+# after BEGIN in a DO block (DO $$ BEGIN CREATE TYPE ... EXCEPTION ... END $$)
+_DDL = re.compile(r"(?:^|;|\bBEGIN\b)\s*(CREATE|ALTER|DROP|COMMENT\s+ON)\b", re.I)
+
+
+_SETVAL = re.compile(r"^\s*SELECT\b.*\bsetval\s*\(", re.I | re.S)
 
 
 _CONCURRENTLY = re.compile(
@@ -54,7 +95,7 @@ class Facts:
         default_factory=lambda: {"fk": "fk_", "ix": "ix_", "uq": "uq_", "ck": "ck_"}
     )
     naming_convention: bool = False  # target_metadata has one: unnamed constraints get names
-    file_template: str = "%(rev)s_%(slug)s"
+    file_template: str | None = None  # None: alembic.ini sets none, file names are free
     version_locations: tuple[Path, ...] = ()
 
 
@@ -85,8 +126,23 @@ class _Visitor:
     def __init__(self, facts: Facts) -> None:
         self.facts = facts
         self.hits: list[Hit] = []
-        self.data: dict[str, list[ast.Call]] = {}
-        self.schema: dict[str, bool] = {}
+        self.data: dict[str, list[ast.Call]] = {}  # DML statements (mixed-data-and-schema)
+        self.changes: dict[str, set[str]] = {}  # "schema", "data": what a function is seen to do
+        self.calls: dict[str, set[str]] = {}  # plain names a function calls: f()
+
+    def changed(self, func: str) -> set[str]:
+        """What `func` is seen to change, with the functions of the file it calls (an
+        imported helper or an execute() of built SQL is not seen: it adds nothing)."""
+        seen: set[str] = set()
+        found: set[str] = set()
+        todo = [func]
+        while todo:
+            name = todo.pop()
+            if name not in seen:
+                seen.add(name)
+                found |= self.changes.get(name, set())
+                todo.extend(self.calls.get(name, ()))
+        return found
 
     def visit_stmt(self, node: ast.AST, scope: _Scope) -> None:
         if isinstance(node, ast.With | ast.AsyncWith) and any(
@@ -110,21 +166,29 @@ class _Visitor:
         name = _callee(call)
         if name is None:
             return
-        func = scope.function
-        if func is not None and name in SCHEMA_OPS:
-            self.schema[func] = True
         sql = _sql_text(call) if name == "execute" else None
-        if func is not None and name == "execute":
-            if sql is not None and _DDL.match(sql):
-                self.schema[func] = True
-            if (sql is not None and _DML.match(sql)) or _is_dml_expression(call):
-                self.data.setdefault(func, []).append(call)
-        if func is not None and name == "bulk_insert":
-            self.data.setdefault(func, []).append(call)
+        if scope.function is not None:
+            self._effects(call, name, sql, scope.function)
         self._names(call, name, scope)
         self._columns(call, name, scope)
         self._destructive(call, name, sql, scope)
         self._concurrently(call, name, sql, scope)
+
+    # empty-downgrade, data-not-undone, mixed-data-and-schema
+    def _effects(self, call: ast.Call, name: str, sql: str | None, func: str) -> None:
+        changes = self.changes.setdefault(func, set())
+        if isinstance(call.func, ast.Name):
+            self.calls.setdefault(func, set()).add(name)
+        if _changes_schema(call, name, sql):
+            changes.add("schema")
+        dml = name == "execute" and (
+            (sql is not None and _DML.match(sql) is not None) or _is_dml_expression(call)
+        )
+        if dml or name == "bulk_insert":
+            changes.add("data")
+            self.data.setdefault(func, []).append(call)
+        elif sql is not None and _SETVAL.match(sql):  # data, but instant: not worth mixing
+            changes.add("data")
 
     # unnamed-constraint, unnamed-drop-constraint, constraint-prefix
     def _names(self, call: ast.Call, name: str, scope: _Scope) -> None:
@@ -194,8 +258,9 @@ class _Visitor:
                 "unnamed-constraint",
                 node,
                 f"{what} creates an unnamed {_KINDS[kind]}:{extra}",
-                f'name it, e.g. "{prefix}<table>_<column>", or set a naming_convention '
-                "on target_metadata",
+                f'name it explicitly, e.g. "{prefix}<table>_<column>" (a naming_convention '
+                "on target_metadata is for a new project, or must come with a migration that "
+                "renames the existing constraints)",
             )
         )
 
@@ -226,12 +291,11 @@ class _Visitor:
                 assert isinstance(col, ast.Call)
                 nullable = _kw(col, "nullable")
                 has_server_default = not _missing_or_none(_kw(col, "server_default"))
-                generated = any(_callee(a) in {"Identity", "Computed"} for a in col.args)
                 if (
                     nullable is not None
                     and _is_false(nullable)
                     and not has_server_default
-                    and not generated
+                    and not _fills_rows(col)
                 ):
                     col_name = _name_literal(col.args[0]) if col.args else None
                     self.hits.append(
@@ -293,6 +357,55 @@ class _Visitor:
                     "wrap it in `with op.get_context().autocommit_block():`",
                 )
             )
+
+
+# PostgreSQL's own spellings: SQLAlchemy has no such types, projects define them
+_SERIAL_TYPES = frozenset({"SERIAL", "SERIAL2", "SERIAL4", "SERIAL8", "SMALLSERIAL", "BIGSERIAL"})
+
+
+_INTEGER_TYPES = frozenset(
+    {"Integer", "BigInteger", "SmallInteger", "INTEGER", "BIGINT", "SMALLINT", "INT"}
+)
+
+
+def _fills_rows(col: ast.Call) -> bool:
+    """Whether PostgreSQL gives an added column a value on the rows a table holds by
+    itself: IDENTITY, a generated column, a SERIAL type, or an integer key SQLAlchemy
+    makes SERIAL (checked against PostgreSQL in tests/checks/test_lint.py)."""
+    names = _argument_names(col)
+    if names & {"Identity", "Computed"} or {n.upper() for n in names} & _SERIAL_TYPES:
+        return True
+    return bool(names & _INTEGER_TYPES) and _becomes_serial(col, names)
+
+
+def _becomes_serial(col: ast.Call, names: set[str]) -> bool:
+    """An integer primary key with autoincrement left "auto" (or set) compiles to SERIAL,
+    in add_column too (its table holds that one column); a default, a Sequence, or a
+    foreign key (unless autoincrement=True or "ignore_fk") keeps it a plain integer."""
+    if not _true(col, "primary_key"):
+        return False
+    autoincrement = _kw(col, "autoincrement")
+    if autoincrement is not None and _is_false(autoincrement):
+        return False
+    if "Sequence" in names or not _missing_or_none(_kw(col, "default")):
+        return False
+    forced = isinstance(autoincrement, ast.Constant) and autoincrement.value in {True, "ignore_fk"}
+    return forced or "ForeignKey" not in names
+
+
+def _argument_names(col: ast.Call) -> set[str]:
+    """The last names of a Column's positional arguments and type_=, as written:
+    sa.Integer() and sa.Integer are Integer, postgresql.BIGSERIAL is BIGSERIAL (the
+    column's own name may be a variable, so the type is not told by its position)."""
+    names = set()
+    for node in [*col.args, *(k.value for k in col.keywords if k.arg == "type_")]:
+        if isinstance(node, ast.Call):
+            node = node.func
+        if isinstance(node, ast.Attribute):
+            names.add(node.attr)
+        elif isinstance(node, ast.Name):
+            names.add(node.id)
+    return names
 
 
 _KINDS = {
@@ -373,6 +486,27 @@ def _sql_text(call: ast.Call) -> str | None:
             for v in node.values
         )
     return None
+
+
+def _changes_schema(call: ast.Call, name: str, sql: str | None) -> bool:
+    """An Alembic schema operation, execute() of DDL text or a DDL element, or a schema
+    object's create()/drop(): sa.Enum(...).create(bind), my_enum.drop(bind, checkfirst=True),
+    metadata.create_all(bind)."""
+    if name in SCHEMA_OPS or name in {"create_all", "drop_all"}:
+        return True
+    if name == "execute":
+        if sql is not None:
+            return _DDL.search(sql) is not None
+        return bool(call.args) and _callee(call.args[0]) in _DDL_ELEMENTS
+    if name not in {"create", "drop"} or not isinstance(call.func, ast.Attribute):
+        return False
+    if _callee(call.func.value) in _SCHEMA_OBJECTS:
+        return True
+    # a bind and maybe checkfirst, as SchemaItem.create takes them (not a data call's
+    # keyword arguments, as in Model.create(name=...))
+    keywords = {k.arg for k in call.keywords}
+    one_bind = len(call.args) + ("bind" in keywords) == 1
+    return one_bind and keywords <= {"bind", "checkfirst"}
 
 
 def _is_dml_expression(call: ast.Call) -> bool:
