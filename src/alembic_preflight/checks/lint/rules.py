@@ -28,7 +28,7 @@ DEFAULT_SEVERITY: dict[str, Severity] = {
     "empty-downgrade": Severity.ERROR,
     "data-not-undone": Severity.NOTICE,
     "irreversible": Severity.WARNING,  # per settings.irreversible
-    "unnamed-constraint": Severity.ERROR,
+    "unnamed-constraint": Severity.WARNING,  # a convention: the defect is the unnamed drop
     "unnamed-drop-constraint": Severity.ERROR,
     "constraint-prefix": Severity.WARNING,
     "not-null-without-server-default": Severity.ERROR,
