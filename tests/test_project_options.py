@@ -108,21 +108,36 @@ def downgrade() -> None:
 '''
 
 
-def test_changed_since_lints_only_the_new_revision(project: Any) -> None:
+def test_pull_request_scope_narrows_conventions_only(project: Any) -> None:
+    # issue 17: a team adopting the tool cannot rename deployed revisions, but a downgrade
+    # that cannot run breaks a rollback whichever change wrote it
     proj: Path = project("sync_good")
     old = proj / "migrations" / "versions" / "1a2b3c4d5e6f_create_customers.py"
-    old.write_text(old.read_text().replace('    op.drop_table("customers")', "    pass"))
+    text = old.read_text().replace('    op.drop_table("customers")', "    pass")
+    old.write_text(text.replace('"""create customers', '"""wip', 1))
     git(proj, "init", "-q", "-b", "main")
     git(proj, "add", ".")
     git(proj, "commit", "-qm", "history")
+    git(proj, "checkout", "-q", "-b", "feature")
     (proj / "migrations" / "versions" / "4d5e6f708192_fix.py").write_text(NEW_REVISION)
     r = run_cli("verify", ".", "--checks", "lint", cwd=proj)
-    assert {f["revision"] for f in r.findings()} == {"1a2b3c4d5e6f", "4d5e6f708192"}
-    r = run_cli("verify", ".", "--checks", "lint", "--changed-since", "main", cwd=proj)
-    assert r.code == 1
-    assert {f["revision"] for f in r.findings()} == {"4d5e6f708192"}
-    rules = {f["rule"] for f in r.findings()}
-    assert {"empty-downgrade", "not-null-without-server-default", "vague-message"} <= rules
+    assert {(f["revision"], f["rule"]) for f in r.findings()} >= {
+        ("1a2b3c4d5e6f", "vague-message"),
+        ("1a2b3c4d5e6f", "empty-downgrade"),
+        ("4d5e6f708192", "vague-message"),
+    }
+    for scope in (["--changed-since", "main"], ["--base-ref", "main"]):
+        r = run_cli(
+            "verify", ".", "--database", "embedded", "--checks", "lint,stepwise", *scope, cwd=proj
+        )
+        assert r.code == 1
+        found = {(f["check"], f["revision"], f["rule"]) for f in r.findings()}
+        # the old revision: its convention is not this change's to fix; its downgrade is
+        assert ("lint", "1a2b3c4d5e6f", "vague-message") not in found
+        assert ("lint", "1a2b3c4d5e6f", "empty-downgrade") in found
+        assert ("stepwise", "1a2b3c4d5e6f", "downgrade-leaves-behind") in found
+        new = {rule for check, rev, rule in found if rev == "4d5e6f708192" and check == "lint"}
+        assert {"empty-downgrade", "not-null-without-server-default", "vague-message"} <= new
     r = run_cli("verify", ".", "--checks", "lint", "--changed-since", "nosuchref", cwd=proj)
     assert r.code == 2 and "nosuchref" in r.stderr
 

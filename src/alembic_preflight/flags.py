@@ -242,14 +242,18 @@ SETTINGS_FLAGS: tuple[Flag, ...] = (
         "changed_since",
         str | None,
         ("--changed-since",),
-        "Lint and per-revision checks look only at revisions changed since this git ref.",
+        "Pull-request scope: the team's conventions (lint's naming, message and style "
+        "rules) look only at revisions added or changed since this git ref; the rules "
+        "about whether a migration can run or be undone, and every database check, still "
+        "cover the whole history.",
         CHK,
     ),
     Flag(
         "base_ref",
         str | None,
         ("--base-ref",),
-        "Merge preview: check the revision graph together with this git ref's revisions.",
+        "Merge preview: check the revision graph together with this git ref's revisions; "
+        "also the pull-request scope of --changed-since when that is not given.",
         CHK,
     ),
     Flag(

@@ -40,13 +40,14 @@ def verify(settings: Settings, options: ReportOptions, prewarmed: Prewarmed | No
     checks = [CHECKS[c] for c in settings.checks]
     results: dict[str, CheckResult] = {}
     focus = None
-    if settings.changed_since:
+    since = settings.changed_since or settings.base_ref
+    if since:
         from alembic_preflight.project.gitrefs import changed_revisions
 
-        focus = frozenset(changed_revisions(project.repo_root, project, settings.changed_since))
+        focus = frozenset(changed_revisions(project.repo_root, project, since))
         output.info(
-            f"{len(focus)} revision(s) changed since {settings.changed_since}: "
-            "lint and per-revision checks look at those only"
+            f"{len(focus)} revision(s) added or changed since {since}: the team's conventions "
+            "are checked on those only; everything else covers the whole history"
         )
     ctx = CheckContext(settings=settings, project=project, earlier=results, focus=focus)
     for check in checks:

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from alembic_preflight.checks.base import CheckContext
-from alembic_preflight.checks.lint.rules import DEFAULT_OFF, DEFAULT_SEVERITY, hits
+from alembic_preflight.checks.lint.rules import DEFAULT_OFF, DEFAULT_SEVERITY, WHOLE_HISTORY, hits
 from alembic_preflight.checks.lint.visitor import Facts, Hit
 from alembic_preflight.findings import Finding, RuleText, Severity
 from alembic_preflight.project import Project
@@ -63,8 +63,8 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         version_locations=ctx.project.version_locations,
     )
     for f in ctx.project.history.files:
-        if ctx.in_focus(f.revision):
-            yield from _file_findings(ctx, f, facts, active)
+        scope = active if ctx.in_focus(f.revision) else active & WHOLE_HISTORY
+        yield from _file_findings(ctx, f, facts, scope)
 
 
 def _file_findings(

@@ -41,6 +41,20 @@ DEFAULT_SEVERITY: dict[str, Severity] = {
 }
 
 
+# Rules about whether a migration can run or be undone: with a pull request's scope
+# (--changed-since, --base-ref) they still cover the whole history; the others are the
+# team's conventions, looked at only on the revisions the change adds or edits (issue 17).
+WHOLE_HISTORY: frozenset[str] = frozenset(
+    {
+        "empty-downgrade",
+        "irreversible",
+        "unnamed-drop-constraint",
+        "not-null-without-server-default",
+        "concurrently-in-transaction",
+    }
+)
+
+
 # Rules a team must turn on with `lint.enable` (none yet: every rule above is on).
 DEFAULT_OFF: frozenset[str] = frozenset()
 

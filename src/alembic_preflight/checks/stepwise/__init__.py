@@ -105,7 +105,7 @@ def _note(plan: Plan, walks: Sequence[Walk]) -> str:
     if kept - by_design:
         parts.append(
             f"{kept - by_design} not downgraded (irreversible when run, at or below "
-            "downgrade-floor, outside --changed-since, or their upgrade was not committed)"
+            "downgrade-floor, or their upgrade was not committed)"
         )
     stamped = len(plan.skip & set(plan.order[plan.start : plan.end]))
     if stamped:

@@ -105,7 +105,7 @@ class FastLane:
         w = self.walk
         file = w.ctx.project.history.revisions.get(rev)
         by_design = file is not None and file.irreversible
-        return rev not in w.plan.keep and not by_design and w.ctx.in_focus(rev)
+        return rev not in w.plan.keep and not by_design
 
     def _run_from(self, rev: str) -> None:
         w = self.walk

@@ -192,9 +192,9 @@ class Walk:
         # a downgrade whose body raises unconditionally is not even run: its source says
         # what it would do (history.raises_unconditionally)
         by_design = file is not None and file.irreversible
-        # --changed-since: every revision is still upgraded (the later ones need it), only
-        # the pull request's own are downgraded and compared
-        downgrade = rev not in self.plan.keep and not by_design and self.ctx.in_focus(rev)
+        # a pull request's scope (--changed-since) narrows conventions only: a downgrade
+        # that cannot run breaks a rollback whichever change wrote it (issue 17)
+        downgrade = rev not in self.plan.keep and not by_design
         before = self._snapshot() if downgrade else None
         outcome, with_rows = self._step(rev, True)
         if not outcome.ok:
@@ -229,12 +229,7 @@ class Walk:
             self.by_design += 1
         # lint owns a by-design finding (the same static test): said here only when lint
         # does not run, so one revision is never reported twice
-        if (
-            by_design
-            and "lint" not in self.ctx.settings.checks
-            and rev not in self.plan.keep
-            and self.ctx.in_focus(rev)
-        ):
+        if by_design and "lint" not in self.ctx.settings.checks and rev not in self.plan.keep:
             assert file is not None
             finding = words.irreversible(self.ctx, rev, _raised(file.module), by_design=True)
             if finding is not None:
