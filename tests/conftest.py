@@ -67,7 +67,7 @@ def run_cli(
     """The real CLI in a subprocess, as a user or CI runs it; the JSON report parsed."""
     argv = [sys.executable, "-m", "alembic_preflight", *map(str, args)]
     report_path = None
-    if report and args and args[0] == "verify":
+    if report and args and args[0] in ("verify", "baseline"):
         report_path = Path(tempfile.mkdtemp(prefix="preflight-test-")) / "report.json"
         argv += ["--report-json", str(report_path)]
     full_env = {

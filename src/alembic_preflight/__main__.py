@@ -22,7 +22,7 @@ def _quit(signum: int, frame: object) -> None:
 def run() -> NoReturn:
     signal.signal(signal.SIGINT, _quit)  # cli.main puts Python's own back
     try:
-        if sys.argv[1:2] == ["verify"]:
+        if sys.argv[1:2] in (["verify"], ["baseline"]):
             # its workers start importing now, while the command line itself is read
             from alembic_preflight.worker.client import start_early
 

@@ -62,7 +62,8 @@ def cli_args(env: Mapping[str, str], workspace: Path) -> tuple[Path, list[str]]:
 
     Paths stay relative to the workspace (the current directory), so that reports and
     annotations name files as the repository does; `config` is relative to
-    `working-directory`, as it would be in a `run:` step with that working directory.
+    `working-directory`, as it would be in a `run:` step with that working directory, and
+    so is `baseline`.
     """
     wd = get_input(env, "working-directory") or "."
     project = Path(wd)
@@ -74,9 +75,10 @@ def cli_args(env: Mapping[str, str], workspace: Path) -> tuple[Path, list[str]]:
     if not (workspace / project).is_dir():
         raise ActionError(f"working-directory {wd!r}: no such directory in the workspace")
     args = ["verify", project.as_posix()]
-    config = get_input(env, "config")
-    if config:
-        args += ["--config", (project / config).as_posix()]
+    for name in ("config", "baseline"):  # files: relative to working-directory
+        value = get_input(env, name)
+        if value:
+            args += [f"--{name}", (project / value).as_posix()]
     for name, option in PLAIN_INPUTS.items():
         value = get_input(env, name)
         if value:

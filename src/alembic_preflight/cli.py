@@ -113,6 +113,28 @@ REPORTS = inspect.Parameter(
 app.command("merge-reports")(with_flags(merge_reports, REPORT_FLAGS, (REPORTS,)))
 
 
+def baseline(project_dir: Path = Path("."), **given: Any) -> None:
+    """Run what verify runs and write every finding to the project's baseline file
+    (.alembic-preflight-baseline.json, or --baseline PATH): later runs of verify accept
+    them as known and fail only on new ones.
+
+    Exit codes: 0 written, 2 usage or configuration error, 3 not verified (nothing written).
+    """
+
+    def go() -> int:
+        settings = build_settings(project_dir, settings_values(given))
+        with prewarm(settings) as prewarmed:
+            from alembic_preflight.commands.baseline import write_baseline
+
+            options = report_options(settings, **report_values(given))
+            return write_baseline(settings, options, prewarmed)
+
+    raise typer.Exit(run_guarded(go))
+
+
+app.command()(with_flags(baseline, (*SETTINGS_FLAGS, *REPORT_FLAGS), (PROJECT_DIR,)))
+
+
 @app.command("rules")
 def rules() -> None:
     """List every rule of every check: the names `rules:` in the settings can re-grade

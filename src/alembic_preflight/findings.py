@@ -42,6 +42,8 @@ class Finding:
     fix: str | None = None  # one line saying how to fix it
     # the whole traceback, every frame: the JSON report only (`detail` keeps the user's)
     traceback: str | None = None
+    # known and accepted: in the project's baseline, so a notice that does not fail the run
+    baseline: bool = False
 
     def sort_key(self) -> tuple[str, int, str, int, str]:
         return (self.file or "~", self.line or 0, self.check, self.severity.rank, self.message)
@@ -97,6 +99,14 @@ class Report:
     not_verified: str | None = None
     # "check/rule" -> what it means, from the checks' own RULES tables (checks/__init__.py)
     rules: Mapping[str, RuleText] = field(default_factory=dict, compare=False)
+    # the baseline file used, and its entries no longer found ("fixed: remove them")
+    baseline: str | None = None
+    fixed: tuple[str, ...] = ()
+
+    @property
+    def accepted(self) -> int:
+        """Findings the baseline accepts (shown as notices marked baseline)."""
+        return sum(1 for f in self.findings if f.baseline)
 
     @property
     def findings(self) -> tuple[Finding, ...]:

@@ -76,6 +76,12 @@ def _shard(value: str | None) -> tuple[int, int] | None:
     return (k, n)
 
 
+def _from_here(path: Path | None) -> Path | None:
+    """A path typed on the command line is relative to where it was typed (one in the
+    settings file, to the project directory)."""
+    return None if path is None else path.absolute()
+
+
 @dataclass(frozen=True)
 class Flag:
     name: str  # the parameter, and the Settings field (or report option) it fills
@@ -270,6 +276,22 @@ SETTINGS_FLAGS: tuple[Flag, ...] = (
         ("--jobs", "-j"),
         "Parallel databases for the per-revision walk (default: cores, at most 2); with more "
         "than 1, the walk starts while upgrade, drift and roundtrip run.",
+        CHK,
+    ),
+    Flag(
+        "baseline",
+        Path | None,
+        ("--baseline",),
+        "Findings accepted on the existing history (written by `alembic-preflight baseline`;"
+        " default: .alembic-preflight-baseline.json in PROJECT_DIR when present).",
+        CHK,
+        _from_here,
+    ),
+    Flag(
+        "no_baseline",
+        bool | None,
+        ("--no-baseline",),
+        "Ignore the baseline file: every finding counts.",
         CHK,
     ),
 )

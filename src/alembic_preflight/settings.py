@@ -70,6 +70,20 @@ class Settings:
     base_ref: str | None = None
     shard: tuple[int, int] | None = None  # (k, n), 1-based k
     jobs: int = 0  # parallel workers; 0 = one per core, at most 2
+    baseline: Path | None = None  # relative to project_dir; default: its baseline file
+    no_baseline: bool = False
+
+    @property
+    def baseline_path(self) -> Path | None:
+        """The baseline file to use: the one named, else the project's when present."""
+        if self.no_baseline:
+            return None
+        if self.baseline is not None:
+            return (
+                self.baseline if self.baseline.is_absolute() else self.project_dir / self.baseline
+            )
+        default = self.project_dir / ".alembic-preflight-baseline.json"
+        return default if default.is_file() else None
 
     @property
     def ini_path(self) -> Path:
@@ -226,6 +240,7 @@ FILE_KEYS: dict[str, tuple[str, Any]] = {
     "changed-since": ("changed_since", _str),
     "base-ref": ("base_ref", _str),
     "jobs": ("jobs", _integer),
+    "baseline": ("baseline", lambda v, k: Path(_str(v, k))),
 }
 
 

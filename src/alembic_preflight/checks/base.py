@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 from alembic_preflight.findings import CheckResult, Finding, RuleText, Status
 
 if TYPE_CHECKING:
+    from alembic_preflight.baseline import Matcher
     from alembic_preflight.project import Project
     from alembic_preflight.settings import Settings
     from alembic_preflight.workbench import Workbench
@@ -42,6 +43,8 @@ class CheckContext:
     lanes: tuple[int, ...] = (0,)
     # stepwise beside the other checks (commands/verify.py): lane 0 is theirs until then
     lane0_busy: LaneBusy | None = None
+    # findings the project accepts (its baseline file): applied to every check's result
+    baseline: Matcher | None = None
 
     def in_focus(self, revision: str | None) -> bool:
         return self.focus is None or revision in self.focus

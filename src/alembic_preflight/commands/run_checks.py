@@ -98,6 +98,8 @@ def run_check(check: Check, ctx: CheckContext, fail_on: Severity) -> CheckResult
             )
         )
     findings = regraded(findings, ctx.settings.rules)
+    if ctx.baseline is not None:
+        findings = ctx.baseline.accept(findings)
     if status is Status.PASSED and any(f.severity.rank <= fail_on.rank for f in findings):
         status = Status.FAILED
     result = CheckResult(

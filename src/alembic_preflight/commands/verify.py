@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import difflib
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from alembic_preflight import __version__, output
+from alembic_preflight.baseline import Entry, Matcher
+from alembic_preflight.baseline import load as load_baseline
 from alembic_preflight.checks import CHECKS, rule_docs, stepwise
 from alembic_preflight.checks.base import CheckContext
 from alembic_preflight.commands.run_checks import beside, errored, run_beside, run_check, skipped
@@ -25,6 +28,7 @@ from alembic_preflight.findings import (
     DatabaseInfo,
     ProjectInfo,
     Report,
+    Status,
 )
 from alembic_preflight.project import Project, load_project
 from alembic_preflight.reporters import ReportOptions, emit
@@ -34,7 +38,17 @@ from alembic_preflight.worker.client import Prewarmed
 
 
 def verify(settings: Settings, options: ReportOptions, prewarmed: Prewarmed | None = None) -> int:
+    report, secrets = run_verify(settings, prewarmed)
+    emit(report, replace(options, secrets=(*options.secrets, *secrets)))
+    if report.not_verified:
+        return EXIT_INFRA
+    return EXIT_OK if report.passed else EXIT_FAILED
+
+
+def run_verify(settings: Settings, prewarmed: Prewarmed | None) -> tuple[Report, tuple[str, ...]]:
+    """Every chosen check, run: the report, and the secrets the run made (passwords)."""
     started = time.monotonic()
+    secrets: tuple[str, ...] = ()
     project = load_project(settings, prewarmed.layout if prewarmed else None)
     check_rule_names(settings)
     checks = [CHECKS[c] for c in settings.checks]
@@ -49,12 +63,15 @@ def verify(settings: Settings, options: ReportOptions, prewarmed: Prewarmed | No
             f"{len(focus)} revision(s) added or changed since {since}: the team's conventions "
             "are checked on those only; everything else covers the whole history"
         )
-    ctx = CheckContext(settings=settings, project=project, earlier=results, focus=focus)
+    path = settings.baseline_path
+    matcher = Matcher(load_baseline(path)) if path is not None else None
+    ctx = CheckContext(
+        settings=settings, project=project, earlier=results, focus=focus, baseline=matcher
+    )
     for check in checks:
         if not check.NEEDS_DB:
             results[check.ID] = run_check(check, ctx, settings.fail_on)
     database: DatabaseInfo | None = None
-    infra_failed = False
     not_verified: str | None = None
     db_checks = [c for c in checks if c.NEEDS_DB]
     if db_checks and not project.history.loadable:
@@ -67,8 +84,8 @@ def verify(settings: Settings, options: ReportOptions, prewarmed: Prewarmed | No
         try:
             with run_marker(remove_containers), provision(settings) as server:
                 # a generated password is a secret like the user's own (issue 13)
-                options = replace(options, secrets=(*options.secrets, *server.secrets))
-                output.hide(options.secrets)
+                secrets = tuple(server.secrets)
+                output.hide(secrets)
                 database = DatabaseInfo(
                     backend=server.backend, server_version=server.server_version
                 )
@@ -92,7 +109,6 @@ def verify(settings: Settings, options: ReportOptions, prewarmed: Prewarmed | No
             if e.exit_code != EXIT_INFRA:
                 raise
             output.error(str(e))
-            infra_failed = True
             not_verified = f"not verified: {e}"
             for check in db_checks:
                 results.setdefault(check.ID, errored(check.ID, "not run"))
@@ -101,20 +117,37 @@ def verify(settings: Settings, options: ReportOptions, prewarmed: Prewarmed | No
             strays = end_strays(ours)
             if strays:
                 output.info(f"ended {len(strays)} process(es) a migration left running")
+    ran = tuple(results[c.ID] for c in checks if c.ID in results)
     report = Report(
         tool_version=__version__,
         project=project_info(project),
         database=database,
-        checks=tuple(results[c.ID] for c in checks if c.ID in results),
+        checks=ran,
         duration_s=round(time.monotonic() - started, 3),
         fail_on=settings.fail_on,
         not_verified=not_verified,
         rules=rule_docs(),
+        baseline=project.rel(matcher.baseline.path) if matcher else None,
+        fixed=matcher.fixed(_looked_at(ran), _in_scope(settings, focus)) if matcher else (),
     )
-    emit(report, options)
-    if infra_failed:
-        return EXIT_INFRA
-    return EXIT_OK if report.passed else EXIT_FAILED
+    return report, secrets
+
+
+def _looked_at(results: tuple[CheckResult, ...]) -> list[str]:
+    """Checks whose findings are complete: they ran to the end."""
+    return [r.id for r in results if r.status in (Status.PASSED, Status.FAILED)]
+
+
+def _in_scope(settings: Settings, focus: frozenset[str] | None) -> Callable[[Entry], bool]:
+    """Whether this run looked at a baseline entry: not a convention outside a pull
+    request's scope, nor the walk of another shard."""
+
+    def looked(e: Entry) -> bool:
+        if focus is not None and e.check == "lint" and e.revision not in focus:
+            return False
+        return not (settings.shard is not None and e.check == "stepwise")
+
+    return looked
 
 
 def check_rule_names(settings: Settings) -> None:

@@ -48,10 +48,29 @@ def write(report: Report, console: Console, project_name: str = "") -> None:
     console.print(headline(report, project_name), soft_wrap=True, highlight=False)
     console.print(checks_table(report))
     findings = report.findings
-    if not findings:
-        if not report.not_verified:
-            console.print(Text("No findings.", style="green"), highlight=False)
-        return
+    try:
+        if not findings:
+            if not report.not_verified:
+                console.print(Text("No findings.", style="green"), highlight=False)
+            return
+        _findings(report, findings, console)
+    finally:
+        for text in fixed_lines(report):
+            console.print(text, soft_wrap=True, highlight=False)
+
+
+def fixed_lines(report: Report, limit: int = 10) -> list[Text]:
+    """Baseline entries no longer found, once, at the end."""
+    if not report.fixed:
+        return []
+    lines = [Text("\nfixed: no longer found, remove from the baseline", style="bold green")]
+    lines += [Text(f"  {entry}") for entry in report.fixed[:limit]]
+    if len(report.fixed) > limit:
+        lines.append(Text(f"  … {len(report.fixed) - limit} more (all are in the JSON report)"))
+    return lines
+
+
+def _findings(report: Report, findings: tuple[Finding, ...], console: Console) -> None:
     groups = group_by_rule(findings)
     console.print(Text(counts_line(findings), style="bold"), highlight=False)
     for rule_findings in groups:
@@ -88,7 +107,24 @@ def headline(report: Report, project_name: str = "") -> Text:
     text.append("  " + " · ".join(parts))
     if report.not_verified:
         text.append(f"\n{report.not_verified}", style="bold red")
+    if report.baseline is not None:
+        text.append(f"\n{baseline_line(report)}")
     return text
+
+
+def baseline_line(report: Report) -> str:
+    """What the baseline did: accepted (known) findings, and entries no longer found."""
+    accepted = report.accepted
+    said = (
+        f"{accepted} known finding{'s' if accepted != 1 else ''} accepted by the baseline "
+        f"({report.baseline})"
+    )
+    if report.fixed:
+        said += (
+            f"; {len(report.fixed)} baseline entr{'ies' if len(report.fixed) != 1 else 'y'} "
+            "no longer found (fixed: remove from the baseline, or write it again)"
+        )
+    return said
 
 
 def checks_table(report: Report) -> Table:
@@ -157,7 +193,9 @@ def finding_lines(
     if f.revision:
         line.append(f.revision, style="magenta")
         line.append("  ")
-    if f.severity is not group_severity:  # a rule whose severity was overridden for some
+    if f.baseline:
+        line.append("baseline: ", style="dim")
+    elif f.severity is not group_severity:  # a rule whose severity was overridden for some
         line.append(f"{f.severity.value}: ", style=SEVERITY_STYLE[f.severity])
     line.append(message.rstrip("\r"))
     lines = [line]

@@ -39,6 +39,7 @@ def finding_to_dict(f: Finding) -> dict[str, Any]:
         "column": f.column,
         "fix": f.fix,
         **({"traceback": f.traceback} if f.traceback else {}),
+        **({"baseline": True} if f.baseline else {}),
     }
 
 
@@ -83,6 +84,17 @@ def to_dict(report: Report) -> dict[str, Any]:
         "duration_s": round(report.duration_s, 3),
         "fail_on": report.fail_on.value,
         "failed_checks": list(report.failed_checks),
+        **(
+            {
+                "baseline": {
+                    "file": report.baseline,
+                    "accepted": report.accepted,
+                    "fixed": list(report.fixed),
+                }
+            }
+            if report.baseline is not None
+            else {}
+        ),
     }
 
 
@@ -103,6 +115,7 @@ def finding_from_dict(d: dict[str, Any]) -> Finding:
         detail=d.get("detail"),
         fix=d.get("fix"),
         traceback=d.get("traceback"),
+        baseline=bool(d.get("baseline", False)),
     )
 
 
@@ -139,6 +152,8 @@ def from_dict(data: dict[str, Any]) -> Report:
         duration_s=float(data.get("duration_s", sum(c.duration_s for c in checks))),
         fail_on=Severity(data.get("fail_on", Severity.ERROR.value)),
         not_verified=data.get("not_verified"),
+        baseline=(data.get("baseline") or {}).get("file"),
+        fixed=tuple((data.get("baseline") or {}).get("fixed", ())),
     )
 
 
