@@ -16,11 +16,15 @@ connection and the fast walk's cursor of env.py's own driver fill tables the sam
 
 from __future__ import annotations
 
+import datetime
 import json
+import math
 import re
+import string
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -308,11 +312,17 @@ def _plan(
             rows = min(rows, len(col.labels))
         if col.typname == "bool" and col.name in single_unique:
             rows = min(rows, 2)
-        if value(col, 1) is None and col.notnull:
+        if value(col, Slot(1)) is None and col.notnull:
             return f"no value can be made for column `{col.name}` of type {col.type}"
         chosen.append(col)
+    offsets = {c.name: k for k, c in enumerate(table.columns)}
     values = [
-        [fk_values[c.name][i] if c.name in fk_values else value(c, i + 1) for c in chosen]
+        [
+            fk_values[c.name][i]
+            if c.name in fk_values
+            else value(c, Slot(i + 1, offsets[c.name], rows))
+            for c in chosen
+        ]
         for i in range(rows)
     ]
     return chosen, values
@@ -342,58 +352,229 @@ def insert_sql(table: str, columns: Sequence[Column], rows: Sequence[Sequence[st
     return f"INSERT INTO {table} ({names}) VALUES {values}"
 
 
-def value(col: Column, i: int) -> str | None:
-    """The i-th (1-based) synthetic value of a column, as the type's input text; None
-    when the type is not one we know how to make (the column is left NULL if it may be)."""
+@dataclass(frozen=True)
+class Slot:
+    """Where a value goes: row `i` (1-based) of `rows`, in the column numbered `offset`.
+    Each column has a run of `rows` numbers of its own, so `n` differs between the rows
+    of a column (unique indexes) and between the columns of a row (a later CHECK (a <> b)
+    or a column copied into another's unique index meets values that differ, as real
+    columns' do)."""
+
+    i: int
+    offset: int = 0
+    rows: int = 1
+
+    @property
+    def n(self) -> int:
+        return self.offset * self.rows + self.i
+
+    @property
+    def needed(self) -> int:
+        """How many distinct values the columns numbered up to this one take."""
+        return (self.offset + 1) * self.rows
+
+
+def value(col: Column, slot: Slot) -> str | None:
+    """A column's synthetic value at `slot`, as the type's input text; None when the type
+    is not one we know how to make (the column is left NULL if it may be)."""
     if col.labels:
-        return col.labels[(i - 1) % len(col.labels)]
-    name, cat = col.typname, col.category
-    if cat == "N":
-        if name == "numeric" and col.typmod > 4:
-            precision, scale = ((col.typmod - 4) >> 16) & 0xFFFF, (col.typmod - 4) & 0xFFFF
-            if precision == scale:
-                return f"0.{i}"
-        return str(i)
-    if cat == "S":
-        if name == "char":  # the one-byte "char"
-            return chr(ord("a") + i - 1)
-        limit = col.typmod - 4 if col.typmod > 4 else None
-        text = f"{col.name}{i}@example.com" if "email" in col.name.lower() else f"{col.name}-{i}"
-        if limit is not None and len(text) > limit:
-            head = col.name[: max(0, limit - len(str(i)) - 1)]
-            text = f"{head}-{i}" if head else str(i)
-        return text[:limit] if limit is not None else text
-    if cat == "B":
-        return "true" if i % 2 else "false"
-    if cat == "D":
-        if name == "date":
-            return f"2024-01-0{i}"
-        if name in ("time", "timetz"):
-            return f"12:0{i}:00"
-        return f"2024-01-0{i} 12:00:00"
-    if cat == "T":
-        return f"{i} days"
-    if cat == "I":
-        return f"10.0.{i}.0/24" if name == "cidr" else f"10.0.0.{i}"
-    if cat == "A":
-        return "{}"
-    if cat == "V":
-        width = max(col.typmod, 1)
-        return format(i, "b").zfill(width)[-width:]
-    if cat == "G" and name == "point":
-        return f"({i},{i})"
-    return _USER_DEFINED.get(name, lambda i: None)(i)
+        return col.labels[(slot.offset + slot.i - 1) % len(col.labels)]
+    by_type = _BY_TYPE.get(col.typname)
+    if by_type is not None:
+        return by_type(col, slot)
+    by_category = _BY_CATEGORY.get(col.category)
+    return by_category(col, slot) if by_category is not None else None
 
 
-_USER_DEFINED = {
-    "uuid": lambda i: f"00000000-0000-4000-8000-{i:012d}",
-    "json": lambda i: json.dumps({"n": i}),
-    "jsonb": lambda i: json.dumps({"n": i}),
-    "bytea": lambda i: f"\\x{i:02x}",
-    "xml": lambda i: f"<v>{i}</v>",
-    "tsvector": lambda i: f"word{i}",
-    "macaddr": lambda i: f"08:00:2b:01:02:{i:02x}",
-    "macaddr8": lambda i: f"08:00:2b:01:02:03:04:{i:02x}",
+@dataclass(frozen=True)
+class Grid:
+    """The values a number-like column takes: multiples of a step within [low, high] (None:
+    unbounded). `step` is the type's unit, made finer down to `finest` while the range is
+    too narrow to give every column its own values (numeric(2, 2) holds 0.01 to 0.99)."""
+
+    step: Decimal
+    finest: Decimal
+    low: Decimal | None = None
+    high: Decimal | None = None
+
+    def nth(self, slot: Slot) -> Decimal | None:
+        """The slot's value: `n` steps up from zero when that is in range, else the
+        `n`th from the smallest positive value in range (from the nearest end when none
+        is), wrapping round a finite range."""
+        step = self._step(slot.needed)
+        kmin = None if self.low is None else math.ceil(self.low / step)
+        kmax = None if self.high is None else math.floor(self.high / step)
+        if kmin is not None and kmax is not None and kmax < kmin:
+            return None
+        start = next(
+            k
+            for k in (round(self.step / step), 1, kmin, kmax)
+            if k is not None and (kmin is None or k >= kmin) and (kmax is None or k <= kmax)
+        )
+        j = slot.n - 1
+        up = None if kmax is None else kmax - start + 1  # values from start upwards
+        if up is not None and up >= slot.rows:
+            j %= up  # wrap round above start: small positive numbers look real
+        elif kmin is not None and kmax is not None:
+            j %= kmax - kmin + 1
+        k = start + j if up is None or j < up else start - 1 - (j - up)
+        return k * step
+
+    def _step(self, needed: int) -> Decimal:
+        step = self.step
+        while self.low is not None and self.high is not None and step > self.finest:
+            if (self.high - self.low) / step + 1 >= needed:
+                break
+            step = max(step / 10, self.finest)
+        return step
+
+
+_INTEGER_BITS = {"int2": 15, "int4": 31, "int8": 63}
+_FINE = Decimal("0.000001")  # for types that keep fractions of any length
+
+
+def _number_grid(col: Column) -> Grid:
+    if col.typname in _INTEGER_BITS:
+        bound = Decimal(2) ** _INTEGER_BITS[col.typname]
+        return Grid(Decimal(1), Decimal(1), -bound, bound - 1)
+    if col.typname == "numeric" and col.typmod >= 4:
+        # typmod - 4 = precision << 16 | scale, the scale an 11-bit signed number (PG 15)
+        precision = ((col.typmod - 4) >> 16) & 0xFFFF
+        scale = (((col.typmod - 4) & 0x7FF) ^ 1024) - 1024
+        finest = Decimal(1).scaleb(-scale)
+        high = Decimal(1).scaleb(precision - scale) - finest
+        return Grid(max(Decimal(1), finest), finest, -high, high)
+    if col.typname == "money":
+        return Grid(Decimal(1), Decimal("0.01"), Decimal(-(2**63)) / 100, Decimal(2**63 - 1) / 100)
+    if col.typname in ("numeric", "float4", "float8"):
+        return Grid(Decimal(1), _FINE)
+    return Grid(Decimal(1), Decimal(1), Decimal(1), Decimal(2**32 - 1))  # oid, reg*: an oid
+
+
+def _number(col: Column, slot: Slot) -> str | None:
+    got = _number_grid(col).nth(slot)
+    return None if got is None else _decimal_text(got)
+
+
+def _decimal_text(d: Decimal) -> str:
+    text = format(d, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+# dates count days from here, times of day seconds from midnight, timestamps seconds from
+# noon (the same day in every time zone)
+_EPOCH = datetime.datetime(2024, 1, 1, 12, 0)
+_DAY = 86400
+_DATE_GRID = Grid(Decimal(1), Decimal(1))
+_TIMESTAMP_GRID = Grid(Decimal(_DAY), Decimal(1))
+_TIME_GRID = Grid(Decimal(60), Decimal(1), Decimal(0), Decimal(_DAY - 1))
+
+
+def _date(col: Column, slot: Slot) -> str | None:
+    days = _DATE_GRID.nth(slot)
+    return (
+        None if days is None else (_EPOCH.date() + datetime.timedelta(days=int(days))).isoformat()
+    )
+
+
+def _timestamp(col: Column, slot: Slot) -> str | None:
+    secs = _TIMESTAMP_GRID.nth(slot)
+    return None if secs is None else str(_EPOCH + datetime.timedelta(seconds=int(secs)))
+
+
+def _time(col: Column, slot: Slot) -> str | None:
+    secs = _TIME_GRID.nth(slot)
+    if secs is None:
+        return None
+    text = str(datetime.datetime.min + datetime.timedelta(seconds=int(secs)))[11:]
+    return text + "+00" if col.typname == "timetz" else text
+
+
+def _text(col: Column, slot: Slot) -> str | None:
+    limit = col.typmod - 4 if col.typmod > 4 else None
+    if "email" in col.name.lower():
+        text = f"{col.name}{slot.i}@example.com"
+    else:
+        text = f"{col.name}-{slot.i}"
+    return text if limit is None else _shortened(text, col.name, slot, limit)
+
+
+def _shortened(text: str, name: str, slot: Slot, limit: int) -> str:
+    """`text` cut to `limit` characters, keeping what tells rows and columns apart."""
+    if len(text) <= limit:
+        return text
+    head = name[: max(0, limit - len(str(slot.n)) - 1)]
+    if head:
+        return f"{head}-{slot.n}"
+    for short in (str(slot.n), _base36(slot.n), str(slot.i), _base36(slot.i)):
+        if len(short) <= limit:
+            return short
+    return text[:limit]
+
+
+def _base36(n: int) -> str:
+    digits = ""
+    while n:
+        n, d = divmod(n, 36)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[d] + digits
+    return digits or "0"
+
+
+def _one_byte(col: Column, slot: Slot) -> str:
+    return string.ascii_letters[(slot.n - 1) % len(string.ascii_letters)]  # "char"
+
+
+def _bits(col: Column, slot: Slot) -> str:
+    width = col.typmod if col.typmod > 0 else (1 if col.typname == "bit" else 0)
+    if width == 0:  # bit varying without a limit
+        return format(slot.n, "b")
+    return format(slot.n % 2**width, "b").zfill(width)
+
+
+def _network(col: Column, slot: Slot) -> str:
+    a, b, c = slot.n >> 16 & 255, slot.n >> 8 & 255, slot.n & 255
+    return f"10.{b}.{c}.0/24" if col.typname == "cidr" else f"10.{a}.{b}.{c}"
+
+
+def _mac(col: Column, slot: Slot) -> str:
+    tail = f"{slot.n >> 16 & 255:02x}:{slot.n >> 8 & 255:02x}:{slot.n & 255:02x}"
+    return f"08:00:2b:01:02:{tail}" if col.typname == "macaddr8" else f"08:00:2b:{tail}"
+
+
+def _json(col: Column, slot: Slot) -> str:
+    return json.dumps({"id": slot.i, col.name: f"{col.name}-{slot.i}"})
+
+
+def _bytea(col: Column, slot: Slot) -> str:
+    digits = format(slot.n, "x")
+    return "\\x" + digits.zfill(len(digits) + len(digits) % 2)
+
+
+_BY_CATEGORY: dict[str, Callable[[Column, Slot], str | None]] = {
+    "N": _number,
+    "S": _text,
+    "B": lambda col, slot: "true" if slot.n % 2 else "false",
+    "T": lambda col, slot: f"{slot.n} days",
+    "I": _network,
+    "A": lambda col, slot: "{}",
+    "V": _bits,
+}
+_BY_TYPE: dict[str, Callable[[Column, Slot], str | None]] = {
+    "date": _date,
+    "timestamp": _timestamp,
+    "timestamptz": _timestamp,
+    "time": _time,
+    "timetz": _time,
+    "char": _one_byte,
+    "point": lambda col, slot: f"({slot.n},{slot.n})",
+    "uuid": lambda col, slot: f"00000000-0000-4000-8000-{slot.n:012d}",
+    "json": _json,
+    "jsonb": _json,
+    "bytea": _bytea,
+    "xml": lambda col, slot: f"<v>{slot.n}</v>",
+    "tsvector": lambda col, slot: f"word{slot.n}",
+    "macaddr": _mac,
+    "macaddr8": _mac,
 }
 
 
