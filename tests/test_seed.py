@@ -65,3 +65,29 @@ def test_each_column_gets_values_of_its_own_valid_for_its_type(db: Any) -> None:
         )
         == 0
     )
+
+
+def test_arrays_hold_one_element_of_their_element_type(db: Any) -> None:
+    db.execute("""
+        CREATE TYPE mood AS ENUM ('ok', 'meh', 'bad');
+        CREATE DOMAIN mood_d AS mood;
+        CREATE DOMAIN code AS varchar(2);
+        CREATE DOMAIN tag_list AS text[];
+        CREATE TABLE arr (
+            id int PRIMARY KEY, tags text[] NOT NULL UNIQUE, nums int[] NOT NULL,
+            codes varchar(2)[] NOT NULL UNIQUE, dcodes code[] NOT NULL UNIQUE,
+            moods mood[] NOT NULL UNIQUE, dmoods mood_d[] NOT NULL, mood mood_d NOT NULL,
+            ids uuid[] NOT NULL UNIQUE, docs jsonb[] NOT NULL UNIQUE, grid int[][] NOT NULL,
+            listed tag_list NOT NULL UNIQUE, at timestamptz[] NOT NULL UNIQUE
+        );
+        CREATE UNIQUE INDEX ON arr (nums);
+    """)
+    assert seed(db).filled == ("arr",)
+    lengths = """SELECT DISTINCT cardinality(tags), cardinality(nums), cardinality(codes),
+                 cardinality(dcodes), cardinality(moods), cardinality(dmoods), cardinality(ids),
+                 cardinality(docs), cardinality(grid), cardinality(listed), cardinality(at)
+                 FROM arr"""
+    assert db.execute(lengths).fetchall() == [(1,) * 11]
+    labels = "SELECT DISTINCT unnest(moods || dmoods || ARRAY[mood::mood])::text FROM arr"
+    assert {r[0] for r in db.execute(labels)} <= {"ok", "meh", "bad"}
+    assert one(db, "SELECT count(*) FROM arr WHERE tags[1] = listed[1]") == 0

@@ -54,7 +54,19 @@ SELECT c.oid, c.oid::regclass::text,
       'default', a.atthasdef,
       'auto', a.attidentity <> '' OR a.attgenerated <> '',
       'labels', (SELECT json_agg(e.enumlabel ORDER BY e.enumsortorder)
-                 FROM pg_enum e WHERE e.enumtypid = bt.oid)
+                 FROM pg_enum e WHERE e.enumtypid = bt.oid),
+      -- an array's element type (a domain's base), its typmod the column's (varchar(2)[])
+      'elem', (SELECT json_build_object(
+                 'typname', ebt.typname,
+                 'category', ebt.typcategory,
+                 'typmod', CASE WHEN et.typtype = 'd' THEN et.typtypmod
+                                WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END,
+                 'labels', (SELECT json_agg(e.enumlabel ORDER BY e.enumsortorder)
+                            FROM pg_enum e WHERE e.enumtypid = ebt.oid))
+               FROM pg_type et
+               JOIN pg_type ebt
+                 ON ebt.oid = CASE WHEN et.typtype = 'd' THEN et.typbasetype ELSE et.oid END
+               WHERE bt.typcategory = 'A' AND et.oid = bt.typelem)
     ) ORDER BY a.attnum)
    FROM pg_attribute a
    JOIN pg_type t ON t.oid = a.atttypid
@@ -105,6 +117,23 @@ class Column:
     default: bool
     auto: bool  # identity or generated: never given a value
     labels: tuple[str, ...] = ()  # enum labels, or the values a simple CHECK allows
+    elem: Column | None = None  # an array's element, named as the array column
+
+    @classmethod
+    def element(cls, name: str, elem: Mapping[str, Any] | None) -> Column | None:
+        if not elem:
+            return None
+        return cls(
+            name=name,
+            type="",
+            typname=elem["typname"],
+            category=elem["category"],
+            typmod=int(elem["typmod"]),
+            notnull=False,
+            default=False,
+            auto=False,
+            labels=tuple(elem["labels"] or ()),
+        )
 
 
 @dataclass(frozen=True)
@@ -239,6 +268,7 @@ def _table(oid: int, name: str, cols: list[Any], cons: list[Any], indexes: list[
             default=bool(c["default"]),
             auto=bool(c["auto"]),
             labels=allowed.get(c["name"]) or tuple(c["labels"] or ()),
+            elem=Column.element(c["name"], c.get("elem")),
         )
         for c in cols
     )
@@ -541,6 +571,14 @@ def _mac(col: Column, slot: Slot) -> str:
     return f"08:00:2b:01:02:{tail}" if col.typname == "macaddr8" else f"08:00:2b:{tail}"
 
 
+def _array(col: Column, slot: Slot) -> str:
+    """One element: arrays that differ, as a unique index on the column needs."""
+    item = None if col.elem is None else value(col.elem, slot)
+    if item is None:
+        return "{}"
+    return '{"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"}'
+
+
 def _json(col: Column, slot: Slot) -> str:
     return json.dumps({"id": slot.i, col.name: f"{col.name}-{slot.i}"})
 
@@ -556,7 +594,7 @@ _BY_CATEGORY: dict[str, Callable[[Column, Slot], str | None]] = {
     "B": lambda col, slot: "true" if slot.n % 2 else "false",
     "T": lambda col, slot: f"{slot.n} days",
     "I": _network,
-    "A": lambda col, slot: "{}",
+    "A": _array,
     "V": _bits,
 }
 _BY_TYPE: dict[str, Callable[[Column, Slot], str | None]] = {
@@ -575,6 +613,9 @@ _BY_TYPE: dict[str, Callable[[Column, Slot], str | None]] = {
     "tsvector": lambda col, slot: f"word{slot.n}",
     "macaddr": _mac,
     "macaddr8": _mac,
+    # arrays by category, read as space-separated numbers
+    "int2vector": lambda col, slot: str(slot.n),
+    "oidvector": lambda col, slot: str(slot.n),
 }
 
 
