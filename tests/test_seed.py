@@ -91,3 +91,56 @@ def test_arrays_hold_one_element_of_their_element_type(db: Any) -> None:
     labels = "SELECT DISTINCT unnest(moods || dmoods || ARRAY[mood::mood])::text FROM arr"
     assert {r[0] for r in db.execute(labels)} <= {"ok", "meh", "bad"}
     assert one(db, "SELECT count(*) FROM arr WHERE tags[1] = listed[1]") == 0
+
+
+def test_text_columns_named_for_a_kind_of_value_hold_such_values(db: Any) -> None:
+    db.execute("""
+        CREATE TABLE people (
+            id int PRIMARY KEY, tz text NOT NULL, time_zone varchar(40), "homeTz" text,
+            timezone varchar(3) UNIQUE, currency char(3) NOT NULL, country_code varchar(2),
+            billing_country text, language text, locale varchar(10), website_url text,
+            avatar_uri text, external_uuid text UNIQUE, guid varchar(36), last_ip varchar(45),
+            ip_address text, email text, phone text, mobile_phone varchar(20), slug text UNIQUE,
+            settings_json text, views_count text, amount varchar(12), unit_price text,
+            quantity text
+        )""")
+    assert seed(db).filled == ("people",)
+    # what later migrations do with such columns: AT TIME ZONE, a cast, a regex CHECK
+    uses = [
+        "now() AT TIME ZONE tz",
+        "now() AT TIME ZONE time_zone",
+        'now() AT TIME ZONE "homeTz"',
+        "now() AT TIME ZONE timezone",
+        "external_uuid::uuid",
+        "guid::uuid",
+        "last_ip::inet",
+        "ip_address::inet",
+        "settings_json::jsonb",
+        "views_count::int",
+        "amount::numeric",
+        "unit_price::numeric",
+        "quantity::int",
+    ]
+    for use in uses:
+        assert one(db, f"SELECT count({use}) FROM people") == 3, use
+    patterns = {
+        "currency": "^[A-Z]{3}$",
+        "country_code": "^[A-Z]{2}$",
+        "billing_country": "^[A-Z]{2}$",
+        "language": "^[a-z]{2}$",
+        "locale": "^[a-z]{2}([-_][A-Z]{2})?$",
+        "website_url": "^https://[a-z.]+/",
+        "avatar_uri": "^https://[a-z.]+/",
+        "email": "^[^@ ]+@[a-z.]+$",
+        "phone": "^\\+[0-9]{7,15}$",
+        "mobile_phone": "^\\+[0-9]{7,15}$",
+        "slug": "^[a-z0-9]+(-[a-z0-9]+)*$",
+    }
+    for column, pattern in patterns.items():
+        query = f"SELECT count(*) FROM people WHERE {column} !~ %s"
+        assert db.execute(query, (pattern,)).fetchone() == (0,), column
+    zones = """SELECT count(*) FROM people WHERE NOT ARRAY[tz, time_zone, "homeTz", timezone]
+               <@ ARRAY(SELECT name FROM pg_timezone_names)"""
+    assert one(db, zones) == 0  # names, not what PostgreSQL reads as POSIX rules ("tz-1")
+    # two columns of one kind differ, as the zones of a user and of their office would
+    assert one(db, "SELECT count(*) FROM people WHERE tz = time_zone") == 0

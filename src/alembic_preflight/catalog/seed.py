@@ -17,6 +17,7 @@ connection and the fast walk's cursor of env.py's own driver fill tables the sam
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
 import math
 import re
@@ -338,8 +339,9 @@ def _plan(
         if col.name in fk_values:
             chosen.append(col)
             continue
-        if col.labels and col.name in single_unique:
-            rows = min(rows, len(col.labels))
+        choices = _choices(col)
+        if choices and col.name in single_unique:
+            rows = min(rows, len(choices))
         if col.typname == "bool" and col.name in single_unique:
             rows = min(rows, 2)
         if value(col, Slot(1)) is None and col.notnull:
@@ -407,8 +409,9 @@ class Slot:
 def value(col: Column, slot: Slot) -> str | None:
     """A column's synthetic value at `slot`, as the type's input text; None when the type
     is not one we know how to make (the column is left NULL if it may be)."""
-    if col.labels:
-        return col.labels[(slot.offset + slot.i - 1) % len(col.labels)]
+    choices = _choices(col)
+    if choices:
+        return choices[(slot.offset + slot.i - 1) % len(choices)]
     by_type = _BY_TYPE.get(col.typname)
     if by_type is not None:
         return by_type(col, slot)
@@ -521,12 +524,154 @@ def _time(col: Column, slot: Slot) -> str | None:
 
 
 def _text(col: Column, slot: Slot) -> str | None:
-    limit = col.typmod - 4 if col.typmod > 4 else None
-    if "email" in col.name.lower():
-        text = f"{col.name}{slot.i}@example.com"
-    else:
-        text = f"{col.name}-{slot.i}"
+    limit = _length_limit(col)
+    make = _MADE_FOR.get(_named_kind(col.name) or "")
+    made = make(col, slot) if make is not None else None
+    if made is not None and (limit is None or len(made) <= limit):
+        return made
+    text = f"{col.name}-{slot.i}"
     return text if limit is None else _shortened(text, col.name, slot, limit)
+
+
+def _length_limit(col: Column) -> int | None:
+    return col.typmod - 4 if col.category == "S" and col.typmod > 4 else None
+
+
+def _choices(col: Column) -> tuple[str, ...]:
+    """The values a column takes in turn: its enum's labels or those a CHECK allows, or
+    real names for a text column whose name says what it holds (a time zone)."""
+    if col.labels:
+        return col.labels
+    if col.category != "S":
+        return ()
+    limit = _length_limit(col)
+    named = _NAMED_CHOICES.get(_named_kind(col.name) or "", ())
+    return tuple(v for v in named if limit is None or len(v) <= limit)
+
+
+# Text columns whose name says what they hold, holding it: later migrations cast them
+# (::uuid, ::inet, ::jsonb, ::int), use them (AT TIME ZONE tz) or CHECK their form, and
+# "tz-1" or "external_uuid-1" fails there where real rows pass. Read from the name's
+# last word ("billing_country", "country_code"), so "account" or "discount" is no count.
+_KIND_BY_WORD = {
+    "currency": "currency",
+    "ccy": "currency",
+    "country": "country",
+    "language": "language",
+    "lang": "language",
+    "locale": "language",  # a bare language code is a locale in every convention
+    "url": "url",
+    "uri": "url",
+    "href": "url",
+    "website": "url",
+    "homepage": "url",
+    "uuid": "uuid",
+    "guid": "uuid",
+    "ip": "ip",
+    "ipaddr": "ip",
+    "ipaddress": "ip",
+    "phone": "phone",
+    "mobile": "phone",
+    "telephone": "phone",
+    "tel": "phone",
+    "fax": "phone",
+    "msisdn": "phone",
+    "slug": "slug",
+    # numbers kept as text, often cast to numbers later; nothing else goes by these names
+    "count": "number",
+    "amount": "number",
+    "price": "number",
+    "quantity": "number",
+    "qty": "number",
+    "cents": "number",
+    "cost": "number",
+}
+_QUALIFIERS = frozenset({"code", "iso", "iso2", "alpha2"})  # "country_code" is a country
+
+
+def _named_kind(name: str) -> str | None:
+    words = re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower())
+    words = [w for w in words if w]
+    if not words:
+        return None
+    pairs = set(itertools.pairwise(words))
+    if "offset" not in words and (
+        {"tz", "timezone", "tzname"} & set(words) or ("time", "zone") in pairs
+    ):
+        return "tz"
+    if any("email" in w for w in words):
+        return "email"
+    if {"json", "jsonb"} & set(words):
+        return "json"
+    while len(words) > 1 and words[-1] in _QUALIFIERS:
+        words.pop()
+    last = words[-1]
+    if last in ("address", "addr") and "ip" in words:
+        return "ip"
+    if last == "number" and len(words) > 1 and _KIND_BY_WORD.get(words[-2]) == "phone":
+        return "phone"
+    for word in (last, last.removesuffix("s"), last.removesuffix("ies") + "y"):
+        if word in _KIND_BY_WORD:
+            return _KIND_BY_WORD[word]
+    return None
+
+
+_NAMED_CHOICES = {
+    "tz": (
+        "UTC",
+        "Europe/Paris",
+        "America/New_York",
+        "Asia/Tokyo",
+        "Europe/London",
+        "America/Los_Angeles",
+        "Australia/Sydney",
+        "Asia/Kolkata",
+        "Europe/Berlin",
+        "America/Sao_Paulo",
+        "Africa/Johannesburg",
+        "Asia/Singapore",
+        # for short columns: zone names too (tzdata's "backward" file), not abbreviations
+        "CET",
+        "EST",
+        "GMT",
+        "EET",
+        "WET",
+        "MST",
+        "HST",
+    ),
+    "currency": (
+        "USD",
+        "EUR",
+        "GBP",
+        "JPY",
+        "CHF",
+        "CAD",
+        "AUD",
+        "SEK",
+        "NOK",
+        "DKK",
+        "PLN",
+        "INR",
+    ),
+    "country": ("US", "FR", "DE", "GB", "JP", "CA", "AU", "BR", "IN", "ES", "IT", "NL"),
+    "language": ("en", "fr", "de", "es", "ja", "pt", "it", "nl", "sv", "pl", "zh", "ko"),
+}
+
+
+def _slugged(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "item"
+
+
+_MADE_FOR: dict[str, Callable[[Column, Slot], str]] = {
+    "email": lambda col, slot: f"{_slugged(col.name).replace('-', '.')}{slot.i}@example.com",
+    "json": lambda col, slot: _json(col, slot),
+    "url": lambda col, slot: f"https://example.com/{_slugged(col.name)}/{slot.n}",
+    "uuid": lambda col, slot: _uuid(col, slot),
+    "ip": lambda col, slot: _network(col, slot),
+    "phone": lambda col, slot: f"+1555{slot.n:07d}",
+    "slug": lambda col, slot: f"{_slugged(col.name)}-{slot.n}",
+    "number": lambda col, slot: str(slot.n),
+}
 
 
 def _shortened(text: str, name: str, slot: Slot, limit: int) -> str:
@@ -579,6 +724,10 @@ def _array(col: Column, slot: Slot) -> str:
     return '{"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"}'
 
 
+def _uuid(col: Column, slot: Slot) -> str:
+    return f"00000000-0000-4000-8000-{slot.n:012d}"
+
+
 def _json(col: Column, slot: Slot) -> str:
     return json.dumps({"id": slot.i, col.name: f"{col.name}-{slot.i}"})
 
@@ -605,7 +754,7 @@ _BY_TYPE: dict[str, Callable[[Column, Slot], str | None]] = {
     "timetz": _time,
     "char": _one_byte,
     "point": lambda col, slot: f"({slot.n},{slot.n})",
-    "uuid": lambda col, slot: f"00000000-0000-4000-8000-{slot.n:012d}",
+    "uuid": lambda col, slot: _uuid(col, slot),
     "json": _json,
     "jsonb": _json,
     "bytea": _bytea,
