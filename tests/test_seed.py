@@ -144,3 +144,59 @@ def test_text_columns_named_for_a_kind_of_value_hold_such_values(db: Any) -> Non
     assert one(db, zones) == 0  # names, not what PostgreSQL reads as POSIX rules ("tz-1")
     # two columns of one kind differ, as the zones of a user and of their office would
     assert one(db, "SELECT count(*) FROM people WHERE tz = time_zone") == 0
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [
+        "a int NOT NULL UNIQUE CHECK (a > 1000000)",
+        "a smallint NOT NULL UNIQUE CHECK (a < -5)",
+        "a int NOT NULL UNIQUE CHECK (a >= 7 AND a <= 9)",
+        "a int NOT NULL UNIQUE CHECK (a BETWEEN 2 AND 4)",
+        "a int NOT NULL UNIQUE CHECK (a BETWEEN SYMMETRIC 40 AND 38)",
+        "a int NOT NULL UNIQUE CHECK (0 > a)",
+        "a int NOT NULL UNIQUE CHECK (a >= -1) CHECK (a <> 1) CHECK (a != 2)",
+        "a numeric NOT NULL UNIQUE CHECK (a BETWEEN 0.5 AND 0.7)",
+        "a real NOT NULL UNIQUE CHECK (a > 2.5 AND a < 2.9)",
+        "a numeric(6, 2) NOT NULL UNIQUE CHECK (a > 9999)",
+        "a date NOT NULL UNIQUE CHECK (a > '2031-05-01')",
+        "a date NOT NULL UNIQUE CHECK (a < '1999-12-31'::date)",
+        "a timestamptz NOT NULL UNIQUE CHECK (a >= '2030-01-01 00:00:00+00')",
+        "a timestamp NOT NULL UNIQUE CHECK (a BETWEEN '2001-01-01' AND '2001-01-02')",
+        "a varchar(20) NOT NULL UNIQUE CHECK (length(a) <= 3)",
+        "a text NOT NULL UNIQUE CHECK (char_length(a) >= 12)",
+        "a text NOT NULL UNIQUE CHECK (length(a) BETWEEN 20 AND 22)",
+        "a text NOT NULL CHECK (a <> '') CHECK (octet_length(a) < 4)",
+        "a int NOT NULL CHECK (a IN (7, 8))",
+        "a int NOT NULL CHECK (a > 0), b int NOT NULL CHECK (b < 0), CHECK (a <> b)",
+        "p int NOT NULL, CONSTRAINT positive CHECK (p IS NULL OR p > 100)",
+        "tz varchar(20) NOT NULL CHECK (length(tz) < 10)",
+        "b big NOT NULL UNIQUE",
+        "b big[] NOT NULL UNIQUE",
+        "a varchar(8) NOT NULL CHECK (a IN ('x', 'y'))",
+        "m mood NOT NULL CHECK (m <> 'meh') CHECK (m::text <> 'ok')",
+    ],
+)
+def test_simple_checks_are_met(db: Any, columns: str) -> None:
+    db.execute(f"""
+        CREATE DOMAIN big AS int CHECK (VALUE > 100);
+        CREATE TYPE mood AS ENUM ('ok', 'meh', 'bad');
+        CREATE TABLE t (id int PRIMARY KEY, {columns})""")
+    assert seed(db).filled == ("t",)
+    assert one(db, "SELECT count(*) FROM t") == 3
+
+
+def test_a_column_said_to_come_after_another_gets_the_later_value(db: Any) -> None:
+    db.execute("""
+        CREATE TABLE spans (
+            id int PRIMARY KEY,
+            ends_at timestamptz NOT NULL, starts_at timestamptz NOT NULL,
+            last_day date NOT NULL, first_day date NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now(), expires_at timestamptz NOT NULL,
+            low int NOT NULL, mid int NOT NULL, high int NOT NULL,
+            CHECK (starts_at < ends_at), CHECK (first_day <= last_day),
+            CHECK (first_day::timestamptz >= starts_at), CHECK (expires_at > created_at),
+            CHECK (high > mid), CHECK (mid >= low), CHECK (low > 0)
+        )""")
+    assert seed(db).filled == ("spans",)
+    assert one(db, "SELECT count(*) FROM spans") == 3

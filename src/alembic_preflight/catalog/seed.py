@@ -22,11 +22,11 @@ import json
 import math
 import re
 import string
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import sql
@@ -56,6 +56,8 @@ SELECT c.oid, c.oid::regclass::text,
       'auto', a.attidentity <> '' OR a.attgenerated <> '',
       'labels', (SELECT json_agg(e.enumlabel ORDER BY e.enumsortorder)
                  FROM pg_enum e WHERE e.enumtypid = bt.oid),
+      'checks', (SELECT json_agg(pg_get_constraintdef(k.oid))
+                 FROM pg_constraint k WHERE k.contypid = t.oid AND k.contype = 'c'),
       -- an array's element type (a domain's base), its typmod the column's (varchar(2)[])
       'elem', (SELECT json_build_object(
                  'typname', ebt.typname,
@@ -63,7 +65,9 @@ SELECT c.oid, c.oid::regclass::text,
                  'typmod', CASE WHEN et.typtype = 'd' THEN et.typtypmod
                                 WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END,
                  'labels', (SELECT json_agg(e.enumlabel ORDER BY e.enumsortorder)
-                            FROM pg_enum e WHERE e.enumtypid = ebt.oid))
+                            FROM pg_enum e WHERE e.enumtypid = ebt.oid),
+                 'checks', (SELECT json_agg(pg_get_constraintdef(k.oid)) FROM pg_constraint k
+                            WHERE k.contypid = et.oid AND k.contype = 'c'))
                FROM pg_type et
                JOIN pg_type ebt
                  ON ebt.oid = CASE WHEN et.typtype = 'd' THEN et.typbasetype ELSE et.oid END
@@ -107,6 +111,42 @@ TABLES = Statement(
 )
 
 
+class Fact(NamedTuple):
+    """One thing a simple CHECK says about a column: `col op constant` (kind "value"),
+    `length(col) op n` ("length"), `col op other column` ("column", args: the other),
+    `col IN (...)` ("in", args: the values)."""
+
+    kind: str
+    col: str
+    op: str
+    args: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What simple CHECKs on a column (and on its domain) ask of its values."""
+
+    compare: tuple[tuple[str, str], ...] = ()  # (op, constant's text), the column left
+    min_len: int = 0
+    max_len: int | None = None
+
+    @classmethod
+    def of(cls, facts: Iterable[Fact]) -> Limits:
+        compare: list[tuple[str, str]] = []
+        min_len, max_len = 0, None
+        for f in facts:
+            if f.kind == "value":
+                compare.append((f.op, f.args[0]))
+            elif f.kind == "length" and f.args[0].lstrip("-").isdigit():
+                n = int(f.args[0])
+                if f.op in (">", ">="):
+                    min_len = max(min_len, n + (f.op == ">"))
+                elif f.op in ("<", "<="):
+                    top = n - (f.op == "<")
+                    max_len = top if max_len is None else min(max_len, top)
+        return cls(tuple(compare), min_len, max_len)
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
@@ -119,11 +159,34 @@ class Column:
     auto: bool  # identity or generated: never given a value
     labels: tuple[str, ...] = ()  # enum labels, or the values a simple CHECK allows
     elem: Column | None = None  # an array's element, named as the array column
+    limits: Limits = Limits()
+
+    @classmethod
+    def from_json(cls, c: Mapping[str, Any], facts: Sequence[Fact]) -> Column:
+        """A column as the catalog query gives it, with the facts of its table's CHECKs
+        (those about other columns are not looked at)."""
+        facts = [f for f in facts if f.col == c["name"]] + _domain_facts(c, c["name"])
+        allowed = next((f.args for f in facts if f.kind == "in"), ())
+        return cls(
+            name=c["name"],
+            type=c["type"],
+            typname=c["typname"],
+            category=c["category"],
+            typmod=int(c["typmod"]),
+            notnull=bool(c["notnull"]),
+            default=bool(c["default"]),
+            auto=bool(c["auto"]),
+            labels=allowed or tuple(c["labels"] or ()),
+            elem=Column.element(c["name"], c.get("elem")),
+            limits=Limits.of(facts),
+        )
 
     @classmethod
     def element(cls, name: str, elem: Mapping[str, Any] | None) -> Column | None:
         if not elem:
             return None
+        facts = _domain_facts(elem, name)
+        allowed = next((f.args for f in facts if f.kind == "in"), ())
         return cls(
             name=name,
             type="",
@@ -133,7 +196,8 @@ class Column:
             notnull=False,
             default=False,
             auto=False,
-            labels=tuple(elem["labels"] or ()),
+            labels=allowed or tuple(elem["labels"] or ()),
+            limits=Limits.of(facts),
         )
 
 
@@ -151,6 +215,8 @@ class Table:
     columns: tuple[Column, ...]
     uniques: tuple[tuple[str, ...], ...]  # primary key, unique constraints, unique indexes
     fks: tuple[ForeignKey, ...]
+    # (earlier, later): CHECK (starts_at < ends_at) and the like
+    order: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -246,49 +312,187 @@ def read_empty_tables(
 
 
 def _table(oid: int, name: str, cols: list[Any], cons: list[Any], indexes: list[Any]) -> Table:
-    allowed: dict[str, tuple[str, ...]] = {}
     uniques: list[tuple[str, ...]] = [tuple(i) for i in indexes if i]
     fks: list[ForeignKey] = []
+    facts: list[Fact] = []
     for con in cons:
         if con["type"] in ("p", "u"):
             uniques.append(tuple(con["cols"]))
         elif con["type"] == "f":
             fks.append(ForeignKey(tuple(con["cols"]), con["ref"], tuple(con["refcols"])))
         elif con["type"] == "c":
-            found = _allowed_values(con["def"])
-            if found is not None:
-                allowed[found[0]] = found[1]
-    columns = tuple(
-        Column(
-            name=c["name"],
-            type=c["type"],
-            typname=c["typname"],
-            category=c["category"],
-            typmod=int(c["typmod"]),
-            notnull=bool(c["notnull"]),
-            default=bool(c["default"]),
-            auto=bool(c["auto"]),
-            labels=allowed.get(c["name"]) or tuple(c["labels"] or ()),
-            elem=Column.element(c["name"], c.get("elem")),
-        )
-        for c in cols
+            facts += check_facts(con["def"])
+    columns = tuple(Column.from_json(c, facts) for c in cols)
+    names = {c.name for c in columns}
+    order = tuple(
+        (f.col, f.args[0]) if f.op in ("<", "<=") else (f.args[0], f.col)
+        for f in facts
+        if f.kind == "column" and f.op in ("<", "<=", ">", ">=") and {f.col, *f.args} <= names
     )
-    return Table(oid, name, columns, tuple(uniques), tuple(fks))
+    return Table(oid, name, columns, tuple(uniques), tuple(fks), order)
 
 
-# CHECK (status IN ('a', 'b')) as pg_get_constraintdef prints it:
+def _domain_facts(typ: Mapping[str, Any], name: str) -> list[Fact]:
+    """The facts of a domain's CHECKs, VALUE read as the column."""
+    return [f for d in typ.get("checks") or () for f in check_facts(d, value=name)]
+
+
+# -- simple CHECKs, as pg_get_constraintdef prints them -------------------------------------
+#   CHECK ((a > 0))   CHECK (((f >= 2) AND (f <= 9)))   CHECK ((length((d)::text) <= 5))
+#   CHECK ((m >= '-5'::integer))   CHECK ((st > '2020-01-01 00:00:00'::timestamp without ...))
 #   CHECK (((status)::text = ANY ((ARRAY['a'::character varying, ...])::text[])))
-#   CHECK ((status = ANY (ARRAY['a'::text, 'b'::text])))
-_IN_LIST = re.compile(r"^CHECK \(+\"?([^\s\")]+)\"?\)?(?:::[\w ]+)? = ANY \(+ARRAY\[(.*)\]")
-_LITERAL = re.compile(r"'((?:[^']|'')*)'")
+#   CHECK ((s < t))   CHECK (((p IS NULL) OR (p > 0)))   CHECK ((NOT (ff < 0)))
+# Anything else says nothing here: the savepoint catches rows it refuses.
+_OPERATORS = ("<=", ">=", "<>", "!=", "=", "<", ">")
+_FLIPPED = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "<>": "<>"}
+_NEGATED = {"<": ">=", ">=": "<", ">": "<=", "<=": ">", "=": "<>", "<>": "="}
+_CAST = re.compile(r"::[\w .\"]+(?:\([0-9, ]+\))?(?:\[\])?$")
+_STRING = re.compile(r"'((?:[^']|'')*)'")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+_IDENT = re.compile(r'[a-z_][a-z0-9_$]*|"((?:[^"]|"")+)"')
+_LENGTH = re.compile(r"(?:length|char_length|character_length|octet_length)\((.*)\)")
+_IS_NULL = re.compile(r".* IS NULL")
 
 
-def _allowed_values(definition: str) -> tuple[str, tuple[str, ...]] | None:
-    m = _IN_LIST.match(definition)
-    if m is None:
+def check_facts(definition: str, value: str | None = None) -> list[Fact]:
+    """What a CHECK's definition says, as far as it is simple: its conjuncts' facts. In a
+    domain's CHECK, VALUE is the column `value`."""
+    body = definition.removeprefix("CHECK ").removesuffix(" NOT VALID")
+    return [f for part in _split(_unwrap(body), " AND ") for f in _conjunct(part, value)]
+
+
+def _conjunct(text: str, value: str | None) -> list[Fact]:
+    text = _unwrap(text)
+    # a value we make is never NULL: what follows IS NULL OR must hold
+    options = [d for d in _split(text, " OR ") if not _IS_NULL.fullmatch(_unwrap(d))]
+    if len(options) > 1:
+        found = [check_facts(d, value) for d in options]
+        return next((f for f in found if f and _plausible(f)), [])
+    if len(options) == 1 and options[0] != text:
+        return check_facts(options[0], value)
+    negated = text.startswith("NOT ")
+    fact = _comparison(_unwrap(text.removeprefix("NOT ")), value)
+    if fact is None or (negated and fact.kind == "in"):
+        return []
+    return [fact._replace(op=_NEGATED[fact.op]) if negated else fact]
+
+
+def _comparison(text: str, value: str | None) -> Fact | None:
+    found = _split_comparison(text)
+    if found is None:
         return None
-    values = tuple(v.replace("''", "'") for v in _LITERAL.findall(m.group(2)))
-    return (m.group(1), values) if values else None
+    left, op, right = found
+    a = _operand(left, value)
+    if op == "=" and right.startswith("ANY ") and a is not None and a[0] == "col":
+        items = _split(_array_items(right), ", ")
+        values = [_operand(v, value) for v in items]
+        if values and all(v is not None and v[0] == "const" for v in values):
+            return Fact("in", a[1], "=", tuple(v[1] for v in values if v is not None))
+        return None
+    b = _operand(right, value)
+    if a is None or b is None:
+        return None
+    if a[0] == "const" and b[0] != "const":
+        a, b, op = b, a, _FLIPPED[op]
+    kinds = (a[0], b[0])
+    if kinds == ("col", "const"):
+        return Fact("in", a[1], "=", (b[1],)) if op == "=" else Fact("value", a[1], op, (b[1],))
+    if kinds == ("len", "const"):
+        return Fact("length", a[1], op, (b[1],))
+    if kinds == ("col", "col"):
+        return Fact("column", a[1], op, (b[1],))
+    return None
+
+
+def _operand(text: str, value: str | None) -> tuple[str, str] | None:
+    """("col", name), ("len", name) for length(name), ("const", text), or None."""
+    previous = None
+    while text != previous:
+        previous, text = text, _CAST.sub("", _unwrap(text.strip()))
+    if m := _STRING.fullmatch(text):
+        return ("const", m.group(1).replace("''", "'"))
+    if _NUMBER.fullmatch(text):
+        return ("const", text)
+    if m := _LENGTH.fullmatch(text):
+        inner = _operand(m.group(1), value)
+        return ("len", inner[1]) if inner is not None and inner[0] == "col" else None
+    if value is not None and text == "VALUE":
+        return ("col", value)
+    if m := _IDENT.fullmatch(text):
+        return ("col", m.group(1).replace('""', '"') if m.group(1) else text)
+    return None
+
+
+def _array_items(text: str) -> str:
+    """The items of `ANY (ARRAY[...])`, casts and parentheses around it or not:
+    ANY ((ARRAY['a'::character varying, 'b'::character varying])::text[])."""
+    start = text.find("ARRAY[") + len("ARRAY[")
+    end = next((i for i, _ in _scan(text) if i >= start and text[i] == "]"), None)
+    return text[start:end] if start >= len("ARRAY[") and end is not None else ""
+
+
+def _plausible(facts: list[Fact]) -> bool:
+    """False for facts no number meets: of `x BETWEEN SYMMETRIC 5 AND 1`, printed as
+    ((x >= 5) AND (x <= 1)) OR ((x >= 1) AND (x <= 5)), the first half."""
+    for col in {f.col for f in facts}:
+        lows = [_decimal(f.args[0]) for f in facts if f.col == col and f.op in (">", ">=")]
+        highs = [_decimal(f.args[0]) for f in facts if f.col == col and f.op in ("<", "<=")]
+        low = max((x for x in lows if x is not None), default=None)
+        high = min((x for x in highs if x is not None), default=None)
+        if low is not None and high is not None and low > high:
+            return False
+    return True
+
+
+def _scan(text: str) -> Iterator[tuple[int, int]]:
+    """(index, parenthesis depth) of each character outside string literals and quoted
+    identifiers."""
+    depth, quote = 0, ""
+    for i, ch in enumerate(text):
+        if quote:
+            if ch == quote:
+                quote = ""  # a doubled quote closes and reopens: the same to us
+            continue
+        if ch in "'\"":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        else:
+            yield i, depth
+
+
+def _split(text: str, sep: str) -> list[str]:
+    """`text` split at `sep` outside parentheses and quotes."""
+    parts, last = [], 0
+    for i, depth in _scan(text):
+        if depth == 0 and i >= last and text.startswith(sep, i):
+            parts.append(text[last:i])
+            last = i + len(sep)
+    return [*parts, text[last:]]
+
+
+def _split_comparison(text: str) -> tuple[str, str, str] | None:
+    for i, depth in _scan(text):
+        if depth == 0 and text[i] in "<>=!" and text[i - 1 : i] == " ":
+            op = next((o for o in _OPERATORS if text.startswith(o + " ", i)), None)
+            if op is not None:
+                return text[: i - 1], "<>" if op == "!=" else op, text[i + len(op) + 1 :]
+    return None
+
+
+def _unwrap(text: str) -> str:
+    """`text` without parentheses around all of it."""
+    while text.startswith("(") and text.endswith(")"):
+        closed = next((i for i, depth in _scan(text) if depth == 0), None)
+        if closed is not None and closed < len(text) - 1:
+            return text  # (a) AND (b): the first closes before the end
+        inner = text[1:-1]
+        if any(depth < 0 for _, depth in _scan(inner)):
+            return text
+        text = inner
+    return text
 
 
 def parents_first(tables: Sequence[Table]) -> list[Table]:
@@ -333,8 +537,9 @@ def _plan(
     for col in table.columns:
         if col.auto:
             continue
-        # the table's own default is the realistic value (and nextval() is distinct)
-        if col.default and col.name not in fk_values:
+        # the table's own default is the realistic value (and nextval() is distinct), but
+        # in CHECK (expires_at > created_at) ours must be the earlier
+        if col.default and col.name not in fk_values and not _ordered(table, col.name):
             continue
         if col.name in fk_values:
             chosen.append(col)
@@ -347,7 +552,7 @@ def _plan(
         if value(col, Slot(1)) is None and col.notnull:
             return f"no value can be made for column `{col.name}` of type {col.type}"
         chosen.append(col)
-    offsets = {c.name: k for k, c in enumerate(table.columns)}
+    offsets = _offsets(table)
     values = [
         [
             fk_values[c.name][i]
@@ -358,6 +563,24 @@ def _plan(
         for i in range(rows)
     ]
     return chosen, values
+
+
+def _ordered(table: Table, name: str) -> bool:
+    return any(name in pair for pair in table.order)
+
+
+def _offsets(table: Table) -> dict[str, int]:
+    """Each column's number (Slot.offset): its position, plus the table's width for each
+    column a CHECK says comes before it, so that its values come after theirs."""
+    level = {c.name: 0 for c in table.columns}
+    for _ in table.columns:  # a cycle stops growing after a pass per column
+        behind = [(a, b) for a, b in table.order if level[b] <= level[a]]
+        for a, b in behind:
+            level[b] = level[a] + 1
+        if not behind:
+            break
+    width = len(table.columns)
+    return {c.name: level[c.name] * width + k for k, c in enumerate(table.columns)}
 
 
 def _parent_keys(query: Query, fk: ForeignKey, rows: int) -> list[tuple[str, ...]]:
@@ -420,73 +643,143 @@ def value(col: Column, slot: Slot) -> str | None:
 
 
 @dataclass(frozen=True)
-class Grid:
-    """The values a number-like column takes: multiples of a step within [low, high] (None:
-    unbounded). `step` is the type's unit, made finer down to `finest` while the range is
-    too narrow to give every column its own values (numeric(2, 2) holds 0.01 to 0.99)."""
+class Bound:
+    at: Decimal
+    open: bool = False  # the bound itself is out (a > 0)
 
-    step: Decimal
-    finest: Decimal
-    low: Decimal | None = None
-    high: Decimal | None = None
+
+@dataclass(frozen=True)
+class Grid:
+    """The values a number-like column takes: multiples of a step between two bounds
+    (None: unbounded), but for the excluded. The first step is the type's unit; finer
+    ones are taken while the range is too narrow to give every column its own values
+    (numeric(2, 2) holds 0.01 to 0.99; CHECK (a BETWEEN 0.5 AND 0.7) a few tenths)."""
+
+    steps: tuple[Decimal, ...]  # coarsest first
+    low: Bound | None = None
+    high: Bound | None = None
+    excluded: frozenset[Decimal] = frozenset()
+
+    def within(
+        self, compare: Iterable[tuple[str, str]], parse: Callable[[str], Decimal | None]
+    ) -> Grid:
+        """The grid narrowed by a CHECK's comparisons to constants, read by `parse` into
+        the grid's unit (a constant it cannot read says nothing)."""
+        grid = self
+        for op, text in compare:
+            at = parse(text)
+            if at is None:
+                continue
+            if op in (">", ">=") and _tighter(Bound(at, op == ">"), grid.low, 1):
+                grid = replace(grid, low=Bound(at, op == ">"))
+            elif op in ("<", "<=") and _tighter(Bound(at, op == "<"), grid.high, -1):
+                grid = replace(grid, high=Bound(at, op == "<"))
+            elif op == "<>":
+                grid = replace(grid, excluded=grid.excluded | {at})
+        return grid
 
     def nth(self, slot: Slot) -> Decimal | None:
-        """The slot's value: `n` steps up from zero when that is in range, else the
-        `n`th from the smallest positive value in range (from the nearest end when none
-        is), wrapping round a finite range."""
+        """The slot's value: `n` units up from zero when that is in range, else the `n`th
+        from the smallest positive value in range (from the end nearest zero when there is
+        none), wrapping round a finite range; None for an empty range."""
         step = self._step(slot.needed)
-        kmin = None if self.low is None else math.ceil(self.low / step)
-        kmax = None if self.high is None else math.floor(self.high / step)
+        kmin, kmax = self._ends(step)
         if kmin is not None and kmax is not None and kmax < kmin:
             return None
+        nearest = kmax if kmax is not None and kmax < 1 else kmin
         start = next(
             k
-            for k in (round(self.step / step), 1, kmin, kmax)
+            for k in (round(self.steps[0] / step), 1, nearest, kmax)
             if k is not None and (kmin is None or k >= kmin) and (kmax is None or k <= kmax)
         )
-        j = slot.n - 1
         up = None if kmax is None else kmax - start + 1  # values from start upwards
-        if up is not None and up >= slot.rows:
-            j %= up  # wrap round above start: small positive numbers look real
+
+        def at(p: int) -> int:
+            return start + p if up is None or p < up else start - 1 - (p - up)
+
+        def free(lo: int, hi: int) -> int:
+            return (
+                hi
+                - lo
+                + 1
+                - sum(1 for e in self.excluded if e % step == 0 and lo <= e / step <= hi)
+            )
+
+        j = slot.n - 1
+        if up is not None and kmax is not None and free(start, kmax) >= slot.rows:
+            j %= free(start, kmax)  # wrap round above start: small positive numbers look real
         elif kmin is not None and kmax is not None:
-            j %= kmax - kmin + 1
-        k = start + j if up is None or j < up else start - 1 - (j - up)
-        return k * step
+            if free(kmin, kmax) <= 0:
+                return None
+            j %= free(kmin, kmax)
+        p = 0
+        while at(p) * step in self.excluded or j > 0:
+            j -= at(p) * step not in self.excluded
+            p += 1
+        return at(p) * step
+
+    def _ends(self, step: Decimal) -> tuple[int | None, int | None]:
+        kmin = kmax = None
+        if self.low is not None:
+            kmin = math.ceil(self.low.at / step)
+            kmin += self.low.open and kmin * step == self.low.at
+        if self.high is not None:
+            kmax = math.floor(self.high.at / step)
+            kmax -= self.high.open and kmax * step == self.high.at
+        return kmin, kmax
 
     def _step(self, needed: int) -> Decimal:
-        step = self.step
-        while self.low is not None and self.high is not None and step > self.finest:
-            if (self.high - self.low) / step + 1 >= needed:
-                break
-            step = max(step / 10, self.finest)
-        return step
+        for step in self.steps:
+            kmin, kmax = self._ends(step)
+            if kmin is None or kmax is None or kmax - kmin + 1 >= needed:
+                return step
+        return self.steps[-1]
+
+
+def _tighter(new: Bound, old: Bound | None, sign: int) -> bool:
+    """Whether `new` narrows the range more than `old` (a low bound for sign 1)."""
+    if old is None:
+        return True
+    return sign * new.at > sign * old.at or (new.at == old.at and new.open and not old.open)
+
+
+def _steps(finest: Decimal) -> tuple[Decimal, ...]:
+    """1, 0.1, 0.01 ... down to `finest` (a step coarser than 1 alone)."""
+    steps = [max(Decimal(1), finest)]
+    while steps[-1] > finest:
+        steps.append(steps[-1] / 10)
+    return tuple(steps)
 
 
 _INTEGER_BITS = {"int2": 15, "int4": 31, "int8": 63}
-_FINE = Decimal("0.000001")  # for types that keep fractions of any length
 
 
 def _number_grid(col: Column) -> Grid:
     if col.typname in _INTEGER_BITS:
         bound = Decimal(2) ** _INTEGER_BITS[col.typname]
-        return Grid(Decimal(1), Decimal(1), -bound, bound - 1)
+        return Grid(_steps(Decimal(1)), Bound(-bound), Bound(bound - 1))
     if col.typname == "numeric" and col.typmod >= 4:
         # typmod - 4 = precision << 16 | scale, the scale an 11-bit signed number (PG 15)
         precision = ((col.typmod - 4) >> 16) & 0xFFFF
         scale = (((col.typmod - 4) & 0x7FF) ^ 1024) - 1024
         finest = Decimal(1).scaleb(-scale)
         high = Decimal(1).scaleb(precision - scale) - finest
-        return Grid(max(Decimal(1), finest), finest, -high, high)
+        return Grid(_steps(finest), Bound(-high), Bound(high))
     if col.typname == "money":
-        return Grid(Decimal(1), Decimal("0.01"), Decimal(-(2**63)) / 100, Decimal(2**63 - 1) / 100)
+        top = Decimal(2**63 - 1) / 100
+        return Grid(_steps(Decimal("0.01")), Bound(-top), Bound(top))
     if col.typname in ("numeric", "float4", "float8"):
-        return Grid(Decimal(1), _FINE)
-    return Grid(Decimal(1), Decimal(1), Decimal(1), Decimal(2**32 - 1))  # oid, reg*: an oid
+        return Grid(_steps(Decimal("0.000001")))  # fractions of any length
+    return Grid(_steps(Decimal(1)), Bound(Decimal(1)), Bound(Decimal(2**32 - 1)))  # oid, reg*
 
 
 def _number(col: Column, slot: Slot) -> str | None:
-    got = _number_grid(col).nth(slot)
+    got = _number_grid(col).within(col.limits.compare, _decimal).nth(slot)
     return None if got is None else _decimal_text(got)
+
+
+def _decimal(text: str) -> Decimal | None:
+    return Decimal(text) if _NUMBER.fullmatch(text) else None
 
 
 def _decimal_text(d: Decimal) -> str:
@@ -494,29 +787,58 @@ def _decimal_text(d: Decimal) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-# dates count days from here, times of day seconds from midnight, timestamps seconds from
-# noon (the same day in every time zone)
+# Dates count days from here, times of day seconds from midnight, timestamps seconds from
+# noon (the same day in every time zone). A CHECK's constant is read in the same unit;
+# one with a time zone is read as its wall-clock time, as ours are (both in the session's
+# zone: pg_get_constraintdef printed it there).
 _EPOCH = datetime.datetime(2024, 1, 1, 12, 0)
 _DAY = 86400
-_DATE_GRID = Grid(Decimal(1), Decimal(1))
-_TIMESTAMP_GRID = Grid(Decimal(_DAY), Decimal(1))
-_TIME_GRID = Grid(Decimal(60), Decimal(1), Decimal(0), Decimal(_DAY - 1))
+_DATE_GRID = Grid((Decimal(1),))
+_TIMESTAMP_GRID = Grid((Decimal(_DAY), Decimal(3600), Decimal(60), Decimal(1)))
+_TIME_GRID = Grid((Decimal(60), Decimal(1)), Bound(Decimal(0)), Bound(Decimal(_DAY - 1)))
+
+
+def _days(text: str) -> Decimal | None:
+    try:
+        return Decimal((datetime.date.fromisoformat(text[:10]) - _EPOCH.date()).days)
+    except ValueError:  # infinity, BC dates
+        return None
+
+
+def _seconds(text: str) -> Decimal | None:
+    try:
+        at = datetime.datetime.fromisoformat(text).replace(tzinfo=None)
+    except ValueError:
+        return None
+    return _exact_seconds(at - _EPOCH)
+
+
+def _seconds_of_day(text: str) -> Decimal | None:
+    try:
+        at = datetime.time.fromisoformat(text).replace(tzinfo=None)
+    except ValueError:
+        return None
+    return _exact_seconds(datetime.datetime.combine(datetime.date.min, at) - datetime.datetime.min)
+
+
+def _exact_seconds(d: datetime.timedelta) -> Decimal:
+    return Decimal(d.days * _DAY + d.seconds) + Decimal(d.microseconds).scaleb(-6)
 
 
 def _date(col: Column, slot: Slot) -> str | None:
-    days = _DATE_GRID.nth(slot)
-    return (
-        None if days is None else (_EPOCH.date() + datetime.timedelta(days=int(days))).isoformat()
-    )
+    days = _DATE_GRID.within(col.limits.compare, _days).nth(slot)
+    if days is None:
+        return None
+    return (_EPOCH.date() + datetime.timedelta(days=int(days))).isoformat()
 
 
 def _timestamp(col: Column, slot: Slot) -> str | None:
-    secs = _TIMESTAMP_GRID.nth(slot)
+    secs = _TIMESTAMP_GRID.within(col.limits.compare, _seconds).nth(slot)
     return None if secs is None else str(_EPOCH + datetime.timedelta(seconds=int(secs)))
 
 
 def _time(col: Column, slot: Slot) -> str | None:
-    secs = _TIME_GRID.nth(slot)
+    secs = _TIME_GRID.within(col.limits.compare, _seconds_of_day).nth(slot)
     if secs is None:
         return None
     text = str(datetime.datetime.min + datetime.timedelta(seconds=int(secs)))[11:]
@@ -524,29 +846,40 @@ def _time(col: Column, slot: Slot) -> str | None:
 
 
 def _text(col: Column, slot: Slot) -> str | None:
-    limit = _length_limit(col)
     make = _MADE_FOR.get(_named_kind(col.name) or "")
     made = make(col, slot) if make is not None else None
-    if made is not None and (limit is None or len(made) <= limit):
+    if made is not None and _fits(col, made):
         return made
+    shortest, longest = _lengths(col)
     text = f"{col.name}-{slot.i}"
-    return text if limit is None else _shortened(text, col.name, slot, limit)
+    if longest is not None:
+        text = _shortened(text, col.name, slot, longest)
+    return text + "x" * (shortest - len(text))  # after the row's number: rows stay apart
 
 
-def _length_limit(col: Column) -> int | None:
-    return col.typmod - 4 if col.category == "S" and col.typmod > 4 else None
+def _lengths(col: Column) -> tuple[int, int | None]:
+    """The shortest and longest text a column takes: its type's limit, its CHECKs'."""
+    limits = [col.limits.max_len]
+    if col.category == "S" and col.typmod > 4:
+        limits.append(col.typmod - 4)
+    return col.limits.min_len, min((n for n in limits if n is not None), default=None)
+
+
+def _fits(col: Column, text: str) -> bool:
+    shortest, longest = _lengths(col)
+    excluded = any(op == "<>" and text == c for op, c in col.limits.compare)
+    return shortest <= len(text) and (longest is None or len(text) <= longest) and not excluded
 
 
 def _choices(col: Column) -> tuple[str, ...]:
     """The values a column takes in turn: its enum's labels or those a CHECK allows, or
     real names for a text column whose name says what it holds (a time zone)."""
     if col.labels:
-        return col.labels
+        return tuple(v for v in col.labels if _fits(col, v))
     if col.category != "S":
         return ()
-    limit = _length_limit(col)
     named = _NAMED_CHOICES.get(_named_kind(col.name) or "", ())
-    return tuple(v for v in named if limit is None or len(v) <= limit)
+    return tuple(v for v in named if _fits(col, v))
 
 
 # Text columns whose name says what they hold, holding it: later migrations cast them
