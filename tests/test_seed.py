@@ -200,3 +200,29 @@ def test_a_column_said_to_come_after_another_gets_the_later_value(db: Any) -> No
         )""")
     assert seed(db).filled == ("spans",)
     assert one(db, "SELECT count(*) FROM spans") == 3
+
+
+def test_foreign_keys_take_parent_rows_composite_self_and_missing(db: Any) -> None:
+    db.execute("""
+        CREATE TABLE account (id int PRIMARY KEY, region text NOT NULL, UNIQUE (id, region));
+        CREATE TABLE transfer (
+            id int PRIMARY KEY,
+            from_id int NOT NULL, from_region text NOT NULL,
+            to_id int NOT NULL REFERENCES account(id),
+            FOREIGN KEY (from_id, from_region) REFERENCES account(id, region)
+        );
+        CREATE TABLE node (id int PRIMARY KEY, parent_id int REFERENCES node(id));
+        CREATE TABLE root (id int PRIMARY KEY, parent_id int NOT NULL REFERENCES root(id));
+        CREATE TABLE serial_node (id serial PRIMARY KEY,
+                                  parent_id int REFERENCES serial_node(id));
+        CREATE TABLE unfillable (id int PRIMARY KEY, q tsquery NOT NULL);
+        CREATE TABLE orphan (id int PRIMARY KEY, other_id int REFERENCES unfillable(id));
+    """)
+    out = seed(db)
+    assert sorted(out.filled) == ["account", "node", "orphan", "root", "serial_node", "transfer"]
+    assert one(db, "SELECT count(*) FROM transfer WHERE from_id = to_id") == 0
+    # a tree: one root, the other rows its children
+    assert db.execute("SELECT count(*), count(parent_id) FROM node").fetchone() == (3, 2)
+    assert one(db, "SELECT count(*) FROM root WHERE id = parent_id") >= 1
+    assert db.execute("SELECT count(*), count(parent_id) FROM serial_node").fetchone() == (3, 0)
+    assert db.execute("SELECT count(*), count(other_id) FROM orphan").fetchone() == (3, 0)

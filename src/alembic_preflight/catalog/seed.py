@@ -86,7 +86,7 @@ SELECT c.oid, c.oid::regclass::text,
       'refcols', (SELECT json_agg(a.attname ORDER BY x.ord)
                   FROM unnest(k.confkey) WITH ORDINALITY x(num, ord)
                   JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = x.num),
-      'def', pg_get_constraintdef(k.oid)))
+      'def', pg_get_constraintdef(k.oid)) ORDER BY k.conname)
    FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype IN ('p', 'u', 'f', 'c')),
   (SELECT json_agg((SELECT json_agg(a.attname)
                     FROM unnest(i.indkey::int2[]) x(num)
@@ -517,22 +517,16 @@ def parents_first(tables: Sequence[Table]) -> list[Table]:
     return out
 
 
-def _plan(
-    query: Query, table: Table, rows: int
-) -> tuple[list[Column], list[list[str | None]]] | str:
+Values = list[list[str | None]]
+
+
+def _plan(query: Query, table: Table, rows: int) -> tuple[list[Column], Values] | str:
     """The columns to give values and the values, as text cast to each column's type."""
+    found = _parent_values(query, table, rows)
+    if isinstance(found, str):
+        return found
+    fk_values, rows = found
     single_unique = {u[0] for u in table.uniques if len(u) == 1}
-    fk_values: dict[str, list[str | None]] = {}
-    for fk in table.fks:
-        keys = _parent_keys(query, fk, rows)
-        if not keys:
-            if any(c.notnull and c.name in fk.cols for c in table.columns):
-                return f"`{fk.ref}`, which its foreign key points at, has no rows"
-            continue
-        if fk.cols in table.uniques or (len(fk.cols) == 1 and fk.cols[0] in single_unique):
-            rows = min(rows, len(keys))  # one row per parent key: a one-to-one relation
-        for j, name in enumerate(fk.cols):
-            fk_values[name] = [keys[i % len(keys)][j] for i in range(rows)]
     chosen: list[Column] = []
     for col in table.columns:
         if col.auto:
@@ -562,6 +556,59 @@ def _plan(
         ]
         for i in range(rows)
     ]
+    return _point_at_own_rows(table, chosen, values)
+
+
+def _parent_values(
+    query: Query, table: Table, rows: int
+) -> tuple[dict[str, list[str | None]], int] | str:
+    """Foreign key columns' values, keys of the parents' rows (NULL where a parent has
+    none and the columns may be NULL), and the rows a one-to-one relation leaves."""
+    single_unique = {u[0] for u in table.uniques if len(u) == 1}
+    notnull = {c.name for c in table.columns if c.notnull}
+    fk_values: dict[str, list[str | None]] = {}
+    for k, fk in enumerate(table.fks):
+        if fk.ref == table.name:
+            continue  # a reference to the table's own rows: _point_at_own_rows
+        keys = _parent_keys(query, fk, rows)
+        if not keys:
+            if notnull & set(fk.cols):
+                return f"`{fk.ref}`, which its foreign key points at, has no rows"
+            fk_values.update((name, [None] * rows) for name in fk.cols)
+            continue
+        if fk.cols in table.uniques or (len(fk.cols) == 1 and fk.cols[0] in single_unique):
+            rows = min(rows, len(keys))  # one row per parent key: a one-to-one relation
+        for j, name in enumerate(fk.cols):
+            # the k-th key of a table starts k parents on: two references to one table
+            # (from_account, to_account) point at different rows, as real ones would
+            fk_values[name] = [keys[(i + k) % len(keys)][j] for i in range(rows)]
+    return fk_values, rows
+
+
+def _point_at_own_rows(
+    table: Table, chosen: list[Column], values: Values
+) -> tuple[list[Column], Values] | str:
+    """Self-references: the first row is a root (NULL, or itself where the key may not be
+    NULL), the others its children; in a one-to-one relation each row is its own."""
+    at = {c.name: j for j, c in enumerate(chosen)}
+    nullable = {c.name for c in table.columns if not c.notnull}
+    for fk in table.fks:
+        if fk.ref != table.name or not set(fk.cols) <= set(at):
+            continue
+        may_be_null = set(fk.cols) <= nullable
+        if not set(fk.refcols) <= set(at) or any(r in fk.cols for r in fk.refcols):
+            if not may_be_null:  # keys made by a default (serial): unknown here
+                return f"`{table.name}` references its own rows by keys it does not choose"
+            for row in values:
+                for name in fk.cols:
+                    row[at[name]] = None
+            continue
+        own = fk.cols in table.uniques or (len(fk.cols) == 1 and (fk.cols[0],) in table.uniques)
+        for i, row in enumerate(values):
+            target = values[i if own else 0]
+            root = own or i == 0
+            for name, ref in zip(fk.cols, fk.refcols, strict=True):
+                row[at[name]] = None if root and may_be_null else target[at[ref]]
     return chosen, values
 
 
@@ -584,12 +631,13 @@ def _offsets(table: Table) -> dict[str, int]:
 
 
 def _parent_keys(query: Query, fk: ForeignKey, rows: int) -> list[tuple[str, ...]]:
+    """Up to `rows` keys of the parent's rows, as text, in one order for every foreign key
+    to that parent (so that their rotation in _parent_values tells them apart)."""
     cols = ", ".join(f"{ident(c)}::text" for c in fk.refcols)
     not_null = " AND ".join(f"{ident(c)} IS NOT NULL" for c in fk.refcols)
-    return [
-        tuple(r)
-        for r in query(f"SELECT DISTINCT {cols} FROM {fk.ref} WHERE {not_null} LIMIT {int(rows)}")
-    ]
+    order = ", ".join(str(k + 1) for k in range(len(fk.refcols)))
+    sql_text = f"SELECT DISTINCT {cols} FROM {fk.ref} WHERE {not_null} ORDER BY {order}"
+    return [tuple(r) for r in query(f"{sql_text} LIMIT {int(rows)}")]
 
 
 def insert_sql(table: str, columns: Sequence[Column], rows: Sequence[Sequence[str | None]]) -> str:
