@@ -176,6 +176,8 @@ def test_text_columns_named_for_a_kind_of_value_hold_such_values(db: Any) -> Non
         "b big[] NOT NULL UNIQUE",
         "a varchar(8) NOT NULL CHECK (a IN ('x', 'y'))",
         "m mood NOT NULL CHECK (m <> 'meh') CHECK (m::text <> 'ok')",
+        "m mood NOT NULL CHECK (m NOT IN ('ok', 'meh'))",
+        "a numeric NOT NULL UNIQUE CHECK (a <= -5.5::numeric)",
     ],
 )
 def test_simple_checks_are_met(db: Any, columns: str) -> None:

@@ -371,25 +371,37 @@ def _conjunct(text: str, value: str | None) -> list[Fact]:
     if len(options) == 1 and options[0] != text:
         return check_facts(options[0], value)
     negated = text.startswith("NOT ")
-    fact = _comparison(_unwrap(text.removeprefix("NOT ")), value)
-    if fact is None or (negated and fact.kind == "in"):
-        return []
-    return [fact._replace(op=_NEGATED[fact.op]) if negated else fact]
+    facts = _comparison(_unwrap(text.removeprefix("NOT ")), value)
+    if not negated:
+        return facts
+    if len(facts) != 1 or facts[0].kind == "in":
+        return []  # NOT (a AND b) is an OR: too much for us
+    return [facts[0]._replace(op=_NEGATED[facts[0].op])]
 
 
-def _comparison(text: str, value: str | None) -> Fact | None:
+def _comparison(text: str, value: str | None) -> list[Fact]:
     found = _split_comparison(text)
     if found is None:
-        return None
+        return []
     left, op, right = found
     a = _operand(left, value)
-    if op == "=" and right.startswith("ANY ") and a is not None and a[0] == "col":
-        items = _split(_array_items(right), ", ")
-        values = [_operand(v, value) for v in items]
-        if values and all(v is not None and v[0] == "const" for v in values):
-            return Fact("in", a[1], "=", tuple(v[1] for v in values if v is not None))
-        return None
-    b = _operand(right, value)
+    if right.startswith(("ANY ", "ALL ")) and a is not None and a[0] == "col":
+        # IN (...) is `= ANY (ARRAY[...])`, NOT IN (...) `<> ALL (ARRAY[...])`
+        items = [_operand(v, value) for v in _split(_array_items(right), ", ")]
+        values = tuple(v[1] for v in items if v is not None and v[0] == "const")
+        if not values or len(values) < len(items):
+            return []
+        if (op, right[:3]) == ("=", "ANY"):
+            return [Fact("in", a[1], "=", values)]
+        if (op, right[:3]) == ("<>", "ALL"):
+            return [Fact("value", a[1], "<>", (v,)) for v in values]
+        return []
+    fact = _pair(a, op, _operand(right, value))
+    return [] if fact is None else [fact]
+
+
+def _pair(a: tuple[str, str] | None, op: str, b: tuple[str, str] | None) -> Fact | None:
+    """The fact of `a op b`, for operands as _operand reads them."""
     if a is None or b is None:
         return None
     if a[0] == "const" and b[0] != "const":
@@ -411,8 +423,8 @@ def _operand(text: str, value: str | None) -> tuple[str, str] | None:
         previous, text = text, _CAST.sub("", _unwrap(text.strip()))
     if m := _STRING.fullmatch(text):
         return ("const", m.group(1).replace("''", "'"))
-    if _NUMBER.fullmatch(text):
-        return ("const", text)
+    if _NUMBER.fullmatch(text.replace("- ", "-", 1)):  # (- 5.5) is how -5.5 prints
+        return ("const", text.replace("- ", "-", 1))
     if m := _LENGTH.fullmatch(text):
         inner = _operand(m.group(1), value)
         return ("len", inner[1]) if inner is not None and inner[0] == "col" else None
