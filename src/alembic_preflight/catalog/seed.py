@@ -4,9 +4,16 @@ A migration that adds a NOT NULL column without a server default, builds a uniqu
 or casts a column works on the empty tables of a test database and fails in production.
 Before each revision of the stepwise walk, every empty table gets a few rows generated
 from its column types, respecting NOT NULL, defaults, foreign keys (parents first, keys
-picked from the parent's rows), unique constraints (distinct values) and simple check
-constraints. What cannot be filled is skipped and reported once as a notice: the rows are
-an extra test, never a reason for a false error.
+picked from the parent's rows; a self-reference makes a tree), unique constraints
+(distinct values) and simple check constraints (IN lists, bounds, lengths, one column
+before another). What cannot be filled is skipped and reported once as a notice: the
+rows are an extra test, never a reason for a false error.
+
+The rows look like real ones where that is cheap, since a later migration that fails on
+made-up values only is a false alarm: each column has values of its own (a CHECK (a <> b)
+added later holds), arrays hold an element, and text columns named for what they hold
+get such values (time zone names in `tz`, UUIDs in `external_uuid`, numbers in
+`views_count`), which later casts and checks accept.
 
 Everything is read in one catalog query per call; each table is filled in a savepoint of
 one transaction, with one multi-row INSERT. One path for every connection: the queries go
@@ -605,17 +612,17 @@ def _point_at_own_rows(
     at = {c.name: j for j, c in enumerate(chosen)}
     nullable = {c.name for c in table.columns if not c.notnull}
     for fk in table.fks:
-        if fk.ref != table.name or not set(fk.cols) <= set(at):
-            continue
+        if fk.ref != table.name or not set(fk.cols) <= set(at) or set(fk.cols) & set(fk.refcols):
+            continue  # not a self-reference we fill; or (id) REFERENCES (id): always met
         may_be_null = set(fk.cols) <= nullable
-        if not set(fk.refcols) <= set(at) or any(r in fk.cols for r in fk.refcols):
+        if not set(fk.refcols) <= set(at):
             if not may_be_null:  # keys made by a default (serial): unknown here
                 return f"`{table.name}` references its own rows by keys it does not choose"
             for row in values:
                 for name in fk.cols:
                     row[at[name]] = None
             continue
-        own = fk.cols in table.uniques or (len(fk.cols) == 1 and (fk.cols[0],) in table.uniques)
+        own = fk.cols in table.uniques
         for i, row in enumerate(values):
             target = values[i if own else 0]
             root = own or i == 0
@@ -754,29 +761,26 @@ class Grid:
         )
         up = None if kmax is None else kmax - start + 1  # values from start upwards
 
-        def at(p: int) -> int:
+        def at(p: int) -> int:  # the p-th value looked at: up from start, then down
             return start + p if up is None or p < up else start - 1 - (p - up)
 
-        def free(lo: int, hi: int) -> int:
-            return (
-                hi
-                - lo
-                + 1
-                - sum(1 for e in self.excluded if e % step == 0 and lo <= e / step <= hi)
-            )
-
         j = slot.n - 1
-        if up is not None and kmax is not None and free(start, kmax) >= slot.rows:
-            j %= free(start, kmax)  # wrap round above start: small positive numbers look real
+        if kmax is not None and self._free(step, start, kmax) >= slot.rows:
+            j %= self._free(step, start, kmax)  # wrap above start: small positive numbers
         elif kmin is not None and kmax is not None:
-            if free(kmin, kmax) <= 0:
+            if self._free(step, kmin, kmax) <= 0:
                 return None
-            j %= free(kmin, kmax)
+            j %= self._free(step, kmin, kmax)
         p = 0
         while at(p) * step in self.excluded or j > 0:
             j -= at(p) * step not in self.excluded
             p += 1
         return at(p) * step
+
+    def _free(self, step: Decimal, lo: int, hi: int) -> int:
+        """How many values from lo to hi steps are not excluded."""
+        excluded = sum(1 for e in self.excluded if e % step == 0 and lo <= e / step <= hi)
+        return hi - lo + 1 - excluded
 
     def _ends(self, step: Decimal) -> tuple[int | None, int | None]:
         kmin = kmax = None
