@@ -246,3 +246,18 @@ def test_a_history_that_real_rows_pass_passes_with_synthetic_rows() -> None:
         ["a1a1a1a1a1a1", "b2b2b2b2b2b2", "c3c3c3c3c3c3", "d4d4d4d4d4d4", "e5e5e5e5e5e5"], "passed"
     )
     assert r.code == 0
+
+
+def test_ranges_do_not_overlap_and_multiranges_hold_one(db: Any) -> None:
+    # an exclusion constraint against overlaps, as bookings of one room have
+    db.execute("""
+        CREATE TABLE stays (
+            id int PRIMARY KEY, during tstzrange NOT NULL, nights daterange NOT NULL,
+            local tsrange NOT NULL, seats int4range NOT NULL, big int8range NOT NULL,
+            price numrange NOT NULL, gaps int4multirange NOT NULL,
+            EXCLUDE USING gist (during WITH &&), EXCLUDE USING gist (nights WITH &&),
+            EXCLUDE USING gist (seats WITH &&), EXCLUDE USING gist (price WITH &&)
+        )""")
+    assert seed(db).filled == ("stays",)
+    empty = "SELECT count(*) FROM stays WHERE isempty(during) OR isempty(range_merge(gaps))"
+    assert one(db, empty) == 0

@@ -909,6 +909,22 @@ def _time(col: Column, slot: Slot) -> str | None:
     return text + "+00" if col.typname == "timetz" else text
 
 
+def _range(col: Column, slot: Slot) -> str:
+    """[n, n + 1) in the range's unit: a day, an hour from noon; rows do not overlap, as
+    an exclusion constraint (EXCLUDE USING gist (during WITH &&)) needs."""
+    kind = col.typname.replace("multirange", "range")
+    if kind == "daterange":
+        day = _EPOCH.date() + datetime.timedelta(days=slot.n)
+        low, high = day.isoformat(), (day + datetime.timedelta(days=1)).isoformat()
+    elif kind in ("tsrange", "tstzrange"):
+        at = _EPOCH + datetime.timedelta(days=slot.n)
+        low, high = f'"{at}"', f'"{at + datetime.timedelta(hours=1)}"'
+    else:
+        low, high = str(slot.n), str(slot.n + 1)
+    text = f"[{low},{high})"
+    return "{" + text + "}" if "multirange" in col.typname else text
+
+
 def _text(col: Column, slot: Slot) -> str | None:
     make = _MADE_FOR.get(_named_kind(col.name) or "")
     made = make(col, slot) if make is not None else None
@@ -1159,6 +1175,11 @@ _BY_TYPE: dict[str, Callable[[Column, Slot], str | None]] = {
     "tsvector": lambda col, slot: f"word{slot.n}",
     "macaddr": _mac,
     "macaddr8": _mac,
+    **{
+        f"{sub}{kind}": _range
+        for sub in ("int4", "int8", "num", "date", "ts", "tstz")
+        for kind in ("range", "multirange")
+    },
     # arrays by category, read as space-separated numbers
     "int2vector": lambda col, slot: str(slot.n),
     "oidvector": lambda col, slot: str(slot.n),
