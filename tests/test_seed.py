@@ -261,3 +261,18 @@ def test_ranges_do_not_overlap_and_multiranges_hold_one(db: Any) -> None:
     assert seed(db).filled == ("stays",)
     empty = "SELECT count(*) FROM stays WHERE isempty(during) OR isempty(range_merge(gaps))"
     assert one(db, empty) == 0
+
+
+def test_dates_kept_as_text_are_iso_dates_in_order(db: Any) -> None:
+    # a legacy schema's dates as text, later cast to date and timestamptz
+    db.execute("""
+        CREATE TABLE legacy (
+            id int PRIMARY KEY, birth_date text NOT NULL, shipped_on varchar(10) NOT NULL,
+            created_at varchar(32) NOT NULL, "lastSeenAt" text, start_date text NOT NULL,
+            end_date text NOT NULL, CHECK (start_date < end_date)
+        )""")
+    assert seed(db).filled == ("legacy",)
+    casts = """SELECT count(birth_date::date), count(shipped_on::date),
+               count(created_at::timestamptz), count("lastSeenAt"::timestamptz),
+               count(*) FILTER (WHERE start_date::date < end_date::date) FROM legacy"""
+    assert db.execute(casts).fetchone() == (3, 3, 3, 3, 3)

@@ -990,6 +990,11 @@ _KIND_BY_WORD = {
     "fax": "phone",
     "msisdn": "phone",
     "slug": "slug",
+    # dates kept as text, in ISO form: later cast to date or timestamptz
+    "date": "date",
+    "birthday": "date",
+    "timestamp": "timestamp",
+    "datetime": "timestamp",
     # numbers kept as text, often cast to numbers later; nothing else goes by these names
     "count": "number",
     "amount": "number",
@@ -1023,6 +1028,8 @@ def _named_kind(name: str) -> str | None:
         return "ip"
     if last == "number" and len(words) > 1 and _KIND_BY_WORD.get(words[-2]) == "phone":
         return "phone"
+    if len(words) > 1 and last in ("on", "at"):  # shipped_on, created_at
+        return "date" if last == "on" else "timestamp"
     for word in (last, last.removesuffix("s"), last.removesuffix("ies") + "y"):
         if word in _KIND_BY_WORD:
             return _KIND_BY_WORD[word]
@@ -1075,7 +1082,7 @@ def _slugged(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "item"
 
 
-_MADE_FOR: dict[str, Callable[[Column, Slot], str]] = {
+_MADE_FOR: dict[str, Callable[[Column, Slot], str | None]] = {
     "email": lambda col, slot: f"{_slugged(col.name).replace('-', '.')}{slot.i}@example.com",
     "json": lambda col, slot: _json(col, slot),
     "url": lambda col, slot: f"https://example.com/{_slugged(col.name)}/{slot.n}",
@@ -1084,6 +1091,8 @@ _MADE_FOR: dict[str, Callable[[Column, Slot], str]] = {
     "phone": lambda col, slot: f"+1555{slot.n:07d}",
     "slug": lambda col, slot: f"{_slugged(col.name)}-{slot.n}",
     "number": lambda col, slot: str(slot.n),
+    "date": lambda col, slot: _date(col, slot),
+    "timestamp": lambda col, slot: _timestamp(col, slot),
 }
 
 
