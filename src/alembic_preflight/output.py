@@ -1,5 +1,6 @@
-"""The only module besides the reporters that writes to the terminal: progress and errors
-go to stderr, so stdout stays for reports (and GitHub workflow commands).
+"""The only module besides the reporters (and output_progress.py, its bars) that writes to
+the terminal: progress and errors go to stderr, so stdout stays for reports (and GitHub
+workflow commands).
 
 Every line is masked (the secrets `hide` was given, in every spelling) and survives any
 text: a lone surrogate or a byte the terminal's encoding cannot show is replaced, never
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from urllib.parse import quote, quote_plus
 
 from alembic_preflight.findings import CheckResult
@@ -51,11 +53,27 @@ def masked(text: str, secrets: tuple[str, ...] | None = None) -> str:
     return _URL_PASSWORD.sub(lambda m: m[1] + (m[2] if m[2] == MASK else MASK) + m[3], text)
 
 
+# while progress bars hold the terminal (output_progress.Bars), lines are printed through
+# them, above the bars: written past them, a line would be drawn over at the next refresh
+_through: Callable[[str], None] | None = None
+
+
+def divert(write: Callable[[str], None] | None) -> None:
+    """Every line from now on to `write` (already masked); None: to stderr again."""
+    global _through
+    _through = write
+
+
 def _say(text: str) -> None:
     line = masked(text) + "\n"
     stream = sys.stderr
     encoding = getattr(stream, "encoding", None) or "utf-8"
-    stream.write(line.encode(encoding, "replace").decode(encoding, "replace"))
+    line = line.encode(encoding, "replace").decode(encoding, "replace")
+    through = _through
+    if through is not None:
+        through(line)
+        return
+    stream.write(line)
     stream.flush()
 
 
