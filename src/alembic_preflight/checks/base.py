@@ -24,6 +24,31 @@ class LaneBusy:
     cost: float
 
 
+class ProgressSink(Protocol):
+    """Where a long check says how far it is, never printing itself: `done` of `total`
+    (revisions, or steps) on one of its lanes. Called from the lanes' threads; a count
+    never goes back (a lower `done` is ignored). output_progress.py shows it on stderr."""
+
+    def advance(
+        self, check: str, lane: int, done: int, total: int, unit: str = "revisions"
+    ) -> None: ...
+
+    def end(self, check: str) -> None:  # the check is over (commands/run_checks.py)
+        ...
+
+
+class NoProgress:
+    """Counts nobody shows (a CheckContext made outside `verify`)."""
+
+    def advance(
+        self, check: str, lane: int, done: int, total: int, unit: str = "revisions"
+    ) -> None:
+        pass
+
+    def end(self, check: str) -> None:
+        pass
+
+
 class CheckSkipped(Exception):
     """Raised by a check that has nothing to do; the message says why (a notice)."""
 
@@ -45,6 +70,8 @@ class CheckContext:
     lane0_busy: LaneBusy | None = None
     # findings the project accepts (its baseline file): applied to every check's result
     baseline: Matcher | None = None
+    # how far a long check is, shown on stderr while it runs (output_progress.py)
+    progress: ProgressSink = field(default_factory=NoProgress)
 
     def in_focus(self, revision: str | None) -> bool:
         return self.focus is None or revision in self.focus

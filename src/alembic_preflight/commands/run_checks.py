@@ -110,6 +110,7 @@ def run_check(check: Check, ctx: CheckContext, fail_on: Severity) -> CheckResult
         note=note or ctx.note,
         cases=tuple(ctx.cases),
     )
+    ctx.progress.end(check.ID)  # its bars go before its line is said
     output.progress(result)
     return result
 

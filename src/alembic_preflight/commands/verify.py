@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from alembic_preflight import __version__, output
+from alembic_preflight import __version__, output, output_progress
 from alembic_preflight.baseline import Entry, Matcher
 from alembic_preflight.baseline import load as load_baseline
 from alembic_preflight.checks import CHECKS, rule_docs, stepwise
@@ -65,8 +65,15 @@ def run_verify(settings: Settings, prewarmed: Prewarmed | None) -> tuple[Report,
         )
     path = settings.baseline_path
     matcher = Matcher(load_baseline(path)) if path is not None else None
+    # bars on a terminal, a line now and then in a CI log: stopped before the report
+    progress = output_progress.on_stderr()
     ctx = CheckContext(
-        settings=settings, project=project, earlier=results, focus=focus, baseline=matcher
+        settings=settings,
+        project=project,
+        earlier=results,
+        focus=focus,
+        baseline=matcher,
+        progress=progress,
     )
     for check in checks:
         if not check.NEEDS_DB:
@@ -94,7 +101,8 @@ def run_verify(settings: Settings, prewarmed: Prewarmed | None) -> tuple[Report,
                     f"{time.monotonic() - started:.1f} s)"
                 )
                 bench = Workbench(settings, project, server, prewarmed=prewarmed or Prewarmed())
-                with bench.open(lanes=settings.lanes):
+                # the bars stop first (also on Ctrl-C), then the lanes close
+                with bench.open(lanes=settings.lanes), progress:
                     db_ctx = replace(ctx, bench=bench)
                     if beside(db_checks, bench.lane_count):
                         run_beside(db_checks, db_ctx, settings.fail_on, results)
@@ -130,6 +138,7 @@ def run_verify(settings: Settings, prewarmed: Prewarmed | None) -> tuple[Report,
         baseline=project.rel(matcher.baseline.path) if matcher else None,
         fixed=matcher.fixed(_looked_at(ran), _in_scope(settings, focus)) if matcher else (),
     )
+    progress.close()
     return report, secrets
 
 

@@ -55,6 +55,8 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     # one slice (a short history): the last lane, which no other check may be using
     lanes = ctx.lanes if len(plan.slices) > 1 else ctx.lanes[-1:]
     walks = [Walk(ctx, lanes[i], plan, a, b) for i, (a, b) in enumerate(plan.slices)]
+    for w in walks:  # every lane's share before any walks: the total is known from the start
+        ctx.progress.advance(ID, w.lane, 0, w.end - w.start)
     try:
         if len(walks) == 1:
             walks[0].walk()

@@ -12,6 +12,7 @@ from alembic_preflight.checks.base import CheckContext
 from alembic_preflight.checks.declared_rows import user_data
 from alembic_preflight.checks.failures import timed_out
 from alembic_preflight.checks.stepwise.plan import Plan
+from alembic_preflight.checks.stepwise.words import ID
 from alembic_preflight.project.source import commit_lines
 from alembic_preflight.worker.protocol import (
     WALK,
@@ -37,6 +38,7 @@ class Walk(Protocol):
     lane: int
     start: int
     end: int
+    walked: int
     known: set[int]
     applied: list[str]
     timed_out: dict[tuple[str, bool], Failure]
@@ -128,6 +130,8 @@ class FastLane:
             last[:] = [p]
             if p.done is not None:
                 done.append(p.done)
+                # counted as it is done, not when Walk books the whole batch
+                w.ctx.progress.advance(ID, w.lane, w.walked + len(done), w.end - w.start)
 
         outcome: Outcome = w.bench.run(WALK, request, lane=w.lane, on_progress=progress)
         if outcome.ok and len(done) == len(batch):

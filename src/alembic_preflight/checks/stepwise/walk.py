@@ -93,6 +93,7 @@ class Walk:
             before = len(self.findings)
             go_on = fast.record(rev) if fast.clean(rev) else self._revision(rev)
             self.walked += 1
+            self.ctx.progress.advance(words.ID, self.lane, self.walked, len(revs))
             worst = min((f.severity.rank for f in self.findings[before:]), default=9)
             status = Status.FAILED if worst == Severity.ERROR.rank else Status.PASSED
             if rev in self.plan.skip:
