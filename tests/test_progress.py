@@ -41,7 +41,9 @@ def test_a_ci_log_gets_a_line_per_tenth_of_each_long_check(tmp_path: Path) -> No
     r = run_cli("verify", tmp_path, "--database", "embedded", "--checks", checks, "--jobs", "2")
     assert r.code == 0, r.stdout + r.stderr
     assert "2 parallel lanes" in r.check("stepwise")["note"]
-    for check, total in (("stepwise", 60),):
+    # upgrade runs every revision once; roundtrip copies upgrade's head, then runs every
+    # downgrade and every upgrade again (two steps a revision)
+    for check, total in (("stepwise", 60), ("upgrade", 60), ("roundtrip", 120)):
         said = _lines(r.stderr, check)
         assert {t for _, t in said} == {total}, (check, r.stderr)
         counts = [d for d, _ in said]
@@ -55,6 +57,8 @@ def test_a_ci_log_gets_a_line_per_tenth_of_each_long_check(tmp_path: Path) -> No
             ln for ln in r.stderr.splitlines() if ln.startswith(f"alembic-preflight: {check}: ")
         ]
         assert ours[-1].startswith(f"alembic-preflight: {check}: passed in "), r.stderr
+    # upgrade's first revision is the slow one: every tenth after it is said
+    assert {d * 10 // 60 for d, _ in _lines(r.stderr, "upgrade")} == set(range(1, 11))
     assert "revisions," not in r.stdout and "steps," not in r.stdout
 
 

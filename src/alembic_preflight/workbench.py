@@ -391,13 +391,16 @@ class Workbench:
         lane: int = 0,
         mutates: bool = True,
         on_progress: Callable[[Any], None] | None = None,
+        on_running: Callable[[Running], None] | None = None,
     ) -> Outcome:
         """One request to the lane's worker, bounded by --step-timeout on the wall clock.
 
         A request that sends progress messages (WALK: one before each step) is bounded
         per step instead: the limit counts from the last message, and each goes to
-        `on_progress`."""
-        return self._proven(kind, self._request(kind, arg, lane, mutates, on_progress))
+        `on_progress`. `on_running` hears each revision function start (every request
+        that migrates sends those): how far a long upgrade or downgrade is."""
+        outcome = self._request(kind, arg, lane, mutates, on_progress, on_running)
+        return self._proven(kind, outcome)
 
     def _request(
         self,
@@ -406,6 +409,7 @@ class Workbench:
         lane: int,
         mutates: bool,
         on_progress: Callable[[Any], None] | None,
+        on_running: Callable[[Running], None] | None = None,
     ) -> Outcome:
         ln = self.lanes[lane]
         if ln.process is None or not ln.process.is_alive():
@@ -439,6 +443,8 @@ class Workbench:
                 # a revision's function starts: it has --step-timeout, and a second
                 ln.running = message
                 limit = self.settings.step_timeout + 1
+                if on_running is not None:
+                    on_running(message)
                 continue
             if on_progress is not None:
                 on_progress(message)

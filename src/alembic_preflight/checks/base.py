@@ -49,6 +49,26 @@ class NoProgress:
         pass
 
 
+@dataclass
+class RunCount:
+    """Revision functions counted into `ctx.progress` as a worker starts each (Workbench.run's
+    `on_running`): how far upgrade and roundtrip are, which run the history in a request
+    or three. Counted on lane 0, where those checks run."""
+
+    progress: ProgressSink
+    check: str
+    total: int
+    unit: str = "revisions"
+    done: int = 0
+
+    def __post_init__(self) -> None:
+        self.progress.advance(self.check, 0, 0, self.total, self.unit)
+
+    def __call__(self, _running: object) -> None:
+        self.done += 1
+        self.progress.advance(self.check, 0, self.done, self.total, self.unit)
+
+
 class CheckSkipped(Exception):
     """Raised by a check that has nothing to do; the message says why (a notice)."""
 

@@ -5,6 +5,7 @@ realistic rows wherever it runs (issue 16)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -59,10 +60,15 @@ def insert_declared(
 
 
 def upgrade_with_rows(
-    ctx: CheckContext, check_id: str, target: str = "heads", lane: int = 0
+    ctx: CheckContext,
+    check_id: str,
+    target: str = "heads",
+    lane: int = 0,
+    on_running: Callable[[Any], None] | None = None,
 ) -> tuple[Outcome, list[Finding]]:
     """`upgrade <target>`, stopping before each revision with declared rows to insert
-    them (into its parents' schema, as the walk does)."""
+    them (into its parents' schema, as the walk does); `on_running` hears each revision
+    start (Workbench.run)."""
     bench = ctx.bench
     assert bench is not None
     data = user_data(ctx)
@@ -72,14 +78,14 @@ def upgrade_with_rows(
         if rev not in data:
             continue
         for parent in history.parents(rev) + history.dependencies(rev):
-            outcome = bench.run(UPGRADE, parent, lane=lane)
+            outcome = bench.run(UPGRADE, parent, lane=lane, on_running=on_running)
             if not outcome.ok:
                 return outcome, refused
         with psycopg.connect(
             bench.server.conninfo(bench.lanes[lane].dbname), autocommit=True
         ) as conn:
             refused += insert_declared(conn, ctx, check_id, rev, data[rev])[1]
-    return bench.run(UPGRADE, target, lane=lane), refused
+    return bench.run(UPGRADE, target, lane=lane, on_running=on_running), refused
 
 
 def data_failed(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
 from alembic_preflight.checks.base import CheckContext
 from alembic_preflight.findings import Finding, RuleText, Severity, first_line
@@ -281,10 +283,14 @@ def start_empty(ctx: CheckContext, lane: int = 0, *, save: bool = True) -> Failu
 
 
 def ensure_head(
-    ctx: CheckContext, check_id: str, refused: list[Finding] | None = None
+    ctx: CheckContext,
+    check_id: str,
+    refused: list[Finding] | None = None,
+    on_running: Callable[[Any], None] | None = None,
 ) -> Failure | None:
     """Put the lane's database at head: a copy of the saved one, or by upgrading (with
-    the rows `data:` declares; the ones refused go to `refused`)."""
+    the rows `data:` declares; the ones refused go to `refused`; `on_running` hears each
+    revision start)."""
     from alembic_preflight.checks.declared_rows import upgrade_with_rows
 
     bench = ctx.bench
@@ -295,7 +301,7 @@ def ensure_head(
     failure = start_empty(ctx)
     if failure is not None:
         return failure
-    outcome, said = upgrade_with_rows(ctx, check_id)
+    outcome, said = upgrade_with_rows(ctx, check_id, on_running=on_running)
     if refused is not None:
         refused += said
     if not outcome.ok:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from alembic_preflight.checks.base import CheckContext, CheckSkipped
+from alembic_preflight.checks.base import CheckContext, CheckSkipped, RunCount
 from alembic_preflight.checks.declared_rows import RULES as DECLARED_RULES
 from alembic_preflight.checks.declared_rows import upgrade_with_rows
 from alembic_preflight.checks.failures import (
@@ -35,7 +35,8 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     if failure is not None:
         yield failure_finding(ctx, ID, "bootstrap-failed", failure, what="bootstrap")
         return
-    outcome, refused = upgrade_with_rows(ctx, ID)
+    count = RunCount(ctx.progress, ID, len(ctx.project.history.revisions))
+    outcome, refused = upgrade_with_rows(ctx, ID, on_running=count)
     yield from refused
     if outcome.ok:
         # proven, not assumed: our database's version table names the heads (issue 13)
