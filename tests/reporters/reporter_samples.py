@@ -341,3 +341,153 @@ def make_large_report() -> Report:
         duration_s=447.3,
         rules=rule_docs(),
     )
+
+
+LEFT = "0035beef0035"  # its downgrade forgets the enum type
+UNNAMED = "0033beef0033"  # its downgrade drops a constraint without a name
+
+
+def old_revision(i: int) -> str:
+    return f"{i:04d}beef{i:04d}"
+
+
+def make_defects_report(conventions: int = 30) -> Report:
+    """The issue's history in small: a naming convention the old revisions never followed
+    (errors that sort first by file), one missing enum drop seen by three checks, and an
+    unnamed drop seen by lint and by the stepwise downgrade that fails on it."""
+    revs = [old_revision(i) for i in range(max(40, conventions))]
+    files = {rev: f"{VERSIONS}/{rev}_step_{i}.py" for i, rev in enumerate(revs)}
+    project_frames = "\n".join(
+        ["Traceback (the project's own frames):"]
+        + [
+            line
+            for i in range(5)
+            for line in (
+                f'  File "/work/db/migrations/env.py", line {70 + i}, in run_migrations_online',
+                f"    step_{i}()",
+            )
+        ]
+        + [
+            f'  File "/work/{files[UNNAMED]}", line 22, in downgrade',
+            '    op.drop_constraint(None, "orders", type_="check")',
+            "sqlalchemy.exc.CompileError: Can't emit DROP CONSTRAINT for constraint "
+            "CheckConstraint(<sqlalchemy.sql.elements.TextClause object at 0x7f>, "
+            "table=Table('orders', MetaData(), schema=None)); it has no name",
+        ]
+    )
+    lint = (
+        *(
+            Finding(
+                "lint",
+                "file-name-template",
+                E,
+                f"file name {rev}_step_{i}.py does not follow file_template "
+                "'%(year)d_%(rev)s_%(slug)s'",
+                revision=rev,
+                file=files[rev],
+                line=1,
+                column=1,
+                fix="rename the file, or change file_template in alembic.ini",
+            )
+            for i, rev in enumerate(revs[:conventions])
+        ),
+        Finding(
+            "lint",
+            "unnamed-drop-constraint",
+            E,
+            "drop_constraint(None, ...) can never run: Alembic needs the constraint's name",
+            revision=UNNAMED,
+            file=files[UNNAMED],
+            line=22,
+            column=5,
+            fix="look the name up in the database (\\d table in psql) and pass it",
+        ),
+        Finding(
+            "lint",
+            "unnamed-constraint",
+            W,
+            "create_check_constraint(None, ...) creates an unnamed check constraint",
+            revision=UNNAMED,
+            file=files[UNNAMED],
+            line=17,
+            column=5,
+        ),
+    )
+    roundtrip = (
+        Finding(
+            "roundtrip",
+            "base-not-empty",
+            E,
+            "downgrade to base leaves type `order_status` (enum)",
+            detail="+ type order_status\n+     labels: 'new', 'paid'",
+            fix="run the stepwise check to see which revision's downgrade leaves it",
+        ),
+        Finding(
+            "roundtrip",
+            "reupgrade-failed",
+            E,
+            f"upgrade of {LEFT} fails (upgrade head after downgrade to base): "
+            'DuplicateObject: type "order_status" already exists',
+            revision=LEFT,
+            file=files[LEFT],
+            line=25,
+            detail="statement:\nCREATE TYPE order_status AS ENUM ('new', 'paid')",
+        ),
+    )
+    stepwise = (
+        Finding(
+            "stepwise",
+            "downgrade-leaves-behind",
+            E,
+            f"downgrade of {LEFT} leaves type `order_status` (enum)",
+            revision=LEFT,
+            file=files[LEFT],
+            line=34,
+            detail="+ type order_status\n+     labels: 'new', 'paid'",
+            fix="make downgrade() undo everything upgrade() does, and nothing more",
+        ),
+        Finding(
+            "stepwise",
+            "downgrade-failed",
+            E,
+            f"downgrade of {UNNAMED} fails (downgraded alone): CompileError: Can't emit DROP "
+            "CONSTRAINT for constraint CheckConstraint(<sqlalchemy.sql.elements.TextClause "
+            "object>, table=Table('orders', MetaData(), schema=None)); it has no name",
+            revision=UNNAMED,
+            file=files[UNNAMED],
+            line=22,
+            detail=project_frames,
+            fix="the cause is lint unnamed-drop-constraint at line 22: look the name up in "
+            "the database (\\d table in psql) and pass it",
+        ),
+        Finding(
+            "stepwise",
+            "seed-skipped",
+            N,
+            "table `orders` was left without synthetic rows: no value for `kind`",
+            revision=LEFT,
+        ),
+    )
+    return Report(
+        tool_version="0.1.0",
+        project=ProjectInfo(
+            config="db/alembic.ini",
+            script_location="db/migrations",
+            revisions=len(revs),
+            heads=(revs[-1],),
+            bases=(revs[0],),
+            directory="db",
+            parents={rev: ((revs[i - 1],) if i else ()) for i, rev in enumerate(revs)},
+            files=files,
+        ),
+        database=DatabaseInfo("postgresql", "16.4"),
+        checks=(
+            CheckResult("graph", Status.PASSED, 0.01),
+            CheckResult("lint", Status.FAILED, 0.2, findings=lint),
+            CheckResult("upgrade", Status.PASSED, 1.0),
+            CheckResult("roundtrip", Status.FAILED, 2.0, findings=roundtrip),
+            CheckResult("stepwise", Status.FAILED, 9.0, findings=stepwise),
+        ),
+        duration_s=12.5,
+        rules=rule_docs(),
+    )
