@@ -5,6 +5,7 @@ from dataclasses import replace
 
 from reporter_samples import (
     HOSTILE,
+    make_defects_report,
     make_hostile_report,
     make_large_report,
     make_passing_report,
@@ -16,10 +17,13 @@ from alembic_preflight.findings import CheckResult, Finding, Severity, Status
 from alembic_preflight.reporters import console as console_reporter
 
 
-def render(report, width: int = 100, **kw) -> str:
+def render(report, width: int = 100, verbose: bool = False, **kw) -> str:
     out = io.StringIO()
     console = Console(file=out, width=width, color_system=None, legacy_windows=False, **kw)
-    console_reporter.write(report, console, project_name="shop")
+    if verbose:
+        console_reporter.write(report, console, project_name="shop", verbose=True)
+    else:
+        console_reporter.write(report, console, project_name="shop")
     return out.getvalue()
 
 
@@ -39,29 +43,44 @@ def test_headline_names_the_outcome_and_database(report):
     assert "PASSED" in render(make_passing_report()).splitlines()[0]
 
 
-def test_groups_worst_first_with_counts(report):
+def test_sections_worst_first_with_counts(report):
     text = render(report)
-    error_group = text.index("error lint/not-null-without-server-default (1)")
-    warning_group = text.index("warning lint/unnamed-constraint (2)")
-    notice_group = text.index("notice lint/vague-message (1)")
-    assert error_group < warning_group < notice_group
+    failures = text.index("Failures that break a deploy or a rollback (3)")
+    lint_errors = text.index("Lint errors (1)")
+    warnings = text.index("Warnings (2)")
+    notices = text.index("Notices (2)")
+    assert failures < lint_errors < warnings < notices
     assert "Findings: 4 errors, 2 warnings, 2 notices" in text
+    # the counts lead with what breaks too
+    counts = text.split("Findings: ", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+    assert [c.split()[-1] for c in counts[:2]] == [
+        "graph/multiple-heads",
+        "stepwise/downgrade-failed",
+    ]
 
 
-def test_detail_cut_to_fifteen_lines_keeping_the_error(report):
+def test_detail_cut_to_six_lines_keeping_the_deepest_frames_and_the_error(report):
     text = render(report)
-    detail = text.split("Traceback (most recent call last):", 1)[1].split("\n\n", 1)[0]
-    assert len(detail.strip().splitlines()) == 14  # +1 for the Traceback line: 15
-    assert "line 4, in run_migrations" in detail
-    assert "line 5, in run_migrations" not in detail
-    assert "… 6 lines cut (the JSON report has them all) …" in detail
-    assert "line 18, in run_migrations" in detail
-    assert 'UndefinedColumn: column "status" does not exist' in detail
+    detail = text.split("fix: drop the index before the column in downgrade()\n", 1)[1]
+    detail = detail.split("\n  db/", 1)[0].splitlines()
+    assert detail == [
+        "      … 15 lines cut (--verbose shows them)",
+        '        File "env.py", line 15, in run_migrations',
+        '        File "env.py", line 16, in run_migrations',
+        '        File "env.py", line 17, in run_migrations',
+        '        File "env.py", line 18, in run_migrations',
+        '      psycopg.errors.UndefinedColumn: column "status" does not exist',
+    ]
 
 
-def test_same_detail_printed_once_per_group():
+def test_a_diff_keeps_its_head():
+    lines = console_reporter.detail_lines("\n".join(f"+ line {i}" for i in range(10)))
+    assert lines == [*(f"+ line {i}" for i in range(5)), "… 5 more lines (--verbose shows them)"]
+
+
+def test_same_detail_printed_once_per_section():
     text = render(make_large_report())
-    assert text.count("Traceback (most recent call last):") == 1
+    assert text.count("UndefinedColumn") == 1
     assert text.count("(same detail as above)") == 2
 
 
@@ -77,22 +96,29 @@ def test_irreversible_folded_over_three():
 def test_scales_to_forty_findings():
     r = many_findings(40)
     text = render(r)
-    assert "finding number 024" in text
-    assert "finding number 025" not in text
-    assert "… 15 more (all are in the JSON report)" in text
-    # one line per finding, not a wall
+    assert "finding number 009" in text
+    assert "finding number 010" not in text
+    assert "… 30 more lint errors (30 lint/unnamed-constraint): --verbose lists them" in text
+    # two lines per finding, not a wall
     assert len(text.splitlines()) < 50
 
 
-def test_finding_line_format(report):
-    text = render(report)
-    assert (
-        "  db/migrations/versions/4d5e6f708192_add_status.py:21:5  4d5e6f708192  "
-        "orders.status is added NOT NULL" in text
-    )
-    assert "      fix: add server_default" in text
+def test_entry_format(report):
+    lines = render(report).splitlines()
+    i = lines.index("  db/migrations/versions/4d5e6f708192_add_status.py:21:5")
+    assert lines[i + 1 : i + 3] == [
+        "      lint/not-null-without-server-default: orders.status is added NOT NULL without a "
+        "server_default",
+        "      fix: add server_default=sa.text(\"'new'\") or backfill before NOT NULL",
+    ]
     # a finding without a file points at alembic.ini
-    assert "  db/alembic.ini  2 heads:" in text
+    i = lines.index("  db/alembic.ini")
+    assert lines[i + 1] == "      graph/multiple-heads: 2 heads: c3f1a2b4d5e6, d9e8f7a6b5c4"
+    # the revision is named when the file name does not say it
+    (lint,) = [f for f in report.findings if f.rule == "not-null-without-server-default"]
+    moved = replace(lint, file="db/migrations/versions/add_status.py")
+    text = render(replace(report, checks=(CheckResult("lint", Status.FAILED, 0.1, (moved,)),)))
+    assert "  db/migrations/versions/add_status.py:21:5  4d5e6f708192\n" in text
 
 
 def test_user_text_is_not_rich_markup():
@@ -118,7 +144,7 @@ def test_colour_on_a_terminal_unless_no_color(report, monkeypatch):
     assert "\x1b[3" not in out.getvalue()  # no colour (bold may stay)
 
 
-def test_severity_shown_when_it_differs_from_the_group(report):
+def test_a_regraded_finding_goes_to_its_severity_section(report):
     mixed = replace(
         report,
         checks=(
@@ -134,8 +160,8 @@ def test_severity_shown_when_it_differs_from_the_group(report):
         ),
     )
     text = render(mixed)
-    assert "a.py:1  bad one" in text
-    assert "b.py:1  warning: mild one" in text
+    assert "Lint errors (1)\n  a.py:1\n      lint/r: bad one" in text
+    assert "Warnings (1)\n  b.py:1\n      lint/r: mild one" in text
 
 
 def test_golden_large_history(golden):
@@ -144,8 +170,8 @@ def test_golden_large_history(golden):
     # 40 findings on a 300-revision history fit on about two screens
     assert len(text.splitlines()) < 120
     assert "12 revisions are irreversible by design" in text
-    # the worst groups come before the twenty warnings
-    assert text.index("stepwise/downgrade-failed (3)") < text.index("unnamed-constraint (14)")
+    # the failures come before the twenty warnings
+    assert text.index("stepwise/downgrade-failed:") < text.index("lint/unnamed-constraint:")
 
 
 def test_a_notice_without_a_file_prints_no_location(report):
@@ -162,7 +188,85 @@ def test_a_notice_without_a_file_prints_no_location(report):
     )
     extra = CheckResult("stepwise", Status.FAILED, 1.0, findings=(notice, error))
     text = render(replace(report, checks=(*report.checks, extra)))
-    (notice_line,) = [ln for ln in text.splitlines() if "left without synthetic rows" in ln]
-    assert notice_line.strip().startswith("abc123  table `x`")
-    assert "alembic.ini" not in notice_line
-    assert "  db/alembic.ini  boom" in text.splitlines()
+    lines = text.splitlines()
+    (i,) = [i for i, ln in enumerate(lines) if "left without synthetic rows" in ln]
+    assert lines[i - 1 : i + 1] == [
+        "  abc123",
+        "      stepwise/seed-skipped: table `x` was left without synthetic rows: no value",
+    ]
+    i = lines.index("      stepwise/internal-error: boom")
+    assert lines[i - 1] == "  db/alembic.ini"
+
+
+# -- a report that leads with what matters ---------------------------------------------------
+
+
+def test_deploy_and_rollback_failures_come_before_lint_errors():
+    text = render(make_defects_report())
+    failures = text.index("Failures that break a deploy or a rollback")
+    lint_errors = text.index("Lint errors")
+    warnings = text.index("\nWarnings")
+    notices = text.index("\nNotices")
+    assert failures < lint_errors < warnings < notices
+    # the naming errors on old revisions no longer open the report
+    assert text.index("downgrade of 0033beef0033 fails") < text.index("file name 0000beef0000")
+
+
+def test_one_defect_one_entry_with_what_else_saw_it():
+    text = render(make_defects_report())
+    assert text.count("leaves type `order_status` (enum)") == 1
+    assert "also seen by: roundtrip/reupgrade-failed (line 25), roundtrip/base-not-empty" in text
+    assert "also seen by: lint/unnamed-drop-constraint" in text
+    assert "drop_constraint(None, ...) can never run" not in text  # said by the failure
+
+
+def test_at_most_ten_entries_per_section_and_the_rest_counted():
+    text = render(make_defects_report())
+    shown = [n for n in range(30) if f"file name {n:04d}beef{n:04d}_step_{n}.py" in text]
+    assert len(shown) == 10
+    assert "… 20 more lint errors (20 lint/file-name-template): --verbose lists them" in text
+
+
+def test_verbose_prints_everything():
+    text = render(make_defects_report(), width=300, verbose=True)
+    shown = [n for n in range(30) if f"file name {n:04d}beef{n:04d}_step_{n}.py" in text]
+    assert len(shown) == 30
+    assert "more lint errors" not in text
+    # each observation in full, and every traceback line
+    assert 'DuplicateObject: type "order_status" already exists' in text
+    assert "drop_constraint(None, ...) can never run" in text
+    assert "line 72, in run_migrations_online" in text
+
+
+def test_a_traceback_is_cut_to_six_lines_ending_with_the_error():
+    text = render(make_defects_report(), width=300)
+    lines = text.splitlines()
+    start = next(i for i, ln in enumerate(lines) if "downgrade of 0033beef0033 fails" in ln)
+    block = []
+    for ln in lines[start + 1 :]:
+        if not ln.startswith("      "):
+            break
+        block.append(ln.strip())
+    detail = block[next(i for i, ln in enumerate(block) if "lines cut" in ln) :]
+    assert len(detail) == 6
+    # the deepest frame, its line of source and the error; env.py's outer frames go
+    assert detail[-3].endswith("line 22, in downgrade")
+    assert detail[-1].startswith("sqlalchemy.exc.CompileError")
+    assert "step_0()" not in text
+
+
+def test_lines_are_wrapped_to_the_terminal():
+    text = render(make_defects_report(), width=80)
+    findings = text[text.index("Findings: ") :]
+    assert max(len(ln) for ln in findings.splitlines()) <= 80
+    # a wrapped message keeps its indent
+    lines = text.splitlines()
+    i = next(i for i, ln in enumerate(lines) if "downgrade of 0033beef0033 fails" in ln)
+    assert lines[i].startswith("      ") and lines[i + 1].startswith("      ")
+
+
+def test_a_long_history_fits_in_a_ci_log():
+    text = render(make_defects_report(conventions=300), width=80)
+    # rows as an 80-column terminal shows them: a 300-character line is four
+    rows = sum(max(1, -(-len(line) // 80)) for line in text.splitlines())
+    assert rows < 110

@@ -1,10 +1,13 @@
-"""The terminal report: a headline, a table of checks, then findings grouped by rule.
+"""The terminal report: a headline, a table of checks, the counts per rule, then the
+findings as entries in sections, what breaks a deploy or a rollback first.
 
-Built for long histories (issue 8): a 300-revision project with 40 findings must still be
-readable in a CI log, so findings are grouped by rule with counts first, the worst group
-first, one line each, details cut short, and by-design irreversible revisions folded into
-one line. All user text goes through `Text` (never markup) so a migration message holding
-"[bold]" or "[/]" prints as written.
+Built for long histories (issue 8, and a 288-revision history whose 719 findings once made
+a 999-line console): one entry per defect however many checks saw it (grouping.py), at
+most ENTRY_LIMIT entries per section with the rest counted, details cut to DETAIL_LINES
+(a traceback to its deepest frames and the error), lines wrapped to the terminal, and
+by-design irreversible revisions folded into one line. `--verbose` prints everything; the
+JSON report always has it. All user text goes through `Text` (never markup) so a migration
+message holding "[bold]" or "[/]" prints as written.
 """
 
 from __future__ import annotations
@@ -24,12 +27,16 @@ from alembic_preflight.findings import (
     group_by_rule,
     irreversible_count,
 )
+from alembic_preflight.reporters import grouping
+from alembic_preflight.reporters.grouping import Entry, Section
 
-DETAIL_LINES = 15  # detail lines shown per finding; the JSON report has them all
-GROUP_LIMIT = 25  # findings listed per rule before "… N more"
+DETAIL_LINES = 6  # detail lines shown per entry; --verbose and the JSON report have them all
+ENTRY_LIMIT = 10  # entries listed per section before "… N more"
+INDENT = 6  # an entry's message, fix and detail, under its head line
 FOLD_RULE = "irreversible"  # by design, so a count says enough
 FOLD_OVER = 3
 FOLD_IDS = 20  # revision ids named in the folded line
+MORE = "--verbose lists them, the JSON report has them all"
 
 STATUS_STYLE = {
     Status.PASSED: "green",
@@ -42,9 +49,15 @@ SEVERITY_STYLE = {
     Severity.WARNING: "yellow",
     Severity.NOTICE: "cyan",
 }
+SECTION_STYLE = {
+    grouping.FAILURES.key: "bold red",
+    grouping.LINT_ERRORS.key: "bold red",
+    grouping.WARNINGS.key: "bold yellow",
+    grouping.NOTICES.key: "bold cyan",
+}
 
 
-def write(report: Report, console: Console, project_name: str = "") -> None:
+def write(report: Report, console: Console, project_name: str = "", verbose: bool = False) -> None:
     console.print(headline(report, project_name), soft_wrap=True, highlight=False)
     console.print(checks_table(report))
     findings = report.findings
@@ -53,7 +66,7 @@ def write(report: Report, console: Console, project_name: str = "") -> None:
             if not report.not_verified:
                 console.print(Text("No findings.", style="green"), highlight=False)
             return
-        _findings(report, findings, console)
+        _findings(report, findings, console, verbose)
     finally:
         for text in fixed_lines(report):
             console.print(text, soft_wrap=True, highlight=False)
@@ -70,10 +83,11 @@ def fixed_lines(report: Report, limit: int = 10) -> list[Text]:
     return lines
 
 
-def _findings(report: Report, findings: tuple[Finding, ...], console: Console) -> None:
-    groups = group_by_rule(findings)
+def _findings(
+    report: Report, findings: tuple[Finding, ...], console: Console, verbose: bool
+) -> None:
     console.print(Text(counts_line(findings), style="bold"), highlight=False)
-    for rule_findings in groups:
+    for rule_findings in grouping.rule_order(group_by_rule(findings)):
         first = rule_findings[0]
         worst = _worst(rule_findings)
         line = Text("  ")
@@ -81,10 +95,10 @@ def _findings(report: Report, findings: tuple[Finding, ...], console: Console) -
         line.append(f"{worst.value:<8}", style=SEVERITY_STYLE[worst])
         line.append(f" {first.check}/{first.rule}")
         console.print(line, highlight=False)
-    for rule_findings in groups:
+    for section, entries in grouping.sections(grouping.entries(findings)):
         console.print()
-        for text in group_lines(rule_findings, report):
-            console.print(text, soft_wrap=True, highlight=False)
+        for line in section_lines(section, entries, report, console, verbose):
+            console.print(line, soft_wrap=True, highlight=False)
 
 
 def headline(report: Report, project_name: str = "") -> Text:
@@ -153,78 +167,128 @@ def counts_line(findings: Iterable[Finding]) -> str:
     return "Findings: " + ", ".join(parts)
 
 
-def group_lines(findings: list[Finding], report: Report) -> list[Text]:
-    first = findings[0]
-    worst = _worst(findings)
-    head = Text()
-    head.append(worst.value, style=SEVERITY_STYLE[worst])
-    head.append(f" {first.check}/{first.rule}", style="bold")
-    head.append(f" ({len(findings)})")
-    lines = [head]
-    if first.rule == FOLD_RULE:
-        # the count always, so a summary reads the same for 1 and for 12 (issue 8)
-        revs = [f.revision or "?" for f in findings]
+def section_lines(
+    section: Section,
+    entries: list[Entry],
+    report: Report,
+    console: Console,
+    verbose: bool = False,
+) -> list[Text]:
+    """The section's lines, each one line on the screen (wrapped here, to the console's
+    width, so a wrapped line keeps its indent)."""
+    lines = Text(section.title, style=SECTION_STYLE[section.key])
+    lines.append(f" ({len(entries)})", style="bold")
+    out = _wrap(console, lines, 0)
+    folded = [e for e in entries if e.lead.rule == FOLD_RULE]
+    if len(folded) > FOLD_OVER and not verbose:
+        # by design: a count and the ids, said the same for 4 and for 40 (issue 8)
+        revs = [e.lead.revision or "?" for e in folded]
         named = ", ".join(revs[:FOLD_IDS])
         more = f", … {len(revs) - FOLD_IDS} more" if len(revs) > FOLD_IDS else ""
-        lines.append(Text(f"  {irreversible_count(len(revs))}: {named}{more}"))
-        if len(findings) > FOLD_OVER:
-            return lines
-    shown_details: set[str] = set()
-    for f in findings[:GROUP_LIMIT]:
-        repeated = f.detail is not None and f.detail in shown_details
-        if f.detail is not None:
-            shown_details.add(f.detail)
-        lines.extend(finding_lines(f, report, worst, repeated_detail=repeated))
-    if len(findings) > GROUP_LIMIT:
-        rest = len(findings) - GROUP_LIMIT
-        lines.append(Text(f"  … {rest} more (all are in the JSON report)", style="dim"))
-    return lines
+        out += _wrap(console, Text(f"{irreversible_count(len(revs))}: {named}{more}"), 2)
+        entries = [e for e in entries if e.lead.rule != FOLD_RULE]
+    shown = entries if verbose else entries[:ENTRY_LIMIT]
+    seen_details: set[str] = set()
+    for e in shown:
+        out += entry_lines(e, report, console, seen_details, verbose)
+    rest = entries[len(shown) :]
+    if rest:
+        said = f"… {len(rest)} more {section.noun} ({grouping.hidden(rest)}): {MORE}"
+        out += _wrap(console, Text(said, style="dim"), 2)
+    return out
 
 
-def finding_lines(
-    f: Finding, report: Report, group_severity: Severity, repeated_detail: bool = False
+def entry_lines(
+    e: Entry,
+    report: Report,
+    console: Console,
+    seen_details: set[str] | None = None,
+    verbose: bool = False,
 ) -> list[Text]:
-    message, _, rest = f.message.partition("\n")
-    line = Text("  ")
+    """Where (the file and line, as an editor opens it), then the rule and the message,
+    the fix, what else saw it and the detail."""
+    f = e.lead
     where = _where(f, report)
-    if where:
-        line.append(where, style="bold")
-        line.append("  ")
-    if f.revision:
-        line.append(f.revision, style="magenta")
-        line.append("  ")
-    if f.baseline:
-        line.append("baseline: ", style="dim")
-    elif f.severity is not group_severity:  # a rule whose severity was overridden for some
-        line.append(f"{f.severity.value}: ", style=SEVERITY_STYLE[f.severity])
-    line.append(message.rstrip("\r"))
-    lines = [line]
+    if f.revision and f.revision not in where:
+        where = f"{where}  {f.revision}" if where else f.revision
+    rule = Text(f"{f.check}/{f.rule}", style=SEVERITY_STYLE[f.severity])
+    out = _wrap(console, Text(where, style="bold"), 2, INDENT - 2) if where else []
+    rule.append(": ", style="")
+    if f.baseline:  # known and accepted: a notice now, whatever it was
+        rule.append("baseline: ", style="dim")
+    rule.append(_message(f), style="")
+    out += _wrap(console, rule, INDENT if where else 2, 0 if where else INDENT - 2)
     if f.fix:
-        fix = Text("      fix: ", style="green")
-        fix.append(" ".join(f.fix.split("\n")))
-        lines.append(fix)
-    if repeated_detail:  # ten revisions failing alike should not print ten tracebacks
-        lines.append(Text("      (same detail as above)", style="dim"))
-        rest = rest.strip("\n")
-        if rest:
-            lines.extend(detail_lines(rest))
-        return lines
-    detail = "\n".join(s for s in (rest.strip("\n"), f.detail) if s)
-    if detail:
-        lines.extend(detail_lines(detail))
-    return lines
+        out += _wrap(console, _fix(f.fix), INDENT)
+    if e.also and not verbose:
+        out += _wrap(console, Text(f"also seen by: {grouping.also_seen(e)}", style="dim"), INDENT)
+    out += _detail(console, f.detail, seen_details, verbose)
+    if verbose:
+        for g in e.also:
+            said = Text(f"also seen by {g.check}/{g.rule}", style="dim")
+            if g.file and (g.file, g.line) != (f.file, f.line):
+                said.append(f" at {_where(g, report)}", style="dim")
+            said.append(": " + _message(g))
+            out += _wrap(console, said, INDENT)
+            if g.fix and g.fix != f.fix:
+                out += _wrap(console, _fix(g.fix), INDENT + 2)
+            out += _detail(console, g.detail, None, verbose, INDENT + 2)
+    return out
 
 
-def detail_lines(detail: str, limit: int = DETAIL_LINES) -> list[Text]:
-    """The detail indented, cut to about `limit` lines: the head says where, the tail holds
-    the error itself (the last line of a traceback), so the middle goes."""
+def _message(f: Finding) -> str:
+    return "\n".join(s.rstrip("\r") for s in f.message.strip("\n").split("\n"))
+
+
+def _fix(fix: str) -> Text:
+    text = Text("fix: ", style="green")
+    text.append(" ".join(fix.split("\n")))
+    return text
+
+
+def _detail(
+    console: Console,
+    detail: str | None,
+    seen: set[str] | None,
+    verbose: bool,
+    indent: int = INDENT,
+) -> list[Text]:
+    if not detail:
+        return []
+    if seen is not None:
+        if detail in seen:  # ten revisions failing alike should not print ten tracebacks
+            return _wrap(console, Text("(same detail as above)", style="dim"), indent)
+        seen.add(detail)
+    out: list[Text] = []
+    for line in detail_lines(detail, None if verbose else DETAIL_LINES):
+        out += _wrap(console, Text(line, style="dim"), indent, 2)
+    return out
+
+
+def detail_lines(detail: str, limit: int | None = DETAIL_LINES) -> list[str]:
+    """The detail cut to `limit` lines (None: all of it). A traceback keeps its tail: the
+    deepest frames and the error say where and what, the outer ones are env.py calling
+    Alembic, the same in every failure. Anything else keeps its head (a schema diff names
+    the object first)."""
     raw = [s.rstrip() for s in detail.replace("\r\n", "\n").rstrip("\n").split("\n")]
-    if len(raw) > limit:
-        head = limit // 3
-        tail = limit - head - 1
-        cut = len(raw) - head - tail
-        raw = [*raw[:head], f"… {cut} lines cut (the JSON report has them all) …", *raw[-tail:]]
-    return [Text("      " + s, style="dim") for s in raw]
+    if limit is None or len(raw) <= limit:
+        return raw
+    if any(s.startswith("Traceback (") for s in raw):
+        kept = raw[-(limit - 1) :]
+        return [f"… {len(raw) - len(kept)} lines cut (--verbose shows them)", *kept]
+    kept = raw[: limit - 1]
+    return [*kept, f"… {len(raw) - len(kept)} more lines (--verbose shows them)"]
+
+
+def _wrap(console: Console, text: Text, indent: int, more: int = 0) -> list[Text]:
+    """`text` as screen lines `indent` spaces in (`more` further for the lines it wraps
+    onto), wrapped to the console's width."""
+    out = []
+    for part in text.split("\n"):
+        for n, line in enumerate(part.wrap(console, max(console.width - indent - more, 20))):
+            line.rstrip()
+            out.append(Text(" " * (indent + (more if n else 0))) + line)
+    return out
 
 
 def _where(f: Finding, report: Report) -> str:
