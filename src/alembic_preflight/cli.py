@@ -155,6 +155,7 @@ def report_options(
     junit: Path | None = None,
     sarif: Path | None = None,
     gitlab_codequality: Path | None = None,
+    verbose: bool = False,
 ) -> ReportOptions:
     from alembic_preflight.database.url import parse_server_url
     from alembic_preflight.reporters import ReportOptions
@@ -195,6 +196,7 @@ def report_options(
         github_output=env_path("GITHUB_OUTPUT"),
         secrets=secrets,
         project_name=settings.project_dir.resolve().name,
+        verbose=verbose,
     )
 
 

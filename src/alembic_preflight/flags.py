@@ -315,6 +315,15 @@ REPORT_FLAGS: tuple[Flag, ...] = (
         "Write a GitLab Code Quality report here.",
         OUT,
     ),
+    Flag(
+        "verbose",
+        bool,
+        ("--verbose", "-v"),
+        "Print every finding in full on the console (by default: at most 10 entries per "
+        "section, details cut to 6 lines). The report files always have everything.",
+        OUT,
+        default=False,
+    ),
 )
 
 # every settings flag names a field build_settings knows (`skip` is folded into `checks`)

@@ -91,3 +91,19 @@ def test_emit_writes_every_requested_file(tmp_path, report):
     assert ET.parse(paths["junit"]).getroot().tag == "testsuites"
     assert json.loads(paths["sarif"].read_text())["version"] == "2.1.0"
     assert isinstance(json.loads(paths["gitlab_codequality"].read_text()), list)
+
+
+def test_verbose_reaches_the_console():
+    from reporter_samples import make_defects_report
+
+    from alembic_preflight.flags import REPORT_FLAGS, report_values
+
+    assert report_values({})["verbose"] is False
+    assert "--verbose" in next(f for f in REPORT_FLAGS if f.name == "verbose").option
+    report = make_defects_report()
+    short, full = io.StringIO(), io.StringIO()
+    emit(report, ReportOptions(console=Console(file=short, width=100)))
+    emit(report, ReportOptions(console=Console(file=full, width=100), verbose=True))
+    assert "20 more lint errors" in short.getvalue()
+    assert "more lint errors" not in full.getvalue()
+    assert "0029beef0029_step_29.py does not follow" in full.getvalue()

@@ -48,6 +48,7 @@ class ReportOptions:
     github_output: Path | None = None  # $GITHUB_OUTPUT
     secrets: tuple[str, ...] = ()  # masked in every output (passwords in URLs, tokens)
     project_name: str = ""
+    verbose: bool = False  # the console prints every entry and detail in full
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -75,7 +76,7 @@ def emit(report: Report, options: ReportOptions) -> None:
         github.append(options.github_output, github.outputs(report, options.report_json))
     console = as_console(options.console)
     if options.format != "github":
-        console_reporter.write(report, console, options.project_name)
+        console_reporter.write(report, console, options.project_name, options.verbose)
     else:
         # workflow commands go to the console's own stream so they interleave in order
         # with the report they fence; the runner reads commands from stdout and stderr
@@ -83,7 +84,7 @@ def emit(report: Report, options: ReportOptions) -> None:
         token = github.new_token()
         github.begin(report, stream, secrets, token)
         try:
-            console_reporter.write(report, console, options.project_name)
+            console_reporter.write(report, console, options.project_name, options.verbose)
         finally:
             github.end(stream, token)
     if unwritten:
