@@ -186,6 +186,13 @@ def report_options(
         value = os.environ.get(var)
         return Path(value) if value and resolved == "github" else None
 
+    # the job summary links a finding's file and line at the commit the run checked
+    server, repo, sha = (
+        os.environ.get(v, "").rstrip("/")
+        for v in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_SHA")
+    )
+    blob_url = f"{server}/{repo}/blob/{sha}" if server and repo and sha else None
+
     return ReportOptions(
         format=resolved,
         report_json=report_json,
@@ -194,6 +201,7 @@ def report_options(
         gitlab_codequality=gitlab_codequality,
         github_step_summary=env_path("GITHUB_STEP_SUMMARY"),
         github_output=env_path("GITHUB_OUTPUT"),
+        blob_url=blob_url if resolved == "github" else None,
         secrets=secrets,
         project_name=settings.project_dir.resolve().name,
         verbose=verbose,

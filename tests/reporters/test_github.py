@@ -12,6 +12,7 @@ from reporter_samples import (
     HOSTILE,
     MERGE_FIX,
     ORDERS,
+    make_defects_report,
     make_hostile_report,
     make_passing_report,
     make_report,
@@ -263,3 +264,88 @@ def test_console_format_prints_no_commands(tmp_path, report):
     emit(report, ReportOptions(format="console", console=out))
     assert runner(out.getvalue()) == []
     assert "stop-commands" not in out.getvalue()
+
+
+# -- a report that leads with what matters ---------------------------------------------------
+
+BLOB = "https://github.com/acme/shop/blob/0123abcd"
+
+
+def rendered(markdown: str) -> str:
+    """The job summary as GitHub shows it: CommonMark with tables, raw HTML allowed."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": True}).enable("table").render(markdown)
+
+
+def test_annotations_one_per_defect_failures_first():
+    lines = github.annotation_lines(make_defects_report())
+    errors = [ln for ln in lines if ln.startswith("::error ")]
+    # the downgrades that break a rollback lead, not the thirty naming errors on old files
+    assert "title=stepwise%3A downgrade-leaves-behind" in errors[0]
+    assert "Also seen by: roundtrip/reupgrade-failed (line 25), roundtrip/base-not-empty" in (
+        errors[0].replace("%0A", "\n")
+    )
+    assert "title=stepwise%3A downgrade-failed" in errors[1]
+    assert "Also seen by: lint/unnamed-drop-constraint" in errors[1].replace("%0A", "\n")
+    assert "file-name-template" in errors[2]
+    assert not any("base-not-empty::" in ln or "unnamed-drop-constraint::" in ln for ln in lines)
+
+
+def test_summary_five_defects_not_nine_errors():
+    # the issue: one missing enum drop shown in three sections, 9 errors for 5 defects
+    text = github.summary(make_defects_report(conventions=0))
+    assert text.count("<b>error</b>") == 2
+    assert "#### " not in text  # no section per rule
+    assert "### ❌ Failures that break a deploy or a rollback (2)" in text
+    assert "Also seen by:\n- <code>roundtrip/reupgrade-failed</code> (line 25): upgrade of" in text
+
+
+def test_summary_first_problem_before_the_checks_table():
+    text = github.summary(make_defects_report(), blob_url=BLOB)
+    first = text.index("First to fix")
+    assert first < text.index("| Check |")
+    assert text.index("downgrade of 0035beef0035 leaves type") < text.index("| Check |")
+    assert "file name 0000beef0000" not in text[: text.index("| Check |")]
+
+
+def test_summary_links_to_the_file_and_line_at_the_commit():
+    html = rendered(github.summary(make_defects_report(), blob_url=BLOB))
+    path = "db/migrations/versions/0035beef0035_step_35.py"
+    assert f'<a href="{BLOB}/{path}#L34"><code>{path}:34</code></a>' in html
+    # a path outside the repository is no link; without the commit, the path as text
+    odd = Finding("lint", "r", Severity.ERROR, "m", file="/etc/x.py", line=3)
+    assert github.location(odd, BLOB) == "<code>/etc/x.py:3</code>"
+    plain = rendered(github.summary(make_defects_report()))
+    assert "<a href" not in plain and f"<code>{path}:34</code>" in plain
+
+
+def test_blob_url_from_the_actions_environment(monkeypatch):
+    from alembic_preflight.cli import report_options
+    from alembic_preflight.settings import Settings
+
+    monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.com")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/shop")
+    monkeypatch.setenv("GITHUB_SHA", "0123abcd")
+    options = report_options(Settings(), "github", Path("r.json"))
+    assert options.blob_url == BLOB
+    assert report_options(Settings(), "console").blob_url is None
+    monkeypatch.delenv("GITHUB_SHA")
+    assert report_options(Settings(), "github", Path("r.json")).blob_url is None
+
+
+def test_summary_shows_no_escaped_backticks():
+    html = rendered(github.summary(make_defects_report(), blob_url=BLOB))
+    assert "\\`" not in html and "\\_" not in html
+    assert "leaves type <code>order_status</code> (enum)" in html
+    assert "<summary>20 more lint errors (20 lint/file-name-template)</summary>" in html
+
+
+def test_summary_sections_show_ten_and_fold_the_rest():
+    text = github.summary(make_defects_report())
+    lint = text.split("### ❌ Lint errors (30)", 1)[1].split("\n### ", 1)[0]
+    visible, folded = lint.split("<details><summary>20 more lint errors", 1)
+    assert visible.count("<b>error</b>") == 10
+    assert folded.count("<b>error</b>") == 20
+    assert text.index("### ❌ Lint errors") < text.index("### ⚠️ Warnings")
+    assert text.index("### ⚠️ Warnings") < text.index("### ℹ️ Notices")

@@ -46,6 +46,8 @@ class ReportOptions:
     gitlab_codequality: Path | None = None
     github_step_summary: Path | None = None  # $GITHUB_STEP_SUMMARY
     github_output: Path | None = None  # $GITHUB_OUTPUT
+    # $GITHUB_SERVER_URL/$GITHUB_REPOSITORY/blob/$GITHUB_SHA: the job summary links there
+    blob_url: str | None = None
     secrets: tuple[str, ...] = ()  # masked in every output (passwords in URLs, tokens)
     project_name: str = ""
     verbose: bool = False  # the console prints every entry and detail in full
@@ -70,7 +72,7 @@ def emit(report: Report, options: ReportOptions) -> None:
                 flag = "--" + attr.replace("_", "-")
                 unwritten.append(f"{flag} {path}: {e.strerror or e}")
     if options.github_step_summary is not None:
-        text = github.summary(report, options.project_name, options.report_json)
+        text = github.summary(report, options.project_name, options.report_json, options.blob_url)
         github.append(options.github_step_summary, text)
     if options.github_output is not None:
         github.append(options.github_output, github.outputs(report, options.report_json))

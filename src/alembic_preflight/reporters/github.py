@@ -13,19 +13,20 @@ import html
 import re
 import uuid
 from collections.abc import Iterable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO
+from urllib.parse import quote
 
 from alembic_preflight.findings import (
     Finding,
     Report,
     Severity,
     Status,
-    by_importance,
     group_by_rule,
     irreversible_count,
 )
-from alembic_preflight.reporters import rules
+from alembic_preflight.reporters import grouping, rules
+from alembic_preflight.reporters.grouping import Entry, Section
 
 # GitHub shows at most 10 annotations of each kind per step (50 per job) and cuts the
 # message at 4096 characters.
@@ -40,6 +41,7 @@ GRAPH_NODES = 60
 FOLD_RULE = "irreversible"  # by design: a count and the ids say enough past FOLD_OVER
 FOLD_OVER = 3
 FOLD_IDS = 20
+ENTRY_LIMIT = 10  # entries shown per section; the rest fold into a <details> below them
 
 KIND = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTICE: "notice"}
 STATUS_ICON = {
@@ -71,7 +73,8 @@ def cut(text: str, limit: int = MESSAGE_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def annotation(f: Finding) -> str:
+def annotation(f: Finding, also: str = "", severity: Severity | None = None) -> str:
+    """One annotation; `also` names the other checks that saw the same defect."""
     props: dict[str, str] = {}
     if f.file:
         props["file"] = f.file
@@ -85,7 +88,9 @@ def annotation(f: Finding) -> str:
         text += f" (revision {f.revision})"
     if f.fix:
         text += f"\nFix: {f.fix}"
-    return command(KIND[f.severity], cut(text), props)
+    if also:
+        text += f"\nAlso seen by: {also}"
+    return command(KIND[severity or f.severity], cut(text), props)
 
 
 def errored_checks(report: Report) -> Iterator[Finding]:
@@ -97,16 +102,20 @@ def errored_checks(report: Report) -> Iterator[Finding]:
 
 
 def annotation_lines(report: Report) -> list[str]:
-    """The most important findings first, at most PER_KIND of each kind; when some are left
-    out the last one of that kind says how many."""
-    findings = [*errored_checks(report), *by_importance(report.findings)]
+    """One annotation per defect (grouping.py), in the sections' order, at most PER_KIND of
+    each kind; when some are left out the last one of that kind says how many."""
+    entries = [*(Entry(f) for f in errored_checks(report)), *grouping.entries(report.findings)]
+
+    def line(e: Entry) -> str:
+        return annotation(e.lead, grouping.also_seen(e), e.severity)
+
     lines: list[str] = []
     for severity in Severity:
-        of_kind = [f for f in findings if f.severity is severity]
+        of_kind = [e for e in entries if e.severity is severity]
         if len(of_kind) <= PER_KIND:
-            lines.extend(annotation(f) for f in of_kind)
+            lines.extend(line(e) for e in of_kind)
             continue
-        lines.extend(annotation(f) for f in of_kind[: PER_KIND - 1])
+        lines.extend(line(e) for e in of_kind[: PER_KIND - 1])
         rest = len(of_kind) - (PER_KIND - 1)
         noun = KIND[severity] + ("s" if rest != 1 else "")
         lines.append(
@@ -148,16 +157,32 @@ def end(stream: IO[str], token: str) -> None:
 # -- job summary -------------------------------------------------------------------------
 
 _MARKDOWN = re.compile(r"([\\`*_\[\]|~!])")
+# messages put names in backticks ("leaves type `order_status`"): shown as code, which is
+# what they mean, rather than as escaped backticks
+_TICKED = re.compile(r"`([^`\n]+)`")
 
 
 def inline(text: str) -> str:
-    """User text as one line of Markdown: HTML-escaped, Markdown punctuation escaped."""
+    """User text as one line of Markdown: HTML-escaped, Markdown punctuation escaped, names
+    in backticks as code. Only for Markdown's inline context: inside an HTML block (a line
+    that starts with <details>, say) Markdown is not read and the escapes would show."""
+    parts: list[str] = []
+    pos = 0
+    for m in _TICKED.finditer(text):
+        parts.append(_escaped(text[pos : m.start()]))
+        parts.append(code(m.group(1)))
+        pos = m.end()
+    parts.append(_escaped(text[pos:]))
+    return "".join(parts)
+
+
+def _escaped(text: str) -> str:
     escaped = html.escape(_MARKDOWN.sub(r"\\\1", text), quote=False)
     return "<br>".join(escaped.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
 
 
 def code(text: str) -> str:
-    return f"<code>{inline(text)}</code>"
+    return f"<code>{_escaped(text)}</code>"
 
 
 def fenced(text: str, lang: str = "") -> str:
@@ -171,7 +196,13 @@ def pre_block(title: str, text: str) -> str:
     if len(lines) > DETAIL_LINES:
         lines = [*lines[:DETAIL_LINES], f"… {len(lines) - DETAIL_LINES} more lines"]
     body = html.escape("\n".join(lines), quote=False)
-    return f"<details><summary>{inline(title)}</summary>\n\n<pre>\n{body}\n</pre>\n</details>"
+    return f"<details><summary>{_html(title)}</summary>\n\n<pre>\n{body}\n</pre>\n</details>"
+
+
+def _html(text: str) -> str:
+    """Text inside an HTML block (<summary>): Markdown is not read there, so HTML escapes
+    only (a Markdown escape would show its backslash)."""
+    return html.escape(" ".join(text.split()), quote=False)
 
 
 def _seconds(s: float) -> str:
@@ -298,61 +329,147 @@ def mermaid(
     return "\n".join(lines)
 
 
-def finding_block(f: Finding, report: Report) -> str:
+def location(f: Finding, blob_url: str | None = None) -> str:
+    """The file and line as code; a link to them at the commit when the run knows it
+    ($GITHUB_SERVER_URL/$GITHUB_REPOSITORY/blob/$GITHUB_SHA) and the path is the
+    repository's (findings' paths are relative to its root, as annotations need)."""
+    if not f.file:
+        return ""
+    shown = code(f.file + (f":{f.line}" if f.line else ""))
+    path = PurePosixPath(f.file)
+    if not blob_url or path.is_absolute() or ".." in path.parts or re.match(r"[A-Za-z]:", f.file):
+        return shown
+    url = f"{blob_url}/{quote(f.file)}" + (f"#L{f.line}" if f.line else "")
+    return f'<a href="{html.escape(url)}">{shown}</a>'
+
+
+def entry_block(e: Entry, report: Report, blob_url: str | None = None) -> str:
+    """One defect: the lead finding, what else saw it, and the details."""
+    f = e.lead
     title = rules.describe(report, f.check, f.rule).short
-    where = [f"<b>{f.severity.value}</b>", f"{code(f.rule)} ({inline(title)})"]
+    where = [f"<b>{e.severity.value}</b>", f"{code(f'{f.check}/{f.rule}')} ({inline(title)})"]
     if f.revision:
         where.append("revision " + code(f.revision))
     if f.file:
-        loc = f.file + (f":{f.line}" if f.line else "")
-        where.append(code(loc))
+        where.append(location(f, blob_url))
     text = " · ".join(where) + "<br>\n" + inline(f.message)
     if f.fix:
         text += "<br>\nFix: " + inline(f.fix)
-    if f.detail:
-        text += "\n\n" + pre_block("Detail", f.detail)
+    if e.also:
+        seen = []
+        for g in e.also:
+            at = ""
+            if g.file and (g.file, g.line) != (f.file, f.line):
+                at = f" (line {g.line})" if g.file == f.file else f" ({location(g, blob_url)})"
+            seen.append(f"- {code(f'{g.check}/{g.rule}')}{at}: {inline(g.message)}")
+        text += "\n\nAlso seen by:\n" + "\n".join(seen)
+    details: list[Finding] = []
+    for g in e.findings:  # two checks printing the same diff: shown once
+        if g.detail and all(g.detail != d.detail for d in details):
+            details.append(g)
+    if len(details) == 1:
+        text += "\n\n" + pre_block("Detail", details[0].detail or "")
+    elif details:
+        blocks = [f"{code(f'{g.check}/{g.rule}')}\n\n{_pre(g.detail or '')}" for g in details]
+        text += "\n\n<details><summary>Details</summary>\n\n" + "\n\n".join(blocks)
+        text += "\n</details>"
     return text
 
 
-def summary(report: Report, project_name: str = "", report_json: Path | None = None) -> str:
-    """The job summary, truncated with a note to stay under GitHub's 1 MiB limit."""
-    parts = [headline(report, project_name), checks_table(report)]
+def _pre(text: str) -> str:
+    lines = text.replace("\r\n", "\n").rstrip("\n").split("\n")
+    if len(lines) > DETAIL_LINES:
+        lines = [*lines[:DETAIL_LINES], f"… {len(lines) - DETAIL_LINES} more lines"]
+    return "<pre>\n" + html.escape("\n".join(lines), quote=False) + "\n</pre>"
+
+
+def first_problem(e: Entry, report: Report, blob_url: str | None = None) -> str:
+    """Above the checks table, so the first thing to fix shows without scrolling."""
+    f = e.lead
+    where = f" at {location(f, blob_url)}" if f.file else ""
+    text = f"**First to fix:** {code(f'{f.check}/{f.rule}')}{where}<br>\n{inline(f.message)}"
+    if f.fix:
+        text += "<br>\nFix: " + inline(f.fix)
+    if e.also:
+        text += "<br>\nAlso seen by: " + inline(grouping.also_seen(e))
+    return text
+
+
+SECTION_ICON = {
+    grouping.FAILURES.key: "❌",
+    grouping.LINT_ERRORS.key: "❌",
+    grouping.WARNINGS.key: "⚠️",
+    grouping.NOTICES.key: "ℹ️",
+}
+
+
+def section_blocks(
+    section: Section, entries: list[Entry], report: Report, blob_url: str | None
+) -> list[tuple[int, str]]:
+    """(findings in it, Markdown) per block: a heading, then ENTRY_LIMIT entries, then
+    the rest folded in a <details> (still here: annotations send readers to the summary
+    for every finding)."""
+    blocks = [(0, f"### {SECTION_ICON[section.key]} {section.title} ({len(entries)})")]
+    folded = [e for e in entries if e.lead.rule == FOLD_RULE]
+    if len(folded) > FOLD_OVER:
+        blocks.append((len(folded), inline(_irreversible_line([e.lead for e in folded]))))
+        entries = [e for e in entries if e.lead.rule != FOLD_RULE]
+    for i, e in enumerate(entries):
+        if i == ENTRY_LIMIT:
+            rest = entries[ENTRY_LIMIT:]
+            said = f"{len(rest)} more {section.noun} ({grouping.hidden(rest)})"
+            blocks.append((0, f"<details><summary>{_html(said)}</summary>"))
+        blocks.append((len(e.findings), entry_block(e, report, blob_url)))
+    if len(entries) > ENTRY_LIMIT:
+        blocks.append((0, "</details>"))
+    return blocks
+
+
+def summary(
+    report: Report,
+    project_name: str = "",
+    report_json: Path | None = None,
+    blob_url: str | None = None,
+) -> str:
+    """The job summary, truncated with a note to stay under GitHub's 1 MiB limit: the
+    outcome, the first thing to fix, the checks, the counts per rule, then one entry per
+    defect in grouping's sections, what breaks a deploy or a rollback first."""
+    findings = report.findings
+    entries = grouping.entries(findings)
+    parts = [headline(report, project_name)]
+    if entries and not report.passed:
+        parts.append(first_problem(entries[0], report, blob_url))
+    parts.append(checks_table(report))
     heads = heads_section(report)
     if heads:
         parts.append(heads)
-    findings = report.findings
-    blocks: list[str] = []
-    status = {c.id: c.status for c in report.checks}
-    groups = group_by_rule(findings)
-    for group in groups:
-        first = group[0]
-        icon = STATUS_ICON.get(status.get(first.check, Status.FAILED), "")
-        noun = "finding" if len(group) == 1 else "findings"
-        blocks.append(
-            f"#### {icon} {inline(first.check)}/{inline(first.rule)}: {len(group)} {noun}"
-        )
-        if first.rule == FOLD_RULE and len(group) > FOLD_OVER:
-            blocks.append(inline(_irreversible_line(group)))
-            continue
-        blocks.extend(finding_block(f, report) for f in by_importance(group))
     if findings:
-        # counts first, the worst first: a 300-revision history's 40 findings read as a
+        # counts first, in the sections' order: a long history's findings read as a
         # handful of rules before any detail (issue 8)
+        groups = grouping.rule_order(group_by_rule(findings))
         parts.append("### Findings\n\n" + rule_counts(groups))
         irreversible = [f for g in groups if g[0].rule == FOLD_RULE for f in g]
         if irreversible:
             parts.append(inline(_irreversible_line(irreversible)))
-
+    blocks = [
+        block
+        for section, items in grouping.sections(entries)
+        for block in section_blocks(section, items, report, blob_url)
+    ]
     size = sum(len(p.encode()) + 2 for p in parts)
     shown = 0
-    for block in blocks:
+    for _, block in blocks:
         size += len(block.encode()) + 2
         if size > SUMMARY_LIMIT:
             break
         parts.append(block)
         shown += 1
     if shown < len(blocks):
-        left = sum(1 for b in blocks[shown:] if not b.startswith("#"))
+        if any(b.startswith("<details><summary>") for _, b in blocks[:shown]) and not any(
+            b == "</details>" for _, b in blocks[:shown]
+        ):
+            parts.append("</details>")
+        left = sum(n for n, _ in blocks[shown:])
         where = f" in {code(str(report_json))}" if report_json else " in the step's log"
         parts.append(
             f"> **Summary truncated** to stay under GitHub's 1 MiB limit: {left} more "
