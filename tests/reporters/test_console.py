@@ -253,6 +253,10 @@ def test_a_traceback_is_cut_to_six_lines_ending_with_the_error():
     assert detail[-3].endswith("line 22, in downgrade")
     assert detail[-1].startswith("sqlalchemy.exc.CompileError")
     assert "step_0()" not in text
+    # frames named as the report names files: relative to the repository root
+    assert (
+        detail[-3] == 'File "db/migrations/versions/0033beef0033_step_33.py", line 22, in downgrade'
+    )
 
 
 def test_lines_are_wrapped_to_the_terminal():

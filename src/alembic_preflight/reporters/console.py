@@ -12,6 +12,7 @@ message holding "[bold]" or "[/]" prints as written.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from rich import box
@@ -222,7 +223,7 @@ def entry_lines(
         out += _wrap(console, _fix(f.fix), INDENT)
     if e.also and not verbose:
         out += _wrap(console, Text(f"also seen by: {grouping.also_seen(e)}", style="dim"), INDENT)
-    out += _detail(console, f.detail, seen_details, verbose)
+    out += _detail(console, _relative_frames(f.detail, f.file), seen_details, verbose)
     if verbose:
         for g in e.also:
             said = Text(f"also seen by {g.check}/{g.rule}", style="dim")
@@ -232,7 +233,7 @@ def entry_lines(
             out += _wrap(console, said, INDENT)
             if g.fix and g.fix != f.fix:
                 out += _wrap(console, _fix(g.fix), INDENT + 2)
-            out += _detail(console, g.detail, None, verbose, INDENT + 2)
+            out += _detail(console, _relative_frames(g.detail, g.file), None, verbose, INDENT + 2)
     return out
 
 
@@ -263,6 +264,23 @@ def _detail(
     for line in detail_lines(detail, None if verbose else DETAIL_LINES):
         out += _wrap(console, Text(line, style="dim"), indent, 2)
     return out
+
+
+_FRAME = re.compile(r'File "([^"]+)"')
+
+
+def _relative_frames(detail: str | None, file: str | None) -> str | None:
+    """A traceback's frames named as the report names files, relative to the repository
+    root, when a frame is the finding's own file: the root found there is cut from every
+    frame under it ("/home/runner/work/shop/shop/" on a CI runner, twice a frame's
+    width on an 80-column log)."""
+    if not detail or not file or file.startswith("/"):
+        return detail
+    for path in _FRAME.findall(detail):
+        if path.endswith("/" + file):
+            root = path[: -len(file)]
+            return detail.replace(f'File "{root}', 'File "')
+    return detail
 
 
 def detail_lines(detail: str, limit: int | None = DETAIL_LINES) -> list[str]:
