@@ -181,13 +181,15 @@ def section_lines(
     lines.append(f" ({len(entries)})", style="bold")
     out = _wrap(console, lines, 0)
     folded = [e for e in entries if e.lead.rule == FOLD_RULE]
-    if len(folded) > FOLD_OVER and not verbose:
-        # by design: a count and the ids, said the same for 4 and for 40 (issue 8)
+    if folded:
+        # by design: the count always, so it reads the same for 1 and for 12 (issue 8);
+        # past FOLD_OVER the count and the ids say enough
         revs = [e.lead.revision or "?" for e in folded]
         named = ", ".join(revs[:FOLD_IDS])
         more = f", … {len(revs) - FOLD_IDS} more" if len(revs) > FOLD_IDS else ""
-        out += _wrap(console, Text(f"{irreversible_count(len(revs))}: {named}{more}"), 2)
-        entries = [e for e in entries if e.lead.rule != FOLD_RULE]
+        out += _wrap(console, Text(f"{irreversible_count(len(revs))}: {named}{more}"), 2, 2)
+        if len(folded) > FOLD_OVER and not verbose:
+            entries = [e for e in entries if e.lead.rule != FOLD_RULE]
     shown = entries if verbose else entries[:ENTRY_LIMIT]
     seen_details: set[str] = set()
     for e in shown:
@@ -195,7 +197,7 @@ def section_lines(
     rest = entries[len(shown) :]
     if rest:
         said = f"… {len(rest)} more {section.noun} ({grouping.hidden(rest)}): {MORE}"
-        out += _wrap(console, Text(said, style="dim"), 2)
+        out += _wrap(console, Text(said, style="dim"), 2, 2)
     return out
 
 
