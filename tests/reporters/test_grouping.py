@@ -139,3 +139,14 @@ def test_hidden_counts_per_rule():
     entries = grouping.entries(make_defects_report().findings)
     lint_errors = [e for e in entries if e.section is grouping.LINT_ERRORS]
     assert grouping.hidden(lint_errors[10:]) == "20 lint/file-name-template"
+
+
+def test_a_deploy_failure_and_a_rollback_failure_at_one_revision_stay_two():
+    rows = Finding("upgrade", "data-failed", E, "rows for `orders` refused", revision="r1")
+    down = Finding("stepwise", "downgrade-failed", E, "fails: boom", revision="r1")
+    again = Finding("roundtrip", "downgrade-failed", E, "fails: boom", revision="r1")
+    entries = grouping.entries([rows, down, again])
+    assert sorted(rules(e) for e in entries) == [
+        ["stepwise/downgrade-failed", "roundtrip/downgrade-failed"],
+        ["upgrade/data-failed"],
+    ]

@@ -169,6 +169,17 @@ def _key(name: str) -> str:
     return name.split("(")[0].rsplit(".", 1)[-1].strip().lower()
 
 
+def _way(f: Finding) -> str | None:
+    """Which way a failure goes wrong: "up" (the deploy) or "down" (the rollback); rows
+    the upgrade refused and a downgrade that fails at the same revision are two stories."""
+    cost = impact(f)
+    if cost == BREAKS_DEPLOY:
+        return "up"
+    if cost in (BREAKS_ROLLBACK, LEAVES_BEHIND):
+        return "down"
+    return None
+
+
 def _lint_causes(f: Finding) -> set[tuple[str, int]]:
     return {(rule, int(line)) for rule, line in _LINT_CAUSE.findall(f.fix or "")}
 
@@ -233,20 +244,22 @@ class _Entries:
             self.causes.setdefault((f.revision, rule, line), i)
 
     def add_at_revision(self, f: Finding) -> None:
-        """Another check's finding at the same revision is the same failure seen twice;
-        one of the same check's joins only when it names the same object. A notice (rows
-        not seeded, a variable inferred) is about the run, never joined."""
+        """Another check's finding at the same revision, on the same way (up, or back
+        down), is the same failure seen twice; one naming the same object is too. A notice
+        (rows not seeded, a variable inferred) is about the run, never joined."""
         assert f.revision is not None
         named = objects(f)
         other_check: int | None = None
         for i in self.at.get(f.revision, []) if f.severity is not Severity.NOTICE else []:
-            if self.leads[i].severity is Severity.NOTICE:
+            lead = self.leads[i]
+            if lead.severity is Severity.NOTICE:
                 continue
             if named & self.names(i):
                 self.join(f, i)
                 return
-            checks = {g.check for g in (self.leads[i], *self.also[i])}
-            if f.check not in checks and other_check is None:
+            checks = {g.check for g in (lead, *self.also[i])}
+            same_way = _way(f) is not None and _way(f) == _way(lead)
+            if same_way and f.check not in checks and other_check is None:
                 other_check = i
         if other_check is None:
             self.start(f)
