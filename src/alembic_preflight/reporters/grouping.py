@@ -220,7 +220,7 @@ class _Entries:
     def __init__(self) -> None:
         self.leads: list[Finding] = []
         self.also: list[list[Finding]] = []
-        self.at: dict[str, list[int]] = {}  # revision -> entries led there
+        self.at: dict[str, list[int]] = {}  # revision -> entries a running check saw there
         self.causes: dict[tuple[str, str, int], int] = {}  # (revision, lint rule, line)
 
     def names(self, i: int) -> frozenset[str]:
