@@ -225,7 +225,10 @@ def entry_lines(
         out += _wrap(console, _fix(f.fix), INDENT)
     if e.also and not verbose:
         out += _wrap(console, Text(f"also seen by: {grouping.also_seen(e)}", style="dim"), INDENT)
-    out += _detail(console, _relative_frames(f.detail, f.file), seen_details, verbose)
+    detail = _relative_frames(f.detail, f.file)
+    if not verbose:
+        detail = _without_restated_error(_from_own_file(detail, f.file), f.message)
+    out += _detail(console, detail, seen_details, verbose)
     if verbose:
         for g in e.also:
             said = Text(f"also seen by {g.check}/{g.rule}", style="dim")
@@ -285,6 +288,40 @@ def _relative_frames(detail: str | None, file: str | None) -> str | None:
     return detail
 
 
+def _from_own_file(detail: str | None, file: str | None) -> str | None:
+    """A traceback from the first frame in the finding's own file (a revision's): the
+    frames above it are env.py calling Alembic, the same in every failure."""
+    if not detail or not file or "Traceback (" not in detail:
+        return detail
+    lines = detail.split("\n")
+    for i, s in enumerate(lines):
+        if s.startswith('  File "') and (f'"{file}"' in s or f'/{file}"' in s):
+            return "\n".join(lines[i:])
+    return detail
+
+
+def _without_restated_error(detail: str | None, message: str) -> str | None:
+    """A traceback without its last lines (the exception) when the message already says
+    them: on a long history, each failure would otherwise print its error twice."""
+    if not detail or '  File "' not in detail:
+        return detail
+    lines = detail.rstrip("\n").split("\n")
+    frames = [i for i, s in enumerate(lines) if s.startswith('  File "')]
+    if not frames:
+        return detail
+    # the exception starts after the deepest frame and its source line
+    start = (
+        frames[-1] + 2
+        if frames[-1] + 1 < len(lines) and lines[frames[-1] + 1].startswith("    ")
+        else frames[-1] + 1
+    )
+    error = " ".join(s.strip() for s in lines[start:])
+    said = error.partition(": ")[2][:60] or error[:60]
+    if not said or said not in " ".join(message.split()):
+        return detail
+    return "\n".join(lines[:start])
+
+
 def detail_lines(detail: str, limit: int | None = DETAIL_LINES) -> list[str]:
     """The detail cut to `limit` lines (None: all of it). A traceback keeps its tail: the
     deepest frames and the error say where and what, the outer ones are env.py calling
@@ -293,7 +330,7 @@ def detail_lines(detail: str, limit: int | None = DETAIL_LINES) -> list[str]:
     raw = [s.rstrip() for s in detail.replace("\r\n", "\n").rstrip("\n").split("\n")]
     if limit is None or len(raw) <= limit:
         return raw
-    if any(s.startswith("Traceback (") for s in raw):
+    if any(s.startswith(("Traceback (", '  File "')) for s in raw):
         kept = raw[-(limit - 1) :]
         return [f"… {len(raw) - len(kept)} lines cut (--verbose shows them)", *kept]
     kept = raw[: limit - 1]
