@@ -349,3 +349,28 @@ def test_summary_sections_show_ten_and_fold_the_rest():
     assert folded.count("<b>error</b>") == 20
     assert text.index("### ❌ Lint errors") < text.index("### ⚠️ Warnings")
     assert text.index("### ⚠️ Warnings") < text.index("### ℹ️ Notices")
+
+
+def test_baseline_findings_are_not_annotated_and_the_summary_says_what_it_did(report):
+    # issue 17: findings accepted on old revisions are no annotation on a pull request
+    accepted = tuple(
+        replace(
+            c,
+            findings=tuple(
+                replace(f, severity=Severity.NOTICE, baseline=True) for f in c.findings
+            ),
+        )
+        for c in report.checks
+    )
+    known = replace(
+        report,
+        checks=accepted,
+        baseline=".alembic-preflight-baseline.json",
+        fixed=("lint/vague-message (abc123): the revision message is 'wip'",),
+    )
+    assert not any("::notice" in ln and "title=" in ln for ln in github.annotation_lines(known))
+    text = github.summary(known)
+    n = len(known.findings)
+    assert f"{n} known findings accepted by the baseline (.alembic-preflight-baseline.json)" in text
+    assert "Fixed: no longer found, remove from the baseline" in text
+    assert "lint/vague-message (abc123)" in text

@@ -26,6 +26,7 @@ from alembic_preflight.findings import (
     irreversible_count,
 )
 from alembic_preflight.reporters import grouping, rules
+from alembic_preflight.reporters.console import baseline_line
 from alembic_preflight.reporters.grouping import Entry, Section
 
 # GitHub shows at most 10 annotations of each kind per step (50 per job) and cuts the
@@ -104,7 +105,9 @@ def errored_checks(report: Report) -> Iterator[Finding]:
 def annotation_lines(report: Report) -> list[str]:
     """One annotation per defect (grouping.py), in the sections' order, at most PER_KIND of
     each kind; when some are left out the last one of that kind says how many."""
-    entries = [*(Entry(f) for f in errored_checks(report)), *grouping.entries(report.findings)]
+    # accepted by the baseline: known on old revisions, not this change's to annotate
+    new = [f for f in report.findings if not f.baseline]
+    entries = [*(Entry(f) for f in errored_checks(report)), *grouping.entries(new)]
 
     def line(e: Entry) -> str:
         return annotation(e.lead, grouping.also_seen(e), e.severity)
@@ -229,7 +232,16 @@ def headline(report: Report, project_name: str) -> str:
         parts.append(inline(f"{name} {report.database.server_version}"))
     parts.append(_seconds(report.duration_s))
     why = f"\n\n{inline(report.not_verified)}" if report.not_verified else ""
+    if report.baseline is not None:
+        why += "\n\n" + inline(baseline_line(report))
     return f"## {outcome}\n\n" + " · ".join(parts) + why
+
+
+def fixed_block(report: Report) -> str:
+    """Baseline entries no longer found, folded: one list, at the end."""
+    items = "\n".join(f"- {inline(e)}" for e in report.fixed)
+    title = "Fixed: no longer found, remove from the baseline"
+    return f"<details><summary>{title}</summary>\n\n{items}\n\n</details>"
 
 
 def checks_table(report: Report) -> str:
@@ -475,6 +487,8 @@ def summary(
             f"> **Summary truncated** to stay under GitHub's 1 MiB limit: {left} more "
             f"finding{'s' if left != 1 else ''} are listed{where}."
         )
+    if report.fixed:
+        parts.append(fixed_block(report))
     return "\n\n".join(parts) + "\n"
 
 
