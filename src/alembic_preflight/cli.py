@@ -135,6 +135,45 @@ def baseline(project_dir: Path = Path("."), **given: Any) -> None:
 app.command()(with_flags(baseline, (*SETTINGS_FLAGS, *REPORT_FLAGS), (PROJECT_DIR,)))
 
 
+def lint(paths: list[Path] | None = None, **given: Any) -> None:
+    """The checks that need no database (graph, lint), on the revision files given (the
+    pre-commit hook) or on the projects in the directories given (default: .). A file's
+    project is the nearest folder above it with alembic.ini (or --config's); its whole
+    history makes the graph, and only the files given are linted.
+
+    Exit codes: 0 passed, 1 a check failed, 2 usage or configuration error.
+    """
+
+    def go() -> int:
+        from alembic_preflight.commands.lint import lint as run_lint
+
+        return run_lint(paths or [], settings_values(given), verbose=given.get("verbose", False))
+
+    raise typer.Exit(run_guarded(go))
+
+
+# a hook's choices: which project, and how strict; nothing about databases or reports
+LINT_FLAGS = tuple(
+    f
+    for f in (*SETTINGS_FLAGS, *REPORT_FLAGS)
+    if f.name in ("config", "name", "fail_on", "irreversible", "baseline", "no_baseline", "verbose")
+)
+PATHS = inspect.Parameter(
+    "paths",
+    inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    default=None,
+    annotation=Annotated[
+        list[Path] | None,
+        typer.Argument(
+            metavar="PATH",
+            help="Revision files, or project directories (default: .).",
+            show_default=False,
+        ),
+    ],
+)
+app.command()(with_flags(lint, LINT_FLAGS, (PATHS,)))
+
+
 @app.command("rules")
 def rules() -> None:
     """List every rule of every check: the names `rules:` in the settings can re-grade

@@ -72,6 +72,9 @@ class Settings:
     jobs: int = 0  # parallel workers; 0 = one per core, at most 2
     baseline: Path | None = None  # relative to project_dir; default: its baseline file
     no_baseline: bool = False
+    # `alembic-preflight lint FILE...` (the pre-commit hook): lint looks at these revision
+    # files only (resolved paths); None = every file. Not a flag of verify, nor a file key.
+    files: frozenset[Path] | None = None
 
     @property
     def baseline_path(self) -> Path | None:

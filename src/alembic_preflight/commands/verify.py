@@ -45,11 +45,15 @@ def verify(settings: Settings, options: ReportOptions, prewarmed: Prewarmed | No
     return EXIT_OK if report.passed else EXIT_FAILED
 
 
-def run_verify(settings: Settings, prewarmed: Prewarmed | None) -> tuple[Report, tuple[str, ...]]:
-    """Every chosen check, run: the report, and the secrets the run made (passwords)."""
+def run_verify(
+    settings: Settings, prewarmed: Prewarmed | None, project: Project | None = None
+) -> tuple[Report, tuple[str, ...]]:
+    """Every chosen check, run: the report, and the secrets the run made (passwords).
+    `project`: the settings' project, when the caller has read it already."""
     started = time.monotonic()
     secrets: tuple[str, ...] = ()
-    project = load_project(settings, prewarmed.layout if prewarmed else None)
+    if project is None:
+        project = load_project(settings, prewarmed.layout if prewarmed else None)
     check_rule_names(settings)
     checks = [CHECKS[c] for c in settings.checks]
     results: dict[str, CheckResult] = {}
@@ -126,6 +130,7 @@ def run_verify(settings: Settings, prewarmed: Prewarmed | None) -> tuple[Report,
             if strays:
                 output.info(f"ended {len(strays)} process(es) a migration left running")
     ran = tuple(results[c.ID] for c in checks if c.ID in results)
+    in_scope = _in_scope(settings, project, focus)
     report = Report(
         tool_version=__version__,
         project=project_info(project),
@@ -136,7 +141,7 @@ def run_verify(settings: Settings, prewarmed: Prewarmed | None) -> tuple[Report,
         not_verified=not_verified,
         rules=rule_docs(),
         baseline=project.rel(matcher.baseline.path) if matcher else None,
-        fixed=matcher.fixed(_looked_at(ran), _in_scope(settings, focus)) if matcher else (),
+        fixed=matcher.fixed(_looked_at(ran), in_scope) if matcher else (),
     )
     progress.close()
     return report, secrets
@@ -147,12 +152,17 @@ def _looked_at(results: tuple[CheckResult, ...]) -> list[str]:
     return [r.id for r in results if r.status in (Status.PASSED, Status.FAILED)]
 
 
-def _in_scope(settings: Settings, focus: frozenset[str] | None) -> Callable[[Entry], bool]:
+def _in_scope(
+    settings: Settings, project: Project, focus: frozenset[str] | None
+) -> Callable[[Entry], bool]:
     """Whether this run looked at a baseline entry: not a convention outside a pull
-    request's scope, nor the walk of another shard."""
+    request's scope, nor a file the hook was not given, nor the walk of another shard."""
+    linted = None if settings.files is None else {project.rel(p) for p in settings.files}
 
     def looked(e: Entry) -> bool:
         if focus is not None and e.check == "lint" and e.revision not in focus:
+            return False
+        if linted is not None and e.check == "lint" and e.file is not None and e.file not in linted:
             return False
         return not (settings.shard is not None and e.check == "stepwise")
 

@@ -62,7 +62,10 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         file_template=ctx.project.file_template,
         version_locations=ctx.project.version_locations,
     )
+    only = ctx.settings.files  # the files a commit touches (the pre-commit hook)
     for f in ctx.project.history.files:
+        if only is not None and f.path.resolve() not in only:
+            continue
         scope = active if ctx.in_focus(f.revision) else active & WHOLE_HISTORY
         yield from _file_findings(ctx, f, facts, scope)
 
