@@ -108,3 +108,20 @@ def processes_with(marker: str) -> list[str]:
         if marker.encode() in env:
             found.append(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"))
     return found
+
+
+def source_snapshot(dest: Path) -> Path:
+    """This repository's files as a fresh clone of it would have them, into `dest`: what
+    `git ls-files` lists (committed, changed or new, not ignored), not the build files,
+    caches and virtualenvs of this checkout."""
+    listed = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    ).stdout.split(b"\0")
+    for name in filter(None, (n.decode() for n in listed)):
+        if (ROOT / name).is_file():  # a file deleted but not yet committed is listed too
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    return dest

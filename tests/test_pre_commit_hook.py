@@ -1,7 +1,8 @@
 """The pre-commit hook `alembic-preflight-lint` (.pre-commit-hooks.yaml), run by pre-commit
 itself: `pre-commit try-repo` installs the hook's environment from this repository the way a
 user's `.pre-commit-config.yaml` would (pip, from PyPI), then runs it on a project's git
-repository. Installing the environment takes a minute; it happens once for the module."""
+repository. Each test installs that environment (try-repo keeps a store of its own for one
+run): about 40 s each; PRE_COMMIT_HOME is a temporary folder, never ~/.cache/pre-commit."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES, ROOT, source_snapshot
 
 pytestmark = pytest.mark.slow
 
@@ -69,22 +70,10 @@ def _git_repo(source: Path, dest: Path, env: dict[str, str]) -> Path:
 @pytest.fixture(scope="module")
 def hook_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
     """This repository as a user's config would clone it: its files (committed, changed or
-    new, as `git ls-files` lists them) in one commit, so every try-repo below names the same
-    revision and pre-commit installs the hook's environment once."""
+    new) in one commit, so the hook is the working tree's."""
     base = tmp_path_factory.mktemp("pre-commit")
     env = _env(base / "home")
-    listed = subprocess.run(
-        ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    ).stdout.split(b"\0")
-    repo = base / "alembic-preflight"
-    for name in filter(None, listed):
-        src = ROOT / name.decode()
-        if src.is_file():  # a file deleted but not yet committed is listed too
-            (repo / name.decode()).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, repo / name.decode())
+    repo = source_snapshot(base / "alembic-preflight")
     subprocess.run(["git", "init", "-q", str(repo)], check=True, env=env, timeout=120)
     _git(repo, "add", "-A")
     subprocess.run(
