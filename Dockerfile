@@ -10,7 +10,11 @@
 #
 # No `# syntax=` line on purpose: it makes BuildKit pull a frontend image from a registry; the
 # frontend built into Docker >= 20.10 understands RUN --mount.
-FROM debian:bookworm-slim
+#
+# BASE_IMAGE is for this repository's end-to-end tests only, which build FROM a debootstrapped
+# stand-in of their own name on machines without a registry (scripts/docker-e2e-setup.sh).
+ARG BASE_IMAGE=debian:bookworm-slim
+FROM ${BASE_IMAGE}
 
 ARG PIP_INDEX_URL=https://pypi.org/simple
 ARG PG_MAJOR=15

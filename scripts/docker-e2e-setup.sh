@@ -4,18 +4,29 @@
 #
 #   1. docker.io + debootstrap from Debian, if missing
 #   2. dockerd, if no engine answers (log: $DOCKERD_LOG)
-#   3. debian:bookworm-slim: debootstrapped (minbase) and imported, if absent
-#   4. postgres:17-alpine: a stand-in built from that base with Debian's PostgreSQL, behaving
-#      like the official image for testcontainers (POSTGRES_USER/_PASSWORD/_DB, psql, UTF8)
-#   5. alembic-preflight: the product image, from the real Dockerfile
+#   3. stand-ins that earlier versions of this script tagged with official names: untagged
+#   4. alembic-preflight-test/debian:bookworm-slim: debootstrapped (minbase) and imported
+#   5. alembic-preflight-test/postgres:15: a stand-in built from that base with Debian's
+#      PostgreSQL 15, behaving like the official image for testcontainers
+#      (POSTGRES_USER/_PASSWORD/_DB, psql, UTF8); the tests pass it as --postgres-image
+#   6. alembic-preflight-test/alembic-preflight: the product image from the real Dockerfile,
+#      built FROM the base of step 4 (--build-arg BASE_IMAGE; the Dockerfile's default stays
+#      the official debian:bookworm-slim for real builds)
+#
+# Every image it makes is named under alembic-preflight-test/ and labelled
+# org.alembic-preflight.stand-in: an official name (postgres:17-alpine, debian:bookworm-slim)
+# on a machine must be the real image, or a later `docker build` or `docker run` there would
+# take a look-alike for it (a "postgres:17-alpine" that is PostgreSQL 15). Earlier versions
+# did tag those names; step 3 removes such tags.
 #
 # Idempotent: every step is skipped when its result is there; images carry a label with a hash
 # of their inputs and are rebuilt only when it changes. Safe to run on a machine that has a real
 # engine and registry: it never replaces an image it did not build (no stand-in label).
 #
 # Environment:
-#   E2E_PRODUCT_IMAGE  tag of the product image        (default: alembic-preflight)
-#   E2E_PG_IMAGE       tag of the stand-in PostgreSQL   (default: postgres:17-alpine)
+#   E2E_PRODUCT_IMAGE  tag of the product image        (default: alembic-preflight-test/alembic-preflight)
+#   E2E_PG_IMAGE       PostgreSQL image for the tests  (default: alembic-preflight-test/postgres:15);
+#                      another name is used as it is (pulled if absent), never built
 #   DEBIAN_MIRROR      mirror for debootstrap           (default: Debian's)
 #   DOCKERD_LOG        where dockerd logs when started  (default: /var/log/dockerd-e2e.log)
 #   PIP_INDEX_URL      passed to the product build when set (else the Dockerfile's default)
@@ -23,9 +34,10 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 DOCKER=/usr/bin/docker # Debian's client: the one in /usr/local/bin needs buildx for BuildKit
-PRODUCT_IMAGE=${E2E_PRODUCT_IMAGE:-alembic-preflight}
-PG_IMAGE=${E2E_PG_IMAGE:-postgres:17-alpine}
-BASE_IMAGE=debian:bookworm-slim
+OURS=alembic-preflight-test # the namespace of every image this script makes
+PRODUCT_IMAGE=${E2E_PRODUCT_IMAGE:-$OURS/alembic-preflight}
+PG_IMAGE=${E2E_PG_IMAGE:-$OURS/postgres:15}
+BASE_IMAGE=$OURS/debian:bookworm-slim
 DOCKERD_LOG=${DOCKERD_LOG:-/var/log/dockerd-e2e.log}
 HASH_LABEL=org.alembic-preflight.inputs-hash
 STANDIN_LABEL=org.alembic-preflight.stand-in
@@ -91,7 +103,39 @@ if ! timeout 5 "$DOCKER" info >/dev/null 2>&1; then
 fi
 done_step "engine"
 
-# -- 3. the base image ------------------------------------------------------------------------
+# -- 3. official names that earlier versions gave stand-ins ----------------------------------
+step "stand-ins under official names"
+official_name() { # REPOSITORY -> whether it names a Docker Official Image (no namespace)
+    local repo=${1#docker.io/}
+    repo=${repo#library/}
+    [[ $repo != */* ]]
+}
+untag() { # TAG WHY
+    local err
+    if err=$("$DOCKER" image rm "$1" 2>&1 >/dev/null); then
+        echo "    untagged $1 ($2)"
+    else # a container (even a stopped one) still uses it: the next run tries again
+        echo "    kept $1 for now ($2): ${err##*: }"
+    fi
+}
+# The stand-in PostgreSQL they built (postgres:17-alpine, or E2E_PG_IMAGE): its label says it
+# is ours, whatever its name
+while read -r tag; do
+    if [[ $tag != "$OURS"/* && $tag != *"<none>"* ]] && official_name "${tag%:*}"; then
+        untag "$tag" "our stand-in, label $STANDIN_LABEL"
+    fi
+done < <("$DOCKER" image ls --filter "label=$STANDIN_LABEL=debian-postgresql-15" \
+    --format '{{.Repository}}:{{.Tag}}')
+# The base they imported carries no label: an image by that name that no registry gave
+# (no digest) and `docker import` made (the comment it writes) is that one. A real
+# debian:bookworm-slim has a digest, even when it was loaded from a tar.
+old_base=debian:bookworm-slim
+if [[ $("$DOCKER" image inspect --format '{{len .RepoDigests}} {{.Comment}}' "$old_base" 2>/dev/null) == "0 Imported from -" ]]; then
+    untag "$old_base" "imported by an earlier version of this script"
+fi
+done_step "official names"
+
+# -- 4. the base image ------------------------------------------------------------------------
 step "$BASE_IMAGE"
 if ! "$DOCKER" image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
     rootfs=$(mktemp -d /tmp/bookworm-rootfs.XXXXXX)
@@ -138,6 +182,7 @@ EOF
         "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/lib/apt/lists/*
     tar -C "$rootfs" -c . | "$DOCKER" import \
         --change 'CMD ["bash"]' \
+        --change "LABEL $STANDIN_LABEL=debian-bookworm-minbase" \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         - "$BASE_IMAGE" >/dev/null
     rm -rf "$rootfs"
@@ -145,12 +190,13 @@ EOF
 fi
 done_step "base image"
 
-# -- 4. the stand-in PostgreSQL image -----------------------------------------------------------
+# -- 5. the stand-in PostgreSQL image -----------------------------------------------------------
 step "$PG_IMAGE (stand-in)"
 pg_ctx=$(mktemp -d /tmp/pg-standin.XXXXXX)
 trap 'rm -rf "$pg_ctx"' EXIT
 cat >"$pg_ctx/Dockerfile" <<'EOF'
-FROM debian:bookworm-slim
+ARG BASE_IMAGE
+FROM $BASE_IMAGE
 # Debian's PostgreSQL 15 (the only major version bookworm carries); no cluster is created at install
 RUN set -eux; \
     mkdir -p /etc/postgresql-common; \
@@ -210,16 +256,24 @@ exec setpriv --reuid=postgres --regid=postgres --init-groups \
     postgres -D "$PGDATA" -c listen_addresses='*' "$@"
 EOF
 chmod +x "$pg_ctx/docker-entrypoint.sh"
-pg_hash=$(cat "$pg_ctx/Dockerfile" "$pg_ctx/docker-entrypoint.sh" | sha256sum | cut -c1-16)
-pg_have=$(label_of "$PG_IMAGE" "$HASH_LABEL")
-if "$DOCKER" image inspect "$PG_IMAGE" >/dev/null 2>&1 && [[ -z $(label_of "$PG_IMAGE" "$STANDIN_LABEL") ]]; then
-    echo "    $PG_IMAGE is a real image (no stand-in label): kept"
-elif [[ $pg_have == "$pg_hash" ]]; then
+base_id=$("$DOCKER" image inspect --format '{{.Id}}' "$BASE_IMAGE")
+pg_hash=$(cat "$pg_ctx/Dockerfile" "$pg_ctx/docker-entrypoint.sh" <(echo "$base_id") | sha256sum | cut -c1-16)
+if [[ $PG_IMAGE != "$OURS"/* ]]; then
+    # E2E_PG_IMAGE names someone else's image: it is used as it is, never built (a stand-in
+    # under that name would pass for the real one)
+    if "$DOCKER" image inspect "$PG_IMAGE" >/dev/null 2>&1 && [[ -z $(label_of "$PG_IMAGE" "$STANDIN_LABEL") ]]; then
+        echo "    $PG_IMAGE is on this machine: used as it is"
+    elif timeout 300 "$DOCKER" pull -q "$PG_IMAGE" >/dev/null 2>&1; then
+        echo "    pulled $PG_IMAGE"
+    else
+        echo "E2E_PG_IMAGE=$PG_IMAGE is not on this machine and cannot be pulled; stand-ins are" \
+            "built only under $OURS/ (unset E2E_PG_IMAGE for $OURS/postgres:15)" >&2
+        exit 1
+    fi
+elif [[ $(label_of "$PG_IMAGE" "$HASH_LABEL") == "$pg_hash" ]]; then
     echo "    up to date ($pg_hash)"
-elif [[ -z $pg_have ]] && timeout 300 "$DOCKER" pull -q "$PG_IMAGE" >/dev/null 2>&1; then
-    echo "    pulled the real $PG_IMAGE"
 else
-    DOCKER_BUILDKIT=1 "$DOCKER" build -q \
+    DOCKER_BUILDKIT=1 "$DOCKER" build -q --build-arg "BASE_IMAGE=$BASE_IMAGE" \
         --label "$HASH_LABEL=$pg_hash" --label "$STANDIN_LABEL=debian-postgresql-15" \
         -t "$PG_IMAGE" "$pg_ctx" >/dev/null
 fi
@@ -227,7 +281,7 @@ rm -rf "$pg_ctx"
 trap - EXIT
 done_step "stand-in postgres"
 
-# -- 5. the product image ---------------------------------------------------------------------
+# -- 6. the product image ---------------------------------------------------------------------
 step "$PRODUCT_IMAGE (Dockerfile)"
 # What the build context holds that matters (.dockerignore keeps the rest out)
 inputs=()
@@ -235,13 +289,18 @@ for path in Dockerfile .dockerignore pyproject.toml README.md src; do
     if [[ -e $path ]]; then inputs+=("$path"); fi
 done
 product_hash=$(
-    find "${inputs[@]}" -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 |
-        LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16
+    {
+        find "${inputs[@]}" -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 |
+            LC_ALL=C sort -z | xargs -0 sha256sum
+        echo "$base_id"
+    } | sha256sum | cut -c1-16
 )
 if [[ $(label_of "$PRODUCT_IMAGE" "$HASH_LABEL") == "$product_hash" ]]; then
     echo "    up to date ($product_hash)"
 else
-    build_args=()
+    # FROM the debootstrapped base: the Dockerfile's default (the official debian:bookworm-slim)
+    # is for real builds, and no registry is needed here
+    build_args=(--build-arg "BASE_IMAGE=$BASE_IMAGE" --label "$STANDIN_LABEL=product-on-test-base")
     if [[ -r $CA_BUNDLE ]]; then
         build_args+=(--secret "id=ca-bundle,src=$CA_BUNDLE")
     fi

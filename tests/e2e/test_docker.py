@@ -33,7 +33,12 @@ pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "project"
 FIXTURES = ROOT / "tests" / "fixtures"
-IMAGE = os.environ.get("E2E_PRODUCT_IMAGE", "alembic-preflight")
+# The images scripts/docker-e2e-setup.sh makes, under a name of our own: the product image
+# (built FROM a debootstrapped Debian) and a stand-in PostgreSQL (Debian's PostgreSQL 15), passed
+# explicitly wherever a test starts PostgreSQL in a container. No test relies on, or creates, an
+# image with an official name.
+IMAGE = os.environ.get("E2E_PRODUCT_IMAGE", "alembic-preflight-test/alembic-preflight")
+PG_IMAGE = os.environ.get("E2E_PG_IMAGE", "alembic-preflight-test/postgres:15")
 # Debian's client: the newer one some machines have in /usr/local/bin wants buildx for builds
 DOCKER = "/usr/bin/docker"
 if not Path(DOCKER).exists():
@@ -251,6 +256,7 @@ def test_github_container_action_passes_a_good_project(
         network,
         working_directory="db",
         database="container",
+        postgres_image=PG_IMAGE,
         checks=CHECKS,
         # runs in the working directory, with the tool's own Python and pip
         install='python -c "import sys; print(sys.prefix)" > installed-into.txt && pip --version',
@@ -338,7 +344,12 @@ def test_sigterm_removes_the_postgres_container(image: str, tmp_path: Path, netw
         image,
         ws,
         network,
-        {"working-directory": "db", "database": "container", "checks": CHECKS},
+        {
+            "working-directory": "db",
+            "database": "container",
+            "postgres-image": PG_IMAGE,
+            "checks": CHECKS,
+        },
         detach=True,
     )
     assert isinstance(name, str)
@@ -421,7 +432,12 @@ def test_composite_action_runs_on_the_runner(image: str, tmp_path: Path) -> None
     meta = yaml.safe_load((ROOT / "composite" / "action.yml").read_text(encoding="utf-8"))
     assert meta["runs"]["using"] == "composite"
     ws = workspace(tmp_path, db=EXAMPLE)
-    given = {"working-directory": "db", "database": "container", "checks": CHECKS}
+    given = {
+        "working-directory": "db",
+        "database": "container",
+        "postgres-image": PG_IMAGE,
+        "checks": CHECKS,
+    }
     values = {name: str(spec.get("default", "")) for name, spec in meta["inputs"].items()}
     values.update(given, python=sys.executable)
     steps = {step.get("id"): step for step in meta["runs"]["steps"]}
@@ -455,3 +471,23 @@ def test_composite_action_runs_on_the_runner(image: str, tmp_path: Path) -> None
     # every input of the container action but `install` reaches the composite one too
     container_inputs = set(action_metadata()["inputs"])  # type: ignore[arg-type]
     assert container_inputs - {"install"} <= set(meta["inputs"])
+
+
+# -- the images -----------------------------------------------------------------------------------
+
+OURS = "alembic-preflight-test/"
+BASE_IMAGE = OURS + "debian:bookworm-slim"
+
+
+def test_the_setup_gives_its_images_names_of_our_own(image: str) -> None:
+    """An official name on a machine must be the real image: a `postgres:17-alpine` that is
+    PostgreSQL 15, or a `debian:bookworm-slim` debootstrapped here, would pass for it."""
+    built = [name for name in (IMAGE, PG_IMAGE, BASE_IMAGE) if name.startswith(OURS)]
+    for name in built:
+        tags = json.loads(docker("image", "inspect", "--format", "{{json .RepoTags}}", name).stdout)
+        assert tags and all(t.startswith(OURS) for t in tags), (name, tags)
+    if IMAGE.startswith(OURS):
+        # built FROM the debootstrapped base, not from an image of the official name
+        base = docker("image", "inspect", "--format", "{{index .RootFS.Layers 0}}", BASE_IMAGE)
+        product = docker("image", "inspect", "--format", "{{index .RootFS.Layers 0}}", IMAGE)
+        assert product.stdout == base.stdout
