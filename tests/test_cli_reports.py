@@ -192,3 +192,79 @@ def test_shards_cover_every_revision_and_merge_into_one_report(
     assert [c["id"] for c in merged["checks"]] == ["graph", "stepwise"]
     r = run_cli("merge-reports", tmp_path / "nope.json", cwd=proj, report=False)
     assert r.code == 2 and "nope.json" in r.stderr
+
+
+def test_fail_on_never_reports_everything_and_exits_0(project: Any, tmp_path: Path) -> None:
+    """Report-only: annotations, summary, outputs and report files as for a failing run;
+    `passed` still says whether the checks passed. Only the exit code is 0."""
+    proj: Path = project("several_heads")
+    workspace = proj.parent
+    r = run_cli(
+        "verify",
+        proj.name,
+        "--checks",
+        "graph",
+        "--fail-on",
+        "never",
+        "--sarif",
+        tmp_path / "preflight.sarif",
+        cwd=workspace,
+        env=github_env(tmp_path, workspace),
+        report=False,
+    )
+    assert r.code == 0, r.stderr
+    assert any(line.startswith("::error file=") for line in r.stdout.splitlines())
+    assert "alembic-preflight failed" in (tmp_path / "summary.md").read_text()
+    outputs = dict(
+        line.split("=", 1) for line in (tmp_path / "output.txt").read_text().splitlines()
+    )
+    assert outputs["passed"] == "false"
+    assert outputs["failed-checks"] == "graph"
+    assert json.loads(Path(outputs["report"]).read_text())["passed"] is False
+    sarif = json.loads((tmp_path / "preflight.sarif").read_text())
+    assert {res["level"] for res in sarif["runs"][0]["results"]} == {"error"}
+    # the log says why a failed run exits 0
+    assert "fail-on never: exit 0 although graph failed" in r.stderr
+
+
+def test_fail_on_never_from_the_settings_file(project: Any) -> None:
+    proj: Path = project("several_heads")
+    (proj / ".alembic-preflight.yml").write_text("checks: [graph]\nfail-on: never\n")
+    r = run_cli("verify", ".", cwd=proj)
+    assert r.code == 0, r.stderr
+    assert r.report is not None and r.report["passed"] is False
+    # a flag overrides the file
+    assert run_cli("verify", ".", "--fail-on", "error", cwd=proj).code == 1
+
+
+def test_fail_on_never_does_not_hide_that_nothing_was_verified(
+    project: Any, tmp_path: Path
+) -> None:
+    """env.py that cannot be imported verified nothing: exit 1 as without `never`; no
+    PostgreSQL at all: exit 3."""
+    broken = project("env_import_error")
+    r = run_cli(
+        "verify", ".", "--database", "embedded", "--checks", "upgrade", "--fail-on", "never",
+        cwd=broken,
+    )  # fmt: skip
+    assert r.code == 1, r.stderr
+    assert r.findings("env-failed")
+    assert "nothing" in r.stderr  # and says why `never` did not apply
+    good = project("sync_good")
+    r = run_cli(
+        "verify", ".", "--database", "embedded", "--pg-bin", str(tmp_path),
+        "--checks", "upgrade", "--fail-on", "never",
+        cwd=good,
+    )  # fmt: skip
+    assert r.code == 3, r.stderr
+
+
+def test_fail_on_names_its_values(project: Any) -> None:
+    proj: Path = project("sync_good")
+    r = run_cli("verify", ".", "--checks", "graph", "--fail-on", "sometimes", cwd=proj)
+    assert r.code == 2
+    assert "error, warning or never" in r.stderr
+    (proj / ".alembic-preflight.yml").write_text("fail-on: sometimes\n")
+    r = run_cli("verify", ".", "--checks", "graph", cwd=proj)
+    assert r.code == 2
+    assert "error, warning or never" in r.stderr and ".alembic-preflight.yml" in r.stderr

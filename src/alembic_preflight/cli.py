@@ -58,8 +58,9 @@ def root(
 def verify(project_dir: Path = Path("."), **given: Any) -> None:
     """Run the checks on the Alembic project in PROJECT_DIR.
 
-    Exit codes: 0 passed, 1 a check failed, 2 usage/configuration error or refused target,
-    3 no PostgreSQL could be started (or an internal error), 130 interrupted.
+    Exit codes: 0 passed, 1 a check failed (with --fail-on never: only one that verified
+    nothing), 2 usage/configuration error or refused target, 3 not verified (no
+    PostgreSQL could be started, or an internal error), 130 interrupted.
     """
 
     def go() -> int:

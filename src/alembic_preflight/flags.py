@@ -18,12 +18,13 @@ from typing import Annotated, Any
 import typer
 
 from alembic_preflight.errors import ConfigError
-from alembic_preflight.findings import Severity
 from alembic_preflight.settings import (
     ALL_CHECKS,
     DATABASES,
     DRIVERS,
+    FAIL_ON,
     IRREVERSIBLE,
+    FailOn,
     Settings,
 )
 
@@ -56,12 +57,12 @@ def _choice(flag: str, choices: tuple[str, ...]) -> Callable[[str | None], str |
     return parse
 
 
-def _severity(value: str | None) -> Severity | None:
+def _fail_on(value: str | None) -> FailOn | None:
     if value is None:
         return None
-    if value not in ("error", "warning"):
-        raise ConfigError(f"--fail-on must be error or warning (got {value!r})")
-    return Severity(value)
+    if value not in FAIL_ON:
+        raise ConfigError(f"--fail-on must be error, warning or never (got {value!r})")
+    return FailOn(value)
 
 
 def _shard(value: str | None) -> tuple[int, int] | None:
@@ -195,9 +196,10 @@ SETTINGS_FLAGS: tuple[Flag, ...] = (
         "fail_on",
         str | None,
         ("--fail-on",),
-        "Fail on findings of this severity or worse: error (default), warning.",
+        "Fail on findings of this severity or worse: error (default), warning; or never: "
+        "report only, exit 0 unless nothing was verified.",
         CHK,
-        _severity,
+        _fail_on,
     ),
     Flag(
         "step_timeout",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import enum
 import importlib.util
 import os
 import sys
@@ -30,6 +31,25 @@ IRREVERSIBLE = ("warn", "error", "allow")
 YAML_NAMES = (".alembic-preflight.yml", ".alembic-preflight.yaml")
 
 
+class FailOn(str, enum.Enum):
+    """`--fail-on`: findings of this severity or worse fail the run, or `never` (report
+    only: everything is reported, and the exit code is 0 unless nothing was verified)."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    NEVER = "never"
+
+    @property
+    def threshold(self) -> Severity:
+        """The severity at which a finding fails its check: what `passed`, `failed-checks`
+        and every report say. `never` judges as `error` does, so a report-only run still
+        says truthfully which checks failed; only its exit code differs."""
+        return Severity.WARNING if self is FailOn.WARNING else Severity.ERROR
+
+
+FAIL_ON = tuple(f.value for f in FailOn)
+
+
 @dataclass(frozen=True)
 class LintSettings:
     disable: tuple[str, ...] = ()
@@ -55,7 +75,7 @@ class Settings:
     postgres_version: int | None = None
     allow_non_empty: bool = False
     checks: tuple[str, ...] = ALL_CHECKS
-    fail_on: Severity = Severity.ERROR
+    fail_on: FailOn = FailOn.ERROR
     step_timeout: float = 300.0
     irreversible: str = "warn"
     downgrade_floor: str | None = None
@@ -152,6 +172,13 @@ def _severity(v: Any, key: str) -> Severity:
         raise ValueError(f"`{key}` must be error or warning (got {v!r})") from None
 
 
+def _fail_on(v: Any, key: str) -> FailOn:
+    try:
+        return FailOn(v)
+    except ValueError:
+        raise ValueError(f"`{key}` must be error, warning or never (got {v!r})") from None
+
+
 def _data(v: Any, key: str) -> Mapping[str, Mapping[str, list[dict[str, Any]]]]:
     ok = isinstance(v, dict) and all(
         isinstance(tables, dict)
@@ -230,7 +257,7 @@ FILE_KEYS: dict[str, tuple[str, Any]] = {
     "allow-non-empty": ("allow_non_empty", _bool),
     "checks": ("checks", _strs),
     "skip": ("skip", _strs),  # resolved against checks below
-    "fail-on": ("fail_on", _severity),
+    "fail-on": ("fail_on", _fail_on),
     "step-timeout": ("step_timeout", _number),
     "irreversible": ("irreversible", _choice(IRREVERSIBLE)),
     "downgrade-floor": ("downgrade_floor", _str),

@@ -32,7 +32,7 @@ from alembic_preflight.findings import (
 )
 from alembic_preflight.project import Project, load_project
 from alembic_preflight.reporters import ReportOptions, emit
-from alembic_preflight.settings import Settings, find_settings_file
+from alembic_preflight.settings import FIXED_RULES, FailOn, Settings, find_settings_file
 from alembic_preflight.workbench import Workbench
 from alembic_preflight.worker.client import Prewarmed
 
@@ -40,9 +40,40 @@ from alembic_preflight.worker.client import Prewarmed
 def verify(settings: Settings, options: ReportOptions, prewarmed: Prewarmed | None = None) -> int:
     report, secrets = run_verify(settings, prewarmed)
     emit(report, replace(options, secrets=(*options.secrets, *secrets)))
+    return exit_code(report, settings.fail_on)
+
+
+def exit_code(report: Report, fail_on: FailOn) -> int:
+    """0 passed, 1 a check failed, 3 not verified. `--fail-on never` turns 1 into 0 unless
+    a check verified nothing (env.py failed, an internal error): a report-only run must not
+    pass on zero work, and 3 stays 3."""
     if report.not_verified:
         return EXIT_INFRA
-    return EXIT_OK if report.passed else EXIT_FAILED
+    if report.passed:
+        return EXIT_OK
+    if fail_on is not FailOn.NEVER:
+        return EXIT_FAILED
+    unverified = unverified_checks(report)
+    if unverified:
+        output.info(
+            f"fail-on never does not apply: {', '.join(unverified)} verified nothing "
+            "(see the findings above); exit 1"
+        )
+        return EXIT_FAILED
+    output.info(
+        f"fail-on never: exit 0 although {', '.join(report.failed_checks)} failed (report only)"
+    )
+    return EXIT_OK
+
+
+def unverified_checks(report: Report) -> list[str]:
+    """Checks that verified nothing: stopped by an error, or by a finding no setting can
+    accept (FIXED_RULES: env.py failed or did not migrate, an internal error)."""
+    return [
+        c.id
+        for c in report.checks
+        if c.status is Status.ERROR or any(f.rule in FIXED_RULES for f in c.findings)
+    ]
 
 
 def run_verify(
@@ -81,7 +112,7 @@ def run_verify(
     )
     for check in checks:
         if not check.NEEDS_DB:
-            results[check.ID] = run_check(check, ctx, settings.fail_on)
+            results[check.ID] = run_check(check, ctx, settings.fail_on.threshold)
     database: DatabaseInfo | None = None
     not_verified: str | None = None
     db_checks = [c for c in checks if c.NEEDS_DB]
@@ -109,13 +140,13 @@ def run_verify(
                 with bench.open(lanes=settings.lanes), progress:
                     db_ctx = replace(ctx, bench=bench)
                     if beside(db_checks, bench.lane_count):
-                        run_beside(db_checks, db_ctx, settings.fail_on, results)
+                        run_beside(db_checks, db_ctx, settings.fail_on.threshold, results)
                     else:
                         every = tuple(range(bench.lane_count))
                         for check in db_checks:
                             lanes_of = every if check.ID == stepwise.ID else (0,)
                             results[check.ID] = run_check(
-                                check, replace(db_ctx, lanes=lanes_of), settings.fail_on
+                                check, replace(db_ctx, lanes=lanes_of), settings.fail_on.threshold
                             )
         except PreflightError as e:
             if e.exit_code != EXIT_INFRA:
@@ -137,7 +168,7 @@ def run_verify(
         database=database,
         checks=ran,
         duration_s=round(time.monotonic() - started, 3),
-        fail_on=settings.fail_on,
+        fail_on=settings.fail_on.threshold,
         not_verified=not_verified,
         rules=rule_docs(),
         baseline=project.rel(matcher.baseline.path) if matcher else None,
