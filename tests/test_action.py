@@ -74,3 +74,63 @@ def test_pull_request_defaults_base_ref_when_the_checkout_has_it(
     # an explicit input wins
     _, args = cli_args({"GITHUB_BASE_REF": "main", "INPUT_BASE-REF": "origin/dev"}, clone)
     assert args[args.index("--base-ref") + 1] == "origin/dev"
+
+
+def test_report_inputs_name_files_in_the_workspace(tmp_path: Path) -> None:
+    """`sarif`, `junit` and `gitlab-codequality` are relative to the workspace (where later
+    steps such as upload-sarif run), not to working-directory."""
+    (tmp_path / "backend").mkdir()
+    env = {
+        "INPUT_WORKING-DIRECTORY": "backend",
+        "INPUT_SARIF": "reports/preflight.sarif",
+        "INPUT_JUNIT": str(tmp_path / "reports" / "junit.xml"),  # absolute, in the workspace
+        "INPUT_GITLAB-CODEQUALITY": "./reports//codequality.json",
+        "INPUT_FAIL-ON": "never",
+    }
+    _, args = cli_args(env, tmp_path)
+    pairs = list(zip(args[2::2], args[3::2], strict=False))
+    assert ("--sarif", "reports/preflight.sarif") in pairs
+    assert ("--junit", "reports/junit.xml") in pairs
+    assert ("--gitlab-codequality", "reports/codequality.json") in pairs
+    assert ("--fail-on", "never") in pairs
+
+
+@pytest.mark.parametrize("path", ["../preflight.sarif", "reports/../../x.sarif", "/tmp/x.sarif"])
+def test_a_report_outside_the_workspace_is_refused(tmp_path: Path, path: str) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    with pytest.raises(ActionError, match=r"sarif .*workspace"):
+        cli_args({"INPUT_SARIF": path}, workspace)
+
+
+def test_written_reports_become_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each report input the run wrote is an output of the same name holding its path; one
+    not written this time (a stale file of an earlier run) is not."""
+    from alembic_preflight import action, cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(action, "trust_workspace", lambda env, workspace: None)
+    (tmp_path / "junit.xml").write_text("<old/>")
+    seen: list[list[str]] = []
+
+    def fake_main(args: list[str]) -> int:
+        seen.append(args)
+        (tmp_path / "reports").mkdir()
+        (tmp_path / "reports" / "preflight.sarif").write_text("{}")
+        return 0
+
+    monkeypatch.setattr(cli, "main", fake_main)
+    output = tmp_path / "github_output"
+    env = {
+        "GITHUB_WORKSPACE": str(tmp_path),
+        "GITHUB_OUTPUT": str(output),
+        "INPUT_SARIF": "reports/preflight.sarif",
+        "INPUT_JUNIT": "junit.xml",
+    }
+    assert action.run_action(env) == 0
+    assert seen and "--sarif" in seen[0] and "--junit" in seen[0]
+    outputs = output.read_text().splitlines()
+    assert "sarif=reports/preflight.sarif" in outputs
+    assert not any(line.startswith(("junit=", "gitlab-codequality=")) for line in outputs)

@@ -21,6 +21,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from alembic_preflight.errors import interrupt_on_signal
+from alembic_preflight.reporters import github
 from alembic_preflight.reporters.github import escape_data
 
 ACTION_COMMAND = "github-action"
@@ -40,6 +41,16 @@ PLAIN_INPUTS = {
     "fail-on": "--fail-on",
     "changed-since": "--changed-since",
     "base-ref": "--base-ref",
+}
+
+
+# input -> CLI option, for the report files other actions take (github/codeql-action's
+# upload-sarif, test reporters): paths relative to the workspace, each also an output of the
+# same name once written
+REPORT_INPUTS = {
+    "sarif": "--sarif",
+    "junit": "--junit",
+    "gitlab-codequality": "--gitlab-codequality",
 }
 
 
@@ -83,6 +94,8 @@ def cli_args(env: Mapping[str, str], workspace: Path) -> tuple[Path, list[str]]:
         value = get_input(env, name)
         if value:
             args += [option, value]
+    for name, path in report_inputs(env, workspace).items():
+        args += [REPORT_INPUTS[name], path]
     for var in _split_list(get_input(env, "url-env")):
         args += ["--url-env", var]
     if not get_input(env, "base-ref"):
@@ -91,6 +104,31 @@ def cli_args(env: Mapping[str, str], workspace: Path) -> tuple[Path, list[str]]:
             args += ["--base-ref", base]
     args += ["--format", "github", "--report-json", REPORT_PATH]
     return project, args
+
+
+def report_inputs(env: Mapping[str, str], workspace: Path) -> dict[str, str]:
+    """The report inputs given: name -> the file's path, relative to the workspace."""
+    given = {name: get_input(env, name) for name in REPORT_INPUTS}
+    return {name: in_workspace(name, value, workspace) for name, value in given.items() if value}
+
+
+def in_workspace(name: str, value: str, workspace: Path) -> str:
+    """A file the action writes, relative to the workspace: later steps run there on the
+    runner, where the container's /github/workspace is another path, and a file outside the
+    workspace is lost with the container."""
+    path = Path(value)
+    if path.is_absolute():
+        try:
+            path = path.relative_to(workspace)
+        except ValueError:
+            path = Path("..")  # refused below
+    normal = Path(os.path.normpath(path))
+    if normal.parts[:1] == ("..",) or normal == Path("."):
+        raise ActionError(
+            f"{name} {value!r}: name a file in the workspace, relative to it "
+            "(e.g. reports/alembic-preflight.sarif)"
+        )
+    return normal.as_posix()
 
 
 def default_base_ref(env: Mapping[str, str], workspace: Path) -> str | None:
@@ -165,14 +203,29 @@ def run_action(env: Mapping[str, str]) -> int:
             )
             return EXIT_USAGE
     (workspace / REPORT_PATH).parent.mkdir(parents=True, exist_ok=True)
+    reports = report_inputs(env, workspace)
+    before = {name: _identity(workspace / path) for name, path in reports.items()}
     _emit("alembic-preflight " + " ".join(shlex.quote(a) for a in _masked(args)), err=True)
     try:
         return cli.main(args)
     finally:
         # We run as root in the container; later steps run as the runner's user and must be
-        # able to read the report (e.g. actions/upload-artifact).
-        with suppress(OSError):
-            (workspace / REPORT_PATH).chmod(0o644)
+        # able to read the reports (e.g. actions/upload-artifact, upload-sarif).
+        for path in (REPORT_PATH, *reports.values()):
+            with suppress(OSError):
+                (workspace / path).chmod(0o644)
+        # an output names a file this run wrote, never one an earlier run left
+        written = {
+            name: path
+            for name, path in reports.items()
+            if _identity(workspace / path) not in (None, before[name])
+        }
+        github_output = env.get("GITHUB_OUTPUT")
+        if written and github_output:
+            github.append(
+                Path(github_output),
+                "".join(github.output_line(name, path) for name, path in written.items()),
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -186,6 +239,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from alembic_preflight import cli
 
     return cli.main(args)
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    """What tells a file apart from the one that was there before (reports are written to
+    a new file and renamed over the old one), or None when there is none."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def _masked(args: list[str]) -> list[str]:
