@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from alembic_preflight import __version__, output
 from alembic_preflight.error_handler import run_guarded
@@ -29,8 +30,47 @@ from alembic_preflight.worker.client import Prewarmed, prewarm, take_early
 if TYPE_CHECKING:
     from alembic_preflight.reporters import ReportOptions
 
+
+def _reflowed(text: str | None) -> str | None:
+    """Each paragraph on one line, for the terminal to wrap: Typer keeps a docstring's line
+    breaks after its first paragraph, which then break mid-sentence at any other width."""
+    if text is None:
+        return None
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs)
+
+
+def _without_type(option: Any) -> Any:
+    """Typer shows a value's Python type beside an option without a metavar: `<bool>`
+    beside --help, which takes no value."""
+    if option is not None and option.metavar is None:
+        option.metavar = ""
+    return option
+
+
+class Command(TyperCommand):
+    """A command whose --help reads well at 80 columns: paragraphs wrapped to the
+    terminal, no type placeholder beside --help. The options name their values themselves
+    (flags.Flag.metavar)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = _reflowed(self.help)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _without_type(super().get_help_option(ctx))
+
+
+class Group(TyperGroup):
+    """The top level's --help, without a type placeholder beside --help either."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _without_type(super().get_help_option(ctx))
+
+
 app = typer.Typer(
     name="alembic-preflight",
+    cls=Group,
     help="Verify Alembic migrations against a real, throwaway PostgreSQL before a deploy does.",
     pretty_exceptions_enable=False,
     no_args_is_help=True,
@@ -49,7 +89,9 @@ def _version(value: bool) -> None:
 def root(
     version: Annotated[
         bool | None,
-        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+        typer.Option(
+            "--version", callback=_version, is_eager=True, metavar="", help="Print the version."
+        ),
     ] = None,
 ) -> None:
     """Verify Alembic migrations against a real, throwaway PostgreSQL."""
@@ -58,9 +100,11 @@ def root(
 def verify(project_dir: Path = Path("."), **given: Any) -> None:
     """Run the checks on the Alembic project in PROJECT_DIR.
 
-    Exit codes: 0 passed, 1 a check failed (with --fail-on never: only one that verified
-    nothing), 2 usage/configuration error or refused target, 3 not verified (no
-    PostgreSQL could be started, or an internal error), 130 interrupted.
+    PROJECT_DIR is where you would run `alembic` (default: the current directory).
+
+    Exit codes: 0 passed; 1 a check failed (with --fail-on never, only a check that
+    verified nothing); 2 usage or configuration error, or a refused target; 3 not verified
+    (no PostgreSQL, or an internal error); 130 interrupted.
     """
 
     def go() -> int:
@@ -75,24 +119,23 @@ def verify(project_dir: Path = Path("."), **given: Any) -> None:
     raise typer.Exit(run_guarded(go))
 
 
+# Said in the command's own text: Typer's panel of arguments would show a Python type
+# (`<path>`) beside it
 PROJECT_DIR = inspect.Parameter(
     "project_dir",
     inspect.Parameter.POSITIONAL_OR_KEYWORD,
     default=Path("."),
-    annotation=Annotated[
-        Path,
-        typer.Argument(
-            metavar="PROJECT_DIR", help="The project directory (where you run `alembic`)."
-        ),
-    ],
+    annotation=Annotated[Path, typer.Argument(metavar="PROJECT_DIR", hidden=True)],
 )
-app.command()(with_flags(verify, (*SETTINGS_FLAGS, *REPORT_FLAGS), (PROJECT_DIR,)))
+app.command(cls=Command)(with_flags(verify, (*SETTINGS_FLAGS, *REPORT_FLAGS), (PROJECT_DIR,)))
 
 
 def merge_reports(reports: list[Path], **given: Any) -> None:
     """Merge the JSON reports of `verify --shard K/N` jobs into one report.
 
-    Exit codes as for verify: 0 passed, 1 a check failed, 2 unreadable reports.
+    REPORT: the JSON report (--report-json) of each shard.
+
+    Exit codes: 0 passed, 1 a check failed, 2 unreadable reports.
     """
 
     def go() -> int:
@@ -107,19 +150,19 @@ def merge_reports(reports: list[Path], **given: Any) -> None:
 REPORTS = inspect.Parameter(
     "reports",
     inspect.Parameter.POSITIONAL_OR_KEYWORD,
-    annotation=Annotated[
-        list[Path], typer.Argument(metavar="REPORT...", help="JSON reports of the shards.")
-    ],
+    annotation=Annotated[list[Path], typer.Argument(metavar="REPORT", hidden=True)],
 )
-app.command("merge-reports")(with_flags(merge_reports, REPORT_FLAGS, (REPORTS,)))
+app.command("merge-reports", cls=Command)(with_flags(merge_reports, REPORT_FLAGS, (REPORTS,)))
 
 
 def baseline(project_dir: Path = Path("."), **given: Any) -> None:
-    """Run what verify runs and write every finding to the project's baseline file
-    (.alembic-preflight-baseline.json, or --baseline PATH): later runs of verify accept
-    them as known and fail only on new ones.
+    """Accept the findings of the project in PROJECT_DIR: later runs fail only on new ones.
 
-    Exit codes: 0 written, 2 usage or configuration error, 3 not verified (nothing written).
+    Runs what verify runs and writes every finding to the project's baseline file
+    (.alembic-preflight-baseline.json in PROJECT_DIR, or --baseline FILE), which verify then
+    reads. PROJECT_DIR is where you would run `alembic` (default: the current directory).
+
+    Exit codes: 0 written; 2 usage or configuration error; 3 not verified (nothing written).
     """
 
     def go() -> int:
@@ -133,14 +176,15 @@ def baseline(project_dir: Path = Path("."), **given: Any) -> None:
     raise typer.Exit(run_guarded(go))
 
 
-app.command()(with_flags(baseline, (*SETTINGS_FLAGS, *REPORT_FLAGS), (PROJECT_DIR,)))
+app.command(cls=Command)(with_flags(baseline, (*SETTINGS_FLAGS, *REPORT_FLAGS), (PROJECT_DIR,)))
 
 
 def lint(paths: list[Path] | None = None, **given: Any) -> None:
-    """The checks that need no database (graph, lint), on the revision files given (the
-    pre-commit hook) or on the projects in the directories given (default: .). A file's
-    project is the nearest folder above it with alembic.ini (or --config's); its whole
-    history makes the graph, and only the files given are linted.
+    """The checks that need no database (graph, lint), on the files or projects given.
+
+    PATH: revision files (the pre-commit hook), or project directories (default: .). A
+    file's project is the nearest folder above it with alembic.ini (or --config's); its
+    whole history makes the graph, and only the files given are linted.
 
     Exit codes: 0 passed, 1 a check failed, 2 usage or configuration error.
     """
@@ -163,22 +207,18 @@ PATHS = inspect.Parameter(
     "paths",
     inspect.Parameter.POSITIONAL_OR_KEYWORD,
     default=None,
-    annotation=Annotated[
-        list[Path] | None,
-        typer.Argument(
-            metavar="PATH",
-            help="Revision files, or project directories (default: .).",
-            show_default=False,
-        ),
-    ],
+    annotation=Annotated[list[Path] | None, typer.Argument(metavar="PATH", hidden=True)],
 )
-app.command()(with_flags(lint, LINT_FLAGS, (PATHS,)))
+app.command(cls=Command)(with_flags(lint, LINT_FLAGS, (PATHS,)))
 
 
-@app.command("rules")
+@app.command("rules", cls=Command)
 def rules() -> None:
-    """List every rule of every check: the names `rules:` in the settings can re-grade
-    (error, warning, notice) or switch off, and what each means."""
+    """List every rule of every check, and what it means.
+
+    These are the names `rules:` in the settings can re-grade (error, warning, notice) or
+    switch off.
+    """
     import textwrap
 
     from alembic_preflight.checks import rule_docs

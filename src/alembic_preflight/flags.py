@@ -31,6 +31,8 @@ from alembic_preflight.settings import (
 DB = "Database"
 PROJ = "Project"
 CHK = "Checks"
+WALK = "Stepwise: the per-revision walk"
+SCOPE = "Pull requests and baselines"
 OUT = "Reports"
 
 
@@ -93,10 +95,21 @@ class Flag:
     parse: Callable[[Any], Any] = _same  # the raw value -> the field's value (or an error)
     envvar: str | None = None
     default: Any = None
+    # what --help calls the value (FILE, REF, N); a switch takes none. Without one, Typer
+    # shows the Python type (`<str>`, `<list[str]>`, `<bool>`)
+    metavar: str = ""
+
+    @property
+    def is_switch(self) -> bool:
+        return self.kind in (bool, bool | None)
 
     def parameter(self) -> inspect.Parameter:
         info = typer.Option(
-            *self.option, envvar=self.envvar, help=self.help, rich_help_panel=self.panel
+            *self.option,
+            envvar=self.envvar,
+            help=self.help,
+            rich_help_panel=self.panel,
+            metavar=self.metavar,
         )
         return inspect.Parameter(
             self.name,
@@ -108,9 +121,21 @@ class Flag:
 
 SETTINGS_FLAGS: tuple[Flag, ...] = (
     Flag(
-        "config", Path | None, ("--config", "-c"), "alembic.ini elsewhere than PROJECT_DIR.", PROJ
+        "config",
+        Path | None,
+        ("--config", "-c"),
+        "alembic.ini elsewhere than PROJECT_DIR.",
+        PROJ,
+        metavar="FILE",
     ),
-    Flag("name", str | None, ("--name",), "The alembic.ini section (default: alembic).", PROJ),
+    Flag(
+        "name",
+        str | None,
+        ("--name",),
+        "The alembic.ini section (default: alembic).",
+        PROJ,
+        metavar="SECTION",
+    ),
     Flag(
         "url_env",
         list[str] | None,
@@ -119,6 +144,7 @@ SETTINGS_FLAGS: tuple[Flag, ...] = (
         "Another one env.py reads is found, set and reported.",
         PROJ,
         _csv,
+        metavar="NAME",
     ),
     Flag(
         "driver",
@@ -127,6 +153,7 @@ SETTINGS_FLAGS: tuple[Flag, ...] = (
         "Driver in the URL handed to env.py: psycopg (default; sync and async), asyncpg, psycopg2.",
         PROJ,
         _choice("--driver", DRIVERS),
+        metavar="NAME",
     ),
     Flag(
         "x",
@@ -135,6 +162,7 @@ SETTINGS_FLAGS: tuple[Flag, ...] = (
         "Extra KEY=VALUE for env.py's context.get_x_argument(); repeatable.",
         PROJ,
         _strings,
+        metavar="KEY=VALUE",
     ),
     Flag(
         "database",
@@ -144,6 +172,7 @@ SETTINGS_FLAGS: tuple[Flag, ...] = (
         "image or version is asked for, else Docker, else embedded), container, embedded, url.",
         DB,
         _choice("--database", DATABASES),
+        metavar="SOURCE",
     ),
     Flag(
         "database_url",
@@ -153,6 +182,7 @@ SETTINGS_FLAGS: tuple[Flag, ...] = (
         "dropped afterwards.",
         DB,
         envvar="PREFLIGHT_DATABASE_URL",
+        metavar="URL",
     ),
     Flag(
         "allow_non_empty",
@@ -168,6 +198,7 @@ SETTINGS_FLAGS: tuple[Flag, ...] = (
         ("--pg-bin",),
         "Directory of the PostgreSQL server binaries (embedded).",
         DB,
+        metavar="DIR",
     ),
     Flag(
         "postgres_image",
@@ -175,6 +206,7 @@ SETTINGS_FLAGS: tuple[Flag, ...] = (
         ("--postgres-image",),
         "Image for --database container (default postgres:17-alpine).",
         DB,
+        metavar="IMAGE",
     ),
     Flag(
         "postgres_version",
@@ -182,6 +214,7 @@ SETTINGS_FLAGS: tuple[Flag, ...] = (
         ("--postgres-version",),
         "Shortcut for --postgres-image postgres:N-alpine.",
         DB,
+        metavar="N",
     ),
     Flag(
         "checks",
@@ -190,8 +223,17 @@ SETTINGS_FLAGS: tuple[Flag, ...] = (
         f"Comma-separated checks to run (default: all): {', '.join(ALL_CHECKS)}.",
         CHK,
         _csv,
+        metavar="a,b,...",
     ),
-    Flag("skip", list[str] | None, ("--skip",), "Comma-separated checks not to run.", CHK, _csv),
+    Flag(
+        "skip",
+        list[str] | None,
+        ("--skip",),
+        "Comma-separated checks not to run.",
+        CHK,
+        _csv,
+        metavar="a,b,...",
+    ),
     Flag(
         "fail_on",
         str | None,
@@ -200,6 +242,7 @@ SETTINGS_FLAGS: tuple[Flag, ...] = (
         "report only, exit 0 unless nothing was verified.",
         CHK,
         _fail_on,
+        metavar="SEVERITY",
     ),
     Flag(
         "step_timeout",
@@ -207,6 +250,7 @@ SETTINGS_FLAGS: tuple[Flag, ...] = (
         ("--step-timeout",),
         "Seconds one migration step may take (default 300).",
         CHK,
+        metavar="SECONDS",
     ),
     Flag(
         "irreversible",
@@ -215,13 +259,7 @@ SETTINGS_FLAGS: tuple[Flag, ...] = (
         "Downgrades that raise on purpose: warn (default), error, allow.",
         CHK,
         _choice("--irreversible", IRREVERSIBLE),
-    ),
-    Flag(
-        "downgrade_floor",
-        str | None,
-        ("--downgrade-floor",),
-        "Do not try downgrades of this revision and those below it.",
-        CHK,
+        metavar="MODE",
     ),
     Flag(
         "skip_revisions",
@@ -231,13 +269,7 @@ SETTINGS_FLAGS: tuple[Flag, ...] = (
         "labels): their upgrade() and downgrade() are not called, the version table moves.",
         CHK,
         _csv,
-    ),
-    Flag(
-        "seed_data",
-        bool | None,
-        ("--seed-data/--no-seed-data",),
-        "Put synthetic rows in tables before each revision (stepwise).",
-        CHK,
+        metavar="a,b,...",
     ),
     Flag(
         "bootstrap",
@@ -245,6 +277,40 @@ SETTINGS_FLAGS: tuple[Flag, ...] = (
         ("--bootstrap",),
         "A .sql file or module:function run before the first upgrade.",
         CHK,
+        metavar="FILE|MOD:FN",
+    ),
+    Flag(
+        "downgrade_floor",
+        str | None,
+        ("--downgrade-floor",),
+        "Do not try downgrades of this revision and those below it.",
+        WALK,
+        metavar="REV",
+    ),
+    Flag(
+        "seed_data",
+        bool | None,
+        ("--seed-data/--no-seed-data",),
+        "Put synthetic rows in tables before each revision.",
+        WALK,
+    ),
+    Flag(
+        "jobs",
+        int | None,
+        ("--jobs", "-j"),
+        "Parallel databases for the per-revision walk (default: cores, at most 2); with more "
+        "than 1, the walk starts while upgrade, drift and roundtrip run.",
+        WALK,
+        metavar="N",
+    ),
+    Flag(
+        "shard",
+        str | None,
+        ("--shard",),
+        "Run the K-th of N shares of the per-revision work (a CI matrix).",
+        WALK,
+        _shard,
+        metavar="K/N",
     ),
     Flag(
         "changed_since",
@@ -254,7 +320,8 @@ SETTINGS_FLAGS: tuple[Flag, ...] = (
         "rules) look only at revisions added or changed since this git ref; the rules "
         "about whether a migration can run or be undone, and every database check, still "
         "cover the whole history.",
-        CHK,
+        SCOPE,
+        metavar="REF",
     ),
     Flag(
         "base_ref",
@@ -262,23 +329,8 @@ SETTINGS_FLAGS: tuple[Flag, ...] = (
         ("--base-ref",),
         "Merge preview: check the revision graph together with this git ref's revisions; "
         "also the pull-request scope of --changed-since when that is not given.",
-        CHK,
-    ),
-    Flag(
-        "shard",
-        str | None,
-        ("--shard",),
-        "K/N: run this share of the per-revision work (CI matrix).",
-        CHK,
-        _shard,
-    ),
-    Flag(
-        "jobs",
-        int | None,
-        ("--jobs", "-j"),
-        "Parallel databases for the per-revision walk (default: cores, at most 2); with more "
-        "than 1, the walk starts while upgrade, drift and roundtrip run.",
-        CHK,
+        SCOPE,
+        metavar="REF",
     ),
     Flag(
         "baseline",
@@ -286,15 +338,16 @@ SETTINGS_FLAGS: tuple[Flag, ...] = (
         ("--baseline",),
         "Findings accepted on the existing history (written by `alembic-preflight baseline`;"
         " default: .alembic-preflight-baseline.json in PROJECT_DIR when present).",
-        CHK,
+        SCOPE,
         _from_here,
+        metavar="FILE",
     ),
     Flag(
         "no_baseline",
         bool | None,
         ("--no-baseline",),
         "Ignore the baseline file: every finding counts.",
-        CHK,
+        SCOPE,
     ),
 )
 
@@ -306,16 +359,27 @@ REPORT_FLAGS: tuple[Flag, ...] = (
         "auto (github when GITHUB_ACTIONS=true), console, github.",
         OUT,
         default="auto",
+        metavar="FORMAT",
     ),
-    Flag("report_json", Path | None, ("--report-json",), "Write the JSON report here.", OUT),
-    Flag("junit", Path | None, ("--junit",), "Write a JUnit XML report here.", OUT),
-    Flag("sarif", Path | None, ("--sarif",), "Write a SARIF 2.1.0 report here.", OUT),
+    Flag(
+        "report_json",
+        Path | None,
+        ("--report-json",),
+        "Write the JSON report here.",
+        OUT,
+        metavar="FILE",
+    ),
+    Flag("junit", Path | None, ("--junit",), "Write a JUnit XML report here.", OUT, metavar="FILE"),
+    Flag(
+        "sarif", Path | None, ("--sarif",), "Write a SARIF 2.1.0 report here.", OUT, metavar="FILE"
+    ),
     Flag(
         "gitlab_codequality",
         Path | None,
         ("--gitlab-codequality",),
         "Write a GitLab Code Quality report here.",
         OUT,
+        metavar="FILE",
     ),
     Flag(
         "verbose",
@@ -327,6 +391,12 @@ REPORT_FLAGS: tuple[Flag, ...] = (
         default=False,
     ),
 )
+
+# every flag that takes a value names it in --help
+_UNNAMED = [
+    f.option[0] for f in (*SETTINGS_FLAGS, *REPORT_FLAGS) if not f.metavar and not f.is_switch
+]
+assert not _UNNAMED, f"flags without a metavar: {_UNNAMED}"
 
 # every settings flag names a field build_settings knows (`skip` is folded into `checks`)
 _FIELDS = {f.name for f in fields(Settings)} | {"skip"}
