@@ -304,6 +304,54 @@ def test_github_container_action_reports_several_heads_with_embedded_postgres(
     assert report["passed"] is False
 
 
+def test_github_container_action_report_only_with_report_files(
+    image: str, tmp_path: Path, network: str
+) -> None:
+    """`fail-on: never` with the report inputs: everything reported as for a failing run,
+    the files where upload-sarif and test reporters take them (paths as outputs, readable
+    by the runner's user), and exit 0."""
+    ws = workspace(tmp_path, services=FIXTURES / "several_heads")
+    run = github(
+        image,
+        ws,
+        network,
+        working_directory="services",
+        database="embedded",
+        checks=CHECKS,
+        fail_on="never",
+        sarif="reports/preflight.sarif",
+        junit="reports/junit.xml",
+        gitlab_codequality="reports/codequality.json",
+    )
+    assert run.code == 0, run.stdout + run.stderr
+    assert "fail-on never: exit 0 although graph failed" in run.stderr
+    assert any("multiple-heads" in a for a in run.annotations("error")), run.stdout
+    assert "alembic-preflight failed" in run.summary
+    # passed says whether the checks passed, whatever the exit code
+    assert run.outputs["passed"] == "false"
+    assert "graph" in run.outputs["failed-checks"].split(",")
+    assert run.outputs["sarif"] == "reports/preflight.sarif"
+    assert run.outputs["junit"] == "reports/junit.xml"
+    assert run.outputs["gitlab-codequality"] == "reports/codequality.json"
+    for name in ("sarif", "junit", "gitlab-codequality"):
+        path = ws / run.outputs[name]
+        assert path.stat().st_mode & 0o044 == 0o044, name
+    sarif = json.loads((ws / run.outputs["sarif"]).read_text())
+    results = sarif["runs"][0]["results"]
+    assert any(r["ruleId"] == "graph/multiple-heads" for r in results), results
+    uris = {
+        loc["physicalLocation"]["artifactLocation"]["uri"]
+        for r in results
+        for loc in r.get("locations", [])
+    }
+    assert any(u.startswith("services/migrations/versions/") for u in uris), uris
+    junit = (ws / run.outputs["junit"]).read_text()
+    assert "<testsuite" in junit and "<failure" in junit
+    quality = json.loads((ws / run.outputs["gitlab-codequality"]).read_text())
+    assert any(q["check_name"].endswith("multiple-heads") for q in quality), quality
+    assert json.loads((ws / run.outputs["report"]).read_text())["passed"] is False
+
+
 def test_github_container_action_working_directory_with_a_relative_script_location(
     image: str, tmp_path: Path, network: str
 ) -> None:
@@ -437,6 +485,8 @@ def test_composite_action_runs_on_the_runner(image: str, tmp_path: Path) -> None
         "database": "container",
         "postgres-image": PG_IMAGE,
         "checks": CHECKS,
+        "sarif": "reports/preflight.sarif",
+        "junit": str(ws / "reports" / "junit.xml"),  # absolute, in the workspace
     }
     values = {name: str(spec.get("default", "")) for name, spec in meta["inputs"].items()}
     values.update(given, python=sys.executable)
@@ -468,6 +518,11 @@ def test_composite_action_runs_on_the_runner(image: str, tmp_path: Path) -> None
     assert outputs["passed"] == "true"
     assert outputs["heads"] == "3c4d5e6f7081"
     assert (ws / outputs["report"]).is_file()
+    assert outputs["sarif"] == "reports/preflight.sarif"
+    assert outputs["junit"] == "reports/junit.xml"
+    assert "gitlab-codequality" not in outputs  # not asked for
+    assert json.loads((ws / outputs["sarif"]).read_text())["version"] == "2.1.0"
+    assert "<testsuite" in (ws / outputs["junit"]).read_text()
     # every input of the container action but `install` reaches the composite one too
     container_inputs = set(action_metadata()["inputs"])  # type: ignore[arg-type]
     assert container_inputs - {"install"} <= set(meta["inputs"])
