@@ -37,6 +37,15 @@ def test_warnings_pass_unless_fail_on_warning(project: Any) -> None:
     assert failed.code == 1, failed.stdout + failed.stderr
 
 
+def test_fail_on_never_reports_and_exits_0(project: Any) -> None:
+    """A hook that only informs, as `verify --fail-on never` does."""
+    root = project("lint_rules")
+    result = run_cli("lint", UNNAMED_DROP, "--fail-on", "never", cwd=root)
+    assert result.code == 0, result.stdout + result.stderr
+    assert "lint/unnamed-drop-constraint" in result.stdout
+    assert "fail-on never: exit 0 although lint failed" in result.stderr
+
+
 def test_a_directory_is_its_whole_project(project: Any) -> None:
     root = project("lint_rules")
     result = run_cli("lint", root, "-v")

@@ -186,7 +186,8 @@ def lint(paths: list[Path] | None = None, **given: Any) -> None:
     file's project is the nearest folder above it with alembic.ini (or --config's); its
     whole history makes the graph, and only the files given are linted.
 
-    Exit codes: 0 passed, 1 a check failed, 2 usage or configuration error.
+    Exit codes: 0 passed (also a failure with --fail-on never), 1 a check failed, 2 usage or
+    configuration error.
     """
 
     def go() -> int:

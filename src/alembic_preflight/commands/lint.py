@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from alembic_preflight import output
-from alembic_preflight.commands.verify import run_verify
-from alembic_preflight.errors import EXIT_FAILED, EXIT_INFRA, EXIT_OK, ConfigError
+from alembic_preflight.commands.verify import exit_code, run_verify
+from alembic_preflight.errors import EXIT_OK, ConfigError
 from alembic_preflight.project import load_project
 from alembic_preflight.project.history import is_revision_file_name
 from alembic_preflight.reporters import ReportOptions, emit
@@ -64,9 +64,7 @@ def _lint_project(
         report,
         ReportOptions(format="console", project_name=project.directory.name, verbose=verbose),
     )
-    if report.not_verified:
-        return EXIT_INFRA
-    return EXIT_OK if report.passed else EXIT_FAILED
+    return exit_code(report, settings.fail_on)
 
 
 def group_by_project(
