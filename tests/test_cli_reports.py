@@ -214,13 +214,16 @@ def test_fail_on_never_reports_everything_and_exits_0(project: Any, tmp_path: Pa
     )
     assert r.code == 0, r.stderr
     assert any(line.startswith("::error file=") for line in r.stdout.splitlines())
-    assert "alembic-preflight failed" in (tmp_path / "summary.md").read_text()
+    summary = (tmp_path / "summary.md").read_text()
+    assert "alembic-preflight failed" in summary
+    assert "Report only (fail-on: never): findings do not fail the job." in summary
     outputs = dict(
         line.split("=", 1) for line in (tmp_path / "output.txt").read_text().splitlines()
     )
     assert outputs["passed"] == "false"
     assert outputs["failed-checks"] == "graph"
-    assert json.loads(Path(outputs["report"]).read_text())["passed"] is False
+    written = json.loads(Path(outputs["report"]).read_text())
+    assert written["passed"] is False and written["fail_on"] == "never"
     sarif = json.loads((tmp_path / "preflight.sarif").read_text())
     assert {res["level"] for res in sarif["runs"][0]["results"]} == {"error"}
     # the log says why a failed run exits 0

@@ -99,6 +99,8 @@ class Report:
     not_verified: str | None = None
     # "check/rule" -> what it means, from the checks' own RULES tables (checks/__init__.py)
     rules: Mapping[str, RuleText] = field(default_factory=dict, compare=False)
+    # --fail-on never: the checks are judged as with `error`, the exit code is 0
+    report_only: bool = False
     # the baseline file used, and its entries no longer found ("fixed: remove them")
     baseline: str | None = None
     fixed: tuple[str, ...] = ()

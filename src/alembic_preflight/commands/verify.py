@@ -169,6 +169,7 @@ def run_verify(
         checks=ran,
         duration_s=round(time.monotonic() - started, 3),
         fail_on=settings.fail_on.threshold,
+        report_only=settings.fail_on is FailOn.NEVER,
         not_verified=not_verified,
         rules=rule_docs(),
         baseline=project.rel(matcher.baseline.path) if matcher else None,

@@ -122,6 +122,11 @@ def headline(report: Report, project_name: str = "") -> Text:
     text.append("  " + " · ".join(parts))
     if report.not_verified:
         text.append(f"\n{report.not_verified}", style="bold red")
+    elif report.report_only and not report.passed:
+        text.append(
+            "\nreport only (--fail-on never): findings do not fail the job, unless a check "
+            "verified nothing"
+        )
     if report.baseline is not None:
         text.append(f"\n{baseline_line(report)}")
     return text

@@ -232,6 +232,8 @@ def headline(report: Report, project_name: str) -> str:
         parts.append(inline(f"{name} {report.database.server_version}"))
     parts.append(_seconds(report.duration_s))
     why = f"\n\n{inline(report.not_verified)}" if report.not_verified else ""
+    if report.report_only and not report.passed and not report.not_verified:
+        why += "\n\n" + inline("Report only (fail-on: never): findings do not fail the job.")
     if report.baseline is not None:
         why += "\n\n" + inline(baseline_line(report))
     return f"## {outcome}\n\n" + " · ".join(parts) + why

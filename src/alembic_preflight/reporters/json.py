@@ -82,7 +82,7 @@ def to_dict(report: Report) -> dict[str, Any]:
         "checks": [check_to_dict(c) for c in report.checks],
         "findings": [finding_to_dict(f) for f in report.findings],
         "duration_s": round(report.duration_s, 3),
-        "fail_on": report.fail_on.value,
+        "fail_on": "never" if report.report_only else report.fail_on.value,
         "failed_checks": list(report.failed_checks),
         **(
             {
@@ -150,7 +150,10 @@ def from_dict(data: dict[str, Any]) -> Report:
         checks=checks,
         # older writers may lack the top-level total: the checks' sum is the best guess
         duration_s=float(data.get("duration_s", sum(c.duration_s for c in checks))),
-        fail_on=Severity(data.get("fail_on", Severity.ERROR.value)),
+        fail_on=Severity(
+            "error" if data.get("fail_on") == "never" else data.get("fail_on", "error")
+        ),
+        report_only=data.get("fail_on") == "never",
         not_verified=data.get("not_verified"),
         baseline=(data.get("baseline") or {}).get("file"),
         fixed=tuple((data.get("baseline") or {}).get("fixed", ())),
