@@ -22,9 +22,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-ALL_CHECKS = ("graph", "lint", "upgrade", "drift", "roundtrip", "stepwise")
+ALL_CHECKS = ("graph", "lint", "upgrade", "drift", "compat", "roundtrip", "stepwise")
 # the checks that run against PostgreSQL (each check's NEEDS_DB says so too)
-DATABASE_CHECKS = frozenset({"upgrade", "drift", "roundtrip", "stepwise"})
+DATABASE_CHECKS = frozenset({"upgrade", "drift", "compat", "roundtrip", "stepwise"})
 DATABASES = ("auto", "container", "embedded", "url")
 DRIVERS = ("psycopg", "asyncpg", "psycopg2")
 IRREVERSIBLE = ("warn", "error", "allow")

@@ -41,6 +41,7 @@ from alembic_preflight.worker.client import (
 )
 from alembic_preflight.worker.protocol import (
     MIGRATING,
+    MODELS,
     PROBE,
     Failure,
     FailureKind,
@@ -55,6 +56,7 @@ from alembic_preflight.worker.protocol import (
 )
 
 if TYPE_CHECKING:
+    from alembic_preflight.catalog.columns import Columns
     from alembic_preflight.catalog.snapshot import Snapshot
 
 
@@ -331,13 +333,46 @@ class Workbench:
         with psycopg.connect(self.server.conninfo(self.lanes[lane].dbname), autocommit=True) as c:
             return take_snapshot(c, exclude_tables=(self.version_table,))
 
+    def live_columns(self, lane: int = 0) -> Columns:
+        from alembic_preflight.catalog.columns import live_columns
+
+        with psycopg.connect(self.server.conninfo(self.lanes[lane].dbname), autocommit=True) as c:
+            return live_columns(c)
+
+    # -- another checkout's models -----------------------------------------------------------
+    def read_models(self, project_dir: Path, ini_path: Path) -> Outcome:
+        """env.py's target_metadata in another checkout of the project (the base ref's), by
+        a worker started there for this one MODELS request and stopped after it. It runs
+        env.py offline, and its only allowed database is one that does not exist: it
+        cannot touch any database, ours included."""
+        assert self._tmp is not None
+        nowhere = f"preflight_{self.token}_nowhere"
+        ln = Lane(
+            dbname=nowhere,
+            url=self.server.url(nowhere, self.settings.driver),
+            log_path=Path(self._tmp.name) / "base-models.log",
+            state="dirty",
+        )
+        self.lanes.append(ln)
+        index = len(self.lanes) - 1
+        try:
+            self._start_worker(ln, project_dir=project_dir, ini_path=ini_path)
+            return self._request(MODELS, None, index, False, None)
+        finally:
+            self._stop_worker(ln)
+            self.lanes.remove(ln)
+
     # -- the worker ------------------------------------------------------------------------
-    def _start_worker(self, ln: Lane) -> None:
-        proc, conn = self.prewarmed.take() or start_worker(self.settings.driver)
+    def _start_worker(
+        self, ln: Lane, *, project_dir: Path | None = None, ini_path: Path | None = None
+    ) -> None:
+        # another checkout's worker is a new process: a warm one may hold our modules
+        warm = self.prewarmed.take() if project_dir is None else None
+        proc, conn = warm or start_worker(self.settings.driver)
         server = self.server
         init = WorkerInit(
-            project_dir=str(self.project.directory),
-            ini_path=str(self.project.ini_path),
+            project_dir=str(project_dir or self.project.directory),
+            ini_path=str(ini_path or self.project.ini_path),
             section=self.project.section,
             url=ln.url,
             sync_url=server.url(ln.dbname, "psycopg"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from alembic_preflight.checks import drift, graph, lint, roundtrip, stepwise, upgrade
+from alembic_preflight.checks import compat, drift, graph, lint, roundtrip, stepwise, upgrade
 from alembic_preflight.checks.base import COMMON_RULES, Check
 from alembic_preflight.checks.failures import DATABASE_RULES
 from alembic_preflight.findings import RuleText
@@ -13,6 +13,7 @@ CHECKS: dict[str, Check] = {
     "lint": lint,
     "upgrade": upgrade,
     "drift": drift,
+    "compat": compat,
     "roundtrip": roundtrip,
     "stepwise": stepwise,
 }

@@ -111,3 +111,26 @@ def _blobs(top: Path, commit: str, names: list[str]) -> list[bytes]:
         blobs.append(out[end + 1 : end + 1 + size])
         pos = end + 1 + size + 1  # the content is followed by a newline
     return blobs
+
+
+def export_tree(repo_root: Path, ref: str, dest: Path) -> Path:
+    """The files of `ref` written under `dest` (`git archive`: no worktree to remove, the
+    repository untouched); returns the directory that stands for the repository's top."""
+    import io
+    import tarfile
+
+    top = _toplevel(repo_root)
+    commit = _check_ref(top, ref)
+    data = _git(top, "archive", "--format=tar", commit)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        if hasattr(tarfile, "data_filter"):  # Python 3.12+, and security releases before
+            tar.extractall(dest, filter="data")
+        else:  # pragma: no cover
+            tar.extractall(dest)
+    return dest
+
+
+def in_tree(repo_root: Path, path: Path, tree: Path) -> Path:
+    """Where `path` (in the working tree) is in an exported tree of the same repository."""
+    top = _toplevel(repo_root)
+    return tree / path.resolve().relative_to(top)

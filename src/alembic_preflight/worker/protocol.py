@@ -23,6 +23,11 @@ UPGRADE, DOWNGRADE, STEPS, STAMP, COMPARE, BOOTSTRAP, CURRENT = (
 )
 
 
+# The models of another checkout (the base ref's, for the compat check): env.py run
+# offline in a worker started there, only to read its target_metadata as plain data.
+MODELS = "models"
+
+
 # A stepwise slice in one env.py run (fastwalk.py); the worker sends progress messages
 # (anything but an Outcome) before each step, and the Outcome at the end.
 WALK = "walk"
@@ -318,3 +323,26 @@ class DriftItem:
     # what is in the database but not in the models, by the names a migration would have
     # used to create it ((table,), (table, column), (index,)): to find that migration
     names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelColumn:
+    """A column as a release's models map it (worker/model_tables.py)."""
+
+    name: str
+    type: str  # compiled for PostgreSQL: VARCHAR(100), INTEGER, order_status, ...
+    nullable: bool
+    server_default: bool
+    enum_labels: tuple[str, ...] | None = None  # an Enum type's labels
+    line: int | None = None  # where the model class maps it
+
+
+@dataclass(frozen=True)
+class ModelTable:
+    """A table of target_metadata: its columns and the model class that maps it."""
+
+    schema: str | None
+    name: str
+    columns: tuple[ModelColumn, ...]
+    file: str | None = None  # the model class's file, when the ORM maps the table
+    line: int | None = None

@@ -21,6 +21,7 @@ from alembic_preflight.worker.protocol import (
     COMPARE,
     CURRENT,
     DOWNGRADE,
+    MODELS,
     PROBE,
     STAMP,
     STEPS,
@@ -244,6 +245,8 @@ class Worker:
             return tuple(heads), True
         elif kind == COMPARE:
             return self._compare()
+        elif kind == MODELS:
+            return self._models()
         elif kind == BOOTSTRAP:
             self._bootstrap(str(arg))
         elif kind == WALK:
@@ -319,6 +322,32 @@ class Worker:
         script = revision_context.generated_revisions[-1]
         diffs = [d for ops in script.upgrade_ops_list for d in ops.as_diffs()]
         return [describe_diff(d) for d in diffs], True
+
+    def _models(self) -> tuple[Any, bool]:
+        """env.py's target_metadata as plain data, env.py run offline (as `alembic
+        upgrade --sql` runs it): it writes SQL to a buffer nobody reads and connects
+        nowhere. None when env.py never configured a context offline."""
+        import io
+
+        from alembic.runtime.environment import EnvironmentContext
+
+        from alembic_preflight.worker.model_tables import describe_metadata
+
+        seen: list[Any] = []
+
+        def capture(rev: Any, ctx: Any) -> list[Any]:
+            seen.append(ctx.opts.get("target_metadata"))
+            return []
+
+        with EnvironmentContext(
+            self.config, self.script, fn=capture, as_sql=True, output_buffer=io.StringIO()
+        ):
+            self.script.run_env()
+        if not seen:
+            return None, True
+        if seen[0] is None:
+            return None, False
+        return describe_metadata(seen[0]), True
 
     def _bootstrap(self, spec: str) -> None:
         """`bootstrap:` a SQL file, or module:function called with a connection."""

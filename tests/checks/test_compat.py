@@ -1,0 +1,184 @@
+"""Deploy compatibility: the base branch's models (the running release) against the schema
+this branch's migrations build, in a real git repository built per test and a real
+embedded PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.checks.histories import line_of
+from tests.conftest import FIXTURES, run_cli
+
+HEAD = "3c4d5e6f7081"  # sync_good's head on main
+NEW = "4d5e6f708192"  # the branch's revision
+
+REVISION = '''"""{message}
+
+Revision ID: {rev}
+Revises: {down}
+Create Date: 2026-11-30 20:00:00
+
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "{rev}"
+down_revision = "{down}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+{upgrade}
+
+
+def downgrade() -> None:
+    pass
+'''
+
+# what each branch's revision does, and the rule it must fail with (None: quiet), at
+# the line holding the text given
+BRANCHES: dict[str, tuple[str, str | None, str | None]] = {
+    "drop": ('    op.drop_column("customers", "name")', "column-dropped-in-use", '"name"'),
+    "rename": (
+        '    op.alter_column(\n        "customers", "name", new_column_name="full_name"\n    )',
+        "column-renamed-in-use",
+        '"name", new_column_name',
+    ),
+    "not-null": (
+        '    op.add_column("orders", sa.Column("currency", sa.String(3), nullable=False))',
+        "not-null-unknown-to-running-code",
+        '"currency"',
+    ),
+    "narrow": (
+        '    op.alter_column(\n        "customers",\n        "name",\n'
+        "        type_=sa.String(50),\n        existing_type=sa.String(100),\n    )",
+        "type-changed-in-use",
+        '"name"',
+    ),
+    "enum-label": (
+        '    op.execute("ALTER TABLE orders ALTER COLUMN status DROP DEFAULT")\n'
+        '    op.execute("ALTER TYPE order_status RENAME TO order_status_old")\n'
+        "    op.execute(\"CREATE TYPE order_status AS ENUM ('new', 'paid')\")\n"
+        '    op.execute(\n        "ALTER TABLE orders ALTER COLUMN status TYPE order_status"\n'
+        '        " USING status::text::order_status"\n    )\n'
+        "    op.execute(\"ALTER TABLE orders ALTER COLUMN status SET DEFAULT 'new'\")\n"
+        '    op.execute("DROP TYPE order_status_old")',
+        "enum-value-removed-in-use",
+        "ALTER TYPE order_status RENAME",
+    ),
+    "additive": (
+        '    op.add_column("orders", sa.Column("note", sa.Text(), nullable=True))\n'
+        "    op.add_column(\n"
+        '        "orders",\n'
+        '        sa.Column("paid", sa.Boolean(), server_default="false", nullable=False),\n'
+        "    )\n"
+        '    op.create_table("invoices", sa.Column("id", sa.Integer(), primary_key=True))\n'
+        '    op.alter_column("customers", "name", type_=sa.String(200))\n'
+        '    op.create_index("ix_orders_note", "orders", ["note"])',
+        None,
+        None,
+    ),
+}
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+    }
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], env=env, check=True, capture_output=True, text=True
+    ).stdout
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """main: sync_good (models and three revisions), committed."""
+    for var in ("GITHUB_WORKSPACE", "CI_PROJECT_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    dest = tmp_path / "repo"
+    shutil.copytree(FIXTURES / "sync_good", dest, ignore=shutil.ignore_patterns("__pycache__"))
+    (dest / ".gitignore").write_text("__pycache__/\n.alembic-preflight/\n")
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "add", ".")
+    git(dest, "commit", "-q", "-m", "main")
+    return dest
+
+
+def branch(repo: Path, name: str, upgrade: str) -> Path:
+    """A branch off main whose one revision's upgrade() is `upgrade`; its file."""
+    git(repo, "checkout", "-q", "-b", name)
+    path = repo / "migrations" / "versions" / f"{NEW}_{name.replace('-', '_')}.py"
+    path.write_text(REVISION.format(message=name, rev=NEW, down=HEAD, upgrade=upgrade))
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", name)
+    return path
+
+
+def verify(repo: Path, *extra: str) -> Any:
+    return run_cli("verify", ".", "--database", "embedded", "--checks", "compat", *extra, cwd=repo)
+
+
+@pytest.mark.parametrize("name", sorted(BRANCHES))
+def test_each_breaking_change_fails_at_its_revision_and_line(repo: Path, name: str) -> None:
+    upgrade, rule, at = BRANCHES[name]
+    path = branch(repo, name, upgrade)
+    r = verify(repo, "--base-ref", "main")
+    assert r.report is not None, r.stderr
+    check = r.check("compat")
+    if rule is None:
+        assert check["status"] == "passed", (check, r.findings())
+        assert r.findings() == []
+        return
+    assert r.code == 1, r.stdout + r.stderr
+    assert check["status"] == "failed"
+    assert [f["rule"] for f in r.findings()] == [rule], r.findings()
+    (f,) = r.findings()
+    assert f["revision"] == NEW
+    assert (f["file"], f["line"]) == (f"migrations/versions/{path.name}", line_of(path, at))
+    assert "base ref main" in f["message"]
+    assert "expand, deploy, contract (base ref main → this branch)" in f["fix"]
+    models = repo / "app" / "models.py"
+    if name in ("drop", "rename", "narrow"):
+        assert f"app/models.py:{line_of(models, '    name: Mapped')}" in f["message"]
+    if name == "rename":
+        assert "`full_name`" in f["message"]
+    if name == "enum-label":
+        assert "'shipped'" in f["message"]
+        assert f"app/models.py:{line_of(models, '    status: Mapped')}" in f["message"]
+    if name == "not-null":
+        assert f"app/models.py:{line_of(models, 'class Order')}" in f["message"]
+
+
+def test_skipped_with_a_notice_without_a_base_ref(repo: Path) -> None:
+    branch(repo, "drop", BRANCHES["drop"][0])
+    r = verify(repo)
+    assert r.code == 0, r.stdout + r.stderr
+    check = r.check("compat")
+    assert check["status"] == "skipped"
+    assert "no base ref" in check["note"]
+
+
+def test_skipped_when_the_base_refs_env_py_has_no_target_metadata(repo: Path) -> None:
+    env_py = repo / "migrations" / "env.py"
+    env_py.write_text(
+        env_py.read_text().replace("target_metadata = Base.metadata", "target_metadata = None")
+    )
+    git(repo, "commit", "-q", "-am", "no metadata")
+    branch(repo, "drop", BRANCHES["drop"][0])
+    r = verify(repo, "--base-ref", "main")
+    assert r.code == 0, r.stdout + r.stderr
+    check = r.check("compat")
+    assert check["status"] == "skipped"
+    assert "sets no target_metadata" in check["note"]
