@@ -33,6 +33,10 @@ STATIC = frozenset({LINT, "graph"})
 # A check whose findings without a revision restate, for the whole history, what the
 # per-revision checks pin to a revision ("downgrade to base leaves type `x`").
 WHOLE_HISTORY = frozenset({"roundtrip"})
+# A check whose findings are a story of their own whatever else names the object: compat
+# judges the release running during the deploy against the new schema, not whether a
+# migration runs or is undone (a rename stepwise finds left behind is another defect).
+OWN_STORY = frozenset({"compat"})
 
 # The lead of an entry: of the findings about one thing, the one that says where. The
 # upgrade check's failure is the deploy itself; stepwise names the revision and the line;
@@ -79,6 +83,13 @@ IMPACT: dict[str, int] = {
             "duplicate-branch-label",
             "not-null-without-server-default",
             "concurrently-in-transaction",
+            # compat: the running release fails while the deploy runs
+            "column-dropped-in-use",
+            "table-dropped-in-use",
+            "column-renamed-in-use",
+            "type-changed-in-use",
+            "not-null-unknown-to-running-code",
+            "enum-value-removed-in-use",
         ),
         BREAKS_DEPLOY,
     ),
@@ -199,7 +210,7 @@ def entries(findings: Iterable[Finding]) -> list[Entry]:
             continue
         if f.revision is None and f.check in WHOLE_HISTORY and f.severity is not Severity.NOTICE:
             whole.append(f)
-        elif f.revision is None:
+        elif f.revision is None or f.check in OWN_STORY:
             build.start(f)
         else:
             build.add_at_revision(f)
