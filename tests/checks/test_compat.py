@@ -46,6 +46,12 @@ def downgrade() -> None:
 # the line holding the text given
 BRANCHES: dict[str, tuple[str, str | None, str | None]] = {
     "drop": ('    op.drop_column("customers", "name")', "column-dropped-in-use", '"name"'),
+    "drop-table": ('    op.drop_table("orders")', "table-dropped-in-use", '"orders"'),
+    "rename-table": (
+        '    op.rename_table("orders", "purchases")',
+        "table-dropped-in-use",
+        '"orders"',
+    ),
     "rename": (
         '    op.alter_column(\n        "customers", "name", new_column_name="full_name"\n    )',
         "column-renamed-in-use",
@@ -157,6 +163,10 @@ def test_each_breaking_change_fails_at_its_revision_and_line(repo: Path, name: s
     if name == "enum-label":
         assert "'shipped'" in f["message"]
         assert f"app/models.py:{line_of(models, '    status: Mapped')}" in f["message"]
+    if name in ("drop-table", "rename-table"):
+        assert f"app/models.py:{line_of(models, 'class Order')}" in f["message"]
+    if name == "rename-table":
+        assert "(renamed to `purchases`)" in f["message"]
     if name == "not-null":
         assert f"app/models.py:{line_of(models, 'class Order')}" in f["message"]
 
