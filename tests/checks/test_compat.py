@@ -192,3 +192,35 @@ def test_skipped_when_the_base_refs_env_py_has_no_target_metadata(repo: Path) ->
     check = r.check("compat")
     assert check["status"] == "skipped"
     assert "sets no target_metadata" in check["note"]
+
+
+def test_the_job_summary_has_a_deploy_compatibility_section(repo: Path, tmp_path: Path) -> None:
+    path = branch(repo, "drop", BRANCHES["drop"][0])
+    summary = tmp_path / "summary.md"
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_WORKSPACE": str(repo),
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "GITHUB_OUTPUT": str(tmp_path / "output.txt"),
+        "RUNNER_TEMP": str(tmp_path / "runner-temp"),
+    }
+    r = run_cli(
+        "verify",
+        ".",
+        "--database",
+        "embedded",
+        "--checks",
+        "compat",
+        "--base-ref",
+        "main",
+        cwd=repo,
+        env=env,
+        report=False,
+    )
+    assert r.code == 1, r.stdout + r.stderr
+    text = summary.read_text()
+    section = text.split("### Deploy compatibility\n\n", 1)[1].split("\n\n###", 1)[0]
+    assert section.startswith("base ref main → this branch: 1 change(s)")
+    line = line_of(path, '"name"')
+    assert f"{NEW}" in section and f"drop.py:{line}</code>" in section
+    assert "column-dropped-in-use" in section

@@ -113,7 +113,11 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         live = bench.live_columns()
         releases = Releases(ref, tree, project.repo_root)
         found = list(compare(ctx, models, live, changed, releases))
-    ctx.note = f"base ref {ref} → this branch: {len(found)} change(s) the running release breaks on"
+    ctx.note = (
+        f"base ref {ref} → this branch: {len(found)} change(s) the running release breaks on"
+        if found
+        else f"base ref {ref} → this branch: the running release's models still fit the schema"
+    )
     yield from found
 
 

@@ -269,6 +269,22 @@ def heads_section(report: Report) -> str:
     return "\n\n".join(parts)
 
 
+def compat_section(report: Report, blob_url: str | None = None, limit: int = 10) -> str:
+    """ "Deploy compatibility": the compat check's verdict on the release running during
+    the deploy (its note links the two releases), and its findings in one line each."""
+    result = next((c for c in report.checks if c.id == "compat"), None)
+    if result is None or result.status is Status.SKIPPED:
+        return ""
+    lines = [f"### Deploy compatibility\n\n{inline(result.note or '')}"]
+    items = [
+        f"- {location(f, blob_url)} {inline(f.rule)}: {inline(cut(f.message, 300))}"
+        for f in result.findings[:limit]
+    ]
+    if len(result.findings) > limit:
+        items.append(f"- and {len(result.findings) - limit} more (see below)")
+    return "\n\n".join([*lines, "\n".join(items)] if items else lines)
+
+
 def _ancestors(rev: str, parents: dict[str, tuple[str, ...]]) -> set[str]:
     seen: set[str] = set()
     todo = [rev]
@@ -457,6 +473,9 @@ def summary(
     heads = heads_section(report)
     if heads:
         parts.append(heads)
+    compat = compat_section(report, blob_url)
+    if compat:
+        parts.append(compat)
     if findings:
         # counts first, in the sections' order: a long history's findings read as a
         # handful of rules before any detail (issue 8)
