@@ -224,3 +224,54 @@ def test_the_job_summary_has_a_deploy_compatibility_section(repo: Path, tmp_path
     line = line_of(path, '"name"')
     assert f"{NEW}" in section and f"drop.py:{line}</code>" in section
     assert "column-dropped-in-use" in section
+
+
+# -- the pure parts: types, renames -----------------------------------------------------
+@pytest.mark.parametrize(
+    ("old", "new", "breaks"),
+    [
+        ("VARCHAR(100)", "character varying(50)", "narrower"),
+        ("VARCHAR(100)", "character varying(200)", None),
+        ("VARCHAR(100)", "text", None),
+        ("TEXT", "character varying(255)", "narrower"),
+        ("BIGINT", "integer", "narrower"),
+        ("INTEGER", "bigint", None),
+        ("NUMERIC(10, 2)", "numeric(12,2)", None),
+        ("NUMERIC(10, 2)", "numeric(10,1)", "narrower"),
+        ("INTEGER", "text", "incompatible"),
+        ("VARCHAR(20)", "integer", "incompatible"),
+        ("TIMESTAMP WITHOUT TIME ZONE", "timestamp with time zone", None),
+        ("JSON", "jsonb", None),
+        ("BOOLEAN", "boolean", None),
+        ("some_custom_type", "integer", None),  # a type we cannot judge stays quiet
+    ],
+)
+def test_type_changes_the_old_release_cannot_write(old: str, new: str, breaks: str | None) -> None:
+    from alembic_preflight.catalog.columns import LiveColumn
+    from alembic_preflight.checks.compat import _type_break
+    from alembic_preflight.worker.protocol import ModelColumn
+
+    why = _type_break(ModelColumn("c", old, True, False), LiveColumn("c", new, False, False))
+    assert (why.split()[0] if why else None) == {
+        None: None,
+        "narrower": "narrower",
+        "incompatible": "a",
+    }[breaks]
+
+
+def test_a_rename_is_read_from_alter_column_batch_ops_and_sql(tmp_path: Path) -> None:
+    from alembic_preflight.checks.compat import _renamed_column, _renamed_table
+    from alembic_preflight.project.history import parse_revision_file
+
+    body = (
+        "    with op.batch_alter_table('customers') as batch_op:\n"
+        "        batch_op.alter_column('name', new_column_name='full_name')\n"
+        "    op.execute('ALTER TABLE orders RENAME COLUMN note TO remark')\n"
+        "    op.rename_table('orders', 'purchases')"
+    )
+    text = REVISION.format(message="m", rev=NEW, down=HEAD, upgrade=body)
+    f = parse_revision_file(tmp_path / f"{NEW}_m.py", text.encode())
+    assert _renamed_column(f, "name") == "full_name"
+    assert _renamed_column(f, "note") == "remark"
+    assert _renamed_column(f, "email") is None
+    assert _renamed_table(f, "orders") == "purchases"

@@ -132,7 +132,7 @@ def compare(
     for table in models:
         qual = f"{table.schema}.{table.name}" if table.schema else table.name
         where = _model_place(ctx, table.file, table.line, releases)
-        have = live.get((table.schema, table.name))
+        have = live.get((None if table.schema == "public" else table.schema, table.name))
         if have is None:
             place = _made_by(ctx, changed, (table.name,))
             if place is None:

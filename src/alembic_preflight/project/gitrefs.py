@@ -114,19 +114,35 @@ def _blobs(top: Path, commit: str, names: list[str]) -> list[bytes]:
 
 
 def export_tree(repo_root: Path, ref: str, dest: Path) -> Path:
-    """The files of `ref` written under `dest` (`git archive`: no worktree to remove, the
-    repository untouched); returns the directory that stands for the repository's top."""
-    import io
+    """The files of `ref` written under `dest` (`git archive`, streamed: no worktree to
+    remove, the repository untouched); returns `dest`, which stands for the top."""
     import tarfile
 
     top = _toplevel(repo_root)
     commit = _check_ref(top, ref)
-    data = _git(top, "archive", "--format=tar", commit)
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        if hasattr(tarfile, "data_filter"):  # Python 3.12+, and security releases before
-            tar.extractall(dest, filter="data")
-        else:  # pragma: no cover
-            tar.extractall(dest)
+    argv = ["git", "-C", str(top), "archive", "--format=tar", commit]
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError as e:
+        raise ConfigError(f"git archive could not run: {e}") from e
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
+            if hasattr(tarfile, "data_filter"):  # Python 3.12, and security releases before
+                tar.extractall(dest, filter="data")
+            else:  # pragma: no cover
+                tar.extractall(dest)
+    except tarfile.TarError as e:
+        proc.kill()
+        err = proc.stderr.read().decode(errors="replace").strip()
+        raise ConfigError(f"git archive {ref} failed: {err or e}") from None
+    finally:
+        proc.stdout.close()
+        code = proc.wait(timeout=_TIMEOUT)
+        err = proc.stderr.read().decode(errors="replace").strip()
+        proc.stderr.close()
+    if code != 0:
+        raise ConfigError(f"git archive {ref} failed: {err.splitlines()[-1] if err else code}")
     return dest
 
 
