@@ -340,7 +340,7 @@ class Workbench:
             return live_columns(c)
 
     # -- another checkout's models -----------------------------------------------------------
-    def read_models(self, project_dir: Path, ini_path: Path) -> Outcome:
+    def read_models(self, project_dir: Path, ini_path: Path, repo_root: Path) -> Outcome:
         """env.py's target_metadata in another checkout of the project (the base ref's), by
         a worker started there for this one MODELS request and stopped after it. It runs
         env.py offline, and its only allowed database is one that does not exist: it
@@ -356,23 +356,29 @@ class Workbench:
         self.lanes.append(ln)
         index = len(self.lanes) - 1
         try:
-            self._start_worker(ln, project_dir=project_dir, ini_path=ini_path)
+            self._start_worker(ln, checkout=(project_dir, ini_path, repo_root))
             return self._request(MODELS, None, index, False, None)
         finally:
             self._stop_worker(ln)
             self.lanes.remove(ln)
 
     # -- the worker ------------------------------------------------------------------------
-    def _start_worker(
-        self, ln: Lane, *, project_dir: Path | None = None, ini_path: Path | None = None
-    ) -> None:
+    def _start_worker(self, ln: Lane, *, checkout: tuple[Path, Path, Path] | None = None) -> None:
+        """`checkout`: (project directory, alembic.ini, repository top) of another
+        checkout of the project, for read_models; else this one's."""
+        project = self.project
+        project_dir, ini_path, repo_root = checkout or (
+            project.directory,
+            project.ini_path,
+            project.repo_root,
+        )
         # another checkout's worker is a new process: a warm one may hold our modules
-        warm = self.prewarmed.take() if project_dir is None else None
+        warm = self.prewarmed.take() if checkout is None else None
         proc, conn = warm or start_worker(self.settings.driver)
         server = self.server
         init = WorkerInit(
-            project_dir=str(project_dir or self.project.directory),
-            ini_path=str(ini_path or self.project.ini_path),
+            project_dir=str(project_dir),
+            ini_path=str(ini_path),
             section=self.project.section,
             url=ln.url,
             sync_url=server.url(ln.dbname, "psycopg"),
@@ -390,7 +396,7 @@ class Workbench:
                 ("user", server.user),
                 ("password", server.password or ""),
             ),
-            repo_root=str(self.project.repo_root),
+            repo_root=str(repo_root),
             stamp_only=self.stamp_only,
         )
         ln.process, ln.conn, ln.answered = proc, conn, False

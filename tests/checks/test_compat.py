@@ -275,3 +275,26 @@ def test_a_rename_is_read_from_alter_column_batch_ops_and_sql(tmp_path: Path) ->
     assert _renamed_column(f, "note") == "remark"
     assert _renamed_column(f, "email") is None
     assert _renamed_table(f, "orders") == "purchases"
+
+
+def test_skipped_when_the_base_ref_imports_models_from_outside_its_files(
+    repo: Path, tmp_path: Path
+) -> None:
+    # an installed package (or a sys.path entry ahead of the checkout) is what the branch
+    # has, not what production runs: comparing with it would be quiet
+    outside = tmp_path / "site"
+    shutil.copytree(repo / "app", outside / "app")
+    env_py = repo / "migrations" / "env.py"
+    env_py.write_text(
+        env_py.read_text().replace(
+            "from app.models import Base",
+            f"import sys\nsys.path.insert(0, {str(outside)!r})\nfrom app.models import Base",
+        )
+    )
+    git(repo, "commit", "-q", "-am", "models from elsewhere")
+    branch(repo, "drop", BRANCHES["drop"][0])
+    r = verify(repo, "--base-ref", "main")
+    assert r.code == 0, r.stdout + r.stderr
+    check = r.check("compat")
+    assert check["status"] == "skipped"
+    assert "outside the base ref's files" in check["note"]

@@ -88,7 +88,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
             raise CheckSkipped(f"cannot check base ref {ref!r} out: {e}") from None
         if not base_ini.is_file():
             raise CheckSkipped(f"base ref {ref} has no {ctx.rel(project.ini_path)}")
-        outcome = bench.read_models(base_dir, base_ini)
+        outcome = bench.read_models(base_dir, base_ini, tree)
         if not outcome.ok:
             failure = outcome.failure
             assert failure is not None
@@ -108,6 +108,15 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
                 "its target_metadata could not be read without a database"
             )
         models: tuple[ModelTable, ...] = outcome.data
+        elsewhere = sorted({t.file for t in models if t.file and not _under(t.file, tree)})
+        if elsewhere:
+            # an installed package, or a sys.path entry env.py adds after ours: what the
+            # branch has, not what production runs; comparing it would be quiet
+            raise CheckSkipped(
+                f"env.py at base ref {ref} imported its models from {elsewhere[0]}, outside "
+                f"the base ref's files (an installed package?): the running release's models "
+                "are unknown"
+            )
         if ensure_head(ctx, ID) is not None:
             raise CheckSkipped("upgrade head fails, so there is no schema to compare (see upgrade)")
         live = bench.live_columns()
@@ -400,6 +409,14 @@ def _fix_drop(what: str, releases: Releases, renamed: str | None) -> str:
         f"expand, deploy, contract (base ref {releases.base} → this branch): {first}release "
         f"models that no longer use {what}, deploy them, and drop it in a later release"
     )
+
+
+def _under(file: str, tree: Path) -> bool:
+    try:
+        Path(file).resolve().relative_to(tree.resolve())
+    except ValueError:
+        return False
+    return True
 
 
 def _finding(ctx: CheckContext, rule: str, place: Place, message: str, fix: str) -> Finding:
