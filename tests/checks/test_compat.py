@@ -298,3 +298,17 @@ def test_skipped_when_the_base_ref_imports_models_from_outside_its_files(
     check = r.check("compat")
     assert check["status"] == "skipped"
     assert "outside the base ref's files" in check["note"]
+
+
+def test_a_base_env_py_that_connects_even_offline_reaches_no_database(repo: Path) -> None:
+    # env.py run only online: the base worker's one allowed database does not exist
+    env_py = repo / "migrations" / "env.py"
+    env_py.write_text(env_py.read_text().replace("if context.is_offline_mode():", "if False:"))
+    git(repo, "commit", "-q", "-am", "online only")
+    branch(repo, "drop", BRANCHES["drop"][0])
+    r = verify(repo, "--base-ref", "main")
+    assert r.code == 0, r.stdout + r.stderr
+    check = r.check("compat")
+    assert check["status"] == "skipped"
+    assert "could not read the models of base ref main" in check["note"]
+    assert "does not exist" in check["note"]
