@@ -121,7 +121,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
             raise CheckSkipped("upgrade head fails, so there is no schema to compare (see upgrade)")
         live = bench.live_columns()
         releases = Releases(ref, tree, project.repo_root)
-        found = list(compare(ctx, models, live, changed, releases))
+        found = list(compare(ctx, models, live, Branch.of(ctx, changed), releases))
     ctx.note = (
         f"base ref {ref} → this branch: {len(found)} change(s) the running release breaks on"
         if found
@@ -134,7 +134,7 @@ def compare(
     ctx: CheckContext,
     models: tuple[ModelTable, ...],
     live: Columns,
-    changed: set[str],
+    branch: Branch,
     releases: Releases,
 ) -> Iterator[Finding]:
     """What the running release maps against what the schema now has."""
@@ -143,7 +143,7 @@ def compare(
         where = _model_place(ctx, table.file, table.line, releases)
         have = live.get((None if table.schema == "public" else table.schema, table.name))
         if have is None:
-            place = _made_by(ctx, changed, (table.name,))
+            place = _made_by(branch, (table.name,))
             if place is None:
                 continue  # not this branch's doing (drift's business)
             renamed = _renamed_table(place.file, table.name)
@@ -164,16 +164,16 @@ def compare(
             cwhere = _model_place(ctx, table.file, col.line or table.line, releases)
             now = have.get(col.name)
             if now is None:
-                gone = _column_gone(ctx, table, qual, col, have, cwhere, changed, releases)
+                gone = _column_gone(ctx, table, qual, col, have, cwhere, branch, releases)
                 if gone is not None:
                     known.add(gone.new_name or col.name)
                     yield gone.finding
                 continue
-            yield from _column_changed(ctx, table, qual, col, now, cwhere, changed, releases)
+            yield from _column_changed(ctx, table, qual, col, now, cwhere, branch, releases)
         for name, now in have.items():
             if name in known or not now.not_null or now.has_default:
                 continue
-            place = _made_by(ctx, changed, (table.name, name))
+            place = _made_by(branch, (table.name, name))
             if place is None:
                 continue
             yield _finding(
@@ -196,10 +196,10 @@ def _column_gone(
     col: ModelColumn,
     have: dict[str, LiveColumn],
     where: str,
-    changed: set[str],
+    branch: Branch,
     releases: Releases,
 ) -> Gone | None:
-    place = _made_by(ctx, changed, (table.name, col.name))
+    place = _made_by(branch, (table.name, col.name))
     if place is None:
         return None
     renamed = _renamed_column(place.file, col.name)
@@ -234,16 +234,16 @@ def _column_changed(
     col: ModelColumn,
     now: LiveColumn,
     where: str,
-    changed: set[str],
+    branch: Branch,
     releases: Releases,
 ) -> Iterator[Finding]:
     if col.enum_labels is not None and now.enum_labels is not None:
         removed = [label for label in col.enum_labels if label not in now.enum_labels]
         if removed:
             place = (
-                _made_by(ctx, changed, (removed[0],))
-                or _made_by(ctx, changed, (now.type.rpartition(".")[2],))
-                or _made_by(ctx, changed, (table.name, col.name))
+                _made_by(branch, (removed[0],))
+                or _made_by(branch, (now.type.rpartition(".")[2],))
+                or _made_by(branch, (table.name, col.name))
             )
             if place is not None:
                 labels = ", ".join(f"'{label}'" for label in removed)
@@ -262,7 +262,7 @@ def _column_changed(
     why = _type_break(col, now)
     if why is None:
         return
-    place = _made_by(ctx, changed, (table.name, col.name))
+    place = _made_by(branch, (table.name, col.name))
     if place is None:
         return
     yield _finding(
@@ -339,15 +339,27 @@ def _type_break(old: ModelColumn, now: LiveColumn) -> str | None:
 
 
 # -- where: the revision that made a change, the model that maps it ------------------------
-def _made_by(ctx: CheckContext, changed: set[str], names: tuple[str, ...]) -> Place | None:
+class Branch(NamedTuple):
+    """The revisions this branch adds or changes, latest first, with the strings their
+    upgrade() holds (read once: a schema of many tables asks often)."""
+
+    revisions: tuple[tuple[str, RevisionFile, dict[str, int]], ...]
+
+    @classmethod
+    def of(cls, ctx: CheckContext, changed: set[str]) -> Branch:
+        history = ctx.project.history
+        found = []
+        for rev in reversed(history.topological_order()):
+            file = history.revisions.get(rev)
+            if rev in changed and file is not None:
+                found.append((rev, file, upgrade_strings(file)))
+        return cls(tuple(found))
+
+
+def _made_by(branch: Branch, names: tuple[str, ...]) -> Place | None:
     """The latest revision of this branch whose upgrade() names all of `names`, at the
     line of the last one."""
-    history = ctx.project.history
-    for rev in reversed(history.topological_order()):
-        file = history.revisions.get(rev)
-        if rev not in changed or file is None:
-            continue
-        strings = upgrade_strings(file)
+    for rev, file, strings in branch.revisions:
         if all(n in strings for n in names):
             return Place(rev, file, strings[names[-1]])
     return None
