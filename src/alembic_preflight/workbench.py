@@ -70,6 +70,9 @@ class Lane:
     state: str = "missing"  # what the database holds: missing | empty | <template name> | dirty
     answered: bool = False  # whether its worker has answered a request yet
     running: Running | None = None  # the revision function its worker last said it started
+    # another checkout of the project its worker runs in (read_models): (project
+    # directory, alembic.ini, repository top); a restarted worker starts there again
+    checkout: tuple[Path, Path, Path] | None = None
 
 
 @dataclass
@@ -352,20 +355,20 @@ class Workbench:
             url=self.server.url(nowhere, self.settings.driver),
             log_path=Path(self._tmp.name) / "base-models.log",
             state="dirty",
+            checkout=(project_dir, ini_path, repo_root),
         )
         self.lanes.append(ln)
         index = len(self.lanes) - 1
         try:
-            self._start_worker(ln, checkout=(project_dir, ini_path, repo_root))
+            self._start_worker(ln)
             return self._request(MODELS, None, index, False, None)
         finally:
             self._stop_worker(ln)
             self.lanes.remove(ln)
 
     # -- the worker ------------------------------------------------------------------------
-    def _start_worker(self, ln: Lane, *, checkout: tuple[Path, Path, Path] | None = None) -> None:
-        """`checkout`: (project directory, alembic.ini, repository top) of another
-        checkout of the project, for read_models; else this one's."""
+    def _start_worker(self, ln: Lane) -> None:
+        checkout = ln.checkout
         project = self.project
         project_dir, ini_path, repo_root = checkout or (
             project.directory,
