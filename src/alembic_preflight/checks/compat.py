@@ -36,10 +36,7 @@ from alembic_preflight.worker.protocol import ModelColumn, ModelTable
 ID = "compat"
 NEEDS_DB = True
 
-NO_BASE_REF = (
-    "no base ref (--base-ref, `base-ref:`): the running release's models are unknown, "
-    "so deploy compatibility was not checked"
-)
+NO_BASE_REF = "no base ref (--base-ref): the release running during the deploy is unknown"
 
 
 class Place(NamedTuple):
