@@ -250,7 +250,7 @@ def _column_changed(
                     place,
                     f"enum `{now.type}` of `{qual}.{col.name}` no longer has {labels}, which "
                     f"base ref {releases.base} still uses ({where}): the running release's "
-                    "writes of it fail, and rows it reads may hold a label it cannot map",
+                    "writes of it fail until the deploy ends",
                     f"expand, deploy, contract (base ref {releases.base} → this branch): "
                     f"deploy models without {labels} first, move the rows off it, and "
                     "remove the label a release later",
@@ -480,6 +480,6 @@ RULES: dict[str, RuleText] = {
     "enum-value-removed-in-use": RuleText(
         "An enum label the running release still uses is removed",
         "The base ref's models still have the label: the running release's writes of it "
-        "fail, and rows it reads may hold a label it cannot map." + _EXPAND,
+        "fail until the deploy ends." + _EXPAND,
     ),
 }
