@@ -312,3 +312,14 @@ def test_a_base_env_py_that_connects_even_offline_reaches_no_database(repo: Path
     assert check["status"] == "skipped"
     assert "could not read the models of base ref main" in check["note"]
     assert "does not exist" in check["note"]
+
+
+def test_every_check_with_stepwise_beside_on_other_lanes(repo: Path) -> None:
+    # compat runs on lane 0 among the other checks while stepwise walks beside them
+    branch(repo, "rename", BRANCHES["rename"][0])
+    r = run_cli("verify", ".", "--database", "embedded", "--base-ref", "main", "-j", "2", cwd=repo)
+    assert r.report is not None, r.stderr
+    statuses = {c["id"]: c["status"] for c in r.report["checks"]}
+    assert statuses["compat"] == "failed", r.check("compat")
+    assert statuses["stepwise"] == "failed"  # the rename's downgrade does nothing
+    assert [f["rule"] for f in r.findings() if f["check"] == "compat"] == ["column-renamed-in-use"]
