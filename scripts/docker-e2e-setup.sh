@@ -33,6 +33,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+# dockerd, and the iptables it runs, live in sbin, which a non-login PATH may lack
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 DOCKER=/usr/bin/docker # Debian's client: the one in /usr/local/bin needs buildx for BuildKit
 OURS=alembic-preflight-test # the namespace of every image this script makes
 PRODUCT_IMAGE=${E2E_PRODUCT_IMAGE:-$OURS/alembic-preflight}
@@ -59,10 +61,27 @@ label_of() { # IMAGE LABEL -> value or empty
 
 # -- 1. packages ------------------------------------------------------------------------------
 step "docker.io and debootstrap"
-if [[ ! -x $DOCKER || ! -x /usr/sbin/dockerd ]] || ! command -v debootstrap >/dev/null; then
+# Only what is missing: a machine with its own engine (a GitHub runner's Docker packages,
+# dockerd in /usr/bin) keeps it; Debian's docker.io would conflict with them.
+find_dockerd() { # Debian puts it in /usr/sbin, which a non-login PATH may lack
+    command -v dockerd 2>/dev/null || for d in /usr/sbin/dockerd /usr/bin/dockerd; do
+        if [[ -x $d ]]; then
+            echo "$d"
+            return
+        fi
+    done
+}
+packages=()
+if [[ ! -x $DOCKER ]] || { ! timeout 5 "$DOCKER" info >/dev/null 2>&1 && [[ -z $(find_dockerd) ]]; }; then
+    packages+=(docker.io iptables)
+fi
+if ! command -v debootstrap >/dev/null; then
+    packages+=(debootstrap)
+fi
+if ((${#packages[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends docker.io debootstrap iptables >/dev/null
+    apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi
 done_step "packages"
 
@@ -88,7 +107,7 @@ if ! timeout 5 "$DOCKER" info >/dev/null 2>&1; then
     echo "    starting dockerd (log: $DOCKERD_LOG)"
     # setsid: dockerd outlives this script (CI runs the tests after it)
     # 9>&-: the daemon must not inherit (and hold forever) the lock taken above
-    setsid nohup /usr/sbin/dockerd >"$DOCKERD_LOG" 2>&1 </dev/null 9>&- &
+    setsid nohup "$(find_dockerd)" >"$DOCKERD_LOG" 2>&1 </dev/null 9>&- &
     for _ in $(seq 1 60); do
         if [[ -S /var/run/docker.sock ]] && timeout 5 "$DOCKER" info >/dev/null 2>&1; then
             break
