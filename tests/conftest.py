@@ -85,6 +85,21 @@ def run_cli(
     return CliResult(proc.returncode, proc.stdout, proc.stderr, parsed)
 
 
+def git(repo: Path, *args: str) -> str:
+    """git in `repo`, as a test's own user (no global config, a fixed author); stdout."""
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+    }
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], env=env, check=True, capture_output=True, text=True
+    ).stdout
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Any:
     """Copy a fixture project into a fresh directory (tests never touch the originals)."""

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from alembic_preflight.action import ActionError, cli_args, get_input
-
-
-def git(cwd: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-    )
+from tests.conftest import git
 
 
 def test_inputs_with_dashes_become_flags(tmp_path: Path) -> None:
@@ -103,9 +94,7 @@ def test_a_report_outside_the_workspace_is_refused(tmp_path: Path, path: str) ->
         cli_args({"INPUT_SARIF": path}, workspace)
 
 
-def test_written_reports_become_outputs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_written_reports_become_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each report input the run wrote is an output of the same name holding its path; one
     not written this time (a stale file of an earlier run) is not."""
     from alembic_preflight import action, cli

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,26 +14,13 @@ from alembic_preflight.findings import Finding, Severity
 from alembic_preflight.project import Project, load_project
 from alembic_preflight.project.gitrefs import changed_revisions, history_at
 from alembic_preflight.settings import build_settings
+from tests.conftest import git
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SOURCE = FIXTURES / "several_heads" / "migrations" / "versions"
 BASE = "1a2b3c4d5e6f_create_users.py"
 OURS = "2b3c4d5e6f70_add_email_to_users.py"  # on the feature branch
 THEIRS = "3c4d5e6f7081_create_orders.py"  # on main, same parent
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.com",
-        "GIT_CONFIG_GLOBAL": os.devnull,
-    }
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], env=env, check=True, capture_output=True, text=True
-    ).stdout
 
 
 @pytest.fixture

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import run_cli
+from tests.conftest import git, run_cli
 
 
 def test_env_py_reading_x_dburl(project: Any) -> None:
@@ -78,15 +77,6 @@ def test_config_elsewhere_and_another_section(project: Any) -> None:
     )
     assert r.code == 0, r.stdout + r.stderr
     assert r.report["project"]["config"] == "deploy/migrations.ini"
-
-
-def git(cwd: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-    )
 
 
 NEW_REVISION = '''"""fix"""

@@ -4,16 +4,14 @@ embedded PostgreSQL."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.checks.histories import line_of
-from tests.conftest import FIXTURES, run_cli
+from tests.conftest import FIXTURES, git, run_cli
 
 HEAD = "3c4d5e6f7081"  # sync_good's head on main
 NEW = "4d5e6f708192"  # the branch's revision
@@ -92,20 +90,6 @@ BRANCHES: dict[str, tuple[str, str | None, str | None]] = {
         None,
     ),
 }
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.com",
-        "GIT_CONFIG_GLOBAL": os.devnull,
-    }
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], env=env, check=True, capture_output=True, text=True
-    ).stdout
 
 
 @pytest.fixture
