@@ -101,6 +101,23 @@ def git(repo: Path, *args: str) -> str:
 
 
 @pytest.fixture
+def db(pg_server: Server) -> Iterator[Any]:
+    """A fresh database on the shared server, as an autocommit connection; dropped after."""
+    import uuid
+
+    import psycopg
+
+    name = f"seed_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server.conninfo(), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    conn = psycopg.connect(pg_server.conninfo(name), autocommit=True)
+    yield conn
+    conn.close()
+    with psycopg.connect(pg_server.conninfo(), autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture
 def project(tmp_path: Path) -> Any:
     """Copy a fixture project into a fresh directory (tests never touch the originals)."""
 

@@ -4,28 +4,13 @@ where real rows would pass (a false alarm)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 
 from alembic_preflight.catalog.seed import SeedOutcome, psycopg_query, seed_empty_tables
-from alembic_preflight.database.base import Server
 from tests.conftest import FIXTURES, run_cli
-
-
-@pytest.fixture
-def db(pg_server: Server) -> Iterator[psycopg.Connection[Any]]:
-    name = f"seed_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_server.conninfo(), autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    conn = psycopg.connect(pg_server.conninfo(name), autocommit=True)
-    yield conn
-    conn.close()
-    with psycopg.connect(pg_server.conninfo(), autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 def seed(db: psycopg.Connection[Any], rows: int = 3) -> SeedOutcome:

@@ -8,12 +8,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import psycopg
-import pytest
-
 from alembic_preflight.catalog.seed import seed_with_psycopg as seed_empty_tables
 from alembic_preflight.checks.stepwise.plan import split
-from alembic_preflight.database.base import Server
 from tests.checks.histories import Rev, line_of, long_history, write_project
 from tests.conftest import FIXTURES, CliResult, processes_with, run_cli
 
@@ -318,18 +314,6 @@ def test_split_balances_replay_against_walking() -> None:
 
 
 # -- seeding, directly against a server ----------------------------------------------------
-@pytest.fixture
-def db(pg_server: Server) -> Any:
-    name = f"seed_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_server.conninfo(), autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    conn = psycopg.connect(pg_server.conninfo(name), autocommit=True)
-    yield conn
-    conn.close()
-    with psycopg.connect(pg_server.conninfo(), autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
-
-
 def test_seeding_respects_keys_uniques_checks_and_enums(db: Any) -> None:
     db.execute("""
         CREATE TYPE mood AS ENUM ('ok', 'meh', 'bad');
