@@ -26,7 +26,7 @@ from alembic_preflight import output
 from alembic_preflight.database import lanes, leftovers
 from alembic_preflight.database.base import Server
 from alembic_preflight.database.lanes import Admin
-from alembic_preflight.errors import ConfigError, InternalError, ProvisionError, RefusedTarget
+from alembic_preflight.errors import InternalError, ProvisionError, RefusedTarget
 from alembic_preflight.project import Project
 from alembic_preflight.settings import Settings
 from alembic_preflight.worker.client import (
@@ -105,13 +105,10 @@ class Workbench:
     @property
     def stamp_only(self) -> tuple[str, ...]:
         """`skip-revisions` as revision ids (the settings may give a prefix or a label)."""
-        out = []
-        for name in self.settings.skip_revisions:
-            rev = self.project.history.resolve(name)
-            if rev is None:
-                raise ConfigError(f"`skip-revisions`: no revision `{name}` in this history")
-            out.append(rev)
-        return tuple(out)
+        history = self.project.history
+        return tuple(
+            history.named_in_settings(n, "skip-revisions") for n in self.settings.skip_revisions
+        )
 
     def open(self, lanes: int = 1) -> Workbench:
         """The lanes, their workers, and the probe of env.py. Whatever stops it half way

@@ -12,7 +12,6 @@ import psycopg
 
 from alembic_preflight.catalog.seed import insert_rows
 from alembic_preflight.checks.base import CheckContext
-from alembic_preflight.errors import ConfigError
 from alembic_preflight.findings import Finding, RuleText, Severity, first_line
 from alembic_preflight.worker.protocol import UPGRADE, Outcome
 
@@ -27,9 +26,7 @@ def user_data(ctx: CheckContext) -> dict[str, Rows]:
     """`data:` keyed by revision id (the settings may name a revision by label or prefix)."""
     out: dict[str, Rows] = {}
     for name, tables in ctx.settings.data.items():
-        rev = ctx.project.history.resolve(name)
-        if rev is None:
-            raise ConfigError(f"`data`: no revision `{name}` in this history")
+        rev = ctx.project.history.named_in_settings(name, "data")
         out[rev] = {table: list(rows) for table, rows in tables.items()}
     return out
 

@@ -342,6 +342,16 @@ class History:
         starting = [r for r in self.revisions if name and r.startswith(name)]
         return starting[0] if len(starting) == 1 else None
 
+    def named_in_settings(self, name: str, key: str) -> str:
+        """resolve() for a revision a setting names (`key`); a name no revision has is a
+        configuration error (exit 2)."""
+        from alembic_preflight.errors import ConfigError
+
+        rev = self.resolve(name)
+        if rev is None:
+            raise ConfigError(f"`{key}`: no revision `{name}` in this history")
+        return rev
+
     def lineage(self, rev: str) -> frozenset[str]:
         """`rev` and every revision it builds on (parents and depends_on, transitively)."""
         seen: set[str] = set()

@@ -8,7 +8,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from alembic_preflight.checks.base import CheckContext
-from alembic_preflight.errors import ConfigError
 
 # Upgrading a revision as part of one long run costs about this share of walking it
 # (three migration runs and two snapshots): it decides where slices start (measured on
@@ -45,11 +44,14 @@ class Plan:
             k, n = settings.shard
             start, end = split(0, len(order), n, REPLAY_COST, growth=WALK_GROWTH)[k - 1]
         lanes = max(1, min(len(ctx.lanes), (end - start) // MIN_SLICE))
-        skip = frozenset(_resolve(ctx, r, "skip-revisions") for r in settings.skip_revisions)
+        skip = frozenset(
+            ctx.project.history.named_in_settings(r, "skip-revisions")
+            for r in settings.skip_revisions
+        )
         keep: frozenset[str] = frozenset()
         if settings.downgrade_floor:
             keep = ctx.project.history.lineage(
-                _resolve(ctx, settings.downgrade_floor, "downgrade-floor")
+                ctx.project.history.named_in_settings(settings.downgrade_floor, "downgrade-floor")
             )
         # lane 0 may first run the other checks (commands/verify.py): it starts later
         delay = ctx.lane0_busy.cost if ctx.lane0_busy is not None and lanes > 1 else 0.0
@@ -97,13 +99,6 @@ def split(
             hi_t, best = t, found
     assert best is not None
     return list(itertools.pairwise(best))
-
-
-def _resolve(ctx: CheckContext, name: str, key: str) -> str:
-    rev = ctx.project.history.resolve(name)
-    if rev is None:
-        raise ConfigError(f"`{key}`: no revision `{name}` in this history")
-    return rev
 
 
 def busy_cost(check_ids: Iterable[str], revisions: int) -> float:
