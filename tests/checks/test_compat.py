@@ -178,6 +178,22 @@ def test_skipped_when_the_base_refs_env_py_has_no_target_metadata(repo: Path) ->
     assert "sets no target_metadata" in check["note"]
 
 
+def test_skipped_when_the_base_refs_models_map_no_table(repo: Path) -> None:
+    # zero work is never a pass: empty models would have "still fit the schema"
+    env_py = repo / "migrations" / "env.py"
+    env_py.write_text(
+        env_py.read_text().replace(
+            "target_metadata = Base.metadata",
+            "from sqlalchemy import MetaData\n\ntarget_metadata = MetaData()",
+        )
+    )
+    git(repo, "commit", "-q", "-am", "empty metadata")
+    branch(repo, "drop", BRANCHES["drop"][0])
+    check = verify(repo, "--base-ref", "main").check("compat")
+    assert check["status"] == "skipped"
+    assert "maps no table" in check["note"]
+
+
 def test_the_job_summary_has_a_deploy_compatibility_section(repo: Path, tmp_path: Path) -> None:
     path = branch(repo, "drop", BRANCHES["drop"][0])
     summary = tmp_path / "summary.md"

@@ -105,6 +105,11 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
                 "its target_metadata could not be read without a database"
             )
         models: tuple[ModelTable, ...] = outcome.data
+        if not models:
+            # nothing compared is never a pass
+            raise CheckSkipped(
+                f"target_metadata at base ref {ref} maps no table: nothing to compare"
+            )
         elsewhere = sorted({t.file for t in models if t.file and not _under(t.file, tree)})
         if elsewhere:
             # an installed package, or a sys.path entry env.py adds after ours: what the
