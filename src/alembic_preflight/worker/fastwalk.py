@@ -26,7 +26,7 @@ read in the session's own search path.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -39,7 +39,13 @@ from alembic_preflight.catalog.snapshot import (
     snapshotter_for,
 )
 from alembic_preflight.catalog.statements import Session
-from alembic_preflight.worker.protocol import FailureKind, Progress, RevisionResult, WalkRequest
+from alembic_preflight.worker.protocol import (
+    FailureKind,
+    Progress,
+    RevisionResult,
+    Sampled,
+    WalkRequest,
+)
 from alembic_preflight.worker.revision_step import step
 
 
@@ -214,7 +220,7 @@ def walk_steps(
     script: Any,
     request: WalkRequest,
     context: Any,
-    send: Callable[[Progress], None],
+    send: Callable[[Any], None],
 ) -> Iterator[Any]:
     """The migrations function of a WALK run: a generator of RevisionSteps."""
 
@@ -225,7 +231,10 @@ def walk_steps(
     # env.py's one transaction for the whole run: a step that commits inside it ends it
     # (transaction_per_migration ends one per step by design)
     outer = None
-    if not context.opts.get("transaction_per_migration"):
+    # (the locks walk ends a transaction after each revision itself, and a revision's
+    # autocommit_block is no defect there)
+    locks_walk = request.trace or bool(request.samples)
+    if not context.opts.get("transaction_per_migration") and not locks_walk:
         outer = context.connection.get_transaction()
 
     def after(rev: str) -> None:
@@ -233,6 +242,7 @@ def walk_steps(
             raise TransactionEnded(rev)
         db.check_deferred()
 
+    samples = dict(request.samples)
     with driver_not_preparing(context.connection), _forgotten_on_error(request.exclude):
         looked: frozenset[Any] | None = None  # the tables there at the last seeding
         for rev, downgrade in request.steps:
@@ -251,9 +261,14 @@ def walk_steps(
                 known.update(outcome.seen)
                 looked = now
             revision = script.get_revision(rev)
+            if rev in samples:
+                send(Progress(rev, "sample"))
+                send(sample_upgrade(db, revision, samples[rev], request))
             send(Progress(rev, "upgrade"))
             yield step(script.revision_map, revision, True)
             session.others_ran()
+            if locks_walk:
+                end_transaction(context.connection)
             after(rev)
             if before is not None:
                 send(Progress(rev, "downgrade"))
@@ -276,3 +291,54 @@ def walk_steps(
                 tuple(sorted(outcome.seen)),
             )
             send(Progress(rev, "done", done))
+
+
+def end_transaction(connection: Any) -> None:
+    """The locks walk: commit what the revision did, as a deploy of it alone would, so the
+    next revision's locks are its own (PostgreSQL holds each lock to the transaction's end).
+
+    On the DBAPI connection, under SQLAlchemy: env.py's transaction object stays open and
+    commits, at its end, the transaction the driver begins with the next statement."""
+    if connection.in_transaction():
+        connection.connection.dbapi_connection.commit()
+
+
+def sample_upgrade(
+    db: SqlConn, revision: Any, tables: Sequence[str], request: WalkRequest
+) -> Sampled:
+    """The revision's upgrade timed with `tables` grown to request.sample_rows rows each
+    (copies of their rows), in a savepoint rolled back after: the copies, and what the
+    upgrade did, are gone."""
+    from alembic_preflight.catalog.seed_grow import grow_sql
+    from alembic_preflight.worker import lock_trace
+
+    upgrade = revision.module.upgrade
+    upgrade = getattr(upgrade, "__wrapped__", upgrade)  # not the tracker's: nothing to record
+    grown: list[tuple[str, int]] = []
+    try:
+        with db.savepoint(keep=False):
+            for name in tables:
+                try:
+                    db.query(grow_sql(db.query, name, request.sample_rows))
+                except ValueError as e:
+                    return Sampled(revision.revision, (), error=f"`{name}` cannot grow: {e}")
+                grown.append((name, int(db.query(f"SELECT count(*) FROM ONLY {name}")[0][0])))
+            db.query("ANALYZE " + ", ".join(tables))  # plans as production's statistics make
+            with lock_trace.tracing(db.connection, revision.path, db.query) as tracer:
+                upgrade()
+            raise _RolledBack(tuple((s.sql, s.seconds) for s in tracer.statements))
+    except _RolledBack as done:
+        return Sampled(revision.revision, tuple(grown), done.timed)
+    except Exception as e:
+        orig = getattr(e, "orig", None) or e
+        message = str(orig).strip().splitlines()
+        return Sampled(
+            revision.revision, tuple(grown), error=message[0] if message else type(orig).__name__
+        )
+
+
+class _RolledBack(Exception):
+    """Ends the sample's savepoint (rolled back) with what was timed in it."""
+
+    def __init__(self, timed: tuple[tuple[str, float], ...]) -> None:
+        self.timed = timed

@@ -159,6 +159,13 @@ class WalkRequest:
     seed: bool
     exclude: tuple[str, ...]  # the version table: no rows, not in snapshots
     known: tuple[int, ...]  # oids of tables seeding need not look at
+    # the locks check's walk (checks/locks): trace each upgrade's statements (Traced
+    # messages), end the transaction after each revision as a deploy of it alone would
+    # (locks held by earlier revisions would hide what a later one takes), and before the
+    # revisions named in `samples` time their upgrade on larger tables (Sampled messages)
+    trace: bool = False
+    samples: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (revision, tables to grow)
+    sample_rows: int = 0
 
 
 @dataclass(frozen=True)
@@ -170,6 +177,51 @@ class RevisionResult:
     filled: tuple[str, ...] = ()  # tables that got synthetic rows before its upgrade
     skipped: tuple[tuple[str, str], ...] = ()  # (table, why it could not be filled)
     seen: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class TableEffect:
+    """What one statement did to one table that existed before its revision began."""
+
+    table: str  # as the user writes it: schema-qualified outside the search path
+    mode: str  # the strongest lock the transaction holds on it after the statement
+    new_lock: bool  # the statement took that lock (it was not held before)
+    rows: bool  # the table held rows
+    rewritten: bool = False  # its file was replaced (relfilenode changed)
+    scanned: bool = False  # read whole (the per-transaction scan counter moved)
+    index_built: str = ""  # the index the statement built on it, not concurrently
+
+
+@dataclass(frozen=True)
+class TracedStatement:
+    """One statement of a revision's upgrade, as the locks walk saw it run."""
+
+    sql: str  # the statement, whitespace collapsed, cut to a readable length
+    line: int | None  # in the revision file (the frame of the revision when it ran)
+    seconds: float
+    rowcount: int  # rows a data statement changed (-1: not a data statement)
+    transaction: int  # which transaction of the upgrade it ran in (0, 1, … after commits)
+    lock_timeout: str  # the session's lock_timeout when it ran ("0": none)
+    effects: tuple[TableEffect, ...] = ()
+
+
+@dataclass(frozen=True)
+class Traced:
+    """Sent after a revision's upgrade ran under the locks walk's trace."""
+
+    revision: str
+    statements: tuple[TracedStatement, ...]
+
+
+@dataclass(frozen=True)
+class Sampled:
+    """A revision's upgrade timed on larger tables (then rolled back), statement by
+    statement, in the order it ran them; `error` when it could not be."""
+
+    revision: str
+    tables: tuple[tuple[str, int], ...]  # (table, the rows it held when timed)
+    statements: tuple[tuple[str, float], ...] = ()  # (sql as in TracedStatement, seconds)
+    error: str = ""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,13 +49,19 @@ class _Tracker:
     version_schema: str | None = None
     ran: str = ""
     notify: Callable[[Any], None] = lambda message: None  # to the parent
+    # the locks walk: each upgrade() runs inside this (lock_trace.upgrade_tracer)
+    trace: Callable[[str], AbstractContextManager[None]] | None = None
 
     def wrap(self, revision: str, fn: Callable[..., Any], is_upgrade: bool) -> Callable[..., Any]:
         def run(*args: Any, **kw: Any) -> Any:
             self.current = (revision, is_upgrade)
             batch_lines.reset()
             self.notify(Running(revision, is_upgrade))
-            result = fn(*args, **kw)
+            if self.trace is not None and is_upgrade:
+                with self.trace(revision):
+                    result = fn(*args, **kw)
+            else:
+                result = fn(*args, **kw)
             self.applied.append((revision, is_upgrade))
             self.current = None
             return result
@@ -251,8 +258,13 @@ class Worker:
             self._bootstrap(str(arg))
         elif kind == WALK:
             from alembic_preflight.worker.fastwalk import walk_steps
+            from alembic_preflight.worker.lock_trace import upgrade_tracer
 
-            self._run(lambda rev, ctx: walk_steps(script, arg, ctx, self.progress))
+            self.tracker.trace = upgrade_tracer(script, self.progress) if arg.trace else None
+            try:
+                self._run(lambda rev, ctx: walk_steps(script, arg, ctx, self.progress))
+            finally:
+                self.tracker.trace = None
         else:  # pragma: no cover - a programming error in the parent
             raise ValueError(kind)
         return None, True
