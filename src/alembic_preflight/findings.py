@@ -58,6 +58,29 @@ class RuleText:
 
 
 @dataclass(frozen=True)
+class LockedStatement:
+    """A statement of a revision's upgrade that locks a table holding rows against reads
+    or writes (the locks check): what the JSON report and the job summary list."""
+
+    revision: str
+    file: str | None
+    line: int | None
+    sql: str
+    table: str
+    mode: str  # PostgreSQL's lock mode, e.g. AccessExclusiveLock
+    blocks: str  # "reads and writes" | "writes"
+    rewrite: bool
+    scan: bool
+    index: str  # the index it builds, if any
+    seconds: float  # measured on the traced run's few rows
+    sample_rows: int | None = None  # the rows of the larger sample it was timed on
+    sample_seconds: float | None = None
+    per_million_s: float | None = None  # projected seconds per million rows
+    production_rows: int | None = None  # the table's size, when given (table-rows)
+    projected_s: float | None = None  # the lock held at production size, until commit
+
+
+@dataclass(frozen=True)
 class CheckResult:
     id: str
     status: Status
@@ -66,6 +89,7 @@ class CheckResult:
     note: str | None = None  # why it was skipped, or a one-line summary
     # per-revision outcomes for checks that work per revision (JUnit testcases)
     cases: tuple[tuple[str, Status], ...] = ()
+    statements: tuple[LockedStatement, ...] = ()  # the locks check's risky statements
 
 
 @dataclass(frozen=True)

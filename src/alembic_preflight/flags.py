@@ -32,6 +32,7 @@ DB = "Database"
 PROJ = "Project"
 CHK = "Checks"
 WALK = "Stepwise: the per-revision walk"
+LOCKS = "Locks: blocking statements, projected to production sizes"
 SCOPE = "Pull requests and baselines"
 OUT = "Reports"
 
@@ -44,6 +45,24 @@ def _csv(values: list[str] | None) -> tuple[str, ...] | None:
     if not values:
         return None
     return tuple(v.strip() for item in values for v in item.split(",") if v.strip())
+
+
+def _table_rows(values: list[str] | None) -> dict[str, int] | None:
+    """--table-rows orders=5e7 (repeatable, or comma-separated)."""
+    from alembic_preflight.settings import rows_count
+
+    if not values:
+        return None
+    out: dict[str, int] = {}
+    for item in (v for value in values for v in value.split(",") if v.strip()):
+        name, sep, rows = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--table-rows takes TABLE=ROWS, e.g. orders=5e7 (got {item!r})")
+        try:
+            out[name.strip()] = rows_count(rows)
+        except ValueError as e:
+            raise ConfigError(f"--table-rows {item}: {e}") from None
+    return out
 
 
 def _strings(values: list[str] | None) -> tuple[str, ...] | None:
@@ -286,6 +305,41 @@ SETTINGS_FLAGS: tuple[Flag, ...] = (
         "Do not try downgrades of this revision and those below it.",
         WALK,
         metavar="REV",
+    ),
+    Flag(
+        "table_rows",
+        list[str] | None,
+        ("--table-rows",),
+        "A table's size in production, for the locks check's projections: TABLE=ROWS "
+        "(repeatable, e.g. orders=5e7).",
+        LOCKS,
+        _table_rows,
+        metavar="TABLE=ROWS",
+    ),
+    Flag(
+        "table_stats",
+        Path | None,
+        ("--table-stats",),
+        "A file of production table sizes, a `table,rows` line each (the README's query "
+        "writes it); --table-rows wins.",
+        LOCKS,
+        metavar="FILE",
+    ),
+    Flag(
+        "lock_budget",
+        float | None,
+        ("--lock-budget",),
+        "Seconds a deploy may block a table of known size before locks says error (default 2).",
+        LOCKS,
+        metavar="SECONDS",
+    ),
+    Flag(
+        "sample_rows",
+        int | None,
+        ("--sample-rows",),
+        "Rows a risky statement is timed on to project it (default 20000; 0: no timing).",
+        LOCKS,
+        metavar="N",
     ),
     Flag(
         "seed_data",

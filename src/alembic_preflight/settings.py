@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import enum
 import importlib.util
+import math
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -22,9 +24,18 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-ALL_CHECKS = ("graph", "lint", "upgrade", "drift", "compat", "roundtrip", "stepwise")
+ALL_CHECKS = (
+    "graph",
+    "lint",
+    "upgrade",
+    "drift",
+    "compat",
+    "roundtrip",
+    "locks",
+    "stepwise",
+)
 # the checks that run against PostgreSQL (each check's NEEDS_DB says so too)
-DATABASE_CHECKS = frozenset({"upgrade", "drift", "compat", "roundtrip", "stepwise"})
+DATABASE_CHECKS = frozenset({"upgrade", "drift", "compat", "roundtrip", "locks", "stepwise"})
 DATABASES = ("auto", "container", "embedded", "url")
 DRIVERS = ("psycopg", "asyncpg", "psycopg2")
 IRREVERSIBLE = ("warn", "error", "allow")
@@ -81,6 +92,12 @@ class Settings:
     downgrade_floor: str | None = None
     skip_revisions: tuple[str, ...] = ()
     seed_data: bool = True
+    # the locks check: production sizes (table -> rows), the longest block a deploy may
+    # cause, and the rows a risky statement is timed on to project it
+    table_rows: Mapping[str, int] = field(default_factory=dict)
+    table_stats: Path | None = None  # read into table_rows (which wins) by build_settings
+    lock_budget: float = 2.0
+    sample_rows: int = 20_000
     data: Mapping[str, Mapping[str, list[dict[str, Any]]]] = field(default_factory=dict)
     bootstrap: str | None = None
     lint: LintSettings = field(default_factory=LintSettings)
@@ -163,6 +180,65 @@ def _integer(v: Any, key: str) -> int:
     if isinstance(v, bool) or not isinstance(v, int):
         raise ValueError(f"`{key}` must be a whole number (got {v!r})")
     return v
+
+
+def rows_count(v: Any) -> int:
+    """A row count as people write one: 50000000, 5e7, "50_000_000", "50,000,000"."""
+    if isinstance(v, bool):
+        raise ValueError(f"not a number of rows: {v!r}")
+    if isinstance(v, str):
+        text = v.strip().replace("_", "").replace(",", "")
+        try:
+            v = float(text) if any(c in text for c in ".eE") else int(text)
+        except ValueError:
+            raise ValueError(f"not a number of rows: {v!r}") from None
+    if isinstance(v, float):
+        if not math.isfinite(v) or v != int(v):
+            raise ValueError(f"not a whole number of rows: {v!r}")
+        v = int(v)
+    if not isinstance(v, int) or v < 0:
+        raise ValueError(f"not a number of rows: {v!r}")
+    return v
+
+
+def _table_rows(v: Any, key: str) -> Mapping[str, int]:
+    if not isinstance(v, dict):
+        raise ValueError(f"`{key}` must map table names to row counts (orders: 50_000_000)")
+    out: dict[str, int] = {}
+    for name, rows in v.items():
+        try:
+            out[str(name)] = rows_count(rows)
+        except ValueError as e:
+            raise ValueError(f"`{key}.{name}`: {e}") from None
+    return out
+
+
+def read_table_stats(path: Path) -> dict[str, int]:
+    """`--table-stats FILE`: a line per table, its name and rows separated by `,`, `|`, a
+    tab or spaces (psql -At output); blank lines and `#` comments are skipped; tables
+    never analyzed (-1 rows) too."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the table stats: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8") from None
+    out: dict[str, int] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = re.split(r"\s*[,|\t]\s*|\s+", line)
+        if len(parts) != 2:
+            raise ConfigError(f"{path}:{n}: expected `table,rows` (got {line[:80]!r})")
+        name, rows = parts
+        if rows.strip().startswith("-"):
+            continue  # reltuples -1: never vacuumed or analyzed, size unknown
+        try:
+            out[name] = rows_count(rows)
+        except ValueError as e:
+            raise ConfigError(f"{path}:{n}: {e}") from None
+    return out
 
 
 def _severity(v: Any, key: str) -> Severity:
@@ -263,6 +339,10 @@ FILE_KEYS: dict[str, tuple[str, Any]] = {
     "downgrade-floor": ("downgrade_floor", _str),
     "skip-revisions": ("skip_revisions", _strs),
     "seed-data": ("seed_data", _bool),
+    "table-rows": ("table_rows", _table_rows),
+    "table-stats": ("table_stats", lambda v, k: Path(_str(v, k))),
+    "lock-budget": ("lock_budget", _number),
+    "sample-rows": ("sample_rows", _integer),
     "data": ("data", _data),
     "bootstrap": ("bootstrap", _str),
     "lint": ("lint", _lint),
@@ -378,6 +458,8 @@ def parse_file_settings(path: Path, raw: Mapping[str, Any]) -> dict[str, Any]:
         values["config"] = path.parent / values["config"]
     if "pg_bin" in values and not values["pg_bin"].is_absolute():
         values["pg_bin"] = path.parent / values["pg_bin"]
+    if "table_stats" in values and not values["table_stats"].is_absolute():
+        values["table_stats"] = path.parent / values["table_stats"]
     return values
 
 
@@ -397,7 +479,15 @@ def build_settings(project_dir: Path, flags: Mapping[str, Any]) -> Settings:
     found = find_settings_file(project_dir)
     if found is not None:
         merged.update(parse_file_settings(*found))
-    merged.update({k: v for k, v in flags.items() if v is not None and v != ()})
+    given = {k: v for k, v in flags.items() if v is not None and v != () and v != {}}
+    if "table_rows" in given:  # per table: a flag's entry overrides the file's
+        given["table_rows"] = {**merged.get("table_rows", {}), **given["table_rows"]}
+    merged.update(given)
+    if merged.get("table_stats") is not None:
+        merged["table_rows"] = {
+            **read_table_stats(merged["table_stats"]),
+            **merged.get("table_rows", {}),
+        }
     skip = merged.pop("skip", ())
     merged["checks"] = select_checks(merged.get("checks"), tuple(skip))
     names = {f.name for f in fields(Settings)}
@@ -423,6 +513,7 @@ def build_settings(project_dir: Path, flags: Mapping[str, Any]) -> Settings:
 # --step-timeout becomes PostgreSQL's statement_timeout in milliseconds (an int4): a day
 # is far below its limit and above any migration a CI job would wait for
 MAX_STEP_TIMEOUT = 86_400.0
+MAX_SAMPLE_ROWS = 5_000_000  # a larger sample than this costs more than it tells
 LANE_MEMORY = 300 << 20  # a worker and its database, measured ~250 MB at 1000 revisions
 
 
@@ -435,6 +526,18 @@ def check_numbers(values: Mapping[str, Any], source: Path | None) -> None:
         raise ConfigError(
             f"--step-timeout / step-timeout{where} must be more than 0 and at most "
             f"{MAX_STEP_TIMEOUT:g} seconds (got {timeout!r})"
+        )
+    budget = values.get("lock_budget")
+    if budget is not None and not (0 < budget <= MAX_STEP_TIMEOUT):
+        raise ConfigError(
+            f"--lock-budget / lock-budget{where} must be more than 0 and at most "
+            f"{MAX_STEP_TIMEOUT:g} seconds (got {budget!r})"
+        )
+    sample = values.get("sample_rows")
+    if sample is not None and not (0 <= sample <= MAX_SAMPLE_ROWS):
+        raise ConfigError(
+            f"--sample-rows / sample-rows{where} must be between 0 (no timing) and "
+            f"{MAX_SAMPLE_ROWS:,} (got {sample!r})"
         )
     jobs = values.get("jobs")
     if jobs is not None and jobs < 1:

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from alembic_preflight.checks import compat, drift, graph, lint, roundtrip, stepwise, upgrade
+from alembic_preflight.checks import (
+    compat,
+    drift,
+    graph,
+    lint,
+    locks,
+    roundtrip,
+    stepwise,
+    upgrade,
+)
 from alembic_preflight.checks.base import COMMON_RULES, Check
 from alembic_preflight.checks.failures import DATABASE_RULES
 from alembic_preflight.findings import RuleText
@@ -15,6 +24,7 @@ CHECKS: dict[str, Check] = {
     "drift": drift,
     "compat": compat,
     "roundtrip": roundtrip,
+    "locks": locks,
     "stepwise": stepwise,
 }
 

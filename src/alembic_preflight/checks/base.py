@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from alembic_preflight.findings import CheckResult, Finding, RuleText, Status
+from alembic_preflight.findings import CheckResult, Finding, LockedStatement, RuleText, Status
 
 if TYPE_CHECKING:
     from alembic_preflight.baseline import Matcher
@@ -83,6 +83,8 @@ class CheckContext:
     focus: frozenset[str] | None = None
     # per-revision outcomes a check may record (JUnit testcases)
     cases: list[tuple[str, Status]] = field(default_factory=list)
+    # statements a check found locking tables with rows (locks): the result carries them
+    statements: list[LockedStatement] = field(default_factory=list)
     note: str | None = None  # a one-line summary a check may leave for its result
     # the workbench lanes (database + worker) this check may use
     lanes: tuple[int, ...] = (0,)

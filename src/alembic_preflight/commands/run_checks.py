@@ -61,6 +61,7 @@ def run_check(check: Check, ctx: CheckContext, fail_on: Severity) -> CheckResult
     started = time.monotonic()
     findings: list[Finding] = []
     ctx.cases = []
+    ctx.statements = []
     ctx.note = None
     status = Status.PASSED
     note = None
@@ -109,6 +110,7 @@ def run_check(check: Check, ctx: CheckContext, fail_on: Severity) -> CheckResult
         findings=tuple(findings),
         note=note or ctx.note,
         cases=tuple(ctx.cases),
+        statements=tuple(ctx.statements),
     )
     ctx.progress.end(check.ID)  # its bars go before its line is said
     output.progress(result)

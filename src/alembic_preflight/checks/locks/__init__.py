@@ -1,0 +1,79 @@
+"""What each revision's upgrade does to a live table: which locks it takes, what they
+block, whether it rewrites or scans the table, and how long that would last in production.
+
+Why: "consider downtime when changing a large table". A static linter guesses from the
+operation; here every revision's upgrade runs alone in its transaction, through the
+project's own env.py, on tables that hold rows, and each statement is traced on the
+migration's own connection (worker/lock_trace.py: pg_locks, relfilenode, the scan
+counters). A statement that rewrites, scans or indexes a table holding rows is timed
+again on a larger sample (`sample-rows`) and projected to the production size given in
+`table-rows` (or `--table-stats`); over `lock-budget` it is an error.
+
+Quiet by design: a nullable column, a column with a constant default, a concurrent index
+in an autocommit block, a dropped column, a rename (each a brief lock, no rewrite, no
+scan); they still draw the lock-timeout-missing notice when no lock_timeout is set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from alembic_preflight.checks.base import CheckContext, CheckSkipped
+from alembic_preflight.checks.failures import failure_finding
+from alembic_preflight.checks.locks.grade import RULES, Limits, grade, risky_tables
+from alembic_preflight.checks.locks.walk import ID, Observed, trace_history
+from alembic_preflight.findings import Finding, LockedStatement, first_line
+
+__all__ = ["ID", "NEEDS_DB", "RULES", "run"]
+
+NEEDS_DB = True
+
+
+def run(ctx: CheckContext) -> Iterator[Finding]:
+    bench = ctx.bench
+    assert bench is not None
+    history = ctx.project.history
+    if not history.revisions:
+        raise CheckSkipped("the history has no revisions: nothing to trace")
+    order = history.topological_order()
+    lane = ctx.lanes[0]
+    seen = trace_history(ctx, order, lane)
+    if not isinstance(seen, Observed):
+        yield failure_finding(ctx, ID, "bootstrap-failed", seen, what="bootstrap")
+        return
+    risky = {r: t for r, t in ((r, risky_tables(tr)) for r, tr in seen.traces.items()) if t}
+    if risky and ctx.settings.sample_rows > 0:
+        trace_history(ctx, order, lane, seen, samples=risky)
+    limits = Limits(sizes=ctx.settings.table_rows, budget_s=ctx.settings.lock_budget)
+    statements = 0
+    for rev in order:
+        trace = seen.traces.get(rev)
+        if trace is None:
+            continue
+        statements += len(trace.statements)
+        file = ctx.rel(history.revisions[rev].path) if rev in history.revisions else None
+        for item in grade(trace, seen.samples.get(rev), limits, file=file):
+            if isinstance(item, LockedStatement):
+                ctx.statements.append(item)
+            else:
+                yield item
+    traced = len(seen.traces)
+    if traced == 0:  # zero work is never a pass
+        if seen.failure is not None:
+            raise CheckSkipped(
+                f"no revision could be traced: {seen.failure.revision or 'env.py'} fails "
+                "to upgrade (see upgrade)"
+            )
+        raise CheckSkipped("no revision was traced")
+    parts = [f"traced {traced} of {len(order)} revisions ({statements} statements)"]
+    if seen.without_rows:
+        parts.append(
+            f"{len(seen.without_rows)} traced on empty tables (their upgrade fails with "
+            f"rows: see stepwise): {', '.join(seen.without_rows[:5])}"
+        )
+    if seen.failure is not None and traced < len(order):
+        f = seen.failure
+        parts.append(
+            f"stopped at {f.revision or 'env.py'} ({f.error_type}: {first_line(f.message)})"
+        )
+    ctx.note = "; ".join(parts)

@@ -1,0 +1,56 @@
+"""From a statement timed on a few rows and on `sample-rows` rows to what it would cost on
+the production table: linear in the rows (a rewrite or a scan reads each row once; an
+index build's sort is n·log n, close to linear at these sizes, so "about")."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+SEEDED_ROWS = 3  # catalog.seed.ROWS: what the traced run's tables held
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One statement: measured on the traced run's rows, and on the grown tables."""
+
+    small_s: float
+    big_s: float
+    big_rows: int
+
+    def per_row(self) -> float:
+        return max(0.0, self.big_s - self.small_s) / max(1, self.big_rows - SEEDED_ROWS)
+
+    def at(self, rows: int) -> float:
+        """Seconds at `rows` rows: the fixed cost plus the cost of each row."""
+        return self.small_s + self.per_row() * rows
+
+
+def production_rows(sizes: Mapping[str, int], table: str) -> int | None:
+    """The production size given for `table` (as a trace names it: schema-qualified when
+    outside the search path), matching `orders`, `public.orders` or `"Orders"`."""
+    want = _plain(table)
+    for name, rows in sizes.items():
+        given = _plain(name)
+        if given == want or given == f"public.{want}" or want == f"public.{given}":
+            return rows
+    return None
+
+
+def _plain(name: str) -> str:
+    return name.replace('"', "").strip()
+
+
+def duration(seconds: float) -> str:
+    """0.08 s, 12 s, 3 min, 2.1 h: the precision a lock budget needs."""
+    if seconds < 0.1:
+        return f"{seconds:.2g} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def rows_text(rows: int) -> str:
+    return f"{rows:,}"
