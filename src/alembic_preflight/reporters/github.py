@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from alembic_preflight.findings import (
     Finding,
+    LockedStatement,
     Report,
     Severity,
     Status,
@@ -28,6 +29,7 @@ from alembic_preflight.findings import (
 from alembic_preflight.reporters import grouping, rules
 from alembic_preflight.reporters.console import baseline_line
 from alembic_preflight.reporters.grouping import Entry, Section
+from alembic_preflight.reporters.locks_table import locks_section
 
 # GitHub shows at most 10 annotations of each kind per step (50 per job) and cuts the
 # message at 4096 characters.
@@ -476,6 +478,13 @@ def summary(
     compat = compat_section(report, blob_url)
     if compat:
         parts.append(compat)
+    blocking = [s for c in report.checks for s in c.statements]
+    if blocking:
+
+        def placed(s: LockedStatement) -> str:
+            return location(Finding("locks", "", Severity.NOTICE, "", file=s.file, line=s.line))
+
+        parts.append(locks_section(blocking, placed, lambda t: inline(t).replace("|", "\\|")))
     if findings:
         # counts first, in the sections' order: a long history's findings read as a
         # handful of rules before any detail (issue 8)

@@ -8,6 +8,7 @@ in the top-level "findings" so consumers need not flatten.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from alembic_preflight.findings import (
     CheckResult,
     DatabaseInfo,
     Finding,
+    LockedStatement,
     ProjectInfo,
     Report,
     Severity,
@@ -51,6 +53,7 @@ def check_to_dict(c: CheckResult) -> dict[str, Any]:
         "findings": [finding_to_dict(f) for f in c.findings],
         "note": c.note,
         "cases": [{"revision": rev, "status": st.value} for rev, st in c.cases],
+        **({"statements": [asdict(s) for s in c.statements]} if c.statements else {}),
     }
 
 
@@ -127,7 +130,13 @@ def check_from_dict(d: dict[str, Any]) -> CheckResult:
         findings=tuple(finding_from_dict(f) for f in d.get("findings", ())),
         note=d.get("note"),
         cases=tuple((c["revision"], Status(c["status"])) for c in d.get("cases", ())),
+        statements=tuple(_statement(s) for s in d.get("statements", ())),
     )
+
+
+def _statement(d: dict[str, Any]) -> LockedStatement:
+    known = {f.name for f in fields(LockedStatement)}
+    return LockedStatement(**{k: v for k, v in d.items() if k in known})
 
 
 def from_dict(data: dict[str, Any]) -> Report:

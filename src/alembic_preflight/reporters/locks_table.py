@@ -1,0 +1,61 @@
+"""The job summary's table of what a deploy would block (the locks check's statements):
+one row per statement and table, longest projected block first."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from alembic_preflight.findings import LockedStatement
+
+
+def seconds(s: float | None) -> str:
+    if s is None:
+        return ""
+    if s < 60:
+        return f"{s:.2g} s" if s < 10 else f"{s:.0f} s"
+    if s < 3600:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def mode(m: str) -> str:
+    """AccessExclusiveLock -> ACCESS EXCLUSIVE."""
+    out = ""
+    for c in m.removesuffix("Lock"):
+        out += (" " if out and c.isupper() else "") + c.upper()
+    return out
+
+
+def locks_section(
+    statements: Sequence[LockedStatement],
+    where: Callable[[LockedStatement], str],
+    cell: Callable[[str], str],
+    limit: int = 20,
+) -> str:
+    """`where` gives a statement's file:line (linked); `cell` makes text safe in a cell."""
+    if not statements:
+        return ""
+
+    def order(s: LockedStatement) -> tuple[float, float]:
+        return (-(s.projected_s or 0.0), -(s.per_million_s or 0.0))
+
+    rows = [
+        "### What a deploy would block",
+        "",
+        "| Revision | Where | Table | Lock | Blocks | Does | Projected | Per million rows |",
+        "|---|---|---|---|---|---|---:|---:|",
+    ]
+    for s in sorted(statements, key=order)[:limit]:
+        does = "rewrite" if s.rewrite else "index build" if s.index else "scan" if s.scan else ""
+        projected = (
+            f"{seconds(s.projected_s)} at {s.production_rows:,} rows"
+            if s.projected_s is not None and s.production_rows is not None
+            else ""
+        )
+        rows.append(
+            f"| {cell(s.revision)} | {where(s)} | {cell(s.table)} | {mode(s.mode)} | "
+            f"{s.blocks} | {does} | {projected} | {seconds(s.per_million_s)} |"
+        )
+    if len(statements) > limit:
+        rows.append(f"\n{len(statements) - limit} more in the JSON report.")
+    return "\n".join(rows)
