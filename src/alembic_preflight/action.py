@@ -237,8 +237,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[:1] == [ACTION_COMMAND]:
         return run_action(os.environ)
     from alembic_preflight import cli
+    from alembic_preflight.errors import EXIT_USAGE
 
-    return cli.main(args)
+    code = cli.main(args)
+    if code == EXIT_USAGE and started_in_root(Path.cwd()):
+        _emit(f"alembic-preflight: {ROOT_HINT}", err=True)
+    return code
+
+
+# The image has no WORKDIR (GitHub's docs advise against one for container actions: the
+# runner sets --workdir itself), so `docker run` without -w starts in /.
+ROOT_HINT = (
+    "the current directory is /, which holds no project: mount yours and start in it, "
+    'e.g. docker run --rm -v "$PWD:/work" -w /work IMAGE verify'
+)
+
+
+def started_in_root(cwd: Path) -> bool:
+    """Whether a failed run was started in / without a project there: `docker run` of the
+    image without `-w`."""
+    return cwd == Path(cwd.anchor) and not (cwd / "alembic.ini").exists()
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:
