@@ -79,7 +79,7 @@ RUN --mount=type=secret,id=ca-bundle \
 # Size: no setuptools in the virtualenv (nothing runs it; pip builds an sdist in an isolated
 # environment with its own, and Python 3.12's venv has none either), and pip without its .pyc
 # (8 MB): only the `install` input runs pip. Everything else is compiled once here
-# (PYTHONDONTWRITEBYTECODE is set). Test suites shipped inside packages go too.
+# (PYTHONDONTWRITEBYTECODE is set). greenlet's test suite, shipped in its wheel, goes too.
 RUN --mount=type=secret,id=ca-bundle \
     --mount=type=secret,id=pip-conf \
     --mount=type=bind,source=requirements-image.txt,target=/tmp/requirements.txt \
