@@ -47,12 +47,16 @@ RUN --mount=type=secret,id=ca-bundle \
         libgssapi-krb5-2 libicu72 libldap-2.5-0 liblz4-1 libpam0g libpq5 libreadline8 \
         libselinux1 libssl3 libstdc++6 libsystemd0 libuuid1 libxml2 libxslt1.1 libzstd1 zlib1g; \
     cd /tmp; \
-    apt-get $apt_opts download postgresql-${PG_MAJOR} postgresql-client-${PG_MAJOR} git; \
-    for deb in postgresql-*.deb; do \
-        dpkg-deb --fsys-tarfile "$deb" | tar -x -C / \
-            --wildcards './usr/lib/postgresql/*' './usr/share/postgresql/*' \
-            --exclude '*/llvmjit*' --exclude '*/bitcode*' --exclude '*/man/*'; \
-    done; \
+    apt-get $apt_opts download postgresql-${PG_MAJOR} git; \
+    # the server programs the embedded backend runs (initdb, postgres; pg_ctl to stop a
+    # server by hand), its libraries (extensions' modules) and share/ (initdb's postgres.bki,
+    # timezonesets, tsearch_data, extensions' scripts). No clients (psql, pg_dump...): the
+    # tool talks to PostgreSQL through psycopg
+    dpkg-deb --fsys-tarfile postgresql-${PG_MAJOR}_*.deb | tar -x -C / --wildcards \
+        "./usr/lib/postgresql/${PG_MAJOR}/bin/initdb" "./usr/lib/postgresql/${PG_MAJOR}/bin/postgres" \
+        "./usr/lib/postgresql/${PG_MAJOR}/bin/pg_ctl" './usr/lib/postgresql/*/lib/*' \
+        './usr/share/postgresql/*' \
+        --exclude '*/llvmjit*' --exclude '*/bitcode*' --exclude '*/man/*'; \
     # git's own binary only (its builtins: rev-parse, diff, log, show...): the package would
     # bring perl and curl, ~90 MB, for commands the tool never runs
     dpkg-deb --fsys-tarfile git_*.deb | tar -x -C / ./usr/bin/git; \
@@ -67,20 +71,28 @@ RUN --mount=type=secret,id=ca-bundle \
     rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log; \
     postgres --version; python3 --version; git --version
 
-# Dependencies layer: only pyproject.toml's dependency list, so it is rebuilt only when that changes.
+# Dependencies layer: every package pinned in requirements-image.txt (`make lock-image` writes
+# it from pyproject.toml's dependencies), installed with --no-deps: the image gets exactly those
+# versions, and the layer is rebuilt only when that file changes. `pip check` below fails the
+# build if the file lacks one the tool needs.
+#
+# Size: no setuptools in the virtualenv (nothing runs it; pip builds an sdist in an isolated
+# environment with its own, and Python 3.12's venv has none either), and pip without its .pyc
+# (8 MB): only the `install` input runs pip. Everything else is compiled once here
+# (PYTHONDONTWRITEBYTECODE is set). greenlet's test suite, shipped in its wheel, goes too.
 RUN --mount=type=secret,id=ca-bundle \
     --mount=type=secret,id=pip-conf \
-    --mount=type=bind,source=pyproject.toml,target=/tmp/pyproject.toml \
+    --mount=type=bind,source=requirements-image.txt,target=/tmp/requirements.txt \
     set -eu; \
     if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi; \
     if [ -s /run/secrets/pip-conf ]; then export PIP_CONFIG_FILE=/run/secrets/pip-conf; fi; \
     python3 -m venv "$VIRTUAL_ENV"; \
-    python3 -c 'import tomllib; print("\n".join(tomllib.load(open("/tmp/pyproject.toml", "rb"))["project"]["dependencies"]))' \
-        >/tmp/requirements.txt; \
-    pip install --no-compile -r /tmp/requirements.txt; \
-    rm /tmp/requirements.txt; \
-    # pyc files compiled once here, not on every run (PYTHONDONTWRITEBYTECODE is set)
-    python -m compileall -q -j 0 "$VIRTUAL_ENV/lib" >/dev/null || true
+    pip install --no-deps --no-compile -r /tmp/requirements.txt; \
+    pip uninstall --yes --quiet setuptools; \
+    site=$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))'); \
+    rm -rf "$site/greenlet/tests"; \
+    find "$site/pip" -name __pycache__ -prune -exec rm -rf {} +; \
+    python -m compileall -q -j 0 -x '/site-packages/pip/' "$VIRTUAL_ENV/lib" >/dev/null || true
 
 # The tool itself, from the source (a read-write bind: build files are not kept in the image)
 RUN --mount=type=secret,id=ca-bundle \
@@ -94,8 +106,10 @@ RUN --mount=type=secret,id=ca-bundle \
     test -x "$VIRTUAL_ENV/bin/alembic-preflight"; \
     python -c 'import alembic_preflight'
 
-# GitHub runs container actions as root with --workdir /github/workspace; GitLab overrides the
-# entrypoint (entrypoint: [""]) and runs its script with sh; /work is for `docker run -v "$PWD:/work"`.
-WORKDIR /work
+# No WORKDIR: GitHub runs container actions with --workdir /github/workspace and advises against
+# one (https://docs.github.com/en/actions/sharing-automations/creating-actions/dockerfile-support-for-github-actions#workdir);
+# GitLab overrides the entrypoint (entrypoint: [""]) and runs its script in the checkout. With
+# `docker run`, mount the project and name it: -v "$PWD:/work" -w /work (the entrypoint says so
+# when the directory is left at /).
 ENTRYPOINT ["/opt/alembic-preflight/bin/python", "-m", "alembic_preflight.action"]
 CMD ["verify"]

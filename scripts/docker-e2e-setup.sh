@@ -304,7 +304,7 @@ done_step "stand-in postgres"
 step "$PRODUCT_IMAGE (Dockerfile)"
 # What the build context holds that matters (.dockerignore keeps the rest out)
 inputs=()
-for path in Dockerfile .dockerignore pyproject.toml README.md src; do
+for path in Dockerfile .dockerignore pyproject.toml README.md src requirements-image.txt; do
     if [[ -e $path ]]; then inputs+=("$path"); fi
 done
 product_hash=$(

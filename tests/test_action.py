@@ -123,3 +123,37 @@ def test_written_reports_become_outputs(tmp_path: Path, monkeypatch: pytest.Monk
     outputs = output.read_text().splitlines()
     assert "sarif=reports/preflight.sarif" in outputs
     assert not any(line.startswith(("junit=", "gitlab-codequality=")) for line in outputs)
+
+
+def test_the_image_entrypoint_started_in_root_says_to_mount_the_project() -> None:
+    """The image has no WORKDIR: `docker run IMAGE` without -w starts in /. The entrypoint
+    says there is no project there and how to mount one (exit 2), and runs a project named
+    explicitly from / as anywhere."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "INPUT_"))}
+    env.update(NO_COLOR="1", PYTHONWARNINGS="ignore")
+
+    def entrypoint(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "alembic_preflight.action", *args],
+            cwd="/",
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    lost = entrypoint("verify")
+    assert lost.returncode == 2, lost.stderr
+    assert "Traceback" not in lost.stderr
+    assert "no alembic.ini here" in lost.stderr
+    assert "the current directory is /, which holds no project" in lost.stderr
+    assert '-v "$PWD:/work" -w /work' in lost.stderr
+    named = entrypoint("verify", str(ROOT / "examples" / "project"), "--checks", "graph")
+    assert named.returncode == 0, named.stderr
+    assert "current directory is /" not in named.stderr

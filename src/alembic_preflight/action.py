@@ -18,6 +18,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, MutableMapping, Sequence
 from contextlib import suppress
+from dataclasses import replace
 from pathlib import Path
 
 from alembic_preflight.errors import interrupt_on_signal
@@ -205,9 +206,10 @@ def run_action(env: Mapping[str, str]) -> int:
     (workspace / REPORT_PATH).parent.mkdir(parents=True, exist_ok=True)
     reports = report_inputs(env, workspace)
     before = {name: _identity(workspace / path) for name, path in reports.items()}
+    report_before = _identity(workspace / REPORT_PATH)
     _emit("alembic-preflight " + " ".join(shlex.quote(a) for a in _masked(args)), err=True)
     try:
-        return cli.main(args)
+        code = cli.main(args)
     finally:
         # We run as root in the container; later steps run as the runner's user and must be
         # able to read the reports (e.g. actions/upload-artifact, upload-sarif).
@@ -226,6 +228,62 @@ def run_action(env: Mapping[str, str]) -> int:
                 Path(github_output),
                 "".join(github.output_line(name, path) for name, path in written.items()),
             )
+    # the report this run wrote (none after a usage error: the comment is left as it was)
+    if _identity(workspace / REPORT_PATH) not in (None, report_before):
+        comment_on_pull_request(env, workspace, project)
+    return code
+
+
+def comment_on_pull_request(env: Mapping[str, str], workspace: Path, project: Path) -> None:
+    """With the `github-token` input, in a pull request: our comment there holds the job
+    summary (created, or updated in place: found by its hidden marker), or is deleted when
+    all is clean. Without a token or outside a pull request, nothing. A failure is a
+    warning: the verdict and the exit code are the checks' alone."""
+    token = get_input(env, "github-token")
+    if not token:
+        return
+    from alembic_preflight.github_api import PullRequest, sync_comment
+
+    pr = PullRequest.from_env(env)
+    if pr is None:
+        return
+    from alembic_preflight.checks import rule_docs
+    from alembic_preflight.reporters import pr_comment
+    from alembic_preflight.reporters.json import read_report
+
+    server, repo = env.get("GITHUB_SERVER_URL", "").rstrip("/"), env.get("GITHUB_REPOSITORY")
+    sha, run_id = env.get("GITHUB_SHA"), env.get("GITHUB_RUN_ID")
+    blob_url = f"{server}/{repo}/blob/{sha}" if server and repo and sha else None
+    run_url = f"{server}/{repo}/actions/runs/{run_id}" if server and repo and run_id else None
+    # one comment per workflow, job and project: several of them comment side by side
+    key = "/".join((env.get("GITHUB_WORKFLOW", ""), env.get("GITHUB_JOB", ""), project.as_posix()))
+    try:
+        report = replace(read_report(workspace / REPORT_PATH), rules=rule_docs())
+        body = None
+        if not pr_comment.is_clean(report):
+            name = (workspace / project).resolve().name
+            body = pr_comment.render(report, key, name, blob_url, run_url)
+        done = sync_comment(pr, token, pr_comment.marker(key), body)
+    # the comment is an extra: whatever goes wrong with it (the API, the network, an answer
+    # we did not expect), the verdict and the exit code stand
+    except Exception as e:
+        _emit(
+            "::warning title=alembic-preflight: pull-request comment::"
+            + escape_data(f"the comment on #{pr.number} was not updated: {e}{_permission_hint(e)}")
+        )
+        _emit(f"alembic-preflight: warning: pull-request comment not updated: {e}", err=True)
+        return
+    if done != "none":
+        _emit(f"alembic-preflight: pull-request comment {done} (#{pr.number})", err=True)
+
+
+def _permission_hint(e: Exception) -> str:
+    if " HTTP 403 " in f" {e} " or " HTTP 404 " in f" {e} ":
+        return (
+            "; the job needs `permissions: pull-requests: write` (or `issues: write`) for the "
+            "token, which a pull request from a fork does not get"
+        )
+    return ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -237,8 +295,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[:1] == [ACTION_COMMAND]:
         return run_action(os.environ)
     from alembic_preflight import cli
+    from alembic_preflight.errors import EXIT_USAGE
 
-    return cli.main(args)
+    code = cli.main(args)
+    if code == EXIT_USAGE and started_in_root(Path.cwd()):
+        _emit(f"alembic-preflight: {ROOT_HINT}", err=True)
+    return code
+
+
+# The image has no WORKDIR (GitHub's docs advise against one for container actions: the
+# runner sets --workdir itself), so `docker run` without -w starts in /.
+ROOT_HINT = (
+    "the current directory is /, which holds no project: mount yours and start in it, "
+    'e.g. docker run --rm -v "$PWD:/work" -w /work IMAGE verify'
+)
+
+
+def started_in_root(cwd: Path) -> bool:
+    """Whether a failed run was started in / without a project there: `docker run` of the
+    image without `-w`."""
+    return cwd == Path(cwd.anchor) and not (cwd / "alembic.ini").exists()
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:

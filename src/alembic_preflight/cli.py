@@ -18,8 +18,10 @@ from alembic_preflight import __version__, output
 from alembic_preflight.error_handler import run_guarded
 from alembic_preflight.errors import EXIT_INTERRUPTED, ConfigError, interrupt_on_signal
 from alembic_preflight.flags import (
+    MERGE_FLAGS,
     REPORT_FLAGS,
     SETTINGS_FLAGS,
+    merge_values,
     report_values,
     settings_values,
     with_flags,
@@ -133,16 +135,20 @@ app.command(cls=Command)(with_flags(verify, (*SETTINGS_FLAGS, *REPORT_FLAGS), (P
 def merge_reports(reports: list[Path], **given: Any) -> None:
     """Merge the JSON reports of `verify --shard K/N` jobs into one report.
 
-    REPORT: the JSON report (--report-json) of each shard.
+    REPORT: the JSON report (--report-json) of each shard. The merged report is judged by
+    --fail-on as verify judges a run (default: the strictest --fail-on the shards ran with).
 
-    Exit codes: 0 passed, 1 a check failed, 2 unreadable reports.
+    Exit codes: 0 passed (with --fail-on never, also when a check failed); 1 a check failed
+    (with --fail-on never, only a check that verified nothing); 2 unreadable reports or a
+    bad option; 3 not verified (a shard could not verify).
     """
 
     def go() -> int:
         from alembic_preflight.commands.merge_reports import merge_reports as run_merge
 
+        fail_on = merge_values(given)["fail_on"]
         options = report_options(Settings(project_dir=Path(".")), **report_values(given))
-        return run_merge(reports, options)
+        return run_merge(reports, options, fail_on)
 
     raise typer.Exit(run_guarded(go))
 
@@ -152,7 +158,9 @@ REPORTS = inspect.Parameter(
     inspect.Parameter.POSITIONAL_OR_KEYWORD,
     annotation=Annotated[list[Path], typer.Argument(metavar="REPORT", hidden=True)],
 )
-app.command("merge-reports", cls=Command)(with_flags(merge_reports, REPORT_FLAGS, (REPORTS,)))
+app.command("merge-reports", cls=Command)(
+    with_flags(merge_reports, (*MERGE_FLAGS, *REPORT_FLAGS), (REPORTS,))
+)
 
 
 def baseline(project_dir: Path = Path("."), **given: Any) -> None:

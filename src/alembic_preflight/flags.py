@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -446,9 +446,22 @@ REPORT_FLAGS: tuple[Flag, ...] = (
     ),
 )
 
+# merge-reports judges the merged report as verify judges a run
+MERGE_FLAGS: tuple[Flag, ...] = (
+    replace(
+        next(f for f in SETTINGS_FLAGS if f.name == "fail_on"),
+        help="Fail on findings of this severity or worse: error, warning; or never: report "
+        "only, exit 0 unless a check verified nothing. Default: the strictest --fail-on the "
+        "reports were made with.",
+        panel=CHK,
+    ),
+)
+
 # every flag that takes a value names it in --help
 _UNNAMED = [
-    f.option[0] for f in (*SETTINGS_FLAGS, *REPORT_FLAGS) if not f.metavar and not f.is_switch
+    f.option[0]
+    for f in (*SETTINGS_FLAGS, *REPORT_FLAGS, *MERGE_FLAGS)
+    if not f.metavar and not f.is_switch
 ]
 assert not _UNNAMED, f"flags without a metavar: {_UNNAMED}"
 
@@ -464,6 +477,11 @@ def settings_values(given: Mapping[str, Any]) -> dict[str, Any]:
 
 def report_values(given: Mapping[str, Any]) -> dict[str, Any]:
     return {f.name: given.get(f.name, f.default) for f in REPORT_FLAGS}
+
+
+def merge_values(given: Mapping[str, Any]) -> dict[str, Any]:
+    """merge-reports' own flags, parsed and validated."""
+    return {f.name: f.parse(given.get(f.name, f.default)) for f in MERGE_FLAGS}
 
 
 def with_flags(

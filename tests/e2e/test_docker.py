@@ -2,7 +2,7 @@
 
 Needs a Docker engine; `scripts/docker-e2e-setup.sh` brings one up on a machine without (and
 builds the images). The session fixture runs that script too: it is idempotent, and rebuilds
-the product image only when Dockerfile, pyproject.toml or src/ changed.
+the product image only when Dockerfile, pyproject.toml, requirements-image.txt or src/ changed.
 
 The GitHub runs copy what the runner does for a `runs: using: docker` action
 (actions/runner, ContainerActionHandler.cs): `docker run --workdir /github/workspace`, the
@@ -546,3 +546,56 @@ def test_the_setup_gives_its_images_names_of_our_own(image: str) -> None:
         base = docker("image", "inspect", "--format", "{{index .RootFS.Layers 0}}", BASE_IMAGE)
         product = docker("image", "inspect", "--format", "{{index .RootFS.Layers 0}}", IMAGE)
         assert product.stdout == base.stdout
+
+
+# -- the image itself -----------------------------------------------------------------------------
+
+# Issue 20's bound, "at most 300 MB", in decimal megabytes (what `docker image ls` shows), the
+# stricter reading: 300e6 bytes, not 300 MiB. The base here is the debootstrapped stand-in of
+# debian:bookworm-slim, within a megabyte of the official image's size.
+IMAGE_SIZE_LIMIT = 300_000_000
+
+
+def test_the_image_is_at_most_300_mb(image: str) -> None:
+    size = int(docker("image", "inspect", "--format", "{{.Size}}", image).stdout)
+    assert size <= IMAGE_SIZE_LIMIT, f"{image}: {size:,} bytes ({size / 1e6:.1f} MB) > 300 MB"
+
+
+def test_the_image_has_no_workdir_and_says_where_to_mount_a_project(image: str) -> None:
+    """GitHub's docs advise container actions against WORKDIR (the runner passes --workdir).
+    `docker run IMAGE` without -w then starts in /: the entrypoint says to mount the project."""
+    workdir = docker("image", "inspect", "--format", "{{.Config.WorkingDir}}", image).stdout
+    assert workdir.strip() == ""
+    proc = docker("run", "--rm", "--label", LABEL, image, timeout=120, check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "no alembic.ini here" in proc.stderr
+    assert '-v "$PWD:/work" -w /work' in proc.stderr
+
+
+def test_the_image_installs_exactly_the_pinned_packages(image: str) -> None:
+    """requirements-image.txt, installed with --no-deps: the virtualenv holds those versions,
+    the tool and pip, nothing else (no setuptools); PostgreSQL's server programs the embedded
+    backend runs, no clients."""
+    script = (
+        "/opt/alembic-preflight/bin/pip --disable-pip-version-check freeze --all; "
+        "echo ---; ls /usr/lib/postgresql/*/bin"
+    )
+    proc = docker("run", "--rm", "--label", LABEL, "--entrypoint", "sh", image, "-c", script)
+    frozen, _, programs = proc.stdout.partition("---\n")
+
+    def pins(text: str) -> dict[str, str]:
+        found = {}
+        for line in text.splitlines():
+            line = line.split("#", 1)[0].strip()
+            if "==" in line:
+                name, _, version = line.partition("==")
+                found[re.sub(r"[-_.]+", "-", name).lower()] = version
+        return found
+
+    installed = pins(frozen)
+    assert installed.pop("pip", None)
+    # the tool itself, from the build context: `alembic-preflight @ file:///tmp/src`
+    assert re.search(r"^alembic-preflight @ ", frozen, re.M), frozen
+    assert installed == pins((ROOT / "requirements-image.txt").read_text(encoding="utf-8"))
+    assert sorted(programs.split()) == ["initdb", "pg_ctl", "postgres"]

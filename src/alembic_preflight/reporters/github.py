@@ -462,10 +462,13 @@ def summary(
     project_name: str = "",
     report_json: Path | None = None,
     blob_url: str | None = None,
+    limit: int = SUMMARY_LIMIT,
+    limit_name: str = "1 MiB",
 ) -> str:
     """The job summary, truncated with a note to stay under GitHub's 1 MiB limit: the
     outcome, the first thing to fix, the checks, the counts per rule, then one entry per
-    defect in grouping's sections, what breaks a deploy or a rollback first."""
+    defect in grouping's sections, what breaks a deploy or a rollback first. `limit`
+    (bytes) and `limit_name`: another bound, such as a pull-request comment's."""
     findings = report.findings
     entries = grouping.entries(findings)
     parts = [headline(report, project_name)]
@@ -502,7 +505,7 @@ def summary(
     shown = 0
     for _, block in blocks:
         size += len(block.encode()) + 2
-        if size > SUMMARY_LIMIT:
+        if size > limit:
             break
         parts.append(block)
         shown += 1
@@ -514,7 +517,7 @@ def summary(
         left = sum(n for n, _ in blocks[shown:])
         where = f" in {code(str(report_json))}" if report_json else " in the step's log"
         parts.append(
-            f"> **Summary truncated** to stay under GitHub's 1 MiB limit: {left} more "
+            f"> **Summary truncated** to stay under GitHub's {limit_name} limit: {left} more "
             f"finding{'s' if left != 1 else ''} are listed{where}."
         )
     if report.fixed:
