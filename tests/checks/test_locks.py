@@ -1,0 +1,203 @@
+"""The locks check on real Alembic projects and a real PostgreSQL: each rule at the line of
+the statement, the quiet cases quiet, projections to production sizes, and bad input."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import run_cli
+
+VERSIONS = "migrations/versions"
+
+
+def _findings(report: dict[str, Any], check: str = "locks") -> list[dict[str, Any]]:
+    return [f for f in report["findings"] if f["check"] == check]
+
+
+def _placed(findings: list[dict[str, Any]], severities: set[str]) -> set[tuple[str, str, int]]:
+    return {
+        (f["rule"], Path(f["file"]).name.split("_")[0], f["line"])
+        for f in findings
+        if f["severity"] in severities
+    }
+
+
+def test_each_rule_at_the_statement_line_and_the_quiet_cases_quiet(project: Any) -> None:
+    # `upgrade,locks`: the check needs no other database check to run
+    result = run_cli("verify", project("locks_risky"), "--checks", "upgrade,locks")
+    assert result.code == 0, result.stderr  # warnings and notices do not fail the run
+    report = result.report
+    assert report is not None
+    checks = {c["id"]: c for c in report["checks"]}
+    assert checks["locks"]["status"] == "passed"
+    assert "traced 10 of 10 revisions" in checks["locks"]["note"]
+    found = _findings(report)
+    assert _placed(found, {"error", "warning"}) == {
+        ("blocking-index-build", "l03", 16),
+        ("table-rewrite", "l04", 16),
+        ("validating-constraint", "l05", 16),
+        ("set-not-null-scan", "l06", 17),  # the ALTER, not the UPDATE before it
+        ("long-exclusive-lock", "l07", 17),  # the UPDATE after the RENAME's lock
+    }
+    # every revision's lock is its own (it runs in a transaction of its own): each ALTER
+    # of `orders` asks for it again; l10 sets lock_timeout; l08 builds concurrently; l01
+    # only creates tables
+    assert _placed(found, {"notice"}) == {
+        ("lock-timeout-missing", rev, line)
+        for rev, line in [
+            ("l02", 16),
+            ("l03", 16),
+            ("l04", 16),
+            ("l05", 16),
+            ("l06", 17),
+            ("l07", 16),
+            ("l09", 16),
+        ]
+    }
+    by_rule = {f["rule"]: f for f in found}
+    assert (
+        "rewrites `orders` under ACCESS EXCLUSIVE: reads and writes wait"
+        in (by_rule["table-rewrite"]["message"])
+    )
+    assert "under SHARE: writes wait" in by_rule["blocking-index-build"]["message"]
+    assert "per million rows (measured" in by_rule["table-rewrite"]["message"]
+    statements = checks["locks"]["statements"]
+    assert {(Path(s["file"]).name[:3], s["line"], s["table"]) for s in statements} == {
+        ("l03", 16, "orders"),
+        ("l04", 16, "orders"),
+        ("l05", 16, "orders"),
+        ("l06", 17, "orders"),
+    }
+    for s in statements:
+        assert s["sample_rows"] >= 20_000 and s["per_million_s"] > 0, s
+        assert s["projected_s"] is None  # no production size given
+    rewrite = next(s for s in statements if s["rewrite"])
+    assert rewrite["mode"] == "AccessExclusiveLock" and rewrite["blocks"] == "reads and writes"
+
+
+def test_a_known_size_over_the_budget_is_an_error(project: Any) -> None:
+    path = project("locks_risky")
+    result = run_cli("verify", path, "--checks", "locks", "--table-rows", "orders=1e9")
+    assert result.code == 1, result.stderr
+    assert result.report is not None
+    errors = [f for f in _findings(result.report) if f["severity"] == "error"]
+    assert {f["rule"] for f in errors} == {
+        "blocking-index-build",
+        "table-rewrite",
+        "validating-constraint",
+        "set-not-null-scan",
+    }
+    for f in errors:
+        assert "at 1,000,000,000 rows (measured" in f["message"]
+        assert "over the lock budget of 2.0 s" in f["message"]
+    statements = next(c for c in result.report["checks"] if c["id"] == "locks")["statements"]
+    assert all(s["production_rows"] == 1_000_000_000 and s["projected_s"] > 2 for s in statements)
+    # a budget no projection reaches: warnings again, and the run passes
+    calm = run_cli(
+        "verify", path, "--checks", "locks", "--table-rows", "orders=1000", "--lock-budget", "60"
+    )
+    assert calm.code == 0, calm.stderr
+    assert calm.report is not None
+    assert not [f for f in _findings(calm.report) if f["severity"] == "error"]
+
+
+def test_table_stats_from_a_file_and_the_settings(project: Any) -> None:
+    path = project("locks_risky")
+    stats = path / "table-stats.csv"
+    # psql -At output ('|'), a comment, a never-analyzed table (-1), schema-qualified
+    stats.write_text("# from production\npublic.orders|50000000\ncustomers|-1\n")
+    result = run_cli("verify", path, "--checks", "locks", "--table-stats", stats)
+    assert result.code == 1, result.stderr
+    assert result.report is not None
+    assert any("at 50,000,000 rows" in f["message"] for f in _findings(result.report))
+    # the same from the settings file; a flag's entry overrides the file's
+    (path / ".alembic-preflight.yml").write_text("table-rows:\n  orders: 50_000_000\n")
+    small = run_cli("verify", path, "--checks", "locks", "--table-rows", "orders=10")
+    assert small.code == 0, small.stderr
+    assert small.report is not None
+    assert any("at 10 rows" in f["message"] for f in _findings(small.report))
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--table-rows", "orders"), "--table-rows takes TABLE=ROWS"),
+        (("--table-rows", "orders=many"), "not a number of rows"),
+        (("--sample-rows", "-1"), "--sample-rows / sample-rows must be between 0"),
+        (("--lock-budget", "0"), "--lock-budget / lock-budget must be more than 0"),
+    ],
+)
+def test_bad_sizes_and_budgets_exit_2(project: Any, args: tuple[str, ...], says: str) -> None:
+    result = run_cli("verify", project("locks_risky"), "--checks", "locks", *args)
+    assert result.code == 2
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_broken_stats_file_is_named_with_its_line(project: Any) -> None:
+    path = project("locks_risky")
+    stats = path / "stats.csv"
+    stats.write_text("orders,50000000\ncustomers,lots\n")
+    result = run_cli("verify", path, "--checks", "locks", "--table-stats", stats)
+    assert result.code == 2
+    assert f"{stats}:2: not a number of rows: 'lots'" in result.stderr
+    missing = run_cli("verify", path, "--checks", "locks", "--table-stats", path / "nope.csv")
+    assert missing.code == 2 and "cannot read the table stats" in missing.stderr
+
+
+def test_no_traced_revision_is_no_pass(project: Any) -> None:
+    # the first revision's upgrade fails: nothing was traced, so locks did not pass
+    path = project("locks_risky")
+    first = next((path / VERSIONS).glob("l01_*.py"))
+    first.write_text(
+        first.read_text().replace(
+            'op.create_table(\n        "customers"',
+            'op.execute("SELECT 1/0")\n    op.create_table(\n        "customers"',
+        )
+    )
+    result = run_cli("verify", path, "--checks", "upgrade,locks")
+    assert result.report is not None
+    locks = next(c for c in result.report["checks"] if c["id"] == "locks")
+    assert locks["status"] == "skipped", locks
+    assert "no revision could be traced" in locks["note"]
+    assert result.code == 1  # upgrade reports the failure, once
+
+
+@pytest.mark.slow
+def test_the_projection_is_close_to_a_real_timing(project: Any, db: Any) -> None:
+    """Sampled at 5,000 rows, projected to 300,000: within a factor of 3 of the same
+    statement timed on a table of 300,000 rows (linear growth is the model)."""
+    path = project("locks_risky")
+    result = run_cli(
+        "verify",
+        path,
+        "--checks",
+        "locks",
+        "--sample-rows",
+        "5000",
+        "--table-rows",
+        "orders=300000",
+    )
+    assert result.report is not None, result.stderr
+    statements = next(c for c in result.report["checks"] if c["id"] == "locks")["statements"]
+    rewrite = next(s for s in statements if s["rewrite"])
+    projected = rewrite["projected_s"]
+    # the same table at l04's parent, 300,000 rows, the same ALTER, timed
+    db.execute(
+        "CREATE TABLE orders (id serial PRIMARY KEY, amount integer, note text, ref text,"
+        " customer_id integer, flag integer NOT NULL DEFAULT 0)"
+    )
+    db.execute("CREATE INDEX ix_orders_note ON orders (note)")
+    db.execute(
+        "INSERT INTO orders (amount, note, ref, customer_id) SELECT g, 'note ' || g,"
+        " NULL, NULL FROM generate_series(1, 300000) g"
+    )
+    db.execute("ANALYZE orders")
+    started = time.perf_counter()
+    db.execute("ALTER TABLE orders ALTER COLUMN amount TYPE BIGINT")
+    real = time.perf_counter() - started
+    assert real / 3 <= projected <= real * 3, (projected, real)
