@@ -20,6 +20,7 @@ def test_inputs_with_dashes_become_flags(tmp_path: Path) -> None:
         "INPUT_FAIL-ON": "warning",
         "INPUT_CHECKS": "",
         "INPUT_BASELINE": "ci/accepted.json",
+        "INPUT_TABLE-STATS": "ci/table-stats.csv",
     }
     project, args = cli_args(env, tmp_path)
     assert project == Path("backend")
@@ -27,6 +28,7 @@ def test_inputs_with_dashes_become_flags(tmp_path: Path) -> None:
     pairs = list(zip(args[2::2], args[3::2], strict=False))
     assert ("--config", "backend/deploy/alembic.ini") in pairs
     assert ("--baseline", "backend/ci/accepted.json") in pairs
+    assert ("--table-stats", "backend/ci/table-stats.csv") in pairs
     assert ("--postgres-image", "postgis/postgis:16-3.4-alpine") in pairs
     assert ("--url-env", "APP_DATABASE_URL") in pairs and ("--url-env", "OTHER_URL") in pairs
     assert ("--fail-on", "warning") in pairs

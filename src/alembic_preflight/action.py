@@ -75,7 +75,7 @@ def cli_args(env: Mapping[str, str], workspace: Path) -> tuple[Path, list[str]]:
     Paths stay relative to the workspace (the current directory), so that reports and
     annotations name files as the repository does; `config` is relative to
     `working-directory`, as it would be in a `run:` step with that working directory, and
-    so is `baseline`.
+    so are `baseline` and `table-stats`.
     """
     wd = get_input(env, "working-directory") or "."
     project = Path(wd)
@@ -87,7 +87,7 @@ def cli_args(env: Mapping[str, str], workspace: Path) -> tuple[Path, list[str]]:
     if not (workspace / project).is_dir():
         raise ActionError(f"working-directory {wd!r}: no such directory in the workspace")
     args = ["verify", project.as_posix()]
-    for name in ("config", "baseline"):  # files: relative to working-directory
+    for name in ("config", "baseline", "table-stats"):  # files: relative to working-directory
         value = get_input(env, name)
         if value:
             args += [f"--{name}", (project / value).as_posix()]

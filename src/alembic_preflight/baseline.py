@@ -34,7 +34,7 @@ _VARYING = (
     (re.compile(r"(\.py|\.sql|\.ini|\.ya?ml):\d+(?::\d+)?"), r"\1"),  # file:line:column
     (re.compile(r"\bpreflight_\w+"), "preflight_…"),  # our databases and lanes
     (re.compile(r"/tmp/[^\s'\"`)]+"), "/tmp/…"),
-    (re.compile(r"\b\d+(?:\.\d+)? ?(?:s|ms|seconds)\b"), "… s"),  # timings
+    (re.compile(r"\b\d+(?:\.\d+)? ?(?:s|ms|seconds|min|h)\b"), "… s"),  # timings
     (re.compile(r"\s+"), " "),
 )
 

@@ -80,6 +80,25 @@ class LockedStatement:
     projected_s: float | None = None  # the lock held at production size, until commit
 
 
+def duration(seconds: float) -> str:
+    """80 ms, 12 s, 3 min, 2.1 h: the precision a lock budget needs (no exponents: the
+    baseline's fingerprints take timings out of messages)."""
+    if seconds < 0.001:
+        return "under 1 ms"
+    if seconds < 0.1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def lock_mode(mode: str) -> str:
+    """AccessExclusiveLock -> ACCESS EXCLUSIVE, as PostgreSQL's documentation says it."""
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", mode.removesuffix("Lock")).upper()
+
+
 @dataclass(frozen=True)
 class CheckResult:
     id: str

@@ -20,7 +20,7 @@ from reporter_samples import (
 )
 from rich.console import Console
 
-from alembic_preflight.findings import CheckResult, Finding, Severity, Status
+from alembic_preflight.findings import CheckResult, Finding, Report, Severity, Status
 from alembic_preflight.reporters import ReportOptions, emit, github
 
 COMMAND = re.compile(r"^::([\w-]+)(?: ([^:]*))?::(.*)$")
@@ -356,9 +356,7 @@ def test_baseline_findings_are_not_annotated_and_the_summary_says_what_it_did(re
     accepted = tuple(
         replace(
             c,
-            findings=tuple(
-                replace(f, severity=Severity.NOTICE, baseline=True) for f in c.findings
-            ),
+            findings=tuple(replace(f, severity=Severity.NOTICE, baseline=True) for f in c.findings),
         )
         for c in report.checks
     )
@@ -374,3 +372,46 @@ def test_baseline_findings_are_not_annotated_and_the_summary_says_what_it_did(re
     assert f"{n} known findings accepted by the baseline (.alembic-preflight-baseline.json)" in text
     assert "Fixed: no longer found, remove from the baseline" in text
     assert "lint/vague-message (abc123)" in text
+
+
+def test_summary_tables_what_a_deploy_would_block(report: Report) -> None:
+    from alembic_preflight.findings import LockedStatement
+
+    def locked(rev: str, projected: float | None, rows: int | None) -> LockedStatement:
+        return LockedStatement(
+            revision=rev,
+            file="migrations/versions/l04_amount.py",
+            line=16,
+            sql="ALTER TABLE orders ALTER COLUMN amount TYPE BIGINT",
+            table="orders|x",
+            mode="AccessExclusiveLock",
+            blocks="reads and writes",
+            rewrite=True,
+            scan=False,
+            index="",
+            seconds=0.002,
+            sample_rows=20_001,
+            sample_seconds=0.1,
+            per_million_s=5.0,
+            production_rows=rows,
+            projected_s=projected,
+        )
+
+    locks = CheckResult(
+        "locks",
+        Status.PASSED,
+        1.0,
+        statements=(locked("l04", None, None), locked("l05", 250.0, 50_000_000)),
+    )
+    text = github.summary(replace(report, checks=(*report.checks, locks)))
+    table = text[text.index("### What a deploy would block") :].splitlines()
+    assert table[2].startswith("| Revision | Where | Table | Lock | Blocks |")
+    # the longest projected block first; a pipe in a name cannot break the table
+    assert table[4].startswith(
+        "| l05 | <code>migrations/versions/l04\\_amount.py:16</code> | orders\\|x |"
+    )
+    assert (
+        "| ACCESS EXCLUSIVE | reads and writes | rewrite | 4 min at 50,000,000 rows | 5.0 s |"
+        in (table[4])
+    )
+    assert table[5].startswith("| l04 |") and table[5].endswith("| rewrite |  | 5.0 s |")

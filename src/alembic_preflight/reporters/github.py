@@ -487,7 +487,7 @@ def summary(
         def placed(s: LockedStatement) -> str:
             return location(Finding("locks", "", Severity.NOTICE, "", file=s.file, line=s.line))
 
-        parts.append(locks_section(blocking, placed, lambda t: inline(t).replace("|", "\\|")))
+        parts.append(locks_section(blocking, placed, inline))
     if findings:
         # counts first, in the sections' order: a long history's findings read as a
         # handful of rules before any detail (issue 8)

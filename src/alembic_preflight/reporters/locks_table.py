@@ -5,25 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from alembic_preflight.findings import LockedStatement
-
-
-def seconds(s: float | None) -> str:
-    if s is None:
-        return ""
-    if s < 60:
-        return f"{s:.2g} s" if s < 10 else f"{s:.0f} s"
-    if s < 3600:
-        return f"{s / 60:.0f} min"
-    return f"{s / 3600:.1f} h"
-
-
-def mode(m: str) -> str:
-    """AccessExclusiveLock -> ACCESS EXCLUSIVE."""
-    out = ""
-    for c in m.removesuffix("Lock"):
-        out += (" " if out and c.isupper() else "") + c.upper()
-    return out
+from alembic_preflight.findings import LockedStatement, duration, lock_mode
 
 
 def locks_section(
@@ -48,13 +30,14 @@ def locks_section(
     for s in sorted(statements, key=order)[:limit]:
         does = "rewrite" if s.rewrite else "index build" if s.index else "scan" if s.scan else ""
         projected = (
-            f"{seconds(s.projected_s)} at {s.production_rows:,} rows"
+            f"{duration(s.projected_s)} at {s.production_rows:,} rows"
             if s.projected_s is not None and s.production_rows is not None
             else ""
         )
+        per_million = duration(s.per_million_s) if s.per_million_s is not None else ""
         rows.append(
-            f"| {cell(s.revision)} | {where(s)} | {cell(s.table)} | {mode(s.mode)} | "
-            f"{s.blocks} | {does} | {projected} | {seconds(s.per_million_s)} |"
+            f"| {cell(s.revision)} | {where(s)} | {cell(s.table)} | {lock_mode(s.mode)} | "
+            f"{s.blocks} | {does} | {projected} | {per_million} |"
         )
     if len(statements) > limit:
         rows.append(f"\n{len(statements) - limit} more in the JSON report.")

@@ -11,13 +11,15 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from alembic_preflight.checks.locks.projection import (
-    Timing,
+from alembic_preflight.checks.locks.projection import Timing, production_rows, rows_text
+from alembic_preflight.findings import (
+    Finding,
+    LockedStatement,
+    RuleText,
+    Severity,
     duration,
-    production_rows,
-    rows_text,
+    lock_mode,
 )
-from alembic_preflight.findings import Finding, LockedStatement, RuleText, Severity
 from alembic_preflight.worker.protocol import Sampled, TableEffect, Traced, TracedStatement
 
 ID = "locks"
@@ -103,11 +105,6 @@ def blocks(mode: str) -> str:
     return "reads and writes" if mode == "AccessExclusiveLock" else "writes"
 
 
-def mode_name(mode: str) -> str:
-    """AccessExclusiveLock -> ACCESS EXCLUSIVE, as PostgreSQL's documentation says it."""
-    return re.sub(r"(?<!^)(?=[A-Z])", " ", mode.removesuffix("Lock")).upper()
-
-
 def risky_rule(statement: TracedStatement, effect: TableEffect) -> str | None:
     """The rule one table's effect breaks, or None (a table with no rows blocks nobody
     for long)."""
@@ -155,7 +152,7 @@ def grade(
             e = strong_new[0]
             yield _finding(
                 "lock-timeout-missing",
-                f"takes {mode_name(e.mode)} on `{e.table}` with no lock_timeout set: if a "
+                f"takes {lock_mode(e.mode)} on `{e.table}` with no lock_timeout set: if a "
                 f"long query holds any lock on `{e.table}`, this waits for it, and every "
                 f"query on `{e.table}` ({blocks(e.mode)}) queues behind it",
                 rev,
@@ -192,7 +189,7 @@ def grade(
             over = held is not None and held > limits.budget_s
             finding = _finding(
                 rule,
-                f"{_what(rule, e)} under {mode_name(e.mode)}: {blocks(e.mode)} wait "
+                f"{_what(rule, e)} under {lock_mode(e.mode)}: {blocks(e.mode)} wait "
                 f"until its transaction ends; {_cost(record, timing, sample, limits)}",
                 rev,
                 file,
@@ -262,7 +259,7 @@ def _held_while(
     others = f" (and {len(held) - 1} more table(s))" if len(held) > 1 else ""
     yield _finding(
         "long-exclusive-lock",
-        f"runs while `{table}`{others} is still locked {mode_name(mode)}{since} "
+        f"runs while `{table}`{others} is still locked {lock_mode(mode)}{since} "
         f"({blocks(mode)} wait): this statement {what} in the same transaction, so the "
         f"block lasts as long as both",
         rev,

@@ -41,16 +41,5 @@ def _plain(name: str) -> str:
     return name.replace('"', "").strip()
 
 
-def duration(seconds: float) -> str:
-    """0.08 s, 12 s, 3 min, 2.1 h: the precision a lock budget needs."""
-    if seconds < 0.1:
-        return f"{seconds:.2g} s"
-    if seconds < 60:
-        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def rows_text(rows: int) -> str:
     return f"{rows:,}"
