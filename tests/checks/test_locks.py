@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import git, run_cli
 
 VERSIONS = "migrations/versions"
 
@@ -64,7 +64,8 @@ def test_each_rule_at_the_statement_line_and_the_quiet_cases_quiet(project: Any)
         in (by_rule["table-rewrite"]["message"])
     )
     assert "under SHARE: writes wait" in by_rule["blocking-index-build"]["message"]
-    assert "per million rows (measured" in by_rule["table-rewrite"]["message"]
+    # an old revision of a full run, on a table of unknown size: not worth a larger sample
+    assert "give its production size (table-rows" in by_rule["table-rewrite"]["message"]
     statements = checks["locks"]["statements"]
     assert {(Path(s["file"]).name[:3], s["line"], s["table"]) for s in statements} == {
         ("l03", 16, "orders"),
@@ -73,10 +74,34 @@ def test_each_rule_at_the_statement_line_and_the_quiet_cases_quiet(project: Any)
         ("l06", 17, "orders"),
     }
     for s in statements:
-        assert s["sample_rows"] >= 20_000 and s["per_million_s"] > 0, s
-        assert s["projected_s"] is None  # no production size given
+        assert s["sample_rows"] is None and s["projected_s"] is None, s
     rewrite = next(s for s in statements if s["rewrite"])
     assert rewrite["mode"] == "AccessExclusiveLock" and rewrite["blocks"] == "reads and writes"
+
+
+def test_a_pull_requests_own_revisions_get_their_cost_per_million_rows(project: Any) -> None:
+    path = project("locks_risky")
+    versions = path / VERSIONS
+    later = sorted(versions.glob("l0[4-9]_*.py")) + sorted(versions.glob("l1*_*.py"))
+    kept = {p: p.read_text() for p in later}
+    for p in later:
+        p.unlink()
+    git(path, "init", "-q", "-b", "main")
+    git(path, "add", "-A")
+    git(path, "commit", "-qm", "l01-l03")
+    for p, text in kept.items():
+        p.write_text(text)
+    result = run_cli("verify", path, "--checks", "locks", "--changed-since", "main")
+    assert result.code == 0, result.stderr
+    assert result.report is not None
+    statements = next(c for c in result.report["checks"] if c["id"] == "locks")["statements"]
+    timed = {Path(s["file"]).name[:3] for s in statements if s["sample_rows"]}
+    assert timed == {"l04", "l05", "l06"}  # l03 is not the pull request's
+    for s in statements:
+        if s["sample_rows"]:
+            assert s["sample_rows"] >= 20_000 and s["per_million_s"] > 0, s
+    rewrite = next(f for f in _findings(result.report) if f["rule"] == "table-rewrite")
+    assert "per million rows (measured" in rewrite["message"]
 
 
 def test_a_known_size_over_the_budget_is_an_error(project: Any) -> None:

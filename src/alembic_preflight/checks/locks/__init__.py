@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from alembic_preflight.checks.base import CheckContext, CheckSkipped
 from alembic_preflight.checks.failures import failure_finding
 from alembic_preflight.checks.locks.grade import RULES, Limits, grade, risky_tables
+from alembic_preflight.checks.locks.projection import production_rows
 from alembic_preflight.checks.locks.walk import ID, Observed, trace_history
 from alembic_preflight.findings import Finding, LockedStatement, first_line
 
@@ -41,7 +42,11 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     if not isinstance(seen, Observed):
         yield failure_finding(ctx, ID, "bootstrap-failed", seen, what="bootstrap")
         return
-    risky = {r: t for r, t in ((r, risky_tables(tr)) for r, tr in seen.traces.items()) if t}
+    risky = {
+        rev: tables
+        for rev, tables in ((r, risky_tables(tr)) for r, tr in seen.traces.items())
+        if tables and _worth_timing(ctx, rev, tables)
+    }
     if risky and ctx.settings.sample_rows > 0:
         trace_history(ctx, order, lane, seen, samples=risky)
     limits = Limits(sizes=ctx.settings.table_rows, budget_s=ctx.settings.lock_budget)
@@ -77,3 +82,14 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
             f"stopped at {f.revision or 'env.py'} ({f.error_type}: {first_line(f.message)})"
         )
     ctx.note = "; ".join(parts)
+
+
+def _worth_timing(ctx: CheckContext, rev: str, tables: tuple[str, ...]) -> bool:
+    """A larger sample costs a run of the upgrade on grown tables: taken where it decides
+    something (a table whose production size is known: the budget), and for a pull
+    request's own revisions (the cost per million rows); not for every old revision of a
+    long history, which production has run already."""
+    sizes = ctx.settings.table_rows
+    if any(production_rows(sizes, t) is not None for t in tables):
+        return True
+    return ctx.focus is not None and rev in ctx.focus

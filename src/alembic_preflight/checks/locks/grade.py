@@ -214,8 +214,12 @@ def _cost(
     record: LockedStatement, timing: Timing | None, sample: Sampled | None, limits: Limits
 ) -> str:
     if timing is None:
-        why = sample.error if sample is not None and sample.error else "not timed"
-        return f"not timed on a larger sample ({why})"
+        if sample is not None and sample.error:
+            return f"not timed on a larger sample ({sample.error})"
+        return (
+            "the block grows with the table's rows: give its production size (table-rows, "
+            "--table-stats) to project it against the lock budget"
+        )
     measured = f"measured {duration(timing.big_s)} at {rows_text(timing.big_rows)} rows"
     if record.production_rows is not None and record.projected_s is not None:
         verdict = (
