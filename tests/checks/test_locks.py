@@ -226,3 +226,28 @@ def test_the_projection_is_close_to_a_real_timing(project: Any, db: Any) -> None
     db.execute("ALTER TABLE orders ALTER COLUMN amount TYPE BIGINT")
     real = time.perf_counter() - started
     assert real / 3 <= projected <= real * 3, (projected, real)
+
+
+def test_one_shard_traces_and_merge_reports_keeps_its_statements(
+    project: Any, tmp_path: Path
+) -> None:
+    import json
+
+    path = project("locks_risky")
+    reports = []
+    for k in (1, 2):
+        r = run_cli("verify", path, "--checks", "locks", "--shard", f"{k}/2")
+        assert r.code == 0, r.stderr
+        assert r.report is not None
+        locks = next(c for c in r.report["checks"] if c["id"] == "locks")
+        if k == 2:
+            assert locks["status"] == "skipped" and locks["note"] == "runs in shard 1 of 2"
+        out = tmp_path / f"shard{k}.json"
+        out.write_text(json.dumps(r.report))
+        reports.append(out)
+    merged = tmp_path / "merged.json"
+    m = run_cli("merge-reports", *reports, "--report-json", merged, report=False)
+    assert m.code == 0, m.stderr
+    locks = next(c for c in json.loads(merged.read_text())["checks"] if c["id"] == "locks")
+    assert locks["status"] == "passed"
+    assert len(locks["statements"]) == 4

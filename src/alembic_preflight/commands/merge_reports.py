@@ -61,6 +61,7 @@ def _merge_check(results: list[CheckResult]) -> CheckResult:
                 seen.add(f)
                 findings.append(f)
     cases = dict(case for c in results for case in c.cases)
+    statements = tuple(dict.fromkeys(s for c in results for s in c.statements))
     notes = sorted({c.note for c in results if c.note})
     return CheckResult(
         id=results[0].id,
@@ -69,6 +70,7 @@ def _merge_check(results: list[CheckResult]) -> CheckResult:
         findings=tuple(findings),
         note="; ".join(notes) or None,
         cases=tuple(cases.items()),
+        statements=statements,
     )
 
 

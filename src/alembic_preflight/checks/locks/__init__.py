@@ -36,6 +36,9 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     history = ctx.project.history
     if not history.revisions:
         raise CheckSkipped("the history has no revisions: nothing to trace")
+    if ctx.settings.shard is not None and ctx.settings.shard[0] != 1:
+        # it upgrades the whole history in order: one shard does it, not every one
+        raise CheckSkipped(f"runs in shard 1 of {ctx.settings.shard[1]}")
     order = history.topological_order()
     lane = ctx.lanes[0]
     seen = trace_history(ctx, order, lane)

@@ -58,6 +58,11 @@ RULES: dict[str, RuleText] = {
         "rewrite after an ALTER TABLE extends how long the table is blocked. Split the "
         "revision, or commit in between (an autocommit_block).",
     ),
+    "bootstrap-failed": RuleText(
+        "The bootstrap failed",
+        "The `bootstrap:` SQL file or module:function, run before the first upgrade, "
+        "raised an error. Fix it; no revision could be traced.",
+    ),
     "lock-timeout-missing": RuleText(
         "A strong lock is requested with no lock_timeout",
         "If any long query holds a lock on the table, the migration waits for it, and every "
