@@ -265,6 +265,8 @@ def walk_steps(
                 send(Progress(rev, "sample"))
                 send(sample_upgrade(db, revision, samples[rev], request))
             send(Progress(rev, "upgrade"))
+            if locks_walk:  # the revision's transaction holds its own statements only
+                end_transaction(context.connection)
             yield step(script.revision_map, revision, True)
             session.others_ran()
             if locks_walk:

@@ -5,10 +5,10 @@ After each statement that can lock a table (DDL), one catalog query reads the re
 locks this backend holds (pg_locks: held until the transaction ends), each relation's
 file (pg_class.relfilenode: a new one means the table or index was rewritten) and its
 per-transaction scan counter (pg_stat_get_xact_numscans: the whole table read, as when a
-constraint is validated). What is read when the revision starts (each table's file and
-scan count, and the highest oid in pg_class: a relation created later gets a higher one)
-tells what the revision created and did from what was there. Data statements are only
-timed, with the rows they changed.
+constraint is validated). What is read before the revision's first DDL statement (each
+table's file and scan counter, the locks held, and the highest oid in pg_class: a
+relation created later gets a higher one) tells what the revision created and did from
+what was there. Data statements are only timed, with the rows they changed.
 
 Our queries go through a cursor of the DBAPI connection, so the user's event listeners
 never see them, and they change nothing in the session.
@@ -47,7 +47,9 @@ _DDL = re.compile(
 _DML = re.compile(r"^\s*(?:UPDATE|DELETE|INSERT|MERGE|WITH|COPY)\b", re.I)
 SQL_SHOWN = 400
 
-_START = """
+# read before the revision's first DDL statement: the highest oid (a relation created
+# later gets a higher one), each table's file and scan counter, and the locks held
+_BASE = """
 SELECT 'w', (SELECT max(oid)::int8 FROM pg_class), 0, ''
 UNION ALL
 SELECT 's', c.oid::int8, pg_stat_get_xact_numscans(c.oid), c.relfilenode::text
@@ -97,20 +99,42 @@ class Tracer:
     seen: dict[int, _Relation] = field(default_factory=dict)
     rows: dict[int, bool] = field(default_factory=dict)
     _started: float = 0.0
+    _based: bool = False  # _BASE has been read
+    _moved: bool = False  # a data statement ran since the last look at the scan counters
     _line: int | None = None
 
-    def start(self) -> None:
-        for kind, oid, n, mode in self.query(_START):
+    def before(self, statement: str) -> None:
+        self._line = _line_in(self.path)
+        if _DDL.search(statement):
+            if not self._based:
+                self._base()
+            elif self._moved:
+                self._rescan()
+        self._started = time.perf_counter()
+
+    def _base(self) -> None:
+        """What was there before the revision's first DDL statement (the data statements
+        before it cannot rewrite, index or lock strongly; their scans are theirs)."""
+        for kind, oid, n, extra in self.query(_BASE):
             if kind == "w":
                 self.watermark = int(oid or 0)
             elif kind == "s":
-                self.seen[int(oid)] = _Relation(int(mode), int(n))
-            else:  # held before the revision began (one transaction for many): not its own
-                self.held.add((int(oid), str(mode)))
+                self.seen[int(oid)] = _Relation(int(extra), int(n))
+            else:  # held before: not this statement's to take
+                self.held.add((int(oid), str(extra)))
+        self._based = True
 
-    def before(self) -> None:
-        self._line = _line_in(self.path)
-        self._started = time.perf_counter()
+    def _rescan(self) -> None:
+        """Data statements ran since the last look (an UPDATE reads its table whole): the
+        tables' scan counters from here, so the next DDL statement's scans are its own."""
+        tables = [oid for oid in self.seen if oid <= self.watermark]
+        if tables:
+            oids = ", ".join(str(o) for o in tables)
+            for oid, n in self.query(
+                f"SELECT o, pg_stat_get_xact_numscans(o) FROM unnest(ARRAY[{oids}]::oid[]) o"
+            ):
+                self.seen[int(oid)].scans = int(n)
+        self._moved = False
 
     def after(self, statement: str, rowcount: int) -> None:
         seconds = time.perf_counter() - self._started
@@ -118,6 +142,8 @@ class Tracer:
         timeout = ""
         if _DDL.search(statement):
             effects, timeout = self._effects(statement)
+        elif self._based:
+            self._moved = True
         dml = bool(_DML.match(statement))
         self.statements.append(
             TracedStatement(
@@ -204,16 +230,17 @@ def _line_in(path: str) -> int | None:
 
 @contextmanager
 def tracing(
-    connection: Any, path: str, query: Callable[[str], list[tuple[Any, ...]]]
+    connection: Any,
+    path: str,
+    query: Callable[[str], list[tuple[Any, ...]]],
 ) -> Iterator[Tracer]:
     """Trace the statements run on `connection` (a SQLAlchemy Connection) meanwhile."""
     from sqlalchemy import event
 
     tracer = Tracer(query, path)
-    tracer.start()
 
     def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        tracer.before()
+        tracer.before(statement)
 
     def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         rowcount = getattr(cursor, "rowcount", -1)
