@@ -17,6 +17,7 @@ scan); they still draw the lock-timeout-missing notice when no lock_timeout is s
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 from alembic_preflight.checks.base import CheckContext, CheckSkipped
 from alembic_preflight.checks.failures import failure_finding
@@ -54,6 +55,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         trace_history(ctx, order, lane, seen, samples=risky)
     limits = Limits(sizes=ctx.settings.table_rows, budget_s=ctx.settings.lock_budget)
     statements = 0
+    no_timeout: list[Finding] = []
     for rev in order:
         trace = seen.traces.get(rev)
         if trace is None:
@@ -63,8 +65,14 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         for item in grade(trace, seen.samples.get(rev), limits, file=file):
             if isinstance(item, LockedStatement):
                 ctx.statements.append(item)
+            elif item.rule == "lock-timeout-missing" and (
+                ctx.focus is None or rev not in ctx.focus
+            ):
+                no_timeout.append(item)
             else:
                 yield item
+    if no_timeout:
+        yield _once(no_timeout, ctx.focus is not None)
     traced = len(seen.traces)
     if traced == 0:  # zero work is never a pass
         if seen.failure is not None:
@@ -96,3 +104,19 @@ def _worth_timing(ctx: CheckContext, rev: str, tables: tuple[str, ...]) -> bool:
     if any(production_rows(sizes, t) is not None for t in tables):
         return True
     return ctx.focus is not None and rev in ctx.focus
+
+
+def _once(found: list[Finding], focused: bool) -> Finding:
+    """lock-timeout-missing outside a pull request's own revisions: one notice, at the
+    first revision, for what is one setting (lock_timeout in env.py), not one per
+    revision that production ran long ago. A pull request's revisions get one each."""
+    first = found[0]
+    if len(found) == 1:
+        return first
+    n = len(found) - 1
+    others = f"{n} more {'older ' if focused else ''}revision{'s' if n > 1 else ''}"
+    return replace(
+        first,
+        message=f"{first.message}; {others} take{'' if n > 1 else 's'} a strong lock with no "
+        "lock_timeout (one `SET lock_timeout` in env.py covers every revision)",
+    )
