@@ -25,6 +25,7 @@ from alembic_preflight.checks.locks.grade import RULES, Limits, grade, risky_tab
 from alembic_preflight.checks.locks.projection import production_rows
 from alembic_preflight.checks.locks.walk import ID, Observed, trace_history
 from alembic_preflight.findings import Finding, LockedStatement, first_line
+from alembic_preflight.worker.protocol import Sampled
 
 __all__ = ["ID", "NEEDS_DB", "RULES", "run"]
 
@@ -51,6 +52,10 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         for rev, tables in ((r, risky_tables(tr)) for r, tr in seen.traces.items())
         if tables and _worth_timing(ctx, rev, tables)
     }
+    for rev in [r for r in risky if any(s.transaction for s in seen.traces[r].statements)]:
+        # its upgrade commits (an autocommit_block): a savepoint cannot hold it
+        del risky[rev]
+        seen.samples[rev] = Sampled(rev, (), error="its upgrade commits inside itself")
     if risky and ctx.settings.sample_rows > 0:
         trace_history(ctx, order, lane, seen, samples=risky)
     limits = Limits(sizes=ctx.settings.table_rows, budget_s=ctx.settings.lock_budget)

@@ -165,7 +165,9 @@ def grade(
                 s,
             )
         yield from _held_while(statements, i, rev, file)
-        for e in s.effects:
+        said: set[str] = set()  # one finding per rule and statement: a foreign key
+        # reads two tables; the one the statement names first (the table altered) is said
+        for e in sorted(s.effects, key=lambda e: _named_at(s.sql, e.table)):
             rule = risky_rule(s, e)
             if rule is None:
                 continue
@@ -191,6 +193,9 @@ def grade(
                 projected_s=round(held, 3) if held is not None else None,
             )
             yield record
+            if rule in said:
+                continue
+            said.add(rule)
             over = held is not None and held > limits.budget_s
             finding = _finding(
                 rule,
@@ -203,6 +208,11 @@ def grade(
             if over:
                 finding = _with(finding, Severity.ERROR)
             yield finding
+
+
+def _named_at(sql: str, table: str) -> int:
+    at = sql.find(table.replace('"', ""))
+    return at if at >= 0 else len(sql)
 
 
 def _what(rule: str, e: TableEffect) -> str:
