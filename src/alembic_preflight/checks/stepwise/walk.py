@@ -330,17 +330,28 @@ class Walk:
         transaction (op.get_bind().commit()) and nothing committed the one SQLAlchemy
         began after it: plain `alembic upgrade` then exits 0 and loses the rest of the
         revision whenever it is the last one run."""
+        versions = self._versions()
+        return versions is None or rev in versions  # None: cannot tell, say nothing
+
+    def _versions(self) -> set[str] | None:
+        """What the lane's version table names, read on our connection; None when it
+        cannot be read there (a version table in a schema we do not find)."""
         query = sql.SQL("SELECT version_num FROM {}").format(self.bench.version_identifier())
         try:
             rows = self._with_conn(lambda conn: conn.execute(query).fetchall())
-        except psycopg.Error:  # a version table in another schema: cannot tell, say nothing
-            return True
-        return any(r[0] == rev for r in rows)
+        except psycopg.Error:
+            return None
+        return {r[0] for r in rows}
 
     def _still_at(self, rev: str) -> bool:
-        """After a failed downgrade: go on from R if the database is still there."""
-        current = self.bench.run(CURRENT, mutates=False, lane=self.lane)
-        if current.ok and rev in (current.data or ()):
+        """After a failed downgrade: go on from R if the database is still there. The
+        version table is read on our connection (an env.py run, ~40 ms, only where that
+        cannot read it)."""
+        versions = self._versions()
+        if versions is None:
+            current = self.bench.run(CURRENT, mutates=False, lane=self.lane)
+            versions = set(current.data or ()) if current.ok else set()
+        if rev in versions:
             return True
         if self._rebuild() is not None:
             self.stopped = f"walk stopped after {rev}: the lane's database cannot be rebuilt"
