@@ -383,7 +383,7 @@ def test_extensions_env_imports_verify_and_drift_sees_their_objects(
 # -- 8. a run summary that scales -----------------------------------------------------------
 
 
-def generate_real(path: Path, revisions: int) -> Any:
+def generate_real(path: Path, revisions: int, **kw: Any) -> Any:
     """bench/generate_real.py's long real-looking history, with its expected findings."""
     spec = importlib.util.spec_from_file_location(
         "bench_generate_real", ROOT / "bench" / "generate_real.py"
@@ -392,7 +392,7 @@ def generate_real(path: Path, revisions: int) -> Any:
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
     spec.loader.exec_module(module)
-    return module.generate(path, revisions)
+    return module.generate(path, revisions, **kw)
 
 
 def test_300_revisions_every_expected_finding_and_a_readable_console(tmp_path: Path) -> None:
