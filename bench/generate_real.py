@@ -10,6 +10,11 @@ labelled branch left open with a depends_on across), and among them:
 
 - downgrades that raise on purpose (RuntimeError after a docstring, bare ValueError,
   NotImplementedError with a message): one lint warning each, the run still passes them;
+- downgrades that raise NotImplementedError only when run (behind an `if` lint cannot
+  decide): stepwise's irreversible warning, the walk goes on;
+- downgrades that fail when run (a misspelt index or column name): stepwise errors;
+- upgrades that fail only with rows in the table: a NOT NULL column without a default
+  (an error), a unique index on a column a backfill gave one value (a warning);
 - `drop_constraint(None, ...)` (plain and in batch_alter_table): lint errors, and the
   stepwise downgrade fails on them;
 - downgrades that leave an enum type, a sequence, a function, a trigger or an extension;
@@ -32,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ENV_PY = """\
+import os
 from logging.config import fileConfig
 
 from alembic import context
@@ -45,8 +51,11 @@ target_metadata = None
 
 
 def run_migrations_online() -> None:
+    section = config.get_section(config.config_ini_section, {})
+    # DATABASE_URL over the ini's placeholder, as deployed projects do (and bench/run.py)
+    section["sqlalchemy.url"] = os.environ.get("DATABASE_URL", section["sqlalchemy.url"])
     connectable = engine_from_config(
-        config.get_section(config.config_ini_section, {}),
+        section,
         prefix="sqlalchemy.",
         poolclass=pool.NullPool,
     )
@@ -205,6 +214,53 @@ def irreversible(i: int, t: str) -> Pattern:
     return f"purge obsolete {t} rows", up, body, (("lint", "irreversible"),)
 
 
+def irreversible_when_run(i: int, t: str) -> Pattern:
+    # the raise is behind an `if`: no static test calls it irreversible, the walk finds out
+    up = f'op.execute("UPDATE {t} SET name = lower(name) WHERE name <> lower(name)")'
+    dn = """
+        if op.get_context().dialect.name == "postgresql":
+            raise NotImplementedError("the original case of the names is gone")
+        op.execute("SELECT 1")
+    """
+    return f"lowercase {t} names", up, dn, (("stepwise", "irreversible"),)
+
+
+def misspelt_drop(i: int, t: str) -> Pattern:
+    # downgrade() names what upgrade() never made: it fails when run, lint cannot tell
+    if i % 2:
+        up = f'op.create_index("ix_{t}_parent_name_{i}", "{t}", ["parent_id", "name"])'
+        dn = f'op.drop_index("ix_{t}_name_parent_{i}", table_name="{t}")'
+        return f"index {t} by parent and name", up, dn, (("stepwise", "downgrade-failed"),)
+    up = f'op.add_column("{t}", sa.Column("label_{i}", sa.String(30), nullable=True))'
+    dn = f'op.drop_column("{t}", "lable_{i}")'
+    return f"add label {i} to {t}", up, dn, (("stepwise", "downgrade-failed"),)
+
+
+def fails_with_rows(i: int, t: str) -> Pattern:
+    if i % 2:
+        # passes on an empty table; on one with rows, the rows have no value for it
+        up = f'op.add_column("{t}", sa.Column("owner_{i}", sa.Integer(), nullable=False))'
+        dn = f'op.drop_column("{t}", "owner_{i}")'
+        expected = (
+            ("lint", "not-null-without-server-default"),
+            ("stepwise", "fails-with-rows"),
+        )
+        return f"add owner {i} to {t}", up, dn, expected
+    # a backfill gives every existing row the same code: the unique index fails on two
+    # rows (a value-dependent failure: a warning, real data may differ)
+    up = f"""
+        op.add_column("{t}", sa.Column("code_{i}", sa.String(20), nullable=True))
+        op.execute("UPDATE {t} SET code_{i} = 'none'")
+        op.create_index("uq_{t}_code_{i}", "{t}", ["code_{i}"], unique=True)
+    """
+    dn = f"""
+        op.drop_index("uq_{t}_code_{i}", table_name="{t}")
+        op.drop_column("{t}", "code_{i}")
+    """
+    expected = (("lint", "mixed-data-and-schema"), ("stepwise", "fails-with-synthetic-rows"))
+    return f"add unique code {i} to {t}", up, dn, expected
+
+
 def unnamed_drop(i: int, t: str) -> Pattern:
     # a check constraint rather than a foreign key: the same failure (SQLAlchemy cannot
     # emit DROP CONSTRAINT without a name), and no foreign key for synthetic rows to break
@@ -297,9 +353,11 @@ LEFT_KINDS = ("enum", "sequence", "function", "trigger")
 EXTENSIONS = ("citext", "pg_trgm")
 
 
-def plan(n: int) -> list[Revision]:
+def plan(n: int, *, defects: bool = True) -> list[Revision]:
     """The revisions in file order. A branch point near 1/3 merged back, a labelled branch
-    near 1/2 left open (its last revision depends_on a trunk revision)."""
+    near 1/2 left open (its last revision depends_on a trunk revision). `defects=False`:
+    the mix before issue 21 (fewer failures: 6 downgrades that fail, 12 irreversible, 15
+    leftovers per 300), which tests of the console's layout were sized for."""
     revs: list[Revision] = []
     trunk: str | None = None
     tables: list[str] = []
@@ -343,15 +401,21 @@ def plan(n: int) -> list[Revision]:
             assert anchor is not None
             add(first, create_table(i, f"rq{i:04d}"), depends=anchor)
             continue
-        if i % 25 == 5:
+        if i % 25 == 5 or (defects and i % 100 == 62):
             trunk = add(trunk, irreversible(i, t))
+        elif defects and i % 25 == 20:
+            trunk = add(trunk, irreversible_when_run(i, t))
+        elif defects and i % 19 == 9:
+            trunk = add(trunk, misspelt_drop(i, t))
+        elif defects and i % 150 in (41, 114):
+            trunk = add(trunk, fails_with_rows(i, t))
         elif i % 75 == 10:
             trunk = add(trunk, unnamed_drop(i, t))
         elif i in drop_orders:
             trunk = add(trunk, drop_order(i, t))
         elif commit_at is not None and i == commit_at:
             trunk = add(trunk, commit_mid(i, t))
-        elif i % 19 == 17:
+        elif i % 19 == 17 or (defects and i % 50 in (31, 44)):
             kind = ext_left.pop(0) if left_count % 6 == 5 and ext_left else None
             kind = kind or LEFT_KINDS[left_count % len(LEFT_KINDS)]
             left_count += 1
@@ -361,14 +425,14 @@ def plan(n: int) -> list[Revision]:
     return revs
 
 
-def generate(path: Path, revisions: int = 300) -> Generated:
+def generate(path: Path, revisions: int = 300, *, defects: bool = True) -> Generated:
     if path.exists():
         shutil.rmtree(path)
     versions = path / "migrations" / "versions"
     versions.mkdir(parents=True)
     (path / "alembic.ini").write_text(ALEMBIC_INI)
     (path / "migrations" / "env.py").write_text(ENV_PY)
-    revs = plan(revisions)
+    revs = plan(revisions, defects=defects)
     for r in revs:
         revises = ", ".join(r.down) if isinstance(r.down, tuple) else (r.down or "")
         slug = "_".join(r.message.split())

@@ -4,7 +4,7 @@ worker process it spawns (the workers run the user's env.py and migrations).
     .venv/bin/python bench/profile_verify.py --revisions 200 [--checks stepwise] [--top 25]
 
 The workers are `multiprocessing` spawn children, out of reach of `python -m cProfile`:
-a sitecustomize.py on PYTHONPATH wraps `alembic_preflight.runner.worker_main` in a
+a sitecustomize.py on PYTHONPATH wraps `alembic_preflight.worker.main.worker_main` in a
 profiler in every process that imports it, and writes one .prof per process. The verifier
 runs against one embedded server given with --database url, as bench/run.py runs it.
 """
@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate import generate
+from generate_real import generate as generate_real
 
 from alembic_preflight.database.embedded import start_embedded
 
@@ -30,7 +31,7 @@ SITECUSTOMIZE = """\
 import cProfile, functools, os
 
 def _install():
-    import alembic_preflight.runner as runner
+    import alembic_preflight.worker.main as runner
 
     original = runner.worker_main
 
@@ -87,22 +88,27 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--revisions", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--real", action="store_true", help="generate_real's defect history")
     parser.add_argument("--checks", default=None, help="--checks for verify (default: all)")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--sort", default="cumulative")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args()
-    out = args.out / f"profile-{args.revisions}-{args.checks or 'default'}"
+    kind = "real" if args.real else "r"
+    out = args.out / f"profile-{kind}{args.revisions}-{args.checks or 'default'}"
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.prof"):
         old.unlink()
     site = Path(tempfile.mkdtemp(prefix="bench-site-"))
     (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    project = Path(__file__).resolve().parent / "generated" / f"r{args.revisions}"
-    generate(project, args.revisions, seed=args.seed)
+    project = Path(__file__).resolve().parent / "generated" / f"{kind}{args.revisions}"
+    if args.real:
+        generate_real(project, args.revisions)
+    else:
+        generate(project, args.revisions, seed=args.seed)
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(project)], check=True)
     with start_embedded() as server:
-        url = f"postgresql://{server.user}@/postgres?host={server.host}&port={server.port}"
+        url = server.url("postgres")  # TCP with its password, as bench/run.py gives it
         argv = [sys.executable, "-c", VERIFIER, "verify", str(project)]
         argv += ["--database", "url", "--database-url", url]
         if args.checks:

@@ -14,6 +14,12 @@ database, its URL in DATABASE_URL (env.py reads it):
   (e) stepwise       alembic-preflight verify --checks stepwise
   (f) floor          offline SQL (upgrade, downgrade, upgrade) piped through psql
 
+With --real, each size is bench/generate_real.py's history full of defects instead (failing
+and irreversible downgrades, leftovers, upgrades that fail with rows), and the tools are
+
+  (g) alembic once   one plain `alembic upgrade heads` (it has a labelled second head)
+  (d) preflight      as above; its findings compared with the ones the generator expects
+
 pytest-alembic 0.13 does not collect under pytest 9 (`'TestCollector' object has no
 attribute '_nodeid'`): when that is so here, (b) and (c) run from bench/.venv-baseline,
 made on first use with pytest<9, pytest-alembic 0.13 and this venv's alembic, SQLAlchemy
@@ -45,6 +51,7 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate import generate
+from generate_real import generate as generate_real
 
 from alembic_preflight.database.base import Server
 from alembic_preflight.database.embedded import start_embedded
@@ -61,8 +68,9 @@ TOOLS = {
     "d": "alembic-preflight verify (default checks)",
     "e": "alembic-preflight verify --checks stepwise",
     "f": "floor: offline SQL through psql",
+    "g": "alembic upgrade heads, once",
 }
-ORDER = "fadebc"  # cheap ones first: a slow baseline at 1000 cannot starve the rest
+ORDER = "gfadebc"  # cheap ones first: a slow baseline at 1000 cannot starve the rest
 
 CONFTEST = """\
 import os
@@ -94,6 +102,7 @@ class Measurement:
     steps: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: float | None = None
     findings: int | None = None  # (d)/(e): findings in the JSON report
+    found: list[tuple[str, str, str]] | None = None  # (d)/(e): (check, rule, revision) each
     differences: bool | None = None  # (b)/(c): a test failed on this correct history
     note: str = ""
 
@@ -263,6 +272,19 @@ class Bench:
         self.drop_db(db)
         return Measurement("a", size, round(sum(steps.values()), 3), ok, steps=steps, note=note)
 
+    # (g) ---------------------------------------------------------------------------------
+    def alembic_once(self, project: Path, size: int) -> Measurement:
+        db = self.fresh_db("g")
+        run = _timed(
+            [str(BIN / "alembic"), "upgrade", "heads"],
+            project,
+            _env(self.server.url(db)),
+            self.timeout,
+        )
+        self.drop_db(db)
+        note = "" if run.code == 0 else f"alembic upgrade heads: {_tail(run.stderr)}"
+        return Measurement("g", size, round(run.seconds, 3), run.code == 0, note=note)
+
     # (b), (c) ----------------------------------------------------------------------------
     def pytest_alembic(self, project: Path, size: int, tool: str) -> Measurement:
         python = self.baseline()
@@ -349,11 +371,13 @@ class Bench:
         if run.code is None:
             return Measurement(tool, size, None, False, note=f"timeout after {self.timeout:.0f} s")
         findings = None
+        found: list[tuple[str, str, str]] | None = None
         steps: dict[str, float] = {}
         notes = []
         if report.exists():
             data = json.loads(report.read_text())
             findings = len(data["findings"])
+            found = sorted((f["check"], f["rule"], f["revision"]) for f in data["findings"])
             for c in data["checks"]:
                 steps[c["id"]] = c["duration_s"]
                 if c["status"] != "passed":
@@ -374,6 +398,7 @@ class Bench:
             steps=steps,
             peak_rss_mb=round(run.peak_rss / 2**20, 1),
             findings=findings,
+            found=found,
             note="; ".join(notes),
         )
 
@@ -421,6 +446,8 @@ class Bench:
             return self.pytest_alembic(project, size, tool)
         if tool in "de":
             return self.preflight(project, size, tool)
+        if tool == "g":
+            return self.alembic_once(project, size)
         return self.floor(project, size)
 
 
@@ -529,10 +556,54 @@ def targets(results: dict[int, dict[str, Measurement]], ready: list[float]) -> l
     return out
 
 
+def real_targets(results: dict[int, dict[str, Measurement]]) -> list[dict[str, Any]]:
+    """--real: the defect history's targets (issue 21), per size."""
+    out: list[dict[str, Any]] = []
+    for size, by_tool in sorted(results.items()):
+        d, g = by_tool.get("d"), by_tool.get("g")
+        value = None
+        if d is not None and g is not None and d.seconds is not None and g.seconds:
+            value = round(d.seconds / g.seconds, 2)
+        note = "" if d is None else ("findings as expected" if d.ok else "**findings differ**")
+        out.append(
+            {
+                "target": f"(d)/(g) on the defect history at {size}",
+                "value": value,
+                "limit": "≤ 4",
+                "met": None if value is None else value <= 4 and d is not None and d.ok,
+                "note": note,
+            }
+        )
+        if d is not None and d.peak_rss_mb is not None:
+            out.append(
+                {
+                    "target": f"peak RSS of (d) at {size}, MB",
+                    "value": d.peak_rss_mb,
+                    "limit": "≤ 300",
+                    "met": d.peak_rss_mb <= 300,
+                    "note": "",
+                }
+            )
+    return out
+
+
+def _expected_findings(m: Measurement, expected: list[tuple[str, str, str]]) -> None:
+    """--real: (d) is right when its findings are exactly the ones the generator expects."""
+    if m.found is None:
+        m.ok = False
+        return
+    found = [tuple(f) for f in m.found]
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    m.ok = found == sorted(expected)
+    if not m.ok:
+        m.note = f"missing {missing[:3]}, extra {extra[:3]}; " + m.note
+
+
 def markdown(
     results: dict[int, dict[str, Measurement]], tgts: list[dict[str, Any]], meta: dict[str, Any]
 ) -> str:
-    tools = [t for t in "abcdef" if any(t in r for r in results.values())]
+    tools = [t for t in "gabcdef" if any(t in r for r in results.values())]
     lines = [
         f"Measured {meta['date']} on {meta['machine']} ({meta['cpus']} CPUs), PostgreSQL "
         f"{meta['postgres']} (embedded, TCP on 127.0.0.1), Python {meta['python']}, "
@@ -578,13 +649,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--linear", action="store_true", help="histories without branch and merge revisions"
     )
+    parser.add_argument(
+        "--real",
+        action="store_true",
+        help="bench/generate_real.py's defect history; tools (g) and (d) by default",
+    )
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per measurement")
     parser.add_argument("--ready-runs", type=int, default=5, help="embedded start-ups to time")
     parser.add_argument("--workdir", type=Path, default=BENCH / "generated")
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     args = parser.parse_args(argv)
     sizes = [50, 100] if args.quick else [int(s) for s in args.sizes.split(",") if s.strip()]
-    tools = [t for t in ORDER if t in args.tools]
+    if args.real:
+        tools = [t for t in ORDER if t in (args.tools if args.tools != "abcdef" else "gd")]
+        tools = [t for t in tools if t in "gde"]
+    else:
+        tools = [t for t in ORDER if t in args.tools and t != "g"]
 
     ready = embedded_ready(args.ready_runs) if args.ready_runs else []
     if ready:
@@ -594,24 +674,36 @@ def main(argv: list[str] | None = None) -> int:
     with start_embedded() as server:
         bench = Bench(server, args.timeout, args.workdir)
         for size in sizes:
-            project = args.workdir / f"r{size}{'-linear' if args.linear else ''}"
-            g = generate(project, size, seed=args.seed, branches=not args.linear)
-            _write_pytest_files(project)
-            subprocess.run([sys.executable, "-m", "compileall", "-q", str(project)], check=True)
-            print(
-                f"\n== {size} revisions ({g.merges} merges, {g.tables} tables, {g.enums} enums)",
-                flush=True,
-            )
+            expected: list[tuple[str, str, str]] | None = None
+            if args.real:
+                project = args.workdir / f"real{size}"
+                made = generate_real(project, size)
+                expected = list(made.expected)
+                subprocess.run([sys.executable, "-m", "compileall", "-q", str(project)], check=True)
+                print(f"\n== {size} revisions, {len(expected)} expected findings", flush=True)
+            else:
+                project = args.workdir / f"r{size}{'-linear' if args.linear else ''}"
+                g = generate(project, size, seed=args.seed, branches=not args.linear)
+                _write_pytest_files(project)
+                subprocess.run([sys.executable, "-m", "compileall", "-q", str(project)], check=True)
+                print(
+                    f"\n== {size} revisions ({g.merges} merges, {g.tables} tables, "
+                    f"{g.enums} enums)",
+                    flush=True,
+                )
             results[size] = {}
             for tool in tools:
                 runs = [bench.measure(tool, project, size) for _ in range(args.repeat)]
+                if expected is not None and tool in "de":
+                    for r in runs:
+                        _expected_findings(r, expected)
                 m = _median(runs)
                 results[size][tool] = m
                 shown = "timeout" if m.seconds is None else f"{m.seconds:8.2f} s"
                 extra = f"  rss {m.peak_rss_mb} MB" if m.peak_rss_mb is not None else ""
                 print(f"  ({tool}) {TOOLS[tool]:<44} {shown}{extra}  {m.note}"[:400], flush=True)
         version = server.server_version
-    tgts = targets(results, ready)
+    tgts = real_targets(results) if args.real else targets(results, ready)
     meta = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.system()} {platform.machine()} {platform.processor() or ''}".strip(),
@@ -619,7 +711,13 @@ def main(argv: list[str] | None = None) -> int:
         "postgres": version.split()[0],
         "python": platform.python_version(),
         "seed": args.seed,
-        "history": "linear" if args.linear else "a branch and merge every 40 revisions",
+        "history": (
+            "bench/generate_real.py's defect history"
+            if args.real
+            else "linear"
+            if args.linear
+            else "a branch and merge every 40 revisions"
+        ),
         "repeat": args.repeat,
         "total_s": round(time.perf_counter() - started, 1),
         "embedded_ready_s": ready,

@@ -13,8 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
+from alembic_preflight.database.base import Server
 from tests.checks.histories import line_of
 from tests.conftest import FIXTURES, ROOT, CliResult, run_cli
 
@@ -391,7 +393,7 @@ def test_extensions_env_imports_verify_and_drift_sees_their_objects(
 # -- 8. a run summary that scales -----------------------------------------------------------
 
 
-def generate_real(path: Path, revisions: int) -> Any:
+def generate_real(path: Path, revisions: int, **kw: Any) -> Any:
     """bench/generate_real.py's long real-looking history, with its expected findings."""
     spec = importlib.util.spec_from_file_location(
         "bench_generate_real", ROOT / "bench" / "generate_real.py"
@@ -400,7 +402,7 @@ def generate_real(path: Path, revisions: int) -> Any:
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
     spec.loader.exec_module(module)
-    return module.generate(path, revisions)
+    return module.generate(path, revisions, **kw)
 
 
 def test_300_revisions_every_expected_finding_and_a_readable_console(tmp_path: Path) -> None:
@@ -429,3 +431,23 @@ def test_300_revisions_every_expected_finding_and_a_readable_console(tmp_path: P
     irreversible = generated.counts()[("lint", "irreversible")]
     assert f"{irreversible} revisions are irreversible by design" in r.stdout
     assert len(lines) < 400, len(lines)  # readable in a CI log
+
+
+def test_a_failure_every_few_revisions_walks_on_from_checkpoints_and_leaves_no_database(
+    tmp_path: Path, pg_server: Server
+) -> None:
+    """Issue 21: a lane whose revisions fail every few steps goes back to its fast walk
+    after each, rebuilding from checkpoints (templates of its database) it drops again;
+    every stepwise finding is the one expected, and on a server of the user's no
+    database of ours is left."""
+    generated = generate_real(tmp_path / "real", 80)
+    url = pg_server.url("postgres")
+    checks = "graph,lint,stepwise"  # lint owns the by-design irreversible ones
+    r = run_cli("verify", generated.path, "--database-url", url, "--checks", checks)
+    assert r.report is not None and r.code == 1, r.stdout + r.stderr
+    found = sorted((f["check"], f["rule"], f["revision"]) for f in r.findings())
+    assert found == generated.expected
+    assert r.check("stepwise")["note"].startswith("80 of 80 revisions walked")
+    with psycopg.connect(pg_server.conninfo()) as c:
+        left = c.execute("SELECT datname FROM pg_database WHERE datname LIKE 'preflight%'")
+        assert left.fetchall() == []

@@ -310,6 +310,13 @@ class Workbench:
         ln.state = label
         return True
 
+    def forget(self, label: str) -> None:
+        """Drop template `label`: nothing is copied from it any more."""
+        with self._templates_lock:
+            if label in self.templates:
+                self._drop(self._template_db(label))
+                self.templates.discard(label)
+
     def has(self, label: str) -> bool:
         return label in self.templates
 

@@ -11,7 +11,7 @@ inside the user's transaction, and only then yields the next step.
 
 The fast walk only ever says "clean". Anything else (a step raises, a snapshot differs,
 a timeout, our own code fails) ends it: the parent puts the lane's database back to the
-last revision known good (the slice's template, then one replay) and walks that revision
+last revision known good (its latest checkpoint, then one replay) and walks that revision
 with today's per-request code in checks/stepwise/walk.py, so every finding is worded and placed
 exactly as before; then the fast walk resumes. Revisions that need the per-request path
 anyway (stamped ones, those with the user's own rows) are walked that way too.

@@ -36,6 +36,24 @@ from alembic_preflight.worker.protocol import (
 T = TypeVar("T")
 
 
+# A rebuild replays the revisions since the lane's last checkpoint (a template of its
+# database); when it replayed at least this many, the rebuilt database becomes the next
+# checkpoint (issue 21: a history with a failure every few revisions rebuilt from the
+# slice's start each time, and spent more time replaying than walking).
+CHECKPOINT_EVERY = 8
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A template of the lane's database at order[:at], and what the walk knew of its rows."""
+
+    at: int
+    label: str
+    filled: frozenset[str] = frozenset()
+    declared: frozenset[str] = frozenset()
+    known: frozenset[int] = frozenset()
+
+
 @dataclass(frozen=True)
 class WithRows:
     """A step that failed with rows in its tables and passed without them."""
@@ -65,7 +83,7 @@ class Walk:
     walked: int = 0
     not_downgraded: int = 0
     by_design: int = 0  # of not_downgraded: downgrade() raises unconditionally
-    template: str | None = None
+    checkpoint: Checkpoint | None = None  # the latest template of this lane's database
     stop: threading.Event = field(default_factory=threading.Event)
     # steps the fast walk saw hit --step-timeout: not waited for a second time
     timed_out: dict[tuple[str, bool], Failure] = field(default_factory=dict)
@@ -118,18 +136,22 @@ class Walk:
         if failure is None and self.start > 0:
             label = f"stepwise_{self.lane}_{self.start}"
             if self.bench.save(label, lane=self.lane):
-                self.template = label
+                # what rows `data:` put in before the slice are not booked as ours (as
+                # after any rebuild from it): the walk may fill those tables again
+                self.checkpoint = Checkpoint(self.start, label)
         return failure
 
     def _base(self) -> Failure | None:
         return start_empty(self.ctx, self.lane, save=False)
 
-    def _replay(self, revs: Sequence[str]) -> Failure | None:
+    def _replay(self, revs: Sequence[str], *, fresh: bool = True) -> Failure | None:
         """Upgrade exactly these revisions in order, in as few runs as stamps and the rows
-        `data:` declares allow (those go in just before their revision, as when walked)."""
-        self.filled.clear()  # a database rebuilt from a template holds none of our rows
-        self.declared.clear()
-        self.known.clear()
+        `data:` declares allow (those go in just before their revision, as when walked).
+        `fresh`: the database holds none of our rows (else a checkpoint said which)."""
+        if fresh:
+            self.filled.clear()
+            self.declared.clear()
+            self.known.clear()
         data = user_data(self.ctx)
         run: list[tuple[str, bool]] = []
         for r in revs:
@@ -155,11 +177,32 @@ class Walk:
         return None if outcome.ok else outcome.failure
 
     def _rebuild(self) -> Failure | None:
-        """The lane's database back to `applied`, after a step left it in doubt."""
-        if self.template is not None:
-            self.bench.fresh(self.template, lane=self.lane)
-            return self._replay(self.applied[self.start :])
-        return self._base() or self._replay(self.applied)
+        """The lane's database back to `applied`, after a step left it in doubt: from the
+        latest checkpoint, which it then may replace."""
+        point = self.checkpoint
+        if point is None:
+            failure = self._base() or self._replay(self.applied)
+            at = 0
+        else:
+            self.bench.fresh(point.label, lane=self.lane)
+            self.filled, self.declared = set(point.filled), set(point.declared)
+            self.known = set(point.known)
+            failure = self._replay(self.applied[point.at :], fresh=False)
+            at = point.at
+        if failure is None and len(self.applied) - at >= CHECKPOINT_EVERY:
+            self._save_checkpoint()
+        return failure
+
+    def _save_checkpoint(self) -> None:
+        """The lane's database, known to be at `applied`, kept as the next checkpoint."""
+        label = f"stepwise_{self.lane}_{len(self.applied)}"
+        if not self.bench.save(label, lane=self.lane):
+            return
+        old = self.checkpoint
+        rows = frozenset(self.filled), frozenset(self.declared), frozenset(self.known)
+        self.checkpoint = Checkpoint(len(self.applied), label, *rows)
+        if old is not None and old.label != label:
+            self.bench.forget(old.label)
 
     def _not_reached(self, revs: Sequence[str], failure: Failure, *, before: bool) -> None:
         self.cases += [(r, Status.SKIPPED) for r in revs]
@@ -287,17 +330,28 @@ class Walk:
         transaction (op.get_bind().commit()) and nothing committed the one SQLAlchemy
         began after it: plain `alembic upgrade` then exits 0 and loses the rest of the
         revision whenever it is the last one run."""
+        versions = self._versions()
+        return versions is None or rev in versions  # None: cannot tell, say nothing
+
+    def _versions(self) -> set[str] | None:
+        """What the lane's version table names, read on our connection; None when it
+        cannot be read there (a version table in a schema we do not find)."""
         query = sql.SQL("SELECT version_num FROM {}").format(self.bench.version_identifier())
         try:
             rows = self._with_conn(lambda conn: conn.execute(query).fetchall())
-        except psycopg.Error:  # a version table in another schema: cannot tell, say nothing
-            return True
-        return any(r[0] == rev for r in rows)
+        except psycopg.Error:
+            return None
+        return {r[0] for r in rows}
 
     def _still_at(self, rev: str) -> bool:
-        """After a failed downgrade: go on from R if the database is still there."""
-        current = self.bench.run(CURRENT, mutates=False, lane=self.lane)
-        if current.ok and rev in (current.data or ()):
+        """After a failed downgrade: go on from R if the database is still there. The
+        version table is read on our connection (an env.py run, ~40 ms, only where that
+        cannot read it)."""
+        versions = self._versions()
+        if versions is None:
+            current = self.bench.run(CURRENT, mutates=False, lane=self.lane)
+            versions = set(current.data or ()) if current.ok else set()
+        if rev in versions:
             return True
         if self._rebuild() is not None:
             self.stopped = f"walk stopped after {rev}: the lane's database cannot be rebuilt"
