@@ -264,20 +264,6 @@ def tracing(
             event.remove(connection, name, fn)
 
 
-def dbapi_query(connection: Any) -> Callable[[str], list[tuple[Any, ...]]]:
-    """Our statements on a SQLAlchemy Connection's own DBAPI connection (see fastwalk)."""
-
-    def query(sql: str) -> list[tuple[Any, ...]]:
-        cursor = connection.connection.cursor()
-        try:
-            cursor.execute(sql)
-            return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
-        finally:
-            cursor.close()
-
-    return query
-
-
 def upgrade_tracer(
     script: Any, send: Callable[[Any], None]
 ) -> Callable[[str], AbstractContextManager[None]]:
@@ -288,9 +274,11 @@ def upgrade_tracer(
     def trace(revision: str) -> Iterator[None]:
         from alembic import op
 
+        from alembic_preflight.worker.fastwalk import SqlConn
+
         connection = op.get_bind()
         path = script.get_revision(revision).path
-        with tracing(connection, path, dbapi_query(connection)) as tracer:
+        with tracing(connection, path, SqlConn(connection).query) as tracer:
             yield
         send(Traced(revision, tuple(tracer.statements)))
 

@@ -17,7 +17,6 @@ from alembic_preflight.checks.failures import start_empty
 from alembic_preflight.worker.protocol import (
     WALK,
     Failure,
-    Progress,
     Sampled,
     Traced,
     WalkRequest,
@@ -107,8 +106,6 @@ def _walk(
             ctx.progress.advance(ID, lane, len(seen.traces), total)
         elif isinstance(message, Sampled):
             seen.samples[message.revision] = message
-        elif isinstance(message, Progress):
-            pass
 
     outcome = bench.run(WALK, request, lane=lane, on_progress=heard)
     if outcome.ok:
