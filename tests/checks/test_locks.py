@@ -198,9 +198,17 @@ def test_no_traced_revision_is_no_pass(project: Any) -> None:
     result = run_cli("verify", path, "--checks", "upgrade,locks")
     assert result.report is not None
     locks = next(c for c in result.report["checks"] if c["id"] == "locks")
-    assert locks["status"] == "skipped", locks
-    assert "no revision could be traced" in locks["note"]
-    assert result.code == 1  # upgrade reports the failure, once
+    assert locks["status"] == "failed", locks
+    assert "no revision could be traced: l01 fails to upgrade" in locks["note"]
+    assert result.code == 1
+    # one defect, one entry: upgrade's, which locks has seen too
+    assert "also seen by: locks/upgrade-failed" in result.stdout
+    # alone, locks cannot pass over it
+    alone = run_cli("verify", path, "--checks", "locks")
+    assert alone.code == 1, alone.stdout
+    assert alone.report is not None
+    (failed,) = [f for f in _findings(alone.report) if f["severity"] == "error"]
+    assert (failed["rule"], failed["revision"], failed["line"]) == ("upgrade-failed", "l01", 16)
 
 
 @pytest.mark.slow

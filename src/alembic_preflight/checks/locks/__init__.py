@@ -78,13 +78,15 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
                 yield item
     if no_timeout:
         yield _once(no_timeout, ctx.focus is not None)
+    if seen.failure is not None and seen.failure.revision is not None:
+        # the root cause the upgrade check also names (one entry in the reports): said
+        # here too, so that `--checks locks` alone cannot pass over it
+        yield failure_finding(ctx, ID, "upgrade-failed", seen.failure, what="upgraded alone")
     traced = len(seen.traces)
     if traced == 0:  # zero work is never a pass
-        if seen.failure is not None:
-            raise CheckSkipped(
-                f"no revision could be traced: {seen.failure.revision or 'env.py'} fails "
-                "to upgrade (see upgrade)"
-            )
+        if seen.failure is not None and seen.failure.revision is not None:
+            ctx.note = f"no revision could be traced: {seen.failure.revision} fails to upgrade"
+            return  # its upgrade-failed error is the result
         raise CheckSkipped("no revision was traced")
     parts = [f"traced {traced} of {len(order)} revisions ({statements} statements)"]
     if seen.without_rows:

@@ -63,6 +63,11 @@ RULES: dict[str, RuleText] = {
         "The `bootstrap:` SQL file or module:function, run before the first upgrade, "
         "raised an error. Fix it; no revision could be traced.",
     ),
+    "upgrade-failed": RuleText(
+        "A revision's upgrade failed, with rows and on empty tables",
+        "Upgraded alone from its parent, the revision raised an error; no revision after it "
+        "could be traced. Fix its `upgrade()`; the detail shows the statement and the error.",
+    ),
     "lock-timeout-missing": RuleText(
         "A strong lock is requested with no lock_timeout",
         "If any long query holds a lock on the table, the migration waits for it, and every "
