@@ -209,8 +209,9 @@ def adopt_orphans() -> frozenset[int]:
     return frozenset(_children())
 
 
-def _children() -> list[int]:
-    me, found = os.getpid(), []
+def _parents() -> dict[int, int]:
+    """pid -> its parent's pid, for every live process (zombies left out)."""
+    found: dict[int, int] = {}
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
         if not entry.isdigit():
             continue
@@ -218,21 +219,33 @@ def _children() -> list[int]:
             fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if int(fields[1]) == me and fields[0] != "Z":
-            found.append(int(entry))
+        if fields[0] != "Z":
+            found[int(entry)] = int(fields[1])
     return found
+
+
+def _children() -> list[int]:
+    me = os.getpid()
+    return [pid for pid, parent in _parents().items() if parent == me]
 
 
 def end_strays(before: frozenset[int]) -> list[int]:
     """Kill what is our child once the run is over and was not before it (every worker,
-    server and container of the run is gone by then): orphans a migration left."""
-    found = []
-    for pid in _children():
-        if pid not in before:
-            with suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-                found.append(pid)
-    for pid in found:  # reaped, not left as zombies
-        with suppress(ChildProcessError, OSError):
+    server and container of the run is gone by then): orphans a migration left, and their
+    own descendants. A worker still exiting may not have handed its children to us yet
+    (we are their reaper only once it is gone): they are ended with it."""
+    parents = _parents()
+    me = os.getpid()
+    ours = [pid for pid, parent in parents.items() if parent == me and pid not in before]
+    found: list[int] = []
+    while ours:
+        pid = ours.pop()
+        found.append(pid)
+        ours.extend(child for child, parent in parents.items() if parent == pid)
+    for pid in found:
+        with suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    for pid in found:  # reaped, not left as zombies (ours only: the others' reaper is us
+        with suppress(ChildProcessError, OSError):  # once their parent is gone)
             os.waitpid(pid, 0)
     return found
