@@ -240,7 +240,8 @@ def walk_steps(
     def after(rev: str) -> None:
         if outer is not None and context.connection.get_transaction() is not outer:
             raise TransactionEnded(rev)
-        db.check_deferred()
+        if not locks_walk:  # (its commit after each revision has checked them)
+            db.check_deferred()
 
     samples = dict(request.samples)
     with driver_not_preparing(context.connection), _forgotten_on_error(request.exclude):
@@ -250,9 +251,11 @@ def walk_steps(
             # rows change no catalog: the snapshot may come first, and say whether any
             # table is new since seeding last looked (only a new table needs rows)
             before = take_snapshot(db, snapshotter, session) if downgrade else None
-            now = (
-                None if before is None else frozenset(k for k in before.objects if k[0] == "table")
-            )
+            now: frozenset[Any] | None = None
+            if before is not None:
+                now = frozenset(k for k in before.objects if k[0] == "table")
+            elif locks_walk:  # no snapshot: a new table has an oid above every older one
+                now = frozenset(db.query(_NEWEST_TABLE)[0])
             outcome = seed_mod.SeedOutcome()
             if request.seed and (now is None or looked is None or not now <= looked):
                 outcome = seed_empty_tables(
@@ -293,6 +296,11 @@ def walk_steps(
                 tuple(sorted(outcome.seen)),
             )
             send(Progress(rev, "done", done))
+
+
+# the locks walk's cheap look for a table new since seeding last looked (a table dropped
+# and created again has a new oid too; an emptied one is not filled again in either walk)
+_NEWEST_TABLE = "SELECT max(oid)::int8 FROM pg_class WHERE relkind IN ('r', 'p')"
 
 
 def end_transaction(connection: Any) -> None:
