@@ -72,7 +72,7 @@ def test_baseline_round_trip(project: Any) -> None:
     assert r.report["baseline"] == {"file": FILE, "accepted": accepted, "fixed": []}
 
     # stable across line shifts: the file moves down three lines
-    b2.write_text('# reformatted\n# by a tool\n\n' + b2.read_text())
+    b2.write_text("# reformatted\n# by a tool\n\n" + b2.read_text())
     assert verify(proj).code == 0
 
     # a new problem still fails; the known ones stay accepted

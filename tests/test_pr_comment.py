@@ -164,9 +164,7 @@ def run_action(
     tmp = ws.parent
     event_path = tmp / "event.json"
     event_path.write_text(json.dumps({"pull_request": {"number": PR}} if event is None else event))
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "INPUT_"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "INPUT_"))}
     env.update(
         NO_COLOR="1",
         PYTHONWARNINGS="ignore",

@@ -143,9 +143,7 @@ def test_autocommit_block_verifies_clean(project: Any, variant: str | None) -> N
     r = verify(with_env(project, "commits_inside", variant), locks=True)
     assert r.code == 0, r.stdout
     # the locks walk runs the concurrent build too: no lock of its own but the notice
-    assert [(f["check"], f["rule"]) for f in r.findings()] == [
-        ("locks", "lock-timeout-missing")
-    ]
+    assert [(f["check"], f["rule"]) for f in r.findings()] == [("locks", "lock-timeout-missing")]
     assert statuses(r)["locks"] == "passed"
     assert set(statuses(r).values()) == {"passed", "skipped"}  # drift: no metadata
     assert statuses(r)["stepwise"] == statuses(r)["roundtrip"] == "passed"
