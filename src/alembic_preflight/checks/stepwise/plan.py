@@ -105,5 +105,5 @@ def busy_cost(check_ids: Iterable[str], revisions: int) -> float:
     """What the other database checks cost on lane 0 before the walk may join there, in
     first revisions walked (upgrade replays the history once, roundtrip twice with a
     schema comparison at each end; measured at 200 and 1000 revisions: ~0.6 each)."""
-    runs = {"upgrade": 1.25, "roundtrip": 2.5, "drift": 0.25, "compat": 0.25, "locks": 3.25}
+    runs = {"upgrade": 1.0, "roundtrip": 2.0, "drift": 0.25, "compat": 0.25, "locks": 3.25}
     return sum(runs.get(c, 1.25) for c in check_ids) * revisions * REPLAY_COST
