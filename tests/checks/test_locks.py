@@ -75,6 +75,56 @@ def test_each_rule_at_the_statement_line_and_the_quiet_cases_quiet(project: Any)
     assert rewrite["mode"] == "AccessExclusiveLock" and rewrite["blocks"] == "reads and writes"
 
 
+def _comparable(report: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+    """The locks check's findings and statements, without the timings."""
+    locks = next(c for c in report["checks"] if c["id"] == "locks")
+    shown = ("rule", "revision", "line", "severity", "message")
+    found = sorted(tuple(f[k] for k in shown) for f in _findings(report))
+    kept = ("revision", "line", "table", "mode", "blocks", "rewrite", "scan", "index")
+    statements = sorted(tuple(s[k] for k in kept) for s in locks.get("statements", []))
+    return found, statements
+
+
+@pytest.mark.parametrize(
+    ("fixture", "from_walk"),
+    [
+        ("locks_risky", True),
+        # c..2b's autocommit_block ends the walk's transaction: stepwise walks it again per
+        # request, but its first upgrade, from its parent with rows, was traced already
+        ("commits_inside", True),
+        # d4's upgrade fails with rows: the walk leaves it to the per-request path,
+        # untraced, and locks upgrades the history itself (d4 once more without rows)
+        ("declared_rows", False),
+    ],
+)
+def test_beside_stepwise_it_reads_the_walks_upgrades_and_finds_the_same(
+    project: Any, fixture: str, from_walk: bool
+) -> None:
+    path = project(fixture)
+    alone = run_cli("verify", path, "--checks", "locks")
+    both = run_cli("verify", path, "--checks", "stepwise,locks")
+    assert alone.report is not None and both.report is not None, both.stderr
+    notes = {c["id"]: c["note"] for c in both.report["checks"]}
+    assert ("as the stepwise walk upgraded them" in notes["locks"]) is from_walk, notes
+    alone_note = next(c["note"] for c in alone.report["checks"] if c["id"] == "locks")
+    assert any(f"traced {n} of {n}" in alone_note for n in (3, 4, 10)), alone_note
+    assert "as the stepwise walk" not in alone_note
+    assert _comparable(both.report) == _comparable(alone.report)
+    if fixture == "locks_risky":  # something to compare: each rule's finding, 4 statements
+        assert [len(x) for x in _comparable(alone.report)] == [6, 4]
+    # and the walk, traced, says what it says untraced
+    walk = run_cli("verify", path, "--checks", "stepwise")
+    assert walk.report is not None
+    assert _comparable_walk(both.report) == _comparable_walk(walk.report)
+
+
+def _comparable_walk(report: dict[str, Any]) -> tuple[list[Any], str]:
+    stepwise = next(c for c in report["checks"] if c["id"] == "stepwise")
+    shown = ("rule", "revision", "line", "severity", "message")
+    found = sorted(tuple(f[k] for k in shown) for f in _findings(report, "stepwise"))
+    return found, stepwise["status"]
+
+
 def test_a_pull_requests_own_revisions_get_their_cost_per_million_rows(project: Any) -> None:
     path = project("locks_risky")
     versions = path / VERSIONS

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from alembic_preflight.project import Project
     from alembic_preflight.settings import Settings
     from alembic_preflight.workbench import Workbench
+    from alembic_preflight.worker.protocol import Traced
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,9 @@ class CheckContext:
     baseline: Matcher | None = None
     # how far a long check is, shown on stderr while it runs (output_progress.py)
     progress: ProgressSink = field(default_factory=NoProgress)
+    # each revision's first upgrade as the stepwise walk traced it for the locks check
+    # (commands/run_checks.py), when both run and the walk covers the history; else None
+    traced: dict[str, Traced] | None = None
 
     def in_focus(self, revision: str | None) -> bool:
         return self.focus is None or revision in self.focus

@@ -230,21 +230,30 @@ def walk_steps(
     known = set(request.known)
     # env.py's one transaction for the whole run: a step that commits inside it ends it
     # (transaction_per_migration ends one per step by design)
+    per_migration = bool(context.opts.get("transaction_per_migration"))
     outer = None
-    # (the locks walk ends a transaction after each revision itself, and a revision's
-    # autocommit_block is no defect there)
-    locks_walk = request.trace or bool(request.samples)
-    if not context.opts.get("transaction_per_migration") and not locks_walk:
+    # a traced walk ends the transaction around each revision's upgrade itself (on the
+    # DBAPI connection, unseen by SQLAlchemy): a step's own commit is then told by
+    # SQLAlchemy's events, and in the locks check's own walk it is no defect
+    traced = request.trace or bool(request.samples)
+    ended = _Ended(
+        context.connection, watch=traced and not per_migration and not request.own_commits
+    )
+    if not per_migration and not traced:
         outer = context.connection.get_transaction()
 
-    def after(rev: str) -> None:
-        if outer is not None and context.connection.get_transaction() is not outer:
+    def after(rev: str, *, committed: bool = False) -> None:
+        if ended.count or (outer is not None and context.connection.get_transaction() is not outer):
             raise TransactionEnded(rev)
-        if not locks_walk:  # (its commit after each revision has checked them)
+        if not committed:  # (a commit has checked them)
             db.check_deferred()
 
     samples = dict(request.samples)
-    with driver_not_preparing(context.connection), _forgotten_on_error(request.exclude):
+    with (
+        driver_not_preparing(context.connection),
+        _forgotten_on_error(request.exclude),
+        ended,
+    ):
         looked: frozenset[Any] | None = None  # the tables there at the last seeding
         for rev, downgrade in request.steps:
             send(Progress(rev, "seed"))
@@ -254,7 +263,7 @@ def walk_steps(
             now: frozenset[Any] | None = None
             if before is not None:
                 now = frozenset(k for k in before.objects if k[0] == "table")
-            elif locks_walk:  # no snapshot: a new table has an oid above every older one
+            elif traced:  # no snapshot: a new table has an oid above every older one
                 now = frozenset(db.query(_NEWEST_TABLE)[0])
             outcome = seed_mod.SeedOutcome()
             if request.seed and (now is None or looked is None or not now <= looked):
@@ -268,16 +277,16 @@ def walk_steps(
                 send(Progress(rev, "sample"))
                 send(sample_upgrade(db, revision, samples[rev], request))
             send(Progress(rev, "upgrade"))
-            if locks_walk:  # the revision's transaction holds its own statements only
+            if traced:  # the revision's transaction holds its own statements only
                 end_transaction(context.connection)
-            yield step(script.revision_map, revision, True)
+            yield from ended.around(step(script.revision_map, revision, True))
             session.others_ran()
-            if locks_walk:
+            if traced:
                 end_transaction(context.connection)
-            after(rev)
+            after(rev, committed=traced)
             if before is not None:
                 send(Progress(rev, "downgrade"))
-                yield step(script.revision_map, revision, False)
+                yield from ended.around(step(script.revision_map, revision, False))
                 session.others_ran()
                 after(rev)
                 send(Progress(rev, "compare"))
@@ -285,7 +294,7 @@ def walk_steps(
                 if diff_snapshots(before, after_down):
                     raise LeftBehind(rev)
                 send(Progress(rev, "upgrade again"))
-                yield step(script.revision_map, revision, True)
+                yield from ended.around(step(script.revision_map, revision, True))
                 session.others_ran()
                 after(rev)
             done = RevisionResult(
@@ -298,7 +307,42 @@ def walk_steps(
             send(Progress(rev, "done", done))
 
 
-# the locks walk's cheap look for a table new since seeding last looked (a table dropped
+class _Ended:
+    """Counts the transactions SQLAlchemy ends on `connection` while a step runs (its own
+    commit or rollback; savepoints are not counted), when `watch`."""
+
+    def __init__(self, connection: Any, *, watch: bool) -> None:
+        self.connection, self.watch, self.count = connection, watch, 0
+        self.armed = False  # a step runs (our own reads may begin and end one of ours)
+
+    def _ended(self, conn: Any) -> None:
+        self.count += self.armed
+
+    def around(self, step: Any) -> Iterator[Any]:
+        """Yield `step` (Alembic runs it then), armed meanwhile."""
+        self.armed = True
+        try:
+            yield step
+        finally:
+            self.armed = False
+
+    def __enter__(self) -> _Ended:
+        if self.watch:
+            from sqlalchemy import event
+
+            for name in ("commit", "rollback"):
+                event.listen(self.connection, name, self._ended)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.watch:
+            from sqlalchemy import event
+
+            for name in ("commit", "rollback"):
+                event.remove(self.connection, name, self._ended)
+
+
+# the traced walk's cheap look for a table new since seeding last looked (a table dropped
 # and created again has a new oid too; an emptied one is not filled again in either walk)
 _NEWEST_TABLE = "SELECT max(oid)::int8 FROM pg_class WHERE relkind IN ('r', 'p')"
 

@@ -268,7 +268,9 @@ def upgrade_tracer(
     script: Any, send: Callable[[Any], None]
 ) -> Callable[[str], AbstractContextManager[None]]:
     """What the worker's tracker wraps each upgrade() in during a traced walk: a Traced
-    message for the parent once the revision's upgrade has run."""
+    message for the parent once the revision's first upgrade of the run has run (the
+    stepwise walk upgrades it again after its downgrade)."""
+    done: set[str] = set()
 
     @contextmanager
     def trace(revision: str) -> Iterator[None]:
@@ -276,6 +278,10 @@ def upgrade_tracer(
 
         from alembic_preflight.worker.fastwalk import SqlConn
 
+        if revision in done:
+            yield
+            return
+        done.add(revision)
         connection = op.get_bind()
         path = script.get_revision(revision).path
         with tracing(connection, path, SqlConn(connection).query) as tracer:

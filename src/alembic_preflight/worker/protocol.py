@@ -159,11 +159,15 @@ class WalkRequest:
     seed: bool
     exclude: tuple[str, ...]  # the version table: no rows, not in snapshots
     known: tuple[int, ...]  # oids of tables seeding need not look at
-    # the locks check's walk (checks/locks): trace each upgrade's statements (Traced
-    # messages), end the transaction after each revision as a deploy of it alone would
+    # the locks check's walk (checks/locks): trace each revision's first upgrade (Traced
+    # messages), end the transaction before and after it as a deploy of it alone would
     # (locks held by earlier revisions would hide what a later one takes), and before the
     # revisions named in `samples` time their upgrade on larger tables (Sampled messages)
     trace: bool = False
+    # a revision that ends the transaction itself (an autocommit_block) is fine: the
+    # locks check's own walk; the stepwise walk traced for it leaves such a revision to
+    # the per-request walk, as it does untraced
+    own_commits: bool = False
     samples: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (revision, tables to grow)
     sample_rows: int = 0
 

@@ -25,7 +25,7 @@ from alembic_preflight.checks.locks.grade import RULES, Limits, grade, risky_tab
 from alembic_preflight.checks.locks.projection import production_rows
 from alembic_preflight.checks.locks.walk import ID, Observed, trace_history
 from alembic_preflight.findings import Finding, LockedStatement, first_line
-from alembic_preflight.worker.protocol import Sampled
+from alembic_preflight.worker.protocol import Failure, Sampled
 
 __all__ = ["ID", "NEEDS_DB", "RULES", "run"]
 
@@ -43,7 +43,15 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         raise CheckSkipped(f"runs in shard 1 of {ctx.settings.shard[1]}")
     order = history.topological_order()
     lane = ctx.lanes[0]
-    seen = trace_history(ctx, order, lane)
+    walked = ctx.traced is not None and all(r in ctx.traced for r in order)
+    if walked:
+        assert ctx.traced is not None
+        seen: Observed | Failure = Observed(traces=dict(ctx.traced))
+        ctx.progress.advance(ID, lane, len(order), len(order))
+    else:
+        # our own walk (alone, or where the stepwise walk did not trace every revision
+        # with rows: a revision walked per request, a shard, one that failed)
+        seen = trace_history(ctx, order, lane)
     if not isinstance(seen, Observed):
         yield failure_finding(ctx, ID, "bootstrap-failed", seen, what="bootstrap")
         return
@@ -89,6 +97,8 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
             return  # its upgrade-failed error is the result
         raise CheckSkipped("no revision was traced")
     parts = [f"traced {traced} of {len(order)} revisions ({statements} statements)"]
+    if walked:
+        parts[0] += " as the stepwise walk upgraded them"
     if seen.without_rows:
         parts.append(
             f"{len(seen.without_rows)} traced on empty tables (their upgrade fails with "

@@ -95,6 +95,7 @@ def _walk(
         exclude=(bench.version_table,),
         known=(),
         trace=not samples,
+        own_commits=True,
         samples=samples,
         sample_rows=ctx.settings.sample_rows,
     )

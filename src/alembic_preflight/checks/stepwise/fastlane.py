@@ -21,6 +21,7 @@ from alembic_preflight.worker.protocol import (
     Outcome,
     Progress,
     RevisionResult,
+    Traced,
     WalkRequest,
 )
 
@@ -122,16 +123,24 @@ class FastLane:
             if not self._eligible(r) or len(batch) == BATCH:
                 break
             batch.append((r, self._downgrade(r)))
+        traced = w.ctx.traced  # the locks check's, when it reads this walk's upgrades
         request = WalkRequest(
             steps=tuple(batch),
             seed=w.ctx.settings.seed_data,
             exclude=(w.bench.version_table,),
             known=tuple(sorted(w.known)),
+            trace=traced is not None,
         )
         done: list[RevisionResult] = []
         last: list[Progress] = []
 
-        def progress(p: Progress) -> None:
+        def progress(p: Progress | Traced) -> None:
+            if isinstance(p, Traced):
+                # its upgrade ran with rows from its parent's schema, as the locks walk's
+                # would: true even when the downgrade then fails
+                assert traced is not None
+                traced.setdefault(p.revision, p)
+                return
             last[:] = [p]
             if p.done is not None:
                 done.append(p.done)
