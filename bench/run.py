@@ -101,6 +101,7 @@ class Measurement:
     runs: list[float] = field(default_factory=list)
     steps: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: float | None = None
+    peak_pss_mb: float | None = None
     findings: int | None = None  # (d)/(e): findings in the JSON report
     found: list[tuple[str, str, str]] | None = None  # (d)/(e): (check, rule, revision) each
     differences: bool | None = None  # (b)/(c): a test failed on this correct history
@@ -117,10 +118,13 @@ def _env(url: str) -> dict[str, str]:
 
 
 class _RssPoller:
-    """Peak of the summed RSS of a process and all its descendants, from /proc (5 Hz)."""
+    """Peaks of the summed RSS and PSS of a process and all its descendants, from /proc
+    (5 Hz). RSS counts a page shared by several processes in each of them (the second
+    worker is a fork of the first; every process maps the same libraries), PSS splits it
+    among them: their sum is what the tree takes, their RSS sum an upper bound."""
 
     def __init__(self, pid: int) -> None:
-        self.pid, self.peak = pid, 0
+        self.pid, self.peak, self.peak_pss = pid, 0, 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._page = os.sysconf("SC_PAGE_SIZE")
@@ -135,9 +139,10 @@ class _RssPoller:
 
     def _loop(self) -> None:
         while not self._stop.wait(0.2):
-            self.peak = max(self.peak, self._sample())
+            rss, pss = self._sample()
+            self.peak, self.peak_pss = max(self.peak, rss), max(self.peak_pss, pss)
 
-    def _sample(self) -> int:
+    def _sample(self) -> tuple[int, int]:
         parents: dict[int, int] = {}
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():
@@ -156,14 +161,18 @@ class _RssPoller:
             kids = [c for c, pp in parents.items() if pp == p and c not in tree]
             tree.update(kids)
             frontier.extend(kids)
-        total = 0
+        total = pss = 0
         for p in tree:
             try:
                 with open(f"/proc/{p}/statm", "rb") as f:
                     total += int(f.read().split()[1]) * self._page
-            except (OSError, IndexError, ValueError):
+                with open(f"/proc/{p}/smaps_rollup", "rb") as f:
+                    pss += next(
+                        int(line.split()[1]) * 1024 for line in f if line.startswith(b"Pss:")
+                    )
+            except (OSError, IndexError, ValueError, StopIteration):
                 continue
-        return total
+        return total, pss
 
 
 @dataclass
@@ -173,6 +182,7 @@ class _Run:
     stdout: str
     stderr: str
     peak_rss: int = 0
+    peak_pss: int = 0
 
 
 def _timed(
@@ -217,6 +227,7 @@ def _timed(
             (stdout or b"").decode(errors="replace"),
             (stderr or b"").decode(errors="replace"),
             poller.peak if poller else 0,
+            poller.peak_pss if poller else 0,
         )
     finally:
         for f in (out_file, in_file):
@@ -397,6 +408,7 @@ class Bench:
             run.code == 0,
             steps=steps,
             peak_rss_mb=round(run.peak_rss / 2**20, 1),
+            peak_pss_mb=round(run.peak_pss / 2**20, 1),
             findings=findings,
             found=found,
             note="; ".join(notes),
@@ -526,7 +538,7 @@ def targets(results: dict[int, dict[str, Measurement]], ready: list[float]) -> l
     add(
         "(d)/(a) at 200",
         ratio(sec(200, "d"), sec(200, "a")),
-        2.0,
+        1.0,  # issue 21 (was 2 before it)
         False,
         "" if stepwise_in_d or d200 is None else "(d) ran without stepwise",
     )
@@ -538,11 +550,11 @@ def targets(results: dict[int, dict[str, Measurement]], ready: list[float]) -> l
     if e100 is not None:
         fp += f"; (e) findings: {e100.findings}"
     value = ratio(sec(100, "c"), sec(100, "e"))
-    add("(c)/(e) at 100, zero false positives", value, 10.0, True, fp)
+    add("(c)/(e) at 100, zero false positives", value, 15.0, True, fp)
     if out[-1]["met"] and e100 is not None and (e100.findings or 0) > 0:
         out[-1]["met"] = False
     add("(d)@200 / (d)@50", ratio(sec(200, "d"), sec(50, "d")), 4.4, False)
-    add("(d)@1000 / (d)@200", ratio(sec(1000, "d"), sec(200, "d")), 5.5, False)
+    add("(d)@1000 / (d)@200", ratio(sec(1000, "d"), sec(200, "d")), 5.0, False)
     add("embedded ready (median of 5), s", statistics.median(ready) if ready else None, 1.5, False)
     rss = [m.peak_rss_mb for s in results.values() for t, m in s.items() if t == "d"]
     at = results.get(200, {}).get("d")
@@ -552,6 +564,14 @@ def targets(results: dict[int, dict[str, Measurement]], ready: list[float]) -> l
         300,
         False,
         "all sizes: " + ", ".join(f"{v}" for v in rss) if rss else "",
+    )
+    big = results.get(1000, {}).get("d")
+    add(
+        "peak memory (PSS) of (d) at 1000, MB",
+        big.peak_pss_mb if big else None,
+        300,
+        False,
+        f"summed RSS {big.peak_rss_mb}" if big else "",
     )
     return out
 
@@ -581,7 +601,7 @@ def real_targets(results: dict[int, dict[str, Measurement]]) -> list[dict[str, A
                     "value": d.peak_rss_mb,
                     "limit": "≤ 300",
                     "met": d.peak_rss_mb <= 300,
-                    "note": "",
+                    "note": f"PSS {d.peak_pss_mb}",
                 }
             )
     return out
@@ -700,7 +720,11 @@ def main(argv: list[str] | None = None) -> int:
                 m = _median(runs)
                 results[size][tool] = m
                 shown = "timeout" if m.seconds is None else f"{m.seconds:8.2f} s"
-                extra = f"  rss {m.peak_rss_mb} MB" if m.peak_rss_mb is not None else ""
+                extra = (
+                    f"  rss {m.peak_rss_mb} MB, pss {m.peak_pss_mb} MB"
+                    if m.peak_rss_mb is not None
+                    else ""
+                )
                 print(f"  ({tool}) {TOOLS[tool]:<44} {shown}{extra}  {m.note}"[:400], flush=True)
         version = server.server_version
     tgts = real_targets(results) if args.real else targets(results, ready)
