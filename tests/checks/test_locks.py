@@ -75,11 +75,16 @@ def test_each_rule_at_the_statement_line_and_the_quiet_cases_quiet(project: Any)
     assert rewrite["mode"] == "AccessExclusiveLock" and rewrite["blocks"] == "reads and writes"
 
 
+def _shown(report: dict[str, Any], check: str) -> list[tuple[Any, ...]]:
+    """A check's findings as a user reads them, in a stable order."""
+    shown = ("rule", "revision", "line", "severity", "message")
+    return sorted(tuple(f[k] for k in shown) for f in _findings(report, check))
+
+
 def _comparable(report: dict[str, Any]) -> tuple[list[Any], list[Any]]:
     """The locks check's findings and statements, without the timings."""
     locks = next(c for c in report["checks"] if c["id"] == "locks")
-    shown = ("rule", "revision", "line", "severity", "message")
-    found = sorted(tuple(f[k] for k in shown) for f in _findings(report))
+    found = _shown(report, "locks")
     kept = ("revision", "line", "table", "mode", "blocks", "rewrite", "scan", "index")
     statements = sorted(tuple(s[k] for k in kept) for s in locks.get("statements", []))
     return found, statements
@@ -120,9 +125,7 @@ def test_beside_stepwise_it_reads_the_walks_upgrades_and_finds_the_same(
 
 def _comparable_walk(report: dict[str, Any]) -> tuple[list[Any], str]:
     stepwise = next(c for c in report["checks"] if c["id"] == "stepwise")
-    shown = ("rule", "revision", "line", "severity", "message")
-    found = sorted(tuple(f[k] for k in shown) for f in _findings(report, "stepwise"))
-    return found, stepwise["status"]
+    return _shown(report, "stepwise"), stepwise["status"]
 
 
 def test_a_pull_requests_own_revisions_get_their_cost_per_million_rows(project: Any) -> None:

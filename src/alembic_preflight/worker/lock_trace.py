@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alembic_preflight.worker.protocol import TableEffect, Traced, TracedStatement
+from alembic_preflight.worker.sql_conn import SqlConn
 
 # PostgreSQL's table lock modes, weakest first: from SHARE on, writes wait
 MODES = (
@@ -275,8 +276,6 @@ def upgrade_tracer(
     @contextmanager
     def trace(revision: str) -> Iterator[None]:
         from alembic import op
-
-        from alembic_preflight.worker.fastwalk import SqlConn
 
         if revision in done:
             yield

@@ -44,8 +44,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     order = history.topological_order()
     lane = ctx.lanes[0]
     walked = ctx.traced is not None and all(r in ctx.traced for r in order)
-    if walked:
-        assert ctx.traced is not None
+    if walked and ctx.traced is not None:
         seen: Observed | Failure = Observed(traces=dict(ctx.traced))
         ctx.progress.advance(ID, lane, len(order), len(order))
     else:

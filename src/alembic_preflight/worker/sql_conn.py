@@ -1,0 +1,81 @@
+"""Our statements on the migration's own connection: what the fast walk and the locks
+trace read and write while the user's migrations run (worker/fastwalk.py,
+worker/lock_trace.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+
+class SqlConn:
+    """Statements on the migration's own SQLAlchemy connection, without bind parameters.
+
+    They go through a cursor of its DBAPI connection, not SQLAlchemy's execute: a
+    snapshot reads ~650 rows twice a revision, and SQLAlchemy's result rows cost ~2 µs
+    each on top of the driver's (a tenth of the walk, measured); and the user's event
+    listeners (statement logging, say) see only their own statements. SQLAlchemy still
+    runs the transactions and savepoints, so it knows where the session is."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        # what a failed statement raises: the driver's own errors, as the cursor is its own
+        self.errors: tuple[type[BaseException], ...] = (connection.dialect.dbapi.Error,)
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        cursor = self.connection.connection.cursor()
+        try:
+            cursor.execute(sql)
+            if cursor.description is None:
+                return []
+            rows = cursor.fetchall()
+            # psycopg's rows are tuples already (a listing has thousands); others' may not be
+            return rows if not rows or type(rows[0]) is tuple else [tuple(r) for r in rows]
+        finally:
+            cursor.close()
+
+    @contextmanager
+    def savepoint(self, *, keep: bool) -> Iterator[None]:
+        """A savepoint in the user's transaction (one of ours if there is none), released
+        when `keep`, else rolled back with every session setting changed inside it."""
+        outer = None if self.connection.in_transaction() else self.connection.begin()
+        try:
+            nested = self.connection.begin_nested()
+            try:
+                yield
+            except BaseException:
+                nested.rollback()
+                raise
+            if keep:
+                nested.commit()
+            else:
+                nested.rollback()
+        except BaseException:
+            if outer is not None:
+                outer.rollback()
+            raise
+        if outer is not None:
+            outer.commit()
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Reads in the user's transaction, or in one of ours that is ended after."""
+        outer = None if self.connection.in_transaction() else self.connection.begin()
+        try:
+            yield
+        finally:
+            if outer is not None:
+                outer.rollback()
+
+    def check_deferred(self) -> None:
+        """Deferred constraints are checked at commit; the per-request walk commits after
+        every step, so check them here, where one run holds many steps in one transaction."""
+        if not self.connection.in_transaction():
+            return
+        # pending checks need a deferrable constraint (none can be dropped while they
+        # wait): most schemas have none, and then no savepoint is needed
+        if not self.query("SELECT EXISTS (SELECT FROM pg_constraint WHERE condeferrable)")[0][0]:
+            return
+        with self.savepoint(keep=False):
+            self.query("SET CONSTRAINTS ALL IMMEDIATE")
