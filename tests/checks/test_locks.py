@@ -323,3 +323,35 @@ def test_one_shard_traces_and_merge_reports_keeps_its_statements(
     locks = next(c for c in json.loads(merged.read_text())["checks"] if c["id"] == "locks")
     assert locks["status"] == "passed"
     assert len(locks["statements"]) == 4
+
+
+@pytest.mark.parametrize("locks_listed", ["altered first", "referenced first"])
+def test_a_foreign_keys_two_tables_give_one_wording_whatever_order_pg_locks_lists(
+    locks_listed: str,
+) -> None:
+    """pg_locks has no order: the finding names the table the statement alters (it named
+    either, run by run, on tests/fixtures/unnamed_drop_constraint)."""
+    from alembic_preflight.checks.locks.grade import Limits, grade
+    from alembic_preflight.findings import Finding
+    from alembic_preflight.worker.protocol import TableEffect, Traced, TracedStatement
+
+    effects = [
+        TableEffect("books", "ShareRowExclusiveLock", new_lock=True, rows=True),
+        TableEffect("authors", "ShareRowExclusiveLock", new_lock=True, rows=True),
+    ]
+    if locks_listed == "referenced first":
+        effects.reverse()
+    statement = TracedStatement(
+        sql="ALTER TABLE books ADD CONSTRAINT fk_books_author FOREIGN KEY(author_id) "
+        "REFERENCES authors (id)",
+        line=16,
+        seconds=0.001,
+        rowcount=-1,
+        transaction=0,
+        lock_timeout="0",
+        effects=tuple(effects),
+    )
+    graded = grade(Traced("2b02", (statement,)), None, Limits({}, 2.0), file="v.py")
+    notices = [f for f in graded if isinstance(f, Finding)]
+    assert [f.rule for f in notices] == ["lock-timeout-missing"]
+    assert notices[0].message.startswith("takes SHARE ROW EXCLUSIVE on `books` with no")

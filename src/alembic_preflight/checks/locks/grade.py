@@ -159,7 +159,8 @@ def grade(
         strong_new = [e for e in s.effects if e.new_lock]
         if strong_new and not said_timeout and s.lock_timeout in ("0", ""):
             said_timeout = True
-            e = strong_new[0]
+            # the table the statement names first, as below (pg_locks has no order)
+            e = min(strong_new, key=lambda e: _named_at(s.sql, e.table))
             yield _finding(
                 "lock-timeout-missing",
                 f"takes {lock_mode(e.mode)} on `{e.table}` with no lock_timeout set: if a "
@@ -215,9 +216,10 @@ def grade(
             yield finding
 
 
-def _named_at(sql: str, table: str) -> int:
+def _named_at(sql: str, table: str) -> tuple[int, str]:
+    """Where the statement names `table`; the name breaks a tie (not named at all)."""
     at = sql.find(table.replace('"', ""))
-    return at if at >= 0 else len(sql)
+    return (at if at >= 0 else len(sql)), table
 
 
 def _what(rule: str, e: TableEffect) -> str:
