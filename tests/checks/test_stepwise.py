@@ -8,8 +8,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from alembic_preflight.catalog.seed import seed_with_psycopg as seed_empty_tables
 from alembic_preflight.checks.stepwise.plan import split
+from tests.checks import histories
 from tests.checks.histories import Rev, line_of, long_history, write_project
 from tests.conftest import FIXTURES, CliResult, processes_with, run_cli
 
@@ -375,3 +378,107 @@ def test_declared_rows_reach_the_upgrade_check_and_survive_a_rebuild() -> None:
         if f["revision"] == "d4d4d4d4d4d4":
             assert (f["file"], f["line"]) == (V.format(name, d.name), line_of(d, "op.add_column"))
             assert 'column "customer_ref" of relation "orders" contains null values' in f["message"]
+
+
+# env.py as histories.ENV_PY, with the transaction mode a project chooses, and a line
+# appended to a file for each of its runs (how many the walk needed)
+COUNTING_ENV_PY = histories.ENV_PY.replace(
+    "def run_migrations_online() -> None:\n",
+    "def run_migrations_online() -> None:\n"
+    "    with open(os.environ['ENV_RUNS'], 'a') as runs:\n"
+    "        runs.write('run\\n')\n",
+).replace(
+    "context.configure(connection=connection, target_metadata=target_metadata)",
+    "context.configure(connection=connection, target_metadata=target_metadata,\n"
+    "                          transaction_per_migration=PER_MIGRATION)",
+)
+
+
+def _defects_among_correct_ones() -> list[Rev]:
+    """Downgrades that fail (with rows and without), raise NotImplementedError when run,
+    leave an enum type or a sequence behind (a re-upgrade of either fails), one that fails
+    only with rows, each between correct revisions."""
+    revs = long_history(16)
+    defects = {
+        3: (
+            'op.add_column("t0000", sa.Column("late", sa.Integer()))',
+            'op.drop_column("t0000", "lat")',
+        ),
+        5: (
+            'op.create_index("ix_t0000_late", "t0000", ["late"])',
+            'if op.get_bind() is not None:\n    raise NotImplementedError("kept on purpose")',
+        ),
+        7: (
+            'sa.Enum("a", "b", name="grade").create(op.get_bind())\n'
+            'op.add_column("t0000", sa.Column("grade", sa.Enum(name="grade", create_type=False)))',
+            'op.drop_column("t0000", "grade")',
+        ),
+        9: ('op.execute("CREATE SEQUENCE ticket_no")', "pass"),
+        11: (
+            'op.add_column("t0000", sa.Column("code", sa.String(8)))',
+            'op.add_column("t0000", sa.Column("code_old", sa.Integer(), nullable=False))\n'
+            'op.drop_column("t0000", "code_old")\n'
+            'op.drop_column("t0000", "code")',
+        ),
+    }
+    out: list[Rev] = []
+    for i, r in enumerate(revs):
+        out.append(r)
+        if i in defects:
+            up, dn = defects[i]
+            out.append(Rev(f"d{i:04d}", out[-1].rev, up, dn, message=f"defect {i}"))
+    fixed: list[Rev] = []
+    for r in out:  # each revision after its predecessor in `out`
+        down = fixed[-1].rev if fixed else None
+        fixed.append(Rev(r.rev, down, r.upgrade, r.downgrade, message=r.message))
+    return fixed
+
+
+@pytest.mark.parametrize("per_migration", [False, True])
+def test_the_fast_walk_goes_on_past_downgrades_that_fail_or_leave_things_behind(
+    tmp_path: Path, per_migration: bool
+) -> None:
+    """Issue 21: such a downgrade is undone (a savepoint) inside the fast walk, which goes
+    on from its revision: the findings are the per-request walk's, in either transaction
+    mode, and env.py runs hardly more often than for the same history without them."""
+    revs = _defects_among_correct_ones()
+    project = write_project(tmp_path / "p", revs)
+    env_py = project / "migrations" / "env.py"
+    env_py.write_text(f"import os\nPER_MIGRATION = {per_migration}\n" + COUNTING_ENV_PY)
+    runs = tmp_path / "runs"
+    r = verify(project, "--jobs", "1", env={"ENV_RUNS": str(runs)})
+    versions = project / "migrations" / "versions"
+
+    def at(rev: str, text: str) -> tuple[str, int]:
+        path = next(versions.glob(f"{rev}_*.py"))
+        return f"{rev}", line_of(path, text)
+
+    found = sorted((f["rule"], f["revision"], f["line"], f["severity"]) for f in r.findings())
+    assert found == sorted(
+        [
+            ("downgrade-failed", *at("d0003", 'drop_column("t0000", "lat")'), "error"),
+            ("irreversible", *at("d0005", "def downgrade"), "warning"),
+            ("downgrade-leaves-behind", *at("d0007", "def downgrade"), "error"),
+            ("downgrade-leaves-behind", *at("d0009", "def downgrade"), "error"),
+            ("fails-with-rows", *at("d0011", '"code_old", sa.Integer()'), "error"),
+        ]
+    ), r.stdout
+    assert (
+        "leaves type `grade` (enum)"
+        in next(f for f in r.findings() if f["revision"] == "d0007")["message"]
+    )
+    assert r.check("stepwise")["note"].startswith(f"{len(revs)} of {len(revs)} revisions walked")
+    assert set(cases(r).values()) == {"passed", "failed"}
+    # the one that fails only with rows is left to the per-request walk (a rebuild and
+    # its steps, then the fast walk again); the other four cost no run of their own
+    with_defects = len(runs.read_text().splitlines())
+    runs.unlink()
+    clean = [Rev(x.rev, x.down, x.upgrade, x.downgrade, x.message) for x in revs]
+    for i, x in enumerate(clean):
+        if x.rev.startswith("d"):
+            clean[i] = Rev(x.rev, x.down, "pass", "pass", x.message)
+    correct = write_project(tmp_path / "q", clean)
+    (correct / "migrations" / "env.py").write_text(env_py.read_text())
+    assert verify(correct, "--jobs", "1", env={"ENV_RUNS": str(runs)}).findings() == []
+    without = len(runs.read_text().splitlines())
+    assert with_defects <= without + 6, (with_defects, without)

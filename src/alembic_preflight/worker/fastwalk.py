@@ -9,11 +9,14 @@ self._migrations_fn(heads, self)`), so between two steps the generator seeds emp
 tables, takes schema snapshots and compares them on the migration's own connection,
 inside the user's transaction, and only then yields the next step.
 
-The fast walk only ever says "clean". Anything else (a step raises, a snapshot differs,
-a timeout, our own code fails) ends it: the parent puts the lane's database back to the
-last revision known good (its latest checkpoint, then one replay) and walks that revision
-with today's per-request code in checks/stepwise/walk.py, so every finding is worded and placed
-exactly as before; then the fast walk resumes. Revisions that need the per-request path
+The fast walk says "clean", or for a downgrade that raised or left something behind,
+what it raised or left (issue 21): that downgrade ran in a savepoint, rolled back, so the
+walk goes on from R as the per-request walk does after it (see _Downgrade). Anything else
+(an upgrade raises, a re-upgrade fails, a downgrade fails only with rows, a timeout, our
+own code fails) ends it: the parent puts the lane's database back to the last revision
+known good (its latest checkpoint, then one replay) and walks that revision with the
+per-request code in checks/stepwise/walk.py, which words and places every finding, the
+fast walk's too; then the fast walk resumes. Revisions that need the per-request path
 anyway (stamped ones, those with the user's own rows) are walked that way too.
 
 Driver-neutral on the worker side: every statement of ours goes through a cursor of the
@@ -31,15 +34,17 @@ from contextlib import contextmanager
 from typing import Any
 
 from alembic_preflight.catalog import seed as seed_mod
-from alembic_preflight.catalog.diff import diff_snapshots
+from alembic_preflight.catalog.diff import SchemaDiff, diff_snapshots
 from alembic_preflight.catalog.snapshot import (
     Snapshot,
     Snapshotter,
     forget_snapshots,
     snapshotter_for,
 )
+from alembic_preflight.catalog.sql import text_array
 from alembic_preflight.catalog.statements import Session
 from alembic_preflight.worker.protocol import (
+    Failure,
     FailureKind,
     Progress,
     RevisionResult,
@@ -54,6 +59,12 @@ class LeftBehind(Exception):
     """The snapshot after R's downgrade differs: end the run, the per-request walk reports it."""
 
     failure_kind = FailureKind.LEFT_BEHIND
+
+
+class LeftToRequests(Exception):
+    """R's downgrade fails only with rows in the tables: the per-request walk says so."""
+
+    failure_kind = FailureKind.LEFT_TO_REQUESTS
 
 
 class TransactionEnded(Exception):
@@ -150,8 +161,10 @@ def walk_steps(
     request: WalkRequest,
     context: Any,
     send: Callable[[Any], None],
+    caught: Callable[[BaseException], Failure],
 ) -> Iterator[Any]:
-    """The migrations function of a WALK run: a generator of RevisionSteps."""
+    """The migrations function of a WALK run: a generator of RevisionSteps. `caught`
+    words an exception of a revision's downgrade as the worker words a failed request."""
 
     db = SqlConn(context.connection)
     snapshotter = snapshotter_for(_WALKS, request.exclude)
@@ -178,6 +191,7 @@ def walk_steps(
             db.check_deferred()
 
     samples = dict(request.samples)
+    filled = set(request.filled)  # tables holding our rows
     with (
         driver_not_preparing(context.connection),
         _forgotten_on_error(request.exclude),
@@ -189,6 +203,7 @@ def walk_steps(
             # rows change no catalog: the snapshot may come first, and say whether any
             # table is new since seeding last looked (only a new table needs rows)
             before = take_snapshot(db, snapshotter, session) if downgrade else None
+            path = db.query(_SEARCH_PATH)[0][0] if downgrade else None
             now: frozenset[Any] | None = None
             if before is not None:
                 now = frozenset(k for k in before.objects if k[0] == "table")
@@ -200,6 +215,7 @@ def walk_steps(
                     db, exclude=request.exclude, known=known, session=session
                 )
                 known.update(outcome.seen)
+                filled.update(outcome.filled)
                 looked = now
             revision = script.get_revision(rev)
             if rev in samples:
@@ -213,27 +229,151 @@ def walk_steps(
             if traced:
                 end_transaction(context.connection)
             after(rev, committed=traced)
+            probe: _Downgrade | None = None
             if before is not None:
                 send(Progress(rev, "downgrade"))
-                yield from ended.around(step(script.revision_map, revision, False))
+                probe = _Downgrade(rev, db, before, path, snapshotter, session, caught)
+                probe.rows = () if request.declared else tuple(sorted(filled))
+                down = step(script.revision_map, revision, False)
+                down.migration_fn = probe.wrap(down.migration_fn)
+                yield from ended.around(down)
                 session.others_ran()
                 after(rev)
-                send(Progress(rev, "compare"))
-                after_down = take_snapshot(db, snapshotter, session)
-                if diff_snapshots(before, after_down):
-                    raise LeftBehind(rev)
-                send(Progress(rev, "upgrade again"))
-                yield from ended.around(step(script.revision_map, revision, True))
-                session.others_ran()
-                after(rev)
+                if probe.undone:
+                    # R's schema is back (the downgrade's savepoint was rolled back) and
+                    # the version table names R's parent: a step that runs nothing moves
+                    # it back, as Alembic moves it
+                    yield _version_only(step(script.revision_map, revision, True))
+                    after(rev)
+                else:
+                    send(Progress(rev, "upgrade again"))
+                    yield from ended.around(step(script.revision_map, revision, True))
+                    session.others_ran()
+                    after(rev)
             done = RevisionResult(
                 rev,
                 before is not None,
                 outcome.filled,
                 outcome.skipped,
                 tuple(sorted(outcome.seen)),
+                down_failure=probe.failure if probe is not None else None,
+                left=probe.left if probe is not None else None,
             )
             send(Progress(rev, "done", done))
+
+
+class _Downgrade:
+    """A revision's downgrade in a savepoint of the step's transaction, compared with the
+    snapshot before its upgrade inside it (issue 21: a downgrade that failed or left
+    something behind ended the fast walk, and each cost a rebuild and a per-request walk
+    of the revision; a history with a defect every five revisions was walked at the
+    naive CLI's speed). Only then is the savepoint rolled back, so R's schema is back
+    and the walk goes on from R, as the per-request walk does after such a downgrade.
+
+    A downgrade that fails is run once more with our rows' tables emptied (in a savepoint
+    rolled back after): failing either way, its first error is the finding; passing
+    without rows, it ends the run and the per-request walk says so. A difference seen
+    in another search path than the snapshot before, or in one other than `public`
+    alone (the per-request walk's pinned path names objects that way), ends the run too."""
+
+    def __init__(
+        self,
+        rev: str,
+        db: SqlConn,
+        before: Snapshot,
+        path: str | None,
+        snapshotter: Snapshotter,
+        session: Session,
+        caught: Callable[[BaseException], Failure],
+    ) -> None:
+        self.rev, self.db, self.before, self.path = rev, db, before, path
+        self.snapshotter, self.session, self.caught = snapshotter, session, caught
+        self.rows: tuple[str, ...] = ()  # tables to empty for the retry; () for none
+        self.failure: Failure | None = None
+        self.left: SchemaDiff | None = None
+
+    @property
+    def undone(self) -> bool:
+        return self.failure is not None or self.left is not None
+
+    def wrap(self, downgrade: Callable[..., Any]) -> Callable[..., Any]:
+        def run(**kw: Any) -> None:
+            nested = self.db.connection.begin_nested()
+            try:
+                downgrade(**kw)
+            except Exception as e:
+                self._failed(e, nested, lambda: downgrade(**kw))
+                return
+            self.session.others_ran()
+            after_down = take_snapshot(self.db, self.snapshotter, self.session)
+            diff = diff_snapshots(self.before, after_down)
+            # an autocommit_block in the downgrade ended the transaction, our savepoint too
+            kept = nested.is_active
+            if not diff:
+                if kept:
+                    nested.commit()
+                return
+            if not kept or not self.path == _PUBLIC == self.db.query(_SEARCH_PATH)[0][0]:
+                raise LeftBehind(self.rev)
+            nested.rollback()
+            self.left = diff
+
+        run.__name__ = getattr(downgrade, "__name__", "downgrade")  # Alembic logs it
+        return run
+
+    def _failed(self, error: Exception, nested: Any, again: Callable[[], None]) -> None:
+        if not _rolled_back(nested):
+            raise error  # the savepoint is gone (the step ended the transaction)
+        failure = self.caught(error)
+        tables = self._present(self.rows) if self.rows else []
+        if tables:
+            retry = self.db.connection.begin_nested()
+            try:
+                self.db.query(f"TRUNCATE {', '.join(tables)} CASCADE")
+                again()
+            except Exception:
+                if not _rolled_back(retry):
+                    raise error from None
+                self.caught(error)  # (resets what the retry's failure left set)
+            else:
+                retry.rollback()
+                raise LeftToRequests(self.rev)  # it fails only with rows in the tables
+        self.failure = failure
+
+    def _present(self, tables: Collection[str]) -> list[str]:
+        rows = self.db.query(
+            f"SELECT t FROM unnest({text_array(tables)}) t WHERE to_regclass(t) IS NOT NULL"
+        )
+        return sorted(r[0] for r in rows)
+
+
+def _rolled_back(nested: Any) -> bool:
+    """Whether `nested` was rolled back: not when the step ended the transaction it was
+    in (SQLAlchemy saw it end; or not, and PostgreSQL knows no such savepoint)."""
+    if not nested.is_active:
+        return False
+    try:
+        nested.rollback()
+    except Exception:
+        return False
+    return True
+
+
+def _version_only(revision_step: Any) -> Any:
+    """`revision_step` with a migration function that runs nothing: Alembic only moves
+    the version table."""
+
+    def version_only(**kw: Any) -> None:
+        return None
+
+    revision_step.migration_fn = version_only
+    return revision_step
+
+
+# the session's schemas (pg_catalog and temporary ones left out), as the snapshot names
+# objects in them
+_SEARCH_PATH = "SELECT current_schemas(false)::text"
+_PUBLIC = "{public}"
 
 
 class _Ended:

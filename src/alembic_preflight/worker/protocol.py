@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from alembic_preflight.catalog.diff import SchemaDiff
 
 # Kinds of request the parent sends.
 UPGRADE, DOWNGRADE, STEPS, STAMP, COMPARE, BOOTSTRAP, CURRENT = (
@@ -90,6 +93,7 @@ class FailureKind(str, enum.Enum):
     DID_NOT_MIGRATE = "did-not-migrate"  # env.py answered without migrating our database
     LEFT_BEHIND = "left-behind"  # the fast walk's snapshot after a downgrade differs
     TRANSACTION_ENDED = "transaction-ended"  # a migration committed env.py's transaction
+    LEFT_TO_REQUESTS = "left-to-requests"  # the fast walk leaves a revision to the slow one
 
 
 @dataclass(frozen=True)
@@ -170,17 +174,25 @@ class WalkRequest:
     own_commits: bool = False
     samples: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (revision, tables to grow)
     sample_rows: int = 0
+    # tables holding our rows before the run: a downgrade that fails is run again without
+    # them, as the per-request walk does; with rows `data:` declared among them (its
+    # retry is in two stages), a failing downgrade is left to the per-request walk
+    filled: tuple[str, ...] = ()
+    declared: bool = False
 
 
 @dataclass(frozen=True)
 class RevisionResult:
-    """One revision walked cleanly: upgraded (and downgraded, compared, re-upgraded)."""
+    """One revision walked: upgraded (and downgraded, compared, re-upgraded), or its
+    downgrade failed or left something behind, undone so the walk went on from it."""
 
     revision: str
     compared: bool
     filled: tuple[str, ...] = ()  # tables that got synthetic rows before its upgrade
     skipped: tuple[tuple[str, str], ...] = ()  # (table, why it could not be filled)
     seen: tuple[int, ...] = ()
+    down_failure: Failure | None = None  # its downgrade raised, with rows and without
+    left: SchemaDiff | None = None  # what its downgrade left behind (or took away)
 
 
 @dataclass(frozen=True)

@@ -262,7 +262,9 @@ class Worker:
 
             self.tracker.trace = upgrade_tracer(script, self.progress) if arg.trace else None
             try:
-                self._run(lambda rev, ctx: walk_steps(script, arg, ctx, self.progress))
+                self._run(
+                    lambda rev, ctx: walk_steps(script, arg, ctx, self.progress, self._caught)
+                )
             finally:
                 self.tracker.trace = None
         else:  # pragma: no cover - a programming error in the parent
@@ -382,6 +384,13 @@ class Worker:
                 conn.execute(text("SELECT 1"))
         finally:
             engine.dispose()
+
+    def _caught(self, e: BaseException) -> Failure:
+        """A migration's exception the fast walk caught and went on from (fastwalk.py)."""
+        failure = self._failure(e)
+        self.tracker.current = None
+        batch_lines.reset()
+        return failure
 
     def _failure(self, e: BaseException) -> Failure:
         current = self.tracker.current

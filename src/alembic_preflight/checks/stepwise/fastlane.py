@@ -1,6 +1,7 @@
 """The parent side of the fast walk (worker/fastwalk.py): a lane runs a slice of
-revisions in one env.py run, and falls back to the per-request walk (walk.py) at the
-first revision that is not clean."""
+revisions in one env.py run, books a downgrade that failed or left something behind as
+the per-request walk (walk.py) would, and falls back to that walk at any other revision
+that is not clean."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeAlias
 
+from alembic_preflight.catalog.diff import SchemaDiff
 from alembic_preflight.checks.base import CheckContext
 from alembic_preflight.checks.declared_rows import user_data
 from alembic_preflight.checks.failures import timed_out
@@ -41,6 +43,8 @@ class Walk(Protocol):
     end: int
     walked: int
     known: set[int]
+    filled: set[str]
+    declared: set[str]
     applied: list[str]
     timed_out: dict[tuple[str, bool], Failure]
 
@@ -52,6 +56,10 @@ class Walk(Protocol):
     def committed(self, rev: str) -> bool: ...
 
     def not_compared(self, rev: str) -> bool: ...
+
+    def downgrade_failed(self, rev: str, failure: Failure) -> None: ...
+
+    def left_behind(self, rev: str, diff: SchemaDiff) -> None: ...
 
     def seeded(self, rev: str, filled: Tables, seen: Oids, skipped: Unfilled) -> None: ...
 
@@ -77,8 +85,8 @@ class FastLane:
     """One stepwise lane's fast walk: ahead of walk.Walk's loop, revision by revision.
 
     Walk asks `clean(rev)` before walking R itself: True when the fast walk has walked R
-    cleanly (then `record(rev)` books it as the per-request walk would have); False when
-    R must be walked per request, with the lane's database at R's parent."""
+    (then `record(rev)` books it as the per-request walk would have); False when R must
+    be walked per request, with the lane's database at R's parent."""
 
     walk: Walk
     results: dict[str, RevisionResult] = field(default_factory=dict)
@@ -130,6 +138,8 @@ class FastLane:
             exclude=(w.bench.version_table,),
             known=tuple(sorted(w.known)),
             trace=traced is not None,
+            filled=tuple(sorted(w.filled)),
+            declared=bool(w.declared),
         )
         done: list[RevisionResult] = []
         last: list[Progress] = []
@@ -164,7 +174,12 @@ class FastLane:
             and failure is not None
             and (
                 failure.kind
-                in (FailureKind.LEFT_BEHIND, FailureKind.TRANSACTION_ENDED, FailureKind.TIMEOUT)
+                in (
+                    FailureKind.LEFT_BEHIND,
+                    FailureKind.LEFT_TO_REQUESTS,
+                    FailureKind.TRANSACTION_ENDED,
+                    FailureKind.TIMEOUT,
+                )
                 or failure.revision == in_progress
             )
         )
@@ -205,6 +220,10 @@ class FastLane:
         result = self.results.pop(rev)
         w.seeded(rev, result.filled, result.seen, result.skipped)
         w.applied.append(rev)
+        if result.down_failure is not None:
+            w.downgrade_failed(rev, result.down_failure)
+        if result.left is not None:
+            w.left_behind(rev, result.left)
         if result.compared:
             return True
         return w.not_compared(rev)

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import sql
 
-from alembic_preflight.catalog.diff import diff_snapshots
+from alembic_preflight.catalog.diff import SchemaDiff, diff_snapshots
 from alembic_preflight.catalog.seed import clear_tables, seed_with_psycopg
 from alembic_preflight.catalog.snapshot import Snapshot, take_snapshot
 from alembic_preflight.checks.base import CheckContext
@@ -284,16 +284,7 @@ class Walk:
         down, with_rows = self._step(rev, False)
         if not down.ok:
             assert down.failure is not None
-            if down.failure.irreversible:
-                self.not_downgraded += 1
-                raised = f"{down.failure.error_type}: {first_line(down.failure.message)}"
-                finding = words.irreversible(self.ctx, rev, raised.rstrip(": "), by_design=False)
-                if finding is not None:
-                    self.findings.append(finding)
-            else:
-                self.findings.append(
-                    words.failure(self.ctx, down.failure, "downgrade-failed", "downgraded alone")
-                )
+            self.downgrade_failed(rev, down.failure)
             return self._still_at(rev)
         if with_rows is not None:
             self.findings.append(
@@ -302,7 +293,7 @@ class Walk:
         self.applied.pop()
         diff = diff_snapshots(before, self._snapshot())
         if diff:
-            self.findings.append(words.leftovers(self.ctx, rev, diff))
+            self.left_behind(rev, diff)
         again, _ = self._step(rev, True, retry=False)
         if again.ok:
             self.applied.append(rev)
@@ -323,6 +314,23 @@ class Walk:
             self.stopped = f"walk stopped after {rev}: the lane's database cannot be rebuilt"
             return False
         return True
+
+    def downgrade_failed(self, rev: str, failure: Failure) -> None:
+        """Book a downgrade that raised, with rows in the tables and without (either walk)."""
+        if failure.irreversible:
+            self.not_downgraded += 1
+            raised = f"{failure.error_type}: {first_line(failure.message)}"
+            finding = words.irreversible(self.ctx, rev, raised.rstrip(": "), by_design=False)
+            if finding is not None:
+                self.findings.append(finding)
+        else:
+            self.findings.append(
+                words.failure(self.ctx, failure, "downgrade-failed", "downgraded alone")
+            )
+
+    def left_behind(self, rev: str, diff: SchemaDiff) -> None:
+        """Book what a downgrade left behind (either walk)."""
+        self.findings.append(words.leftovers(self.ctx, rev, diff))
 
     def committed(self, rev: str) -> bool:
         """Whether the version table names `rev`, seen from another session (after its
