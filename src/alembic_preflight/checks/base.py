@@ -75,6 +75,16 @@ class CheckSkipped(Exception):
 
 
 @dataclass
+class WalkTraces:
+    """Each revision's first upgrade as the stepwise walk traced it, for the locks check
+    (commands/run_checks.py): from its parent, with our rows in the tables; or, for the
+    revisions in `without_rows`, on emptied tables after it failed with them."""
+
+    traces: dict[str, Traced] = field(default_factory=dict)
+    without_rows: set[str] = field(default_factory=set)
+
+
+@dataclass
 class CheckContext:
     settings: Settings
     project: Project
@@ -95,9 +105,8 @@ class CheckContext:
     baseline: Matcher | None = None
     # how far a long check is, shown on stderr while it runs (output_progress.py)
     progress: ProgressSink = field(default_factory=NoProgress)
-    # each revision's first upgrade as the stepwise walk traced it for the locks check
-    # (commands/run_checks.py), when both run and the walk covers the history; else None
-    traced: dict[str, Traced] | None = None
+    # the stepwise walk's traces for the locks check, when both run unsharded; else None
+    traced: WalkTraces | None = None
 
     def in_focus(self, revision: str | None) -> bool:
         return self.focus is None or revision in self.focus

@@ -13,11 +13,17 @@ import psycopg
 
 from alembic_preflight import output
 from alembic_preflight.checks import locks, stepwise
-from alembic_preflight.checks.base import Check, CheckContext, CheckSkipped, LaneBusy, in_threads
+from alembic_preflight.checks.base import (
+    Check,
+    CheckContext,
+    CheckSkipped,
+    LaneBusy,
+    WalkTraces,
+    in_threads,
+)
 from alembic_preflight.checks.failures import probe_findings
 from alembic_preflight.errors import EXIT_INFRA, PreflightError, ProvisionError, RefusedTarget
 from alembic_preflight.findings import CheckResult, Finding, Severity, Status, first_line
-from alembic_preflight.worker.protocol import Traced
 
 
 def beside(db_checks: list[Check], lanes: int) -> bool:
@@ -43,7 +49,7 @@ def run_beside(
     # covers a share only; locks upgrades the whole history in shard 1.
     after_walk = [c for c in others if c.ID == locks.ID and ctx.settings.shard is None]
     others = [c for c in others if c not in after_walk]
-    traced: dict[str, Traced] | None = {} if after_walk else None
+    traced = WalkTraces() if after_walk else None
     busy = LaneBusy(
         threading.Event(),
         stepwise.busy_cost([c.ID for c in others], len(ctx.project.history.revisions)),

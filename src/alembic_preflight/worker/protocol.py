@@ -36,13 +36,18 @@ MODELS = "models"
 WALK = "walk"
 
 
+# STEPS with each upgrade traced for the locks check (a Traced message after each): the
+# per-request walk's first upgrade of a revision the fast walk did not trace
+TRACED_STEPS = "traced-steps"
+
+
 # env.py run once with nothing to migrate, before any check (workbench.py): whether it
 # reaches our database (connect_guard), runs migrations at all, and loads what we read.
 PROBE = "probe"
 
 
 # Requests that must have run env.py's migrations online on our connection to count.
-MIGRATING = frozenset({UPGRADE, DOWNGRADE, STEPS, STAMP, WALK})
+MIGRATING = frozenset({UPGRADE, DOWNGRADE, STEPS, TRACED_STEPS, STAMP, WALK})
 
 
 @dataclass(frozen=True)

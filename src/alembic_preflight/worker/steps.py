@@ -26,6 +26,7 @@ from alembic_preflight.worker.protocol import (
     PROBE,
     STAMP,
     STEPS,
+    TRACED_STEPS,
     UPGRADE,
     WALK,
     Failure,
@@ -232,12 +233,12 @@ class Worker:
             self._run(down)
         elif kind == STAMP:
             self._run(lambda rev, ctx: script._stamp_revs(arg, rev))
-        elif kind == STEPS:
+        elif kind in (STEPS, TRACED_STEPS):
             # exactly these revisions, one way each: never a sibling branch
             def steps(rev: Any, ctx: Any) -> list[Any]:
                 return [step(script.revision_map, script.get_revision(r), up) for r, up in arg]
 
-            self._run(steps)
+            self._traced(kind == TRACED_STEPS, lambda: self._run(steps))
         elif kind == PROBE:
             self._run(lambda rev, ctx: [], dont_mutate=True)
             return ProbeResult(ran=self.tracker.ran, revisions=self.loaded), True
@@ -258,18 +259,26 @@ class Worker:
             self._bootstrap(str(arg))
         elif kind == WALK:
             from alembic_preflight.worker.fastwalk import walk_steps
-            from alembic_preflight.worker.lock_trace import upgrade_tracer
 
-            self.tracker.trace = upgrade_tracer(script, self.progress) if arg.trace else None
-            try:
-                self._run(
+            self._traced(
+                arg.trace,
+                lambda: self._run(
                     lambda rev, ctx: walk_steps(script, arg, ctx, self.progress, self._caught)
-                )
-            finally:
-                self.tracker.trace = None
+                ),
+            )
         else:  # pragma: no cover - a programming error in the parent
             raise ValueError(kind)
         return None, True
+
+    def _traced(self, trace: bool, run: Callable[[], None]) -> None:
+        """`run`, each revision's upgrade in it traced for the locks check when `trace`."""
+        from alembic_preflight.worker.lock_trace import upgrade_tracer
+
+        self.tracker.trace = upgrade_tracer(self.script, self.progress) if trace else None
+        try:
+            run()
+        finally:
+            self.tracker.trace = None
 
     def _run(self, fn: Callable[[Any, Any], Iterable[Any]], **opts: Any) -> None:
         from alembic.runtime.environment import EnvironmentContext

@@ -43,13 +43,14 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         raise CheckSkipped(f"runs in shard 1 of {ctx.settings.shard[1]}")
     order = history.topological_order()
     lane = ctx.lanes[0]
-    walked = ctx.traced is not None and all(r in ctx.traced for r in order)
+    walked = ctx.traced is not None and all(r in ctx.traced.traces for r in order)
     if walked and ctx.traced is not None:
-        seen: Observed | Failure = Observed(traces=dict(ctx.traced))
+        without = [r for r in order if r in ctx.traced.without_rows]
+        seen: Observed | Failure = Observed(traces=dict(ctx.traced.traces), without_rows=without)
         ctx.progress.advance(ID, lane, len(order), len(order))
     else:
-        # our own walk (alone, or where the stepwise walk did not trace every revision
-        # with rows: a revision walked per request, a shard, one that failed)
+        # our own walk (alone, or where the stepwise walk did not trace every revision:
+        # a shard, one whose upgrade failed, one with the rows `data:` declares)
         seen = trace_history(ctx, order, lane)
     if not isinstance(seen, Observed):
         yield failure_finding(ctx, ID, "bootstrap-failed", seen, what="bootstrap")

@@ -149,7 +149,7 @@ class FastLane:
                 # its upgrade ran with rows from its parent's schema, as the locks walk's
                 # would: true even when the downgrade then fails
                 assert traced is not None
-                traced.setdefault(p.revision, p)
+                traced.traces.setdefault(p.revision, p)
                 return
             last[:] = [p]
             if p.done is not None:

@@ -27,9 +27,11 @@ from alembic_preflight.worker.protocol import (
     CURRENT,
     STAMP,
     STEPS,
+    TRACED_STEPS,
     Failure,
     FailureKind,
     Outcome,
+    Traced,
     did_not_migrate,
 )
 
@@ -229,6 +231,8 @@ class Walk:
                     words.failure(self.ctx, outcome.failure, "upgrade-failed", "stamp")
                 )
                 return False
+            if self._tracing(rev):  # its upgrade() runs nothing, in every check
+                self._keep_trace(rev, {rev: Traced(rev, ())}, without_rows=False)
             self.applied.append(rev)
             return True
         self._seed(rev)
@@ -240,7 +244,10 @@ class Walk:
         # that cannot run breaks a rollback whichever change wrote it (issue 17)
         downgrade = rev not in self.plan.keep and not by_design
         before = self._snapshot() if downgrade else None
-        outcome, with_rows = self._step(rev, True)
+        heard: dict[str, Traced] | None = {} if self._tracing(rev) else None
+        outcome, with_rows = self._step(rev, True, heard=heard)
+        if outcome.ok and heard is not None:
+            self._keep_trace(rev, heard, without_rows=with_rows is not None)
         if not outcome.ok:
             assert outcome.failure is not None
             self.findings.append(
@@ -262,6 +269,26 @@ class Walk:
         if before is None:
             return self.not_compared(rev)
         return self._down_and_up(rev, before)
+
+    def _tracing(self, rev: str) -> bool:
+        """Whether R's first upgrade is traced here for the locks check: the fast walk
+        did not trace it, and no `data:` rows of the user's go in before it (the locks
+        check's own walk has none)."""
+        traced = self.ctx.traced
+        return traced is not None and rev not in traced.traces and rev not in user_data(self.ctx)
+
+    def _keep_trace(self, rev: str, heard: dict[str, Traced], *, without_rows: bool) -> None:
+        """R's trace for the locks check. One that ran after a failure with our rows is
+        kept only if it saw no table holding rows, as the locks walk's retry, which
+        empties every table, would see; else the locks check walks the history itself."""
+        trace, traced = heard.get(rev), self.ctx.traced
+        if trace is None or traced is None:
+            return
+        if without_rows:
+            if any(e.rows for s in trace.statements for e in s.effects):
+                return
+            traced.without_rows.add(rev)
+        traced.traces.setdefault(rev, trace)
 
     def not_compared(self, rev: str) -> bool:
         """Book a revision that was upgraded but not downgraded (irreversible by design,
@@ -367,15 +394,33 @@ class Walk:
         return True
 
     # -- steps and rows ------------------------------------------------------------------
-    def _step(self, rev: str, up: bool, *, retry: bool = True) -> tuple[Outcome, WithRows | None]:
+    def _step(
+        self,
+        rev: str,
+        up: bool,
+        *,
+        retry: bool = True,
+        heard: dict[str, Traced] | None = None,
+    ) -> tuple[Outcome, WithRows | None]:
         """One revision one way. With rows in the tables, a failure is re-tried without
-        them; (outcome, the failure with rows) when only the rows made it fail."""
+        them; (outcome, the failure with rows) when only the rows made it fail. With
+        `heard`, each run is traced and the trace of the last put there."""
+
+        def run() -> Outcome:
+            if heard is None:
+                return self.bench.run(STEPS, [(rev, up)], lane=self.lane)
+            heard.clear()
+            return self.bench.run(
+                TRACED_STEPS,
+                [(rev, up)],
+                lane=self.lane,
+                on_progress=lambda m: (
+                    heard.update({m.revision: m}) if isinstance(m, Traced) else None
+                ),
+            )
+
         known = self.timed_out.pop((rev, up), None)
-        outcome = (
-            Outcome(ok=False, failure=known)
-            if known is not None
-            else self.bench.run(STEPS, [(rev, up)], lane=self.lane)
-        )
+        outcome = Outcome(ok=False, failure=known) if known is not None else run()
         if outcome.ok and (rev, up) not in outcome.applied:
             # env.py answered, but R's migration never ran (issue 13): not a pass
             outcome = Outcome(
@@ -399,7 +444,7 @@ class Walk:
             # cause is told apart from one our values cause
             if not self._clear(made_up):
                 return outcome, None
-            again = self.bench.run(STEPS, [(rev, up)], lane=self.lane)
+            again = run()
             if again.ok:
                 return again, WithRows(failure, synthetic=True)
             if again.failure is None or again.failure.revision != rev:
@@ -407,7 +452,7 @@ class Walk:
             failure, made_up = _owned(again.failure, rev, up), set()
         if not self._clear(self.filled):
             return outcome, None
-        again = self.bench.run(STEPS, [(rev, up)], lane=self.lane)
+        again = run()
         if again.ok:
             return again, WithRows(failure, synthetic=bool(made_up))
         return outcome, None  # fails either way: the first error is the one to show
