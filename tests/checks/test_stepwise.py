@@ -396,8 +396,8 @@ COUNTING_ENV_PY = histories.ENV_PY.replace(
 
 def _defects_among_correct_ones() -> list[Rev]:
     """Downgrades that fail (with rows and without), raise NotImplementedError when run,
-    leave an enum type or a sequence behind (a re-upgrade of either fails), one that fails
-    only with rows, each between correct revisions."""
+    leave an enum type or a sequence behind (a re-upgrade of either fails), one downgrade
+    and one upgrade that fail only with rows, each between correct revisions."""
     revs = long_history(16)
     defects = {
         3: (
@@ -419,6 +419,10 @@ def _defects_among_correct_ones() -> list[Rev]:
             'op.add_column("t0000", sa.Column("code_old", sa.Integer(), nullable=False))\n'
             'op.drop_column("t0000", "code_old")\n'
             'op.drop_column("t0000", "code")',
+        ),
+        13: (
+            'op.add_column("t0000", sa.Column("owner", sa.Integer(), nullable=False))',
+            'op.drop_column("t0000", "owner")',
         ),
     }
     out: list[Rev] = []
@@ -461,6 +465,7 @@ def test_the_fast_walk_goes_on_past_downgrades_that_fail_or_leave_things_behind(
             ("downgrade-leaves-behind", *at("d0007", "def downgrade"), "error"),
             ("downgrade-leaves-behind", *at("d0009", "def downgrade"), "error"),
             ("fails-with-rows", *at("d0011", '"code_old", sa.Integer()'), "error"),
+            ("fails-with-rows", *at("d0013", '"owner", sa.Integer()'), "error"),
         ]
     ), r.stdout
     assert (
@@ -469,8 +474,10 @@ def test_the_fast_walk_goes_on_past_downgrades_that_fail_or_leave_things_behind(
     )
     assert r.check("stepwise")["note"].startswith(f"{len(revs)} of {len(revs)} revisions walked")
     assert set(cases(r).values()) == {"passed", "failed"}
-    # the one that fails only with rows is left to the per-request walk (a rebuild and
-    # its steps, then the fast walk again); the other four cost no run of their own
+    # the downgrade that fails only with rows is left to the per-request walk: a rebuild's
+    # replay, its upgrade, downgrade, the retry without rows, its upgrade again, then a new
+    # fast run (6 runs); the other five cost no run of their own (14 runs in all before
+    # the fast walk went on past them, 8 now)
     with_defects = len(runs.read_text().splitlines())
     runs.unlink()
     clean = [Rev(x.rev, x.down, x.upgrade, x.downgrade, x.message) for x in revs]

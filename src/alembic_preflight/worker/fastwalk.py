@@ -224,8 +224,16 @@ def walk_steps(
             send(Progress(rev, "upgrade"))
             if traced:  # the revision's transaction holds its own statements only
                 end_transaction(context.connection)
-            yield from ended.around(step(script.revision_map, revision, True))
+            retry = request.retry_without_rows and not request.declared
+            first = _Upgrade(db, caught, tuple(sorted(filled)) if retry else (), traced=traced)
+            up = step(script.revision_map, revision, True)
+            up.migration_fn = first.wrap(up.migration_fn)
+            yield from ended.around(up)
             session.others_ran()
+            if first.cleared:  # emptied: seeded again before the next revision
+                filled.difference_update(first.cleared)
+                known.clear()
+                looked = None
             if traced:
                 end_transaction(context.connection)
             after(rev, committed=traced)
@@ -233,7 +241,7 @@ def walk_steps(
             if before is not None:
                 send(Progress(rev, "downgrade"))
                 probe = _Downgrade(rev, db, before, path, snapshotter, session, caught)
-                probe.rows = () if request.declared else tuple(sorted(filled))
+                probe.rows = tuple(sorted(filled)) if retry else ()
                 down = step(script.revision_map, revision, False)
                 down.migration_fn = probe.wrap(down.migration_fn)
                 yield from ended.around(down)
@@ -258,8 +266,71 @@ def walk_steps(
                 tuple(sorted(outcome.seen)),
                 down_failure=probe.failure if probe is not None else None,
                 left=probe.left if probe is not None else None,
+                up_failure=first.failure,
+                cleared=first.cleared,
             )
             send(Progress(rev, "done", done))
+
+
+class _Upgrade:
+    """A revision's first upgrade in a savepoint of its step's transaction: when it fails
+    with our rows in the tables, it runs again with those tables emptied, as the
+    per-request walk runs it (issue 21); passing then, it failed only with the rows: the
+    walk goes on from R with those tables empty (`cleared`). Failing again, or with no
+    rows of ours to take away, the run ends with its first error, for the per-request
+    walk to say. In a traced walk the emptying is committed before the retry: the locks
+    TRUNCATE takes would hide those the retry takes (the locks walk's own retry runs in
+    a transaction of its own), and a run that then fails is rebuilt anyway."""
+
+    def __init__(
+        self,
+        db: SqlConn,
+        caught: Callable[[BaseException], Failure],
+        rows: tuple[str, ...],
+        *,
+        traced: bool,
+    ) -> None:
+        self.db, self.caught, self.rows = db, caught, rows
+        self.traced = traced  # the locks check reads this upgrade's trace
+        self.failure: Failure | None = None
+        self.cleared: tuple[str, ...] = ()
+
+    def wrap(self, upgrade: Callable[..., Any]) -> Callable[..., Any]:
+        def run(**kw: Any) -> None:
+            if not self.rows:
+                upgrade(**kw)
+                return
+            nested = self.db.connection.begin_nested()
+            try:
+                upgrade(**kw)
+            except Exception as e:
+                if not _rolled_back(nested):
+                    raise  # the savepoint is gone (the step ended the transaction)
+                tables = _present(self.db, self.rows)
+                if not tables:
+                    raise
+                failure = self.caught(e)
+                self.db.query(f"TRUNCATE {', '.join(tables)} CASCADE")
+                if self.traced:  # its locks end with it, so the retry's own are seen
+                    end_transaction(self.db.connection)
+                try:
+                    upgrade(**kw)
+                except Exception:
+                    raise e from None
+                self.failure, self.cleared = failure, self.rows  # (those gone too)
+                return
+            if nested.is_active:  # (an autocommit_block ended it, and the transaction)
+                nested.commit()
+
+        run.__name__ = getattr(upgrade, "__name__", "upgrade")  # Alembic logs it
+        return run
+
+
+def _present(db: SqlConn, tables: Collection[str]) -> list[str]:
+    """Of `tables`, those that exist (a migration may have dropped some)."""
+    listed = text_array(tables)
+    rows = db.query(f"SELECT t FROM unnest({listed}) t WHERE to_regclass(t) IS NOT NULL")
+    return sorted(r[0] for r in rows)
 
 
 class _Downgrade:
@@ -325,7 +396,7 @@ class _Downgrade:
         if not _rolled_back(nested):
             raise error  # the savepoint is gone (the step ended the transaction)
         failure = self.caught(error)
-        tables = self._present(self.rows) if self.rows else []
+        tables = _present(self.db, self.rows) if self.rows else []
         if tables:
             retry = self.db.connection.begin_nested()
             try:
@@ -339,12 +410,6 @@ class _Downgrade:
                 retry.rollback()
                 raise LeftToRequests(self.rev)  # it fails only with rows in the tables
         self.failure = failure
-
-    def _present(self, tables: Collection[str]) -> list[str]:
-        rows = self.db.query(
-            f"SELECT t FROM unnest({text_array(tables)}) t WHERE to_regclass(t) IS NOT NULL"
-        )
-        return sorted(r[0] for r in rows)
 
 
 def _rolled_back(nested: Any) -> bool:

@@ -270,7 +270,8 @@ def upgrade_tracer(
 ) -> Callable[[str], AbstractContextManager[None]]:
     """What the worker's tracker wraps each upgrade() in during a traced walk: a Traced
     message for the parent once the revision's first upgrade of the run has run (the
-    stepwise walk upgrades it again after its downgrade)."""
+    stepwise walk upgrades it again after its downgrade; one that failed with rows and is
+    run again on emptied tables is traced the second time)."""
     done: set[str] = set()
 
     @contextmanager
@@ -280,11 +281,11 @@ def upgrade_tracer(
         if revision in done:
             yield
             return
-        done.add(revision)
         connection = op.get_bind()
         path = script.get_revision(revision).path
         with tracing(connection, path, SqlConn(connection).query) as tracer:
             yield
+        done.add(revision)
         send(Traced(revision, tuple(tracer.statements)))
 
     return trace

@@ -179,9 +179,12 @@ class WalkRequest:
     own_commits: bool = False
     samples: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (revision, tables to grow)
     sample_rows: int = 0
-    # tables holding our rows before the run: a downgrade that fails is run again without
-    # them, as the per-request walk does; with rows `data:` declared among them (its
-    # retry is in two stages), a failing downgrade is left to the per-request walk
+    # the stepwise walk's: a first upgrade or a downgrade that fails with our rows in the
+    # tables runs again with them emptied, as the per-request walk runs it (the locks
+    # check's own walk empties every table itself, in a run of its own)
+    retry_without_rows: bool = False
+    # tables holding our rows before the run; with rows `data:` declared among them (the
+    # per-request retry is in two stages), a failing step is left to the per-request walk
     filled: tuple[str, ...] = ()
     declared: bool = False
 
@@ -198,6 +201,8 @@ class RevisionResult:
     seen: tuple[int, ...] = ()
     down_failure: Failure | None = None  # its downgrade raised, with rows and without
     left: SchemaDiff | None = None  # what its downgrade left behind (or took away)
+    up_failure: Failure | None = None  # its upgrade failed with our rows, passed without
+    cleared: tuple[str, ...] = ()  # then: the tables emptied for it
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,8 @@ class Walk(Protocol):
 
     def downgrade_failed(self, rev: str, failure: Failure) -> None: ...
 
+    def failed_with_rows(self, rev: str, failure: Failure, cleared: Tables) -> None: ...
+
     def left_behind(self, rev: str, diff: SchemaDiff) -> None: ...
 
     def seeded(self, rev: str, filled: Tables, seen: Oids, skipped: Unfilled) -> None: ...
@@ -138,6 +140,7 @@ class FastLane:
             exclude=(w.bench.version_table,),
             known=tuple(sorted(w.known)),
             trace=traced is not None,
+            retry_without_rows=True,
             filled=tuple(sorted(w.filled)),
             declared=bool(w.declared),
         )
@@ -219,6 +222,8 @@ class FastLane:
         w = self.walk
         result = self.results.pop(rev)
         w.seeded(rev, result.filled, result.seen, result.skipped)
+        if result.up_failure is not None:
+            w.failed_with_rows(rev, result.up_failure, result.cleared)
         w.applied.append(rev)
         if result.down_failure is not None:
             w.downgrade_failed(rev, result.down_failure)

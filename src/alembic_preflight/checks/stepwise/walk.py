@@ -342,6 +342,20 @@ class Walk:
             return False
         return True
 
+    def failed_with_rows(self, rev: str, failure: Failure, cleared: Iterable[str]) -> None:
+        """Book what the fast walk did for an upgrade that failed with our rows and passed
+        with `cleared` emptied, as _step and _revision book it: the finding, the tables
+        now empty, and the trace of the run without rows (for the locks check)."""
+        self.findings.append(words.rows_finding(self.ctx, failure, synthetic=True))
+        emptied = set(cleared)
+        self.filled -= emptied
+        self.declared -= emptied
+        self.known.clear()  # emptied tables are seeded again before the next revision
+        traced = self.ctx.traced
+        trace = traced.traces.pop(rev, None) if traced is not None else None
+        if trace is not None:
+            self._keep_trace(rev, {rev: trace}, without_rows=True)
+
     def downgrade_failed(self, rev: str, failure: Failure) -> None:
         """Book a downgrade that raised, with rows in the tables and without (either walk)."""
         if failure.irreversible:
