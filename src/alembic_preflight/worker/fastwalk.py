@@ -11,13 +11,15 @@ inside the user's transaction, and only then yields the next step.
 
 The fast walk says "clean", or for a downgrade that raised or left something behind,
 what it raised or left (issue 21): that downgrade ran in a savepoint, rolled back, so the
-walk goes on from R as the per-request walk does after it (see _Downgrade). Anything else
-(an upgrade raises, a re-upgrade fails, a downgrade fails only with rows, a timeout, our
-own code fails) ends it: the parent puts the lane's database back to the last revision
-known good (its latest checkpoint, then one replay) and walks that revision with the
-per-request code in checks/stepwise/walk.py, which words and places every finding, the
-fast walk's too; then the fast walk resumes. Revisions that need the per-request path
-anyway (stamped ones, those with the user's own rows) are walked that way too.
+walk goes on from R as the per-request walk does after it (see _Downgrade); and for a
+first upgrade that failed only with our rows, that it did (see _Upgrade). Anything else
+(an upgrade fails with and without rows, a re-upgrade fails, a downgrade fails only with
+rows, a timeout, our own code fails) ends it: the parent puts the lane's database back
+to the last revision known good (its latest checkpoint, then one replay) and walks that
+revision with the per-request code in checks/stepwise/walk.py, which words and places
+every finding, the fast walk's too; then the fast walk resumes. Revisions that need the
+per-request path anyway (stamped ones, those with the user's own rows) are walked that
+way too.
 
 Driver-neutral on the worker side: every statement of ours goes through a cursor of the
 DBAPI connection without bind parameters (values are inlined as literals, or passed in
