@@ -452,7 +452,7 @@ class Worker:
             traceback=user_tb,
             irreversible=isinstance(e, NotImplementedError) and phase == "downgrade",
             full_traceback=full_tb,
-            # the fast walk's own stops (fastwalk.LeftBehind, TransactionEnded) say their kind
+            # the fast walk's own stops (guarded_steps.LeftBehind, TransactionEnded) say their kind
             kind=getattr(e, "failure_kind", FailureKind.RAISED),
             # psycopg and asyncpg say `sqlstate`, psycopg2 `pgcode`
             sqlstate=getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None),
