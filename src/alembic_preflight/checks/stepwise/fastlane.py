@@ -1,7 +1,7 @@
 """The parent side of the fast walk (worker/fastwalk.py): a lane runs a slice of
-revisions in one env.py run, books a downgrade that failed or left something behind as
-the per-request walk (walk.py) would, and falls back to that walk at any other revision
-that is not clean."""
+revisions in one env.py run, books a downgrade that failed or left something behind, and
+an upgrade that failed only with our rows, as the per-request walk (walk.py) would, and
+falls back to that walk at any other revision that is not clean."""
 
 from __future__ import annotations
 
