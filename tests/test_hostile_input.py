@@ -443,7 +443,11 @@ def test_a_hung_revision_is_stopped_within_the_timeout_and_placed(project: Any) 
     assert stopped is None or int(stopped[1]) <= 3 + 4, finding["message"]  # was 37 s
 
 
-@pytest.mark.parametrize(("how", "child"), [("fork", "sleep 300"), ("setsid", "sleep 301")])
+# the children's lengths are odd on purpose: `pgrep` sees every process on the machine
+# (a `sleep 300` of someone else's once failed this test)
+@pytest.mark.parametrize(
+    ("how", "child"), [("fork", "^sleep 300\\.17$"), ("setsid", "^sleep 301\\.17$")]
+)
 def test_what_a_migration_forks_ends_with_the_run(project: Any, how: str, child: str) -> None:
     import os
     import sys
