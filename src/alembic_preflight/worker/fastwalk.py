@@ -203,10 +203,10 @@ def walk_steps(
             send(Progress(rev, "upgrade"))
             if traced:  # the revision's transaction holds its own statements only
                 end_transaction(context.connection)
+            # a step that fails with our rows runs again without them (not with `data:`'s)
             retry = request.retry_without_rows and not request.declared
-            first = GuardedUpgrade(
-                db, caught, tuple(sorted(filled)) if retry else (), traced=traced
-            )
+            emptied = tuple(sorted(filled)) if retry else ()
+            first = GuardedUpgrade(db, caught, emptied, traced=traced)
             up = step(script.revision_map, revision, True)
             up.migration_fn = first.wrap(up.migration_fn)
             yield from ended.around(up)
@@ -221,8 +221,10 @@ def walk_steps(
             probe: GuardedDowngrade | None = None
             if before is not None:
                 send(Progress(rev, "downgrade"))
-                probe = GuardedDowngrade(rev, db, before, path, snapshotter, session, caught)
-                probe.rows = tuple(sorted(filled)) if retry else ()
+                emptied = tuple(sorted(filled)) if retry else ()  # (first may have emptied some)
+                probe = GuardedDowngrade(
+                    rev, db, before, path, snapshotter, session, caught, emptied
+                )
                 down = step(script.revision_map, revision, False)
                 down.migration_fn = probe.wrap(down.migration_fn)
                 yield from ended.around(down)

@@ -1,6 +1,7 @@
 """A revision's first upgrade and its downgrade in savepoints of their steps: what the
 fast walk (fastwalk.py) goes on past instead of handing the revision to the per-request
-walk (issue 21), and what it and the locks trace share on the migration's connection."""
+walk (issue 21); and the snapshot and transaction helpers the walk and they both use on
+the migration's connection."""
 
 from __future__ import annotations
 
@@ -136,10 +137,11 @@ class GuardedDowngrade:
         snapshotter: Snapshotter,
         session: Session,
         caught: Callable[[BaseException], Failure],
+        rows: tuple[str, ...],
     ) -> None:
         self.rev, self.db, self.before, self.path = rev, db, before, path
         self.snapshotter, self.session, self.caught = snapshotter, session, caught
-        self.rows: tuple[str, ...] = ()  # tables to empty for the retry; () for none
+        self.rows = rows  # tables to empty for the retry; () for none
         self.failure: Failure | None = None
         self.left: SchemaDiff | None = None
 
