@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 
 from alembic_preflight.catalog.seed import seed_with_psycopg as seed_empty_tables
-from alembic_preflight.checks.stepwise.plan import split
+from alembic_preflight.checks import CHECKS
+from alembic_preflight.checks.stepwise.plan import busy_cost, split
+from alembic_preflight.commands.run_checks import busy_before_walk
+from alembic_preflight.project.history import load_history
 from tests.checks import histories
 from tests.checks.histories import Rev, line_of, long_history, write_project
 from tests.conftest import FIXTURES, CliResult, processes_with, run_cli
@@ -314,6 +317,21 @@ def test_split_balances_replay_against_walking() -> None:
         return x + x * (x - 1) / 800
 
     assert abs(walked(b) - (0.15 * walked(c) + walked(d) - walked(c))) <= 1.5
+
+
+def test_lane_0_is_not_held_for_a_roundtrip_that_skips_at_once() -> None:
+    """roundtrip skips before it runs anything when a revision is irreversible by design:
+    lane 0 then joins the walk after upgrade alone, and its slice is cut by that only."""
+    others = [CHECKS["upgrade"], CHECKS["roundtrip"]]
+    for fixture, runs in (
+        ("irreversible_by_design", ["upgrade"]),
+        ("sync_good", ["upgrade", "roundtrip"]),
+    ):
+        history = load_history([FIXTURES / fixture / "migrations" / "versions"], recursive=False)
+        n = len(history.revisions)
+        assert n > 0
+        assert busy_before_walk(others, history) == busy_cost(runs, n), fixture
+    assert busy_cost(["upgrade"], 5) < busy_cost(["upgrade", "roundtrip"], 5)
 
 
 # -- seeding, directly against a server ----------------------------------------------------

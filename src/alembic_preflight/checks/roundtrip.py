@@ -23,6 +23,7 @@ from alembic_preflight.checks.failures import (
     start_empty,
 )
 from alembic_preflight.findings import Finding, RuleText, Severity
+from alembic_preflight.project.history import History
 from alembic_preflight.worker.protocol import DOWNGRADE
 
 ID = "roundtrip"
@@ -31,11 +32,16 @@ NEEDS_DB = True
 IRREVERSIBLE_SEVERITY = {"warn": Severity.WARNING, "error": Severity.ERROR}
 
 
+def irreversible_by_design(history: History) -> list[str]:
+    """The revisions whose downgrade raises unconditionally: any makes this check skip
+    at once, before it runs anything (commands/run_checks.py counts on that)."""
+    return [r for r, f in history.revisions.items() if f.irreversible]
+
+
 def run(ctx: CheckContext) -> Iterator[Finding]:
     bench = ctx.bench
     assert bench is not None
-    history = ctx.project.history
-    irreversible = [r for r, f in history.revisions.items() if f.irreversible]
+    irreversible = irreversible_by_design(ctx.project.history)
     if irreversible:
         # an intentional one-way revision stops every path to base; stepwise still
         # checks each downgrade that can run
@@ -50,7 +56,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     # steps: every downgrade and every upgrade again, and the first upgrades unless the
     # upgrade check left a copy at head
     passes = 2 if bench.has("head") else 3
-    count = RunCount(ctx.progress, ID, passes * len(history.revisions), unit="steps")
+    count = RunCount(ctx.progress, ID, passes * len(ctx.project.history.revisions), unit="steps")
     refused: list[Finding] = []
     failed = ensure_head(ctx, ID, refused, on_running=count)
     yield from refused
