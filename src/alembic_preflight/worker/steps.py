@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alembic_preflight.worker import batch_lines
+from alembic_preflight.worker import batch_lines, version_rows
 from alembic_preflight.worker.engines import async_engine_from_sync, cache_engines
 from alembic_preflight.worker.failures import deepest, frames, tracebacks, user_frame
 from alembic_preflight.worker.protocol import (
@@ -126,6 +126,7 @@ class Worker:
         cache_engines()
         async_engine_from_sync()
         batch_lines.install()
+        version_rows.install()
 
     def wrap_modules(self) -> None:
         if self._wrapped:
