@@ -92,10 +92,13 @@ _VERSIONED = (
         "pg_attribute",
         "a",
         ("'pg_class'::regclass::oid", "a.attrelid"),
-        # not an index's or a sequence's columns: no definition prints them (the others
-        # looked up by relation: a scan of every column costs more at 1000 revisions)
-        "a.attrelid >= {u} AND a.attnum > 0 AND a.attrelid = ANY(ARRAY("
-        "SELECT oid FROM pg_class WHERE oid >= {u} AND relkind NOT IN ('i', 'I', 'S')))",
+        # not an index's or a sequence's columns, nor dropped ones: no definition prints
+        # them (dropping one rewrites its row as dropped: the table's version changes as
+        # the live row leaves the listing; each walked drop_column leaves one behind). The
+        # others are looked up by relation: a scan of every column costs more at 1000
+        # revisions
+        "a.attrelid >= {u} AND a.attnum > 0 AND NOT a.attisdropped AND a.attrelid = ANY("
+        "ARRAY(SELECT oid FROM pg_class WHERE oid >= {u} AND relkind NOT IN ('i', 'I', 'S')))",
     ),
     _part_of("pg_attrdef", "ad", "pg_class", "adrelid"),
     _part_of("pg_index", "i", "pg_class", "indexrelid"),
@@ -109,7 +112,14 @@ _VERSIONED = (
     _part_of("pg_range", "rg", "pg_type", "rngtypid"),
     _own("pg_proc", "p"),
     _part_of("pg_aggregate", "ag", "pg_proc", "aggfnoid"),
-    _own("pg_trigger", "tg"),
+    # not the internal triggers of foreign keys (four each, a tenth of the listing at 1000
+    # revisions): no definition prints them, and they come and go with their constraint
+    (
+        "pg_trigger",
+        "tg",
+        ("'pg_trigger'::regclass::oid", "tg.oid"),
+        "tg.oid >= {u} AND NOT tg.tgisinternal",
+    ),
     _own("pg_rewrite", "r"),
     _own("pg_policy", "pol"),
     _own("pg_statistic_ext", "st"),
