@@ -617,6 +617,58 @@ def test_incremental_snapshot_sees_a_new_name_shadow_an_old_one(make_db):
     got, want = snapshot(fresh=False), snapshot(fresh=True)
     assert "FROM a.t" in want.objects[("view", "a.v")].definition
     assert got == want
+    # and back, and again, each way a name can stop or start shadowing (a.v, changed in
+    # nothing, prints `t` or `a.t` as b.t is there or not): only the objects read again
+    # are looked at for shadowed names, and that must be enough
+    for ddl, printed in (
+        ("ALTER TABLE b.t RENAME TO t2", "FROM t"),
+        ("ALTER TABLE b.t2 RENAME TO t", "FROM a.t"),
+        ("CREATE SCHEMA c", "FROM a.t"),
+        ("ALTER TABLE b.t SET SCHEMA c", "FROM t"),
+        ("ALTER TABLE c.t SET SCHEMA b", "FROM a.t"),
+        ("DROP TABLE b.t", "FROM t"),
+        ("CREATE VIEW b.t AS SELECT 1 AS id", "FROM a.t"),
+        ("DROP VIEW b.t", "FROM t"),
+        ("CREATE TYPE b.t AS (id integer)", "FROM a.t"),  # a composite type is a relation
+        ("DROP TYPE b.t", "FROM t"),
+    ):
+        conn.execute(ddl)
+        got, want = snapshot(fresh=False), snapshot(fresh=True)
+        assert printed in want.objects[("view", "a.v")].definition, ddl
+        assert got == want, ddl
+
+
+def test_incremental_snapshot_sees_a_function_shadow_come_and_go(make_db):
+    """The same for a function a default prints, overloaded within its schema: one of
+    its name in a schema earlier on the path makes the default print its schema."""
+    conn = make_db(
+        "CREATE SCHEMA a",
+        "CREATE SCHEMA b",
+        "CREATE FUNCTION a.f(integer) RETURNS integer LANGUAGE sql AS 'SELECT $1'",
+        "CREATE FUNCTION a.f(text) RETURNS integer LANGUAGE sql AS 'SELECT 1'",
+        "CREATE TABLE a.t (id integer DEFAULT a.f(1))",
+    )
+    path = "SET LOCAL search_path = pg_catalog, b, a"
+    snapshotter = Snapshotter()
+
+    def snapshot(fresh: bool) -> Snapshot:
+        with conn.transaction():
+            conn.execute(path)
+            taker = Snapshotter() if fresh else snapshotter
+            return taker.take(lambda sql: conn.execute(sql).fetchall())
+
+    snapshot(fresh=False)
+    for ddl in (
+        "CREATE FUNCTION b.f(integer) RETURNS integer LANGUAGE sql AS 'SELECT 2'",
+        "ALTER FUNCTION a.f(text) SET SCHEMA b",
+        "ALTER FUNCTION b.f(integer) RENAME TO g",
+        "ALTER FUNCTION b.f(text) SET SCHEMA a",
+        "ALTER FUNCTION b.g(integer) RENAME TO f",
+        "DROP FUNCTION b.f(integer)",
+    ):
+        conn.execute(ddl)
+        got, want = snapshot(fresh=False), snapshot(fresh=True)
+        assert got == want, ddl
 
 
 @pytest.mark.parametrize("prepared", [False, True])

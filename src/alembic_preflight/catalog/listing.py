@@ -16,6 +16,9 @@ Row = tuple[Any, ...]
 Root = tuple[str, str]  # (catalog oid, oid) of the catalog row a query's output row comes from
 
 
+Shadow = tuple[str, str, str]  # (catalog oid, oid, name) of an object whose name another's shadows
+
+
 # Kinds no other object's text prints more of than the name: what depends on one of them
 # needs reading again only when its name changes (a column's type can change under an
 # index or a constraint only as PostgreSQL rebuilds them, as new objects). Not so for a
@@ -155,24 +158,38 @@ _VERSIONED = (
 # Names in more than one schema of the search path: which of them a definition prints
 # unqualified depends on which comes first, and no dependency records that. A change here
 # (an object made, renamed or dropped that shadows or stops shadowing another) makes the
-# next snapshot a full one.
-_SHADOWED = " UNION ALL ".join(
-    f"SELECT '{cat}:' || x.{col} FROM {cat} x WHERE x.oid >= {_FIRST_USER_OID}{extra}"
-    f" AND x.{ns} = ANY(p.ns) AND EXISTS (SELECT 1 FROM {cat} y WHERE y.{col} = x.{col}"
-    f" AND y.{ns} = ANY(p.ns) AND y.{ns} <> x.{ns})"
-    for cat, col, ns, extra in (
-        # index names are printed as they are, never qualified
-        ("pg_class", "relname", "relnamespace", " AND x.relkind NOT IN ('i', 'I')"),
-        ("pg_type", "typname", "typnamespace", ""),
-        ("pg_proc", "proname", "pronamespace", ""),
-        ("pg_collation", "collname", "collnamespace", ""),
-        ("pg_operator", "oprname", "oprnamespace", ""),
-        ("pg_opclass", "opcname", "opcnamespace", ""),
-        ("pg_opfamily", "opfname", "opfnamespace", ""),
-        ("pg_ts_config", "cfgname", "cfgnamespace", ""),
-        ("pg_ts_dict", "dictname", "dictnamespace", ""),
-    )
+# next snapshot a full one. Each such object of ours is one entry: (catalog, oid, name).
+_SHADOW_CATALOGS = (
+    # index names are printed as they are, never qualified
+    ("pg_class", "relname", "relnamespace", " AND x.relkind NOT IN ('i', 'I')"),
+    ("pg_type", "typname", "typnamespace", ""),
+    ("pg_proc", "proname", "pronamespace", ""),
+    ("pg_collation", "collname", "collnamespace", ""),
+    ("pg_operator", "oprname", "oprnamespace", ""),
+    ("pg_opclass", "opcname", "opcnamespace", ""),
+    ("pg_opfamily", "opfname", "opfnamespace", ""),
+    ("pg_ts_config", "cfgname", "cfgnamespace", ""),
+    ("pg_ts_dict", "dictname", "dictnamespace", ""),
 )
+
+
+def _shadowed(*, dirty: bool) -> str:
+    """The entries, as rows (catalog, oid, name) over p.ns, the search path's schemas;
+    with `dirty`, only those of the roots the `dirty` CTE names (see Snapshotter: an
+    entry can come or go only with an object made, dropped, renamed or moved, which is
+    then among them)."""
+    return " UNION ALL ".join(
+        f"SELECT '{cat}'::regclass::oid::text, x.oid::text, x.{col}::text FROM {cat} x"
+        f" WHERE x.oid >= {_FIRST_USER_OID}{extra}"
+        + (
+            f" AND x.oid = ANY(ARRAY(SELECT objid FROM dirty WHERE classid = '{cat}'::regclass))"
+            if dirty
+            else ""
+        )
+        + f" AND x.{ns} = ANY(p.ns) AND EXISTS (SELECT 1 FROM {cat} y WHERE y.{col} = x.{col}"
+        f" AND y.{ns} = ANY(p.ns) AND y.{ns} <> x.{ns})"
+        for cat, col, ns, extra in _SHADOW_CATALOGS
+    )
 
 
 # One row that must not change for cached definitions to stay valid: the database, the
@@ -187,13 +204,16 @@ SELECT '=' || (SELECT oid::text FROM pg_database WHERE datname = current_databas
 
 
 # And the shadowed names, which must not change either; read with the objects (query
-# number -2), not listed every time (a third of the listing's time): they change only
-# with catalog rows the listing versions, and then the objects are read anyway.
-_SHADOWS = f"""
-SELECT '-2', (SELECT coalesce(string_agg(s.x, ',' ORDER BY s.x), '') FROM ({_SHADOWED}) s(x)),
-       {", ".join(["NULL::text"] * 7)}
+# number -2 for each entry, -3 once to say they were read), not listed every time (a third
+# of the listing's time): they change only with catalog rows the listing versions, and then
+# the objects are read anyway.
+def _shadows(*, dirty: bool) -> str:
+    return f"""
+SELECT '-2', s.*, {", ".join(["NULL::text"] * 5)}
 FROM (SELECT array_agg(oid) AS ns FROM pg_namespace
-      WHERE nspname = ANY(current_schemas(true))) p
+      WHERE nspname = ANY(current_schemas(true))) p,
+     LATERAL ({_shadowed(dirty=dirty)}) s
+UNION ALL SELECT '-3', {", ".join(["NULL::text"] * 8)}
 """
 
 
@@ -268,10 +288,10 @@ dirty(classid, objid) AS (
 
 def _fetch_sql(exclude_tables: Collection[str]) -> tuple[Statement, Statement]:
     """The queries as two statements, each row 9 text columns: the query's number in
-    _QUERIES, the root's oid, then the seven. `every`: all rows. `changed`: the roots
-    _DIRTY names (number -1, catalog, oid) and their rows, and the shadowed names when
-    $7; one statement, not one per query, because each costs a round trip and its own
-    start-up."""
+    _QUERIES, the root's oid, then the seven. `every`: all rows and every shadowed name.
+    `changed`: the roots _DIRTY names (number -1, catalog, oid) and their rows, and the
+    shadowed names among those roots when $7; one statement, not one per query, because
+    each costs a round trip and its own start-up."""
     bare = text_array(t for t in exclude_tables if "." not in t)
     qualified = text_array(t for t in exclude_tables if "." in t)
     cols = ", ".join(f"c{i}::text" for i in range(7))
@@ -292,9 +312,12 @@ def _fetch_sql(exclude_tables: Collection[str]) -> tuple[Statement, Statement]:
     nothing = ", ".join(["NULL::text"] * 6)
     roots = f"SELECT '-1', classid::text, objid::text, {nothing} FROM dirty"
     return (
-        Statement(" UNION ALL ".join([_SHADOWS, *every])),
+        Statement(" UNION ALL ".join([_shadows(dirty=False), *every])),
         Statement(
-            _DIRTY + " UNION ALL ".join([_SHADOWS + " WHERE $7", roots, *changed]),
+            _DIRTY
+            + " UNION ALL ".join(
+                [f"SELECT * FROM ({_shadows(dirty=True)}) sh WHERE $7", roots, *changed]
+            ),
             ("oid[]",) * 6 + ("boolean",),
         ),
     )

@@ -21,6 +21,7 @@ from alembic_preflight.catalog.listing import (
     _ROOTS,
     Root,
     Row,
+    Shadow,
     _fetch_sql,
     _root,
 )
@@ -104,9 +105,12 @@ class Snapshotter:
     Where one of them was made, dropped, or lost or renamed an object whose name (or, for
     views and types, whose definition) others print, everything that depends on it as
     pg_depend records it is read again too (one more: what a definition prints the name
-    of is what it depends on, that is how DROP ... CASCADE finds it). The result equals a
-    full snapshot's. Not for concurrent use; one Snapshotter per database. Renaming
-    objects initdb made (in pg_catalog) is not noticed.
+    of is what it depends on, that is how DROP ... CASCADE finds it). A name that comes to
+    shadow another on the search path, or stops, is printed differently by objects that
+    do not depend on it: which of ours shadow or are shadowed is read with the objects
+    read again (for those only), and when it changed, everything is read again. The
+    result equals a full snapshot's. Not for concurrent use; one Snapshotter per
+    database. Renaming objects initdb made (in pg_catalog) is not noticed.
     """
 
     def __init__(self, *, exclude_tables: Collection[str] = ("alembic_version",)) -> None:
@@ -119,7 +123,7 @@ class Snapshotter:
     def _reset(self) -> None:
         self._header: str | None = None
         self._listed: set[tuple[Any, ...]] = set()
-        self._shadows: str | None = None
+        self._shadows: frozenset[Shadow] = frozenset()
         self._versions: dict[Root, tuple[Any, Any]] = {}
         self._rows: dict[Root, list[Row]] = {}
         self._state = _Objects()
@@ -152,7 +156,9 @@ class Snapshotter:
     def _take_all(self, query: Query | Session, listed: set[tuple[Any, ...]]) -> None:
         self._reset()
         self._versions = {_root(r): (r[1], r[2]) for r in listed if r[0][0] != "="}
-        _, self._rows, self._shadows = self._decode(run(query, self._every))
+        _, self._rows, shadows = self._decode(run(query, self._every))
+        assert shadows is not None  # `every` reads them all
+        self._shadows = shadows
         self._state.fill((root, row) for root, rows in self._rows.items() for row in rows)
         self._last = Snapshot(dict(self._state.kept))
 
@@ -171,15 +177,16 @@ class Snapshotter:
         # what depends on a new object may be old (an index a new constraint now uses):
         # new and gone objects bring their dependents in at once
         spread = [k for k in seeds if k not in old] + gone
-        # which names shadow others changes only as names come, go or change (the
-        # shadowed names cost a scan of every name: read them only then)
+        # which names shadow others changes only as names come, go or change: read then,
+        # and only those of the roots read again (all of them cost a scan of every name,
+        # a third of the reading on a history that makes an extension's objects)
         dirty, fresh, shadows = self._read(query, seeds, notes, spread, names=bool(spread))
-        if shadows is not None and shadows != self._shadows:
+        if shadows is not None and not self._same_shadows(dirty, shadows):
             return False
         renamed = [root for root in dirty if self._renames(root, fresh.get(root, ()))]
         if renamed:
             more, again, shadows = self._read(query, renamed, [], renamed, names=True)
-            if shadows != self._shadows:
+            if shadows is None or not self._same_shadows(more, shadows):
                 return False
             dirty |= more
             fresh.update(again)
@@ -198,9 +205,9 @@ class Snapshotter:
         spread: list[Root],
         *,
         names: bool,
-    ) -> tuple[set[Root], dict[Root, list[Row]], str | None]:
-        """The roots to read again (see _DIRTY), their rows by root, and the shadowed
-        names when `names` (else None)."""
+    ) -> tuple[set[Root], dict[Root, list[Row]], frozenset[Shadow] | None]:
+        """The roots to read again (see _DIRTY), their rows by root, and the entries of
+        the shadowed names among those roots when `names` (else None)."""
         dirty, fresh, shadows = self._decode(
             run(
                 query,
@@ -216,21 +223,37 @@ class Snapshotter:
         )
         return dirty | set(spread), fresh, shadows
 
-    def _decode(self, found: Iterable[Row]) -> tuple[set[Root], dict[Root, list[Row]], str | None]:
+    def _decode(
+        self, found: Iterable[Row]
+    ) -> tuple[set[Root], dict[Root, list[Row]], frozenset[Shadow] | None]:
         """The rows of `every` or `changed`: the roots named to read again (-1), the rows
-        by root, the shadowed names (-2; None when not read)."""
+        by root, the shadowed names' entries (-2, each; None when not read: no -3)."""
         catalogs = self._catalogs
         dirty: set[Root] = set()
         rows: dict[Root, list[Row]] = {}
-        shadows = None
+        entries: set[Shadow] = set()
+        read = False
         for row in found:
             if row[0] == "-1":
                 dirty.add((row[1], row[2]))
             elif row[0] == "-2":
-                shadows = row[1]
+                entries.add((row[1], row[2], row[3]))
+            elif row[0] == "-3":
+                read = True
             else:
                 rows.setdefault((catalogs[int(row[0])], row[1]), []).append(tuple(row[2:]))
-        return dirty, rows, shadows
+        return dirty, rows, frozenset(entries) if read else None
+
+    def _same_shadows(self, roots: set[Root], entries: frozenset[Shadow]) -> bool:
+        """Whether the shadowed names are as before, given the entries now of `roots`
+        (every object made, dropped, renamed or moved since: the dirty roots, the gone
+        among them). An entry of an object not among them can change only as one of
+        them gains or loses its own: what makes an unchanged object shadow or stop
+        shadowing is another of its name made, dropped, renamed or moved, which is an
+        object of ours (initdb's do not change, see above) and shadows or stopped
+        shadowing it in turn."""
+        before = {e for e in self._shadows if (e[0], e[1]) in roots}
+        return before == entries
 
     def _renames(self, root: Root, rows: Iterable[Row]) -> bool:
         """Whether what `root` is made of now may change what other objects' texts print:
