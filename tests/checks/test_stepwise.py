@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import textwrap
 import time
 import uuid
 from pathlib import Path
@@ -282,6 +283,33 @@ def test_beside_the_other_checks_lane_0_walks_its_slice_after_them(tmp_path: Pat
         assert len(cases(r)) == 40
     assert "2 parallel lanes" in results[0].check("stepwise")["note"]
     assert "parallel" not in results[1].check("stepwise")["note"]
+
+
+def test_a_lane_done_early_takes_over_the_end_of_a_slower_one(tmp_path: Path) -> None:
+    """The second slice's downgrades are slow (0.25 s each from r0080, which the plan
+    cannot know): the first lane, done long before, upgrades to a cut in the rest of the
+    second slice and walks from there. Every revision is walked once, in order, and the
+    leftover in the part taken over is found, once."""
+    revs = long_history(130)
+    for i in range(80, 130):
+        r = revs[i]
+        slow = "import time\ntime.sleep(0.25)\n" + textwrap.dedent(r.downgrade).strip()
+        revs[i] = Rev(r.rev, r.down, r.upgrade, slow)
+    bad = revs[125]
+    revs[125] = Rev(
+        bad.rev, bad.down, bad.upgrade + '\nop.execute("CREATE SEQUENCE stray")', bad.downgrade
+    )
+    write_project(tmp_path, revs)
+    r = verify(tmp_path, "--jobs", "2")
+    (f,) = r.findings()
+    assert (f["rule"], f["revision"]) == ("downgrade-leaves-behind", "r0125")
+    assert f["message"] == "downgrade of r0125 leaves sequence `stray`"
+    walked = cases(r)
+    assert list(walked) == [x.rev for x in revs]  # each once, in order
+    assert {k for k, v in walked.items() if v != "passed"} == {"r0125"}
+    note = r.check("stepwise")["note"]
+    assert note.startswith("130 of 130 revisions walked"), note
+    assert "of them by a lane done early with its own slice" in note, note
 
 
 def test_shards_walk_their_share_only(tmp_path: Path) -> None:

@@ -15,8 +15,9 @@ per the `irreversible` setting and the walk goes on.
 
 Speed: the walk is split into slices of the topological order, one per lane (database +
 worker); each lane first upgrades to its slice's start in one run, then walks it, in a
-thread of its own (the lanes' workers do the work, so threads suffice). `--shard K/N`
-walks one share of the history for a CI matrix.
+thread of its own (the lanes' workers do the work, so threads suffice); a lane done
+early takes over the end of a slower one's slice (takeover.py). `--shard K/N` walks one
+share of the history for a CI matrix.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from alembic_preflight.checks.base import CheckContext, CheckSkipped, in_threads
 from alembic_preflight.checks.failures import failure_finding, start_empty
 from alembic_preflight.checks.stepwise.plan import Plan, busy_cost
+from alembic_preflight.checks.stepwise.takeover import Lanes
 from alembic_preflight.checks.stepwise.walk import Walk
 from alembic_preflight.checks.stepwise.words import RULES
 from alembic_preflight.findings import Finding
@@ -54,22 +56,20 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         )
     # one slice (a short history): the last lane, which no other check may be using
     lanes = ctx.lanes if len(plan.slices) > 1 else ctx.lanes[-1:]
-    walks = [Walk(ctx, lanes[i], plan, a, b) for i, (a, b) in enumerate(plan.slices)]
-    for w in walks:  # every lane's share before any walks: the total is known from the start
-        ctx.progress.advance(ID, w.lane, 0, w.end - w.start)
+    first = [Walk(ctx, lanes[i], plan, a, b) for i, (a, b) in enumerate(plan.slices)]
+    for w in first:  # every lane's share before any walks: the total is known from the start
+        w.count()
+    # a lane done early takes over the end of a slower one's slice (takeover.py)
+    every = Lanes(first)
     try:
-        if len(walks) == 1:
-            walks[0].walk()
+        if len(first) == 1:
+            first[0].walk()
         else:
-
-            def stop_all() -> None:  # Ctrl-C: each walk stops at its next revision
-                for w in walks:
-                    w.stop.set()
-
-            in_threads([w.walk for w in walks], interrupted=stop_all)
+            in_threads([every.runner(w) for w in first], interrupted=every.stop)
     finally:
-        for w in walks:
+        for w in every.walks:
             w.close()
+    walks = every.in_order()
     findings = _dedupe(f for w in walks for f in w.findings)
     ctx.cases = [c for w in walks for c in w.cases]
     yield from findings
@@ -93,8 +93,13 @@ def _dedupe(findings: Iterator[Finding]) -> list[Finding]:
 def _note(plan: Plan, walks: Sequence[Walk]) -> str:
     walked = sum(w.walked for w in walks)
     parts = [f"{walked} of {plan.end - plan.start} revisions walked (up, down, up)"]
-    if len(walks) > 1:
-        parts.append(f"in {len(walks)} parallel lanes")
+    lanes = len({w.lane for w in walks})
+    if lanes > 1:
+        parts.append(f"in {lanes} parallel lanes")
+    # (a walk a lane took over counts the lane's earlier walks: the first ones count none)
+    taken = sum(w.end - w.start for w in walks if w.counted)
+    if taken:
+        parts.append(f"{taken} of them by a lane done early with its own slice")
     if plan.end - plan.start != len(plan.order):
         parts.append(
             f"this shard: revisions {plan.start + 1}–{plan.end} of {len(plan.order)} in "

@@ -5,6 +5,7 @@ falls back to that walk at any other revision that is not clean."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeAlias
@@ -47,6 +48,9 @@ class Walk(Protocol):
     declared: set[str]
     applied: list[str]
     timed_out: dict[tuple[str, bool], Failure]
+    lock: threading.Lock
+    reserved: int
+    counted: int
 
     @property
     def bench(self) -> Any: ...
@@ -127,12 +131,14 @@ class FastLane:
 
     def _run_from(self, rev: str) -> None:
         w = self.walk
-        revs = w.plan.order[w.start : w.end]
         batch: list[tuple[str, bool]] = []
-        for r in revs[revs.index(rev) :]:
-            if not self._eligible(r) or len(batch) == BATCH:
-                break
-            batch.append((r, self._downgrade(r)))
+        with w.lock:  # another lane may take over the slice's end (takeover.py), not these
+            first = w.plan.order.index(rev, w.start, w.end)
+            for r in w.plan.order[first : w.end]:
+                if not self._eligible(r) or len(batch) == BATCH:
+                    break
+                batch.append((r, self._downgrade(r)))
+            w.reserved = max(w.reserved, first + len(batch))
         traced = w.ctx.traced  # the locks check's, when it reads this walk's upgrades
         request = WalkRequest(
             steps=tuple(batch),
@@ -158,7 +164,10 @@ class FastLane:
             if p.done is not None:
                 done.append(p.done)
                 # counted as it is done, not when Walk books the whole batch
-                w.ctx.progress.advance(ID, w.lane, w.walked + len(done), w.end - w.start)
+                base = w.counted
+                w.ctx.progress.advance(
+                    ID, w.lane, base + w.walked + len(done), base + w.end - w.start
+                )
 
         outcome: Outcome = w.bench.run(WALK, request, lane=w.lane, on_progress=progress)
         if outcome.ok and len(done) == len(batch):

@@ -89,38 +89,72 @@ class Walk:
     stop: threading.Event = field(default_factory=threading.Event)
     # steps the fast walk saw hit --step-timeout: not waited for a second time
     timed_out: dict[tuple[str, bool], Failure] = field(default_factory=dict)
+    # another lane may take over the end of this slice (takeover.py): `end` shrinks, never
+    # below `reserved`, the first revision no run of this walk has started
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    reserved: int = 0
+    ended: bool = False  # walked to its end: the lane's database is at order[:end]
+    counted: int = 0  # the lane's revisions counted by its walks before this one
+    continued: bool = False  # the lane's database is where an earlier walk of it left it
 
     @property
     def bench(self) -> Any:
         return self.ctx.bench
 
+    @classmethod
+    def after(cls, done: Walk, start: int, end: int, *, from_base: bool) -> Walk:
+        """A walk of order[start:end] on the lane `done` walked to its end: from where
+        that left the lane's database (its rows, checkpoint and connection go on, as one
+        walk's would), or, `from_base`, from an empty one as any slice starts."""
+        nxt = cls(done.ctx, done.lane, done.plan, start, end, noticed=set(done.noticed))
+        nxt.counted = done.counted + done.end - done.start
+        nxt.conn, done.conn = done.conn, None
+        if not from_base:
+            nxt.applied, nxt.continued = list(done.applied), True
+            nxt.filled, nxt.declared = set(done.filled), set(done.declared)
+            nxt.known, nxt.checkpoint = set(done.known), done.checkpoint
+        return nxt
+
+    def count(self) -> None:
+        """Say how far the lane is (its earlier walks' revisions included)."""
+        base = self.counted
+        self.ctx.progress.advance(
+            words.ID, self.lane, base + self.walked, base + self.end - self.start
+        )
+
     # -- the walk ------------------------------------------------------------------------
     def walk(self) -> None:
-        revs = self.plan.order[self.start : self.end]
         if self.lane == 0 and self.ctx.lane0_busy is not None:
             self.ctx.lane0_busy.free.wait()
         failure = self._prepare()
         if failure is not None:
-            self._not_reached(revs, failure, before=True)
+            self._not_reached(self.plan.order[self.start : self.end], failure, before=True)
             return
         # issue 7: a run of clean revisions in one env.py run; per request otherwise
         from alembic_preflight.checks.stepwise.fastlane import FastLane
 
         fast = FastLane(self)
-        for i, rev in enumerate(revs):
-            if self.stop.is_set():
-                return
+        while not self.stop.is_set():
+            with self.lock:
+                i = self.start + self.walked
+                if i >= self.end:
+                    self.ended = True
+                    return
+                self.reserved = max(self.reserved, i + 1)
+            rev = self.plan.order[i]
             before = len(self.findings)
             go_on = fast.record(rev) if fast.clean(rev) else self._revision(rev)
             self.walked += 1
-            self.ctx.progress.advance(words.ID, self.lane, self.walked, len(revs))
+            self.count()
             worst = min((f.severity.rank for f in self.findings[before:]), default=9)
             status = Status.FAILED if worst == Severity.ERROR.rank else Status.PASSED
             if rev in self.plan.skip:
                 status = Status.SKIPPED
             self.cases.append((rev, status))
             if not go_on:
-                rest = revs[i + 1 :]
+                with self.lock:  # (no lane takes over a walk that stopped)
+                    rest = self.plan.order[i + 1 : self.end]
+                    self.reserved = self.end
                 self.cases += [(r, Status.SKIPPED) for r in rest]
                 if rest:
                     self.stopped = (
@@ -131,7 +165,16 @@ class Walk:
                 return
 
     def _prepare(self) -> Failure | None:
-        """The lane's database just before its slice: base, then one upgrade run."""
+        """The lane's database just before its slice: base, then one upgrade run; from
+        where the lane's last walk left it, for one that goes on from there."""
+        if self.continued:
+            rest = self.plan.order[len(self.applied) : self.start]
+            failure = self._replay(rest, fresh=False)
+            if failure is None:
+                self.applied += rest
+                if len(rest) >= CHECKPOINT_EVERY:
+                    self._save_checkpoint()
+            return failure
         prefix = self.plan.order[: self.start]
         failure = self._base() or self._replay(prefix)
         self.applied = list(prefix)
