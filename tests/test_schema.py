@@ -593,6 +593,20 @@ def test_incremental_snapshots_equal_full_ones_after_every_step(make_db):
         reader.close()
 
 
+def _on_path(conn: psycopg.Connection, path: str) -> Callable[..., Snapshot]:
+    """Snapshots of `conn` with this search path: one Snapshotter's again and again, or
+    (fresh=True) a new one's, which reads everything."""
+    snapshotter = Snapshotter()
+
+    def snapshot(fresh: bool) -> Snapshot:
+        with conn.transaction():
+            conn.execute(f"SET LOCAL search_path = {path}")
+            taker = Snapshotter() if fresh else snapshotter
+            return taker.take(lambda sql: conn.execute(sql).fetchall())
+
+    return snapshot
+
+
 def test_incremental_snapshot_sees_a_new_name_shadow_an_old_one(make_db):
     """A table made in a schema earlier on the search path than another of its name: a
     view of the old one, changed in nothing, now prints that one's schema."""
@@ -602,15 +616,7 @@ def test_incremental_snapshot_sees_a_new_name_shadow_an_old_one(make_db):
         "CREATE TABLE a.t (id integer)",
         "CREATE VIEW a.v AS SELECT id FROM a.t",
     )
-    path = "SET LOCAL search_path = pg_catalog, b, a"
-    snapshotter = Snapshotter()
-
-    def snapshot(fresh: bool) -> Snapshot:
-        with conn.transaction():
-            conn.execute(path)
-            taker = Snapshotter() if fresh else snapshotter
-            return taker.take(lambda sql: conn.execute(sql).fetchall())
-
+    snapshot = _on_path(conn, "pg_catalog, b, a")
     before = snapshot(fresh=False)
     assert "FROM t" in before.objects[("view", "a.v")].definition
     conn.execute("CREATE TABLE b.t (id integer)")
@@ -648,15 +654,7 @@ def test_incremental_snapshot_sees_a_function_shadow_come_and_go(make_db):
         "CREATE FUNCTION a.f(text) RETURNS integer LANGUAGE sql AS 'SELECT 1'",
         "CREATE TABLE a.t (id integer DEFAULT a.f(1))",
     )
-    path = "SET LOCAL search_path = pg_catalog, b, a"
-    snapshotter = Snapshotter()
-
-    def snapshot(fresh: bool) -> Snapshot:
-        with conn.transaction():
-            conn.execute(path)
-            taker = Snapshotter() if fresh else snapshotter
-            return taker.take(lambda sql: conn.execute(sql).fetchall())
-
+    snapshot = _on_path(conn, "pg_catalog, b, a")
     snapshot(fresh=False)
     for ddl in (
         "CREATE FUNCTION b.f(integer) RETURNS integer LANGUAGE sql AS 'SELECT 2'",
