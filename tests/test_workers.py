@@ -4,6 +4,7 @@ verifier; the lanes a run uses follow from its checks and --jobs."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -125,3 +126,13 @@ def test_workers_started_before_the_command_line_is_read_end_with_the_run(
     )
     assert proc.returncode in (0, 2)
     assert _workers_with(marker) == []
+
+
+def test_every_module_a_worker_warms_up_exists() -> None:
+    """A worker imports these before the first request, and before its sibling is forked
+    from it: a name that is no module (one moved elsewhere) fails silently there, and each
+    worker then pays for the import in its first request."""
+    from alembic_preflight.worker.main import _DRIVER_MODULES, _WARM
+
+    for name in (*_WARM, *_DRIVER_MODULES["psycopg"]):
+        assert importlib.util.find_spec(name) is not None, name

@@ -31,7 +31,7 @@ _WARM = (
     "alembic.operations",
     "alembic.ddl.postgresql",
     "sqlalchemy.dialects.postgresql",
-    "alembic_preflight.fastwalk",
+    "alembic_preflight.worker.fastwalk",
 )
 
 
