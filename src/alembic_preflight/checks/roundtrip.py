@@ -41,7 +41,8 @@ def irreversible_by_design(history: History) -> list[str]:
 def run(ctx: CheckContext) -> Iterator[Finding]:
     bench = ctx.bench
     assert bench is not None
-    irreversible = irreversible_by_design(ctx.project.history)
+    history = ctx.project.history
+    irreversible = irreversible_by_design(history)
     if irreversible:
         # an intentional one-way revision stops every path to base; stepwise still
         # checks each downgrade that can run
@@ -56,7 +57,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     # steps: every downgrade and every upgrade again, and the first upgrades unless the
     # upgrade check left a copy at head
     passes = 2 if bench.has("head") else 3
-    count = RunCount(ctx.progress, ID, passes * len(ctx.project.history.revisions), unit="steps")
+    count = RunCount(ctx.progress, ID, passes * len(history.revisions), unit="steps")
     refused: list[Finding] = []
     failed = ensure_head(ctx, ID, refused, on_running=count)
     yield from refused

@@ -96,8 +96,7 @@ def _note(plan: Plan, walks: Sequence[Walk]) -> str:
     lanes = len({w.lane for w in walks})
     if lanes > 1:
         parts.append(f"in {lanes} parallel lanes")
-    # (a walk a lane took over counts the lane's earlier walks: the first ones count none)
-    taken = sum(w.end - w.start for w in walks if w.counted)
+    taken = sum(w.end - w.start for w in walks if w.taken_over)
     if taken:
         parts.append(f"{taken} of them by a lane done early with its own slice")
     if plan.end - plan.start != len(plan.order):

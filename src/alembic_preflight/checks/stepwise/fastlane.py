@@ -15,7 +15,6 @@ from alembic_preflight.checks.base import CheckContext
 from alembic_preflight.checks.declared_rows import user_data
 from alembic_preflight.checks.failures import timed_out
 from alembic_preflight.checks.stepwise.plan import Plan
-from alembic_preflight.checks.stepwise.words import ID
 from alembic_preflight.project.source import commit_lines
 from alembic_preflight.worker.protocol import (
     WALK,
@@ -50,12 +49,13 @@ class Walk(Protocol):
     timed_out: dict[tuple[str, bool], Failure]
     lock: threading.Lock
     reserved: int
-    counted: int
 
     @property
     def bench(self) -> Any: ...
 
     def _rebuild(self) -> Failure | None: ...
+
+    def count(self, ahead: int = 0) -> None: ...
 
     def committed(self, rev: str) -> bool: ...
 
@@ -163,11 +163,7 @@ class FastLane:
             last[:] = [p]
             if p.done is not None:
                 done.append(p.done)
-                # counted as it is done, not when Walk books the whole batch
-                base = w.counted
-                w.ctx.progress.advance(
-                    ID, w.lane, base + w.walked + len(done), base + w.end - w.start
-                )
+                w.count(ahead=len(done))  # as it is done, not when Walk books the batch
 
         outcome: Outcome = w.bench.run(WALK, request, lane=w.lane, on_progress=progress)
         if outcome.ok and len(done) == len(batch):

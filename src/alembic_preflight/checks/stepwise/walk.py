@@ -115,11 +115,17 @@ class Walk:
             nxt.known, nxt.checkpoint = set(done.known), done.checkpoint
         return nxt
 
-    def count(self) -> None:
-        """Say how far the lane is (its earlier walks' revisions included)."""
+    @property
+    def taken_over(self) -> bool:
+        """Whether this walks the end of a slice another lane started (takeover.py)."""
+        return self.counted > 0
+
+    def count(self, ahead: int = 0) -> None:
+        """Say how far the lane is: its earlier walks' revisions, this walk's, and
+        `ahead` more the fast walk has done but this walk has not booked yet."""
         base = self.counted
         self.ctx.progress.advance(
-            words.ID, self.lane, base + self.walked, base + self.end - self.start
+            words.ID, self.lane, base + self.walked + ahead, base + self.end - self.start
         )
 
     # -- the walk ------------------------------------------------------------------------
