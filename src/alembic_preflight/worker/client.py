@@ -17,13 +17,13 @@ import os
 import re
 import select
 import signal
-import threading
 import time
 from contextlib import suppress
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, Protocol
 
+from alembic_preflight.worker.deadlines import Deadlines
 from alembic_preflight.worker.main import worker_main
 from alembic_preflight.worker.protocol import STACK_SUFFIX, LayoutRefused, LayoutRequest
 
@@ -269,14 +269,13 @@ def recv_within(conn: Connection, proc: WorkerProcess | None, limit: float) -> A
     writes into our pipe (a fork, a stray fd) can begin a message that never ends, which
     recv() would wait for forever; then the worker is killed and recv() ends. What cannot
     be read ends the worker too: nothing more from it is trusted."""
-    timer = threading.Timer(limit + 1, lambda: proc.kill() if proc is not None else None)
-    timer.daemon = True
-    timer.start()
     try:
-        return conn.recv()
+        with _DEADLINES.within(limit + 1, lambda: proc.kill() if proc is not None else None):
+            return conn.recv()
     except Exception:
         if proc is not None and proc.is_alive():
             proc.kill()
         raise
-    finally:
-        timer.cancel()
+
+
+_DEADLINES = Deadlines()
