@@ -593,6 +593,31 @@ def test_incremental_snapshots_equal_full_ones_after_every_step(make_db):
         reader.close()
 
 
+def test_a_snapshot_after_commits_that_changed_nothing_reads_nothing_again(make_db):
+    """Only the listing runs: rows initdb wrote (the system schemas' comments, xmin 1)
+    keep their version from one transaction to the next, as every other row does."""
+    conn = make_db(*BASE)
+    conn.execute("COMMENT ON SCHEMA public IS 'ours now'")  # a row of ours among initdb's
+    snapshotter = Snapshotter()
+    sent: list[str] = []
+
+    def query(sql: str) -> list:
+        sent.append(sql)
+        return conn.execute(sql).fetchall()
+
+    def snapshot() -> Snapshot:
+        with conn.transaction():
+            conn.execute("SET LOCAL search_path = pg_catalog, public")
+            return snapshotter.take(query)
+
+    first = snapshot()
+    for _ in range(3):
+        conn.execute("SELECT txid_current()")  # a transaction of its own (autocommit)
+        sent.clear()
+        assert snapshot() == first
+        assert len(sent) == 1, sent  # the listing, and nothing read again
+
+
 def _on_path(conn: psycopg.Connection, path: str) -> Callable[..., Snapshot]:
     """Snapshots of `conn` with this search path: one Snapshotter's again and again, or
     (fresh=True) a new one's, which reads everything."""

@@ -64,14 +64,22 @@ _FIRST_USER_OID = 16384
 # bigint with the catalog's number, without text (which costs more than the scan): xmin
 # as a number is age('3') - age(xmin) + 3, whatever transaction the ages count from
 # (exact while the database has used fewer than 2^31 transaction ids, as a CI database
-# has). An object's version combines its rows' hashes (bit_xor; sum before 14).
-_V = "hashtidextended({a}.ctid, ((SELECT age('3'::xid))::bigint - age({a}.xmin)) * 64 + {i})"
+# has). An object's version combines its rows' hashes (bit_xor; sum before 14). A row
+# initdb wrote (xmin 1, bootstrap; or 2, frozen) has no age: age() says 2^31 - 1, so the
+# difference would change with every transaction, and the system schemas' comments
+# (pg_catalog's, public's, pg_toast's) looked changed in every snapshot after a commit,
+# each time reading them again (a statement and ~2 ms, twice a revision in the locks
+# walk, which commits around every upgrade). Such a row counts as 0: it never changes
+# (a change writes a new row, with a normal xmin).
+_XMIN = (
+    "CASE WHEN age({a}.xmin) = 2147483647 THEN 0"
+    " ELSE (SELECT age('3'::xid))::bigint - age({a}.xmin) END"
+)
+_V = "hashtidextended({a}.ctid, (" + _XMIN + ") * 64 + {i})"
 
 
 # PostgreSQL 13 has no hash function for tid
-_V13 = (
-    "hashtextextended({a}.ctid::text, ((SELECT age('3'::xid))::bigint - age({a}.xmin)) * 64 + {i})"
-)
+_V13 = "hashtextextended({a}.ctid::text, (" + _XMIN + ") * 64 + {i})"
 
 
 def _own(catalog: str, alias: str) -> tuple[str, str, tuple[str, str], str]:
