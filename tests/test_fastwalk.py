@@ -171,6 +171,44 @@ def test_our_prepared_statements_outlive_the_migrations_ddl(dbs: Any):
         assert ("column", "t.n") not in first.objects
 
 
+def test_the_server_is_asked_for_our_statements_only_after_one_that_can_drop_them(dbs: Any):
+    """The walk hears each statement the migrations send through SQLAlchemy: after most,
+    our prepared statements are still there (no question to the server); after a
+    DEALLOCATE ALL (here inside a DO block's text) or a rollback, they may not be."""
+    _, engine = dbs("CREATE TABLE t (id int)")
+    with engine.connect() as connection:
+        db = fastwalk.SqlConn(connection)
+        sent: list[str] = []
+
+        def query(sql: str) -> list[tuple[Any, ...]]:
+            sent.append(sql)
+            return db.query(sql)
+
+        session = Session(query)
+        asked = "FROM pg_prepared_statements"
+
+        def snapshot_asked(migration: str | None) -> bool:
+            if migration is not None:
+                connection.exec_driver_sql(migration)
+            sent.clear()
+            fastwalk.take_snapshot(db, snapshotter, session)
+            return any(asked in s for s in sent)
+
+        snapshotter = Snapshotter()
+        with fastwalk.driver_not_preparing(connection), fastwalk._watched(connection, session):
+            users = connection.begin()  # env.py's transaction, as the walk runs in it
+            assert snapshot_asked(None)  # the session's first statement of ours
+            assert not snapshot_asked("ALTER TABLE t ADD COLUMN n int")
+            assert not snapshot_asked("SELECT 1")
+            assert snapshot_asked("DO $$ BEGIN EXECUTE 'DEALLOCATE ALL'; END $$")
+            assert not snapshot_asked("ALTER TABLE t ADD COLUMN m int")
+            users.rollback()
+            users = connection.begin()
+            assert snapshot_asked(None)
+            assert not snapshot_asked("ALTER TABLE t ADD COLUMN k int")
+            users.commit()
+
+
 def test_a_table_holding_rows_is_looked_at_once(dbs: Any):
     """Each revision's seeding reads only tables it has not seen: one that holds rows of
     its own when first seen is left alone from then on, in both seeders."""

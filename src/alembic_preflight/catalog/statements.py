@@ -12,7 +12,9 @@ each statement the first time it runs and executes it by name after. Prepared st
 outlive transactions but not `DEALLOCATE ALL` (which a driver, or a migration, may send):
 after anything but our own statements ran in the session, say so with
 `Session.others_ran()`, and the next statement first asks the server which of ours it
-still holds.
+still holds; given the statement that ran, only one that can drop prepared statements
+(DEALLOCATE, DISCARD) does that (asking after every migration step cost a statement per
+snapshot, two a revision in the stepwise walk).
 
 A `Session` hands a statement its arguments as settings of our own
 (`alembic_preflight.p1`, ...; `set_config` just before `EXECUTE`), not as parameters of
@@ -41,6 +43,9 @@ PREFIX = "alembic_preflight_"
 SETTING = "alembic_preflight.p"
 
 _PARAM = re.compile(r"\$(\d+)")
+# what can drop a session's prepared statements, also inside a DO block or a function body
+# given as text (DISCARD ALL cannot run inside a transaction, where our statements run)
+_DROPS_PREPARED = re.compile(r"\b(?:DEALLOCATE|DISCARD)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -82,8 +87,10 @@ class Session:
     held: set[str] = field(default_factory=set)
     checked: bool = False  # whether `held` is known to be right
 
-    def others_ran(self) -> None:
-        self.checked = False
+    def others_ran(self, sql: str | None = None) -> None:
+        """A statement not ours ran in the session: `sql`, or any (None)."""
+        if sql is None or _DROPS_PREPARED.search(sql):
+            self.checked = False
 
     def run(self, statement: Statement, *args: str) -> list[tuple[Any, ...]]:
         assert len(args) == len(statement.types)

@@ -175,6 +175,7 @@ def walk_steps(
         driver_not_preparing(context.connection),
         _forgotten_on_error(request.exclude),
         ended,
+        _watched(context.connection, session),
     ):
         looked: frozenset[Any] | None = None  # the tables there at the last seeding
         for rev, downgrade in request.steps:
@@ -210,7 +211,6 @@ def walk_steps(
             up = step(script.revision_map, revision, True)
             up.migration_fn = first.wrap(up.migration_fn)
             yield from ended.around(up)
-            session.others_ran()
             if first.cleared:  # emptied: seeded again before the next revision
                 filled.difference_update(first.cleared)
                 known.clear()
@@ -228,7 +228,6 @@ def walk_steps(
                 down = step(script.revision_map, revision, False)
                 down.migration_fn = probe.wrap(down.migration_fn)
                 yield from ended.around(down)
-                session.others_ran()
                 after(rev)
                 if probe.undone:
                     # R's schema is back (the downgrade's savepoint was rolled back) and
@@ -239,7 +238,6 @@ def walk_steps(
                 else:
                     send(Progress(rev, "upgrade again"))
                     yield from ended.around(step(script.revision_map, revision, True))
-                    session.others_ran()
                     after(rev)
             done = RevisionResult(
                 rev,
@@ -253,6 +251,30 @@ def walk_steps(
                 cleared=first.cleared,
             )
             send(Progress(rev, "done", done))
+
+
+@contextmanager
+def _watched(connection: Any, session: Session) -> Iterator[None]:
+    """Tell `session` each statement the migrations send (through SQLAlchemy: all but
+    what they send on the driver's own connection; should that drop our statements, ours
+    fails and the per-request walk takes the revision), and each rollback of the
+    transaction: psycopg sends DEALLOCATE ALL with one when it holds statements it
+    prepared itself (not while driver_not_preparing holds; from before, it may)."""
+    from sqlalchemy import event
+
+    def seen(conn: Any, cursor: Any, statement: Any, *rest: Any) -> None:
+        session.others_ran(statement if isinstance(statement, str) else None)
+
+    def rolled_back(conn: Any) -> None:
+        session.others_ran()
+
+    event.listen(connection, "before_cursor_execute", seen)
+    event.listen(connection, "rollback", rolled_back)
+    try:
+        yield
+    finally:
+        event.remove(connection, "before_cursor_execute", seen)
+        event.remove(connection, "rollback", rolled_back)
 
 
 class _Ended:

@@ -157,7 +157,6 @@ class GuardedDowngrade:
             except Exception as e:
                 self._failed(e, nested, lambda: downgrade(**kw))
                 return
-            self.session.others_ran()
             after_down = take_snapshot(self.db, self.snapshotter, self.session)
             diff = diff_snapshots(self.before, after_down)
             # an autocommit_block in the downgrade ended the transaction, our savepoint too
