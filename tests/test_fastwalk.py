@@ -174,7 +174,8 @@ def test_our_prepared_statements_outlive_the_migrations_ddl(dbs: Any):
 def test_the_server_is_asked_for_our_statements_only_after_one_that_can_drop_them(dbs: Any):
     """The walk hears each statement the migrations send through SQLAlchemy: after most,
     our prepared statements are still there (no question to the server); after a
-    DEALLOCATE ALL (here inside a DO block's text) or a rollback, they may not be."""
+    DEALLOCATE ALL (here inside a DO block's text) or a rollback, they may not be. Our
+    own reads outside a transaction end theirs without a rollback."""
     _, engine = dbs("CREATE TABLE t (id int)")
     with engine.connect() as connection:
         db = fastwalk.SqlConn(connection)
@@ -207,6 +208,10 @@ def test_the_server_is_asked_for_our_statements_only_after_one_that_can_drop_the
             assert snapshot_asked(None)
             assert not snapshot_asked("ALTER TABLE t ADD COLUMN k int")
             users.commit()
+            # between the steps of transaction_per_migration: in a transaction of ours,
+            # ended so that psycopg has no reason to drop anything (no rollback)
+            assert not snapshot_asked(None)
+            assert not snapshot_asked(None)
 
 
 def test_a_table_holding_rows_is_looked_at_once(dbs: Any):

@@ -60,13 +60,19 @@ class SqlConn:
 
     @contextmanager
     def reading(self) -> Iterator[None]:
-        """Reads in the user's transaction, or in one of ours that is ended after."""
+        """Reads in the user's transaction, or in one of ours that is ended after: by a
+        commit when they ran (they only read, so it keeps nothing), as a rollback makes
+        psycopg drop the statements it prepared itself (DEALLOCATE ALL), which drops ours
+        too, and the walk would ask the server for them again (fastwalk._watched)."""
         outer = None if self.connection.in_transaction() else self.connection.begin()
         try:
             yield
-        finally:
+        except BaseException:
             if outer is not None:
                 outer.rollback()
+            raise
+        if outer is not None:
+            outer.commit()
 
     def check_deferred(self) -> None:
         """Deferred constraints are checked at commit; the per-request walk commits after
