@@ -64,16 +64,27 @@ def drop(admin: psycopg.Connection[Any], name: str) -> None:
 
 
 def create(
-    admin: psycopg.Connection[Any], name: str, template: str | None, step_timeout: float
+    admin: psycopg.Connection[Any],
+    name: str,
+    template: str | None,
+    step_timeout: float,
+    *,
+    again: bool = False,
 ) -> None:
-    """A new database, empty or a copy of `template` (milliseconds: a file copy)."""
+    """A new database, empty or a copy of `template` (milliseconds: a file copy). `again`:
+    a try after our connection was ended, when the database may be there already (made
+    whole, CREATE DATABASE being atomic), its settings not yet."""
     q = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
     if template is not None:
         terminate(admin, template)
         q = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
             sql.Identifier(name), sql.Identifier(template)
         )
-    admin.execute(q)
+    try:
+        admin.execute(q)
+    except psycopg.errors.DuplicateDatabase:
+        if not again:
+            raise
     # per database, so it reaches every driver env.py may use (asyncpg ignores PGOPTIONS)
     admin.execute(
         sql.SQL("ALTER DATABASE {} SET statement_timeout = {}").format(
@@ -113,6 +124,9 @@ def versions(server: Server, db: str, table: sql.Composable) -> frozenset[str] |
     return frozenset(str(r[0]) for r in rows)
 
 
+TRIES = 4  # Admin.do's, on a connection a migration ended
+
+
 @dataclass
 class Admin:
     """Our maintenance connection to the server, made again when it was ended: a
@@ -127,13 +141,17 @@ class Admin:
         return self.conn
 
     def do(self, fn: Callable[[psycopg.Connection[Any]], None]) -> None:
-        """`fn` on the connection, once more on a new one if the old was ended."""
-        try:
-            fn(self.connection())
-        except psycopg.OperationalError:
-            if self.conn is not None and not (self.conn.closed or self.conn.broken):
-                raise
-            fn(self.connection())
+        """`fn` on the connection, again on a new one if the old was ended (up to
+        TRIES times: each lane's worker may run the revision that ends the others'
+        sessions, one just after the other)."""
+        for left in range(TRIES - 1, -1, -1):
+            try:
+                fn(self.connection())
+                return
+            except psycopg.OperationalError:
+                ended = self.conn is None or self.conn.closed or self.conn.broken
+                if not left or not ended:
+                    raise
 
     def terminate(self, name: str) -> None:
         self.do(lambda admin: terminate(admin, name))
@@ -142,7 +160,14 @@ class Admin:
         self.do(lambda admin: drop(admin, name))
 
     def create(self, name: str, template: str | None, step_timeout: float) -> None:
-        self.do(lambda admin: create(admin, name, template, step_timeout))
+        tries = 0
+
+        def once(admin: psycopg.Connection[Any]) -> None:
+            nonlocal tries
+            tries += 1
+            create(admin, name, template, step_timeout, again=tries > 1)
+
+        self.do(once)
 
     def close(self) -> None:
         if self.conn is not None:

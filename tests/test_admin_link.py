@@ -1,0 +1,73 @@
+"""Our maintenance connection (database/lanes.py: Admin) when a migration ends every other
+session: test_hostile_input runs such a migration; these make its races happen every time."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from alembic_preflight.database import lanes
+from alembic_preflight.database.base import Server
+
+
+@pytest.fixture
+def admin(pg_server: Server) -> Iterator[lanes.Admin]:
+    link = lanes.Admin(pg_server)
+    yield link
+    link.close()
+
+
+@pytest.fixture
+def name(pg_server: Server) -> Iterator[str]:
+    made = f"admin_{uuid.uuid4().hex[:8]}"
+    yield made
+    with psycopg.connect(pg_server.conninfo(), autocommit=True) as c:
+        c.execute(f"DROP DATABASE IF EXISTS {made}")
+
+
+def _ended_by_a_migration(conn: psycopg.Connection[Any]) -> None:
+    """What pg_terminate_backend from another session does to ours."""
+    with pytest.raises(psycopg.OperationalError):
+        conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+
+def test_each_time_our_connection_is_ended_the_next_try_makes_a_new_one(
+    admin: lanes.Admin,
+) -> None:
+    tries: list[int] = []
+
+    def ended_three_times(conn: psycopg.Connection[Any]) -> None:
+        tries.append(conn.info.backend_pid)
+        if len(tries) < lanes.TRIES:
+            _ended_by_a_migration(conn)
+            raise psycopg.OperationalError("terminating connection")
+
+    admin.do(ended_three_times)
+    assert len(tries) == lanes.TRIES and len(set(tries)) == lanes.TRIES
+    tries.clear()
+
+    def always_ended(conn: psycopg.Connection[Any]) -> None:
+        tries.append(conn.info.backend_pid)
+        _ended_by_a_migration(conn)
+        raise psycopg.OperationalError("terminating connection")
+
+    with pytest.raises(psycopg.OperationalError):
+        admin.do(always_ended)
+    assert len(tries) == lanes.TRIES
+
+
+def test_a_database_made_before_our_connection_was_ended_is_finished_on_the_next_try(
+    admin: lanes.Admin, name: str, pg_server: Server
+) -> None:
+    conn = admin.connection()
+    conn.execute(f"CREATE DATABASE {name}")  # the first try got this far, then was ended
+    with pytest.raises(psycopg.errors.DuplicateDatabase):
+        lanes.create(conn, name, None, 7)  # a first try: not ours to take over
+    lanes.create(conn, name, None, 7, again=True)
+    with psycopg.connect(pg_server.conninfo(name), autocommit=True) as c:
+        assert c.execute("SHOW statement_timeout").fetchone() == ("7s",)
+        assert c.execute("SHOW jit").fetchone() == ("off",)
