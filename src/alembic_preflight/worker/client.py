@@ -17,6 +17,7 @@ import os
 import re
 import select
 import signal
+import threading
 import time
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -92,6 +93,9 @@ def _can_watch_forks() -> bool:
     return True
 
 
+_JOINING = threading.Lock()  # Forked.join's, as the lane's thread and close() may both join
+
+
 @dataclass
 class Forked:
     """A worker another worker forked: not our child, so watched through a pidfd. It says
@@ -120,9 +124,13 @@ class Forked:
         return self._fd is not None and not select.select([self._fd], [], [], 0)[0]
 
     def join(self, timeout: float | None = None) -> None:
-        if self._fd is not None and select.select([self._fd], [], [], timeout)[0]:
-            os.close(self._fd)  # it has ended: nothing more to watch
-            self._fd = None
+        fd = self._fd  # (another thread may join it meanwhile: the fd is closed once)
+        if fd is None or not select.select([fd], [], [], timeout)[0]:
+            return
+        with _JOINING:
+            if self._fd == fd:
+                self._fd = None
+                os.close(fd)  # it has ended: nothing more to watch
 
     def kill(self) -> None:
         if self._fd is not None:
