@@ -214,6 +214,35 @@ def test_the_server_is_asked_for_our_statements_only_after_one_that_can_drop_the
             assert not snapshot_asked(None)
 
 
+@pytest.mark.parametrize("prepared", [False, True])
+def test_the_locks_trace_reads_the_same_prepared_also_past_a_deallocate(dbs: Any, prepared: bool):
+    """The locks trace's fixed queries run prepared in the migration's session: what they
+    read is what they read as plain statements, also after the migration sent DEALLOCATE
+    ALL (they are prepared again), and nothing of ours is left but prepared statements."""
+    from alembic_preflight.worker import lock_trace
+
+    _, engine = dbs("CREATE TABLE t (id int PRIMARY KEY, n int); INSERT INTO t VALUES (1, 1)")
+    with engine.connect() as connection:
+        db = fastwalk.SqlConn(connection)
+        with connection.begin():
+            with lock_trace.tracing(connection, __file__, db.query, prepared=prepared) as tracer:
+                connection.exec_driver_sql("ALTER TABLE t ADD COLUMN a int")
+                connection.exec_driver_sql("DEALLOCATE ALL")
+                connection.exec_driver_sql("CREATE INDEX t_n ON t (n)")
+                connection.exec_driver_sql("ALTER TABLE t ALTER COLUMN n TYPE bigint")
+            held = {r[0] for r in db.query("SELECT name FROM pg_prepared_statements")}
+    effects = [
+        (s.sql.split()[0], [(e.mode, e.rewritten) for e in s.effects]) for s in tracer.statements
+    ]
+    assert effects == [
+        ("ALTER", [("AccessExclusiveLock", False)]),
+        ("DEALLOCATE", []),
+        ("CREATE", [("AccessExclusiveLock", False)]),  # (held since the first)
+        ("ALTER", [("AccessExclusiveLock", True)]),
+    ]
+    assert bool(held) == prepared and all(n.startswith(PREFIX) for n in held)
+
+
 def test_a_table_holding_rows_is_looked_at_once(dbs: Any):
     """Each revision's seeding reads only tables it has not seen: one that holds rows of
     its own when first seen is left alone from then on, in both seeders."""

@@ -24,6 +24,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from alembic_preflight.catalog.statements import Session, Statement
 from alembic_preflight.worker.protocol import TableEffect, Traced, TracedStatement
 from alembic_preflight.worker.sql_conn import SqlConn
 
@@ -76,6 +77,12 @@ SELECT l.relation::int8, l.mode, c.relkind::text, c.relfilenode::int8,
 """
 
 
+# Run prepared (a third of their time was planning them: ~0.25 ms of ~0.6, measured, for
+# each DDL statement of each revision)
+_BASE_RUN = Statement(_BASE)
+_AFTER_RUN = Statement(_AFTER)
+
+
 def _rank(mode: str) -> int:
     return MODES.index(mode) if mode in MODES else -1
 
@@ -99,12 +106,22 @@ class Tracer:
     # table or index oid -> its file and scan count when last read (tables: from the start)
     seen: dict[int, _Relation] = field(default_factory=dict)
     rows: dict[int, bool] = field(default_factory=dict)
+    # our fixed queries prepared in the migration's session (tracing() tells it each
+    # statement the migration sends); None: as plain statements
+    session: Session | None = None
     _started: float = 0.0
     _based: bool = False  # _BASE has been read
     _moved: bool = False  # a data statement ran since the last look at the scan counters
     _line: int | None = None
 
+    def _run(self, statement: Statement) -> list[tuple[Any, ...]]:
+        if self.session is None:
+            return self.query(statement.text)
+        return self.session.run(statement)
+
     def before(self, statement: str) -> None:
+        if self.session is not None:
+            self.session.others_ran(statement)
         self._line = _line_in(self.path)
         if _DDL.search(statement):
             if not self._based:
@@ -116,7 +133,7 @@ class Tracer:
     def _base(self) -> None:
         """What was there before the revision's first DDL statement (the data statements
         before it cannot rewrite, index or lock strongly; their scans are theirs)."""
-        for kind, oid, n, extra in self.query(_BASE):
+        for kind, oid, n, extra in self._run(_BASE_RUN):
             if kind == "w":
                 self.watermark = int(oid or 0)
             elif kind == "s":
@@ -159,7 +176,7 @@ class Tracer:
         )
 
     def _effects(self, statement: str) -> tuple[tuple[TableEffect, ...], str]:
-        found = self.query(_AFTER)
+        found = self._run(_AFTER_RUN)
         timeout = str(found[0][7]) if found else ""
         tables: dict[int, dict[str, Any]] = {}
         built: dict[int, str] = {}
@@ -234,11 +251,14 @@ def tracing(
     connection: Any,
     path: str,
     query: Callable[[str], list[tuple[Any, ...]]],
+    *,
+    prepared: bool = False,
 ) -> Iterator[Tracer]:
-    """Trace the statements run on `connection` (a SQLAlchemy Connection) meanwhile."""
+    """Trace the statements run on `connection` (a SQLAlchemy Connection) meanwhile;
+    `prepared`: with our fixed queries prepared in its session."""
     from sqlalchemy import event
 
-    tracer = Tracer(query, path)
+    tracer = Tracer(query, path, session=Session(query) if prepared else None)
 
     def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         tracer.before(statement)
@@ -250,11 +270,16 @@ def tracing(
     def ended(conn: Any) -> None:
         tracer.transaction += 1  # autocommit_block: what follows holds no earlier lock
 
+    def rolled_back(conn: Any) -> None:
+        ended(conn)
+        if tracer.session is not None:  # (psycopg may drop what it prepared, ours too)
+            tracer.session.others_ran()
+
     listeners = (
         ("before_cursor_execute", before),
         ("after_cursor_execute", after),
         ("commit", ended),
-        ("rollback", ended),
+        ("rollback", rolled_back),
     )
     for name, fn in listeners:
         event.listen(connection, name, fn)
@@ -283,7 +308,7 @@ def upgrade_tracer(
             return
         connection = op.get_bind()
         path = script.get_revision(revision).path
-        with tracing(connection, path, SqlConn(connection).query) as tracer:
+        with tracing(connection, path, SqlConn(connection).query, prepared=True) as tracer:
             yield
         done.add(revision)
         send(Traced(revision, tuple(tracer.statements)))
