@@ -242,3 +242,27 @@ def test_the_workers_downgrade_step_lands_where_alembics_does(name: str) -> None
         for heads in ({r.revision}, {r.revision} | all_heads, {r.revision, *r._all_down_revisions}):
             assert ours._unmerge_to_revisions(heads) == theirs._unmerge_to_revisions(heads)
             assert ours.should_delete_branch(heads) == theirs.should_delete_branch(heads)
+
+
+def test_reading_a_history_leaves_the_garbage_collector_as_it_was(tmp_path: Path) -> None:
+    """The collector is off while the files are parsed (collector.paused), then as before:
+    on, or off when the caller had it off, also when reading fails."""
+    import gc
+
+    from alembic_preflight import collector
+    from alembic_preflight.project.history import load_history
+
+    (tmp_path / "a1_first.py").write_text('revision = "a1"\ndown_revision = None\n')
+    assert gc.isenabled()
+    assert load_history([tmp_path], False).revisions.keys() == {"a1"}
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        load_history([tmp_path], False)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(RuntimeError), collector.paused():
+        assert not gc.isenabled()
+        raise RuntimeError("while parsing")
+    assert gc.isenabled()

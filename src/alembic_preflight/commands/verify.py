@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from alembic_preflight import __version__, output, output_progress
+from alembic_preflight import __version__, collector, output, output_progress
 from alembic_preflight.baseline import Entry, Matcher
 from alembic_preflight.baseline import load as load_baseline
 from alembic_preflight.checks import CHECKS, rule_docs, stepwise
@@ -85,6 +85,7 @@ def run_verify(
     secrets: tuple[str, ...] = ()
     if project is None:
         project = load_project(settings, prewarmed.layout if prewarmed else None)
+    collector.keep_all()  # the project's syntax trees live as long as the run
     check_rule_names(settings)
     checks = [CHECKS[c] for c in settings.checks]
     results: dict[str, CheckResult] = {}

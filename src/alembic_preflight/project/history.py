@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alembic_preflight import collector
 from alembic_preflight.project.source import raises_unconditionally
 
 # Alembic: _only_source_rev_file and _legacy_rev (alembic/script/base.py)
@@ -98,7 +99,8 @@ def _walk(top: Path) -> Iterator[tuple[Path, list[str], list[str]]]:
 
 
 def load_history(version_dirs: Sequence[Path], recursive: bool) -> History:
-    files = [_read(p) for p in revision_files(version_dirs, recursive)]
+    with collector.paused():  # syntax trees, none of them garbage
+        files = [_read(p) for p in revision_files(version_dirs, recursive)]
     return History.from_files(files)
 
 

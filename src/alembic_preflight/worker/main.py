@@ -16,6 +16,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from alembic_preflight import collector
 from alembic_preflight.worker.failures import failure_static
 from alembic_preflight.worker.protocol import STACK_SUFFIX, LayoutRefused, LayoutRequest, Outcome
 from alembic_preflight.worker.steps import Worker
@@ -129,11 +130,15 @@ def worker_main(conn: Any, driver: str = "psycopg", siblings: tuple[Any, ...] = 
         # the revision files, before the first request asks: one that does not load
         # (raising anything, SystemExit too) fails that request, as it did before
         try:
-            worker.wrap_modules()
+            with collector.paused():
+                worker.wrap_modules()
         except KeyboardInterrupt:
             return
         except BaseException:  # reported by the first request
             pass
+    # what is loaded by now (Alembic, SQLAlchemy, the revision modules) lives as long as
+    # the worker
+    collector.keep_all()
     while True:
         try:
             request = conn.recv()
