@@ -598,36 +598,34 @@ def test_a_snapshot_after_commits_that_changed_nothing_reads_nothing_again(make_
     keep their version from one transaction to the next, as every other row does."""
     conn = make_db(*BASE)
     conn.execute("COMMENT ON SCHEMA public IS 'ours now'")  # a row of ours among initdb's
-    snapshotter = Snapshotter()
     sent: list[str] = []
-
-    def query(sql: str) -> list:
-        sent.append(sql)
-        return conn.execute(sql).fetchall()
-
-    def snapshot() -> Snapshot:
-        with conn.transaction():
-            conn.execute("SET LOCAL search_path = pg_catalog, public")
-            return snapshotter.take(query)
-
-    first = snapshot()
+    snapshot = _on_path(conn, "pg_catalog, public", sent)
+    first = snapshot(fresh=False)
     for _ in range(3):
         conn.execute("SELECT txid_current()")  # a transaction of its own (autocommit)
         sent.clear()
-        assert snapshot() == first
+        assert snapshot(fresh=False) == first
         assert len(sent) == 1, sent  # the listing, and nothing read again
 
 
-def _on_path(conn: psycopg.Connection, path: str) -> Callable[..., Snapshot]:
+def _on_path(
+    conn: psycopg.Connection, path: str, sent: list[str] | None = None
+) -> Callable[..., Snapshot]:
     """Snapshots of `conn` with this search path: one Snapshotter's again and again, or
-    (fresh=True) a new one's, which reads everything."""
+    (fresh=True) a new one's, which reads everything; each statement it runs goes in
+    `sent`, when given."""
     snapshotter = Snapshotter()
+
+    def query(sql: str) -> list:
+        if sent is not None:
+            sent.append(sql)
+        return conn.execute(sql).fetchall()
 
     def snapshot(fresh: bool) -> Snapshot:
         with conn.transaction():
             conn.execute(f"SET LOCAL search_path = {path}")
             taker = Snapshotter() if fresh else snapshotter
-            return taker.take(lambda sql: conn.execute(sql).fetchall())
+            return taker.take(query)
 
     return snapshot
 
