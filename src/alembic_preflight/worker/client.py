@@ -17,8 +17,8 @@ import os
 import re
 import select
 import signal
-import threading
 import time
+import weakref
 from contextlib import suppress
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -93,9 +93,6 @@ def _can_watch_forks() -> bool:
     return True
 
 
-_JOINING = threading.Lock()  # Forked.join's, as the lane's thread and close() may both join
-
-
 @dataclass
 class Forked:
     """A worker another worker forked: not our child, so watched through a pidfd. It says
@@ -112,6 +109,10 @@ class Forked:
                     return False
                 self.pid = int(self.conn.recv())
                 self._fd = os.pidfd_open(self.pid)
+                # closed with this object, not when the worker ends: the lane's thread
+                # and the workbench may watch or kill it at once, and a descriptor closed
+                # under one of them could be another's by then
+                weakref.finalize(self, os.close, self._fd)
             except (OSError, EOFError, ValueError, TypeError):
                 return False
         return True
@@ -124,13 +125,8 @@ class Forked:
         return self._fd is not None and not select.select([self._fd], [], [], 0)[0]
 
     def join(self, timeout: float | None = None) -> None:
-        fd = self._fd  # (another thread may join it meanwhile: the fd is closed once)
-        if fd is None or not select.select([fd], [], [], timeout)[0]:
-            return
-        with _JOINING:
-            if self._fd == fd:
-                self._fd = None
-                os.close(fd)  # it has ended: nothing more to watch
+        if self._fd is not None:
+            select.select([self._fd], [], [], timeout)  # readable once it has ended
 
     def kill(self) -> None:
         if self._fd is not None:
