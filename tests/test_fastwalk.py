@@ -20,7 +20,7 @@ from alembic_preflight.catalog.snapshot import Snapshotter, take_snapshot
 from alembic_preflight.catalog.sql import literal, oid_array, text_array
 from alembic_preflight.catalog.statements import PREFIX, Session, Statement
 from alembic_preflight.database.base import Server
-from alembic_preflight.worker import fastwalk
+from alembic_preflight.worker import fastwalk, sql_conn
 from tests.test_schema import BASE
 
 SEEDED = """
@@ -196,7 +196,7 @@ def test_the_server_is_asked_for_our_statements_only_after_one_that_can_drop_the
             return any(asked in s for s in sent)
 
         snapshotter = Snapshotter()
-        with fastwalk.driver_not_preparing(connection), fastwalk._watched(connection, session):
+        with fastwalk.driver_not_preparing(connection), sql_conn.heard_by(connection, session):
             users = connection.begin()  # env.py's transaction, as the walk runs in it
             assert snapshot_asked(None)  # the session's first statement of ours
             assert not snapshot_asked("ALTER TABLE t ADD COLUMN n int")

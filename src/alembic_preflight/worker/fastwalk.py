@@ -58,7 +58,7 @@ from alembic_preflight.worker.protocol import (
     WalkRequest,
 )
 from alembic_preflight.worker.revision_step import step
-from alembic_preflight.worker.sql_conn import SqlConn
+from alembic_preflight.worker.sql_conn import SqlConn, heard_by
 
 
 class TransactionEnded(Exception):
@@ -175,7 +175,7 @@ def walk_steps(
         driver_not_preparing(context.connection),
         _forgotten_on_error(request.exclude),
         ended,
-        _watched(context.connection, session),
+        heard_by(context.connection, session),
     ):
         looked: frozenset[Any] | None = None  # the tables there at the last seeding
         for rev, downgrade in request.steps:
@@ -251,30 +251,6 @@ def walk_steps(
                 cleared=first.cleared,
             )
             send(Progress(rev, "done", done))
-
-
-@contextmanager
-def _watched(connection: Any, session: Session) -> Iterator[None]:
-    """Tell `session` each statement the migrations send (through SQLAlchemy: all but
-    what they send on the driver's own connection; should that drop our statements, ours
-    fails and the per-request walk takes the revision), and each rollback of the
-    transaction: psycopg sends DEALLOCATE ALL with one when it holds statements it
-    prepared itself (not while driver_not_preparing holds; from before, it may)."""
-    from sqlalchemy import event
-
-    def seen(conn: Any, cursor: Any, statement: Any, *rest: Any) -> None:
-        session.others_ran(statement if isinstance(statement, str) else None)
-
-    def rolled_back(conn: Any) -> None:
-        session.others_ran()
-
-    event.listen(connection, "before_cursor_execute", seen)
-    event.listen(connection, "rollback", rolled_back)
-    try:
-        yield
-    finally:
-        event.remove(connection, "before_cursor_execute", seen)
-        event.remove(connection, "rollback", rolled_back)
 
 
 class _Ended:

@@ -20,13 +20,13 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from alembic_preflight.catalog.statements import Session, Statement
 from alembic_preflight.worker.protocol import TableEffect, Traced, TracedStatement
-from alembic_preflight.worker.sql_conn import SqlConn
+from alembic_preflight.worker.sql_conn import SqlConn, heard_by
 
 # PostgreSQL's table lock modes, weakest first: from SHARE on, writes wait
 MODES = (
@@ -106,7 +106,7 @@ class Tracer:
     # table or index oid -> its file and scan count when last read (tables: from the start)
     seen: dict[int, _Relation] = field(default_factory=dict)
     rows: dict[int, bool] = field(default_factory=dict)
-    # our fixed queries prepared in the migration's session (tracing() tells it each
+    # our fixed queries prepared in the migration's session (tracing() has it hear each
     # statement the migration sends); None: as plain statements
     session: Session | None = None
     _started: float = 0.0
@@ -120,8 +120,6 @@ class Tracer:
         return self.session.run(statement)
 
     def before(self, statement: str) -> None:
-        if self.session is not None:
-            self.session.others_ran(statement)
         self._line = _line_in(self.path)
         if _DDL.search(statement):
             if not self._based:
@@ -270,21 +268,17 @@ def tracing(
     def ended(conn: Any) -> None:
         tracer.transaction += 1  # autocommit_block: what follows holds no earlier lock
 
-    def rolled_back(conn: Any) -> None:
-        ended(conn)
-        if tracer.session is not None:  # (psycopg may drop what it prepared, ours too)
-            tracer.session.others_ran()
-
     listeners = (
         ("before_cursor_execute", before),
         ("after_cursor_execute", after),
         ("commit", ended),
-        ("rollback", rolled_back),
+        ("rollback", ended),
     )
     for name, fn in listeners:
         event.listen(connection, name, fn)
     try:
-        yield tracer
+        with heard_by(connection, tracer.session) if tracer.session else nullcontext():
+            yield tracer
     finally:
         for name, fn in listeners:
             event.remove(connection, name, fn)

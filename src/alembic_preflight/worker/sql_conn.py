@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from alembic_preflight.catalog.statements import Session
+
 
 class SqlConn:
     """Statements on the migration's own SQLAlchemy connection, without bind parameters.
@@ -63,7 +65,7 @@ class SqlConn:
         """Reads in the user's transaction, or in one of ours that is ended after: by a
         commit when they ran (they only read, so it keeps nothing), as a rollback makes
         psycopg drop the statements it prepared itself (DEALLOCATE ALL), which drops ours
-        too, and the walk would ask the server for them again (fastwalk._watched)."""
+        too, and the walk would ask the server for them again (heard_by, below)."""
         outer = None if self.connection.in_transaction() else self.connection.begin()
         try:
             yield
@@ -85,3 +87,29 @@ class SqlConn:
             return
         with self.savepoint(keep=False):
             self.query("SET CONSTRAINTS ALL IMMEDIATE")
+
+
+@contextmanager
+def heard_by(connection: Any, session: Session) -> Iterator[None]:
+    """Tell `session` (our prepared statements in the session of `connection`, a
+    SQLAlchemy Connection) each statement the migrations send meanwhile, and each
+    rollback of the transaction. Through SQLAlchemy: not what they send on the driver's
+    own connection; should that drop our statements, ours fails and the per-request walk
+    takes the revision. A rollback: psycopg sends DEALLOCATE ALL with one when it holds
+    statements it prepared itself (not while fastwalk.driver_not_preparing holds; from
+    before, it may)."""
+    from sqlalchemy import event
+
+    def seen(conn: Any, cursor: Any, statement: Any, *rest: Any) -> None:
+        session.others_ran(statement if isinstance(statement, str) else None)
+
+    def rolled_back(conn: Any) -> None:
+        session.others_ran()
+
+    event.listen(connection, "before_cursor_execute", seen)
+    event.listen(connection, "rollback", rolled_back)
+    try:
+        yield
+    finally:
+        event.remove(connection, "before_cursor_execute", seen)
+        event.remove(connection, "rollback", rolled_back)
