@@ -136,3 +136,56 @@ def test_every_module_a_worker_warms_up_exists() -> None:
 
     for name in (*_WARM, *_DRIVER_MODULES["psycopg"]):
         assert importlib.util.find_spec(name) is not None, name
+
+
+# Patched before env.py runs, imported only when env.py imports them (connect_guard, engines):
+# a driver or SQLAlchemy's asyncio imported afterwards, or before, is guarded and cached.
+_LATE_PATCHES = """
+import asyncio, sys
+from alembic_preflight.worker import connect_guard, engines
+if sys.argv[1] == "before":
+    import asyncpg, psycopg, psycopg2, sqlalchemy.ext.asyncio
+connect_guard.install(connect_guard.Allowed(frozenset({"127.0.0.1"}), 5432, "ours"))
+engines.cache_engines()
+engines.async_engine_from_sync()
+late = ("asyncpg", "psycopg", "psycopg2", "sqlalchemy.ext.asyncio")
+print("imported:", sorted(set(late) & set(sys.modules)))
+import asyncpg, psycopg, psycopg2
+from sqlalchemy.ext import asyncio as sa_asyncio
+refused = []
+for name, connect in (
+    ("psycopg", lambda: psycopg.connect("host=127.0.0.1 port=5432 dbname=production")),
+    ("psycopg2", lambda: psycopg2.connect("host=127.0.0.1 port=5432 dbname=production")),
+    ("asyncpg", lambda: asyncio.run(asyncpg.connect("postgresql://u@127.0.0.1:5432/production"))),
+):
+    try:
+        connect()
+    except connect_guard.RefusedConnection:
+        refused.append(name)
+print("refused:", refused)
+print("cached:", sa_asyncio.create_async_engine._preflight_cached,
+      sa_asyncio.async_engine_from_config._preflight_cached,
+      sa_asyncio.AsyncEngine.__init__._preflight_async)
+"""
+
+
+@pytest.mark.parametrize("imported", ["after", "before"])
+def test_drivers_and_async_engines_are_patched_whenever_they_are_imported(imported: str) -> None:
+    """The worker guards each driver and caches SQLAlchemy's async engines without importing
+    them (a sync project never pays for asyncpg or the ORM that sqlalchemy.ext.asyncio
+    brings): one env.py imports later is patched then, one imported earlier at once. Each
+    refusal is the guard's: an unguarded connect raises the driver's own error (or
+    connects), never RefusedConnection."""
+    out = subprocess.run(
+        [sys.executable, "-c", _LATE_PATCHES, imported],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.splitlines()
+    late = "['asyncpg', 'psycopg', 'psycopg2', 'sqlalchemy.ext.asyncio']"
+    assert out == [
+        f"imported: {late if imported == 'before' else '[]'}",
+        "refused: ['psycopg', 'psycopg2', 'asyncpg']",
+        "cached: True True True",
+    ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import wrapt
+
 
 def cache_engines() -> None:
     """Keep the engines env.py makes with NullPool across requests, by (url, arguments).
@@ -69,14 +71,15 @@ def cache_engines() -> None:
     sqlalchemy.engine_from_config = cached(sqlalchemy.engine_from_config, key_from_config)
     sa_engine.create_engine = sqlalchemy.create_engine
     sa_engine.engine_from_config = sqlalchemy.engine_from_config
-    try:
-        from sqlalchemy.ext import asyncio as sa_asyncio
-    except ImportError:  # pragma: no cover - without greenlet
-        return
-    sa_asyncio.create_async_engine = cached(sa_asyncio.create_async_engine, key_create)
-    sa_asyncio.async_engine_from_config = cached(
-        sa_asyncio.async_engine_from_config, key_from_config
-    )
+
+    def cache_async(sa_asyncio: Any) -> None:
+        sa_asyncio.create_async_engine = cached(sa_asyncio.create_async_engine, key_create)
+        sa_asyncio.async_engine_from_config = cached(
+            sa_asyncio.async_engine_from_config, key_from_config
+        )
+
+    # when env.py imports it: a sync env.py never does (it costs ~0.1 s, the ORM with it)
+    wrapt.register_post_import_hook(cache_async, "sqlalchemy.ext.asyncio")
 
 
 def async_engine_from_sync() -> None:
@@ -85,11 +88,15 @@ def async_engine_from_sync() -> None:
     engine_from_config makes has the sync dialect, which AsyncEngine refuses. The engine is
     made again from its URL and pool class with psycopg's async dialect, as
     create_async_engine would have (other engine arguments of env.py are not carried
-    over). Patched in the worker process only."""
-    import sqlalchemy
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    over). Patched in the worker process only, when env.py imports SQLAlchemy's asyncio."""
+    wrapt.register_post_import_hook(_async_from_sync, "sqlalchemy.ext.asyncio")
 
-    original = AsyncEngine.__init__
+
+def _async_from_sync(sa_asyncio: Any) -> None:
+    import sqlalchemy
+
+    engine_class = sa_asyncio.AsyncEngine
+    original = engine_class.__init__
     if getattr(original, "_preflight_async", False):
         return
 
@@ -102,4 +109,4 @@ def async_engine_from_sync() -> None:
         original(self, sync_engine)
 
     init._preflight_async = True  # type: ignore[attr-defined]
-    AsyncEngine.__init__ = init  # type: ignore[method-assign]
+    engine_class.__init__ = init
