@@ -18,10 +18,13 @@ from typing import TYPE_CHECKING
 
 from alembic_preflight.errors import ConfigError
 from alembic_preflight.project.history import History, load_history
-from alembic_preflight.settings import Settings
 
 if TYPE_CHECKING:  # imported where it runs: Alembic takes ~0.4 s to import
     from alembic.config import Config
+
+    # (a worker reads alembic.ini through read_layout and never needs the settings, nor
+    # PyYAML and the findings that come with them: ~20 ms of its start)
+    from alembic_preflight.settings import Settings
 
 
 @dataclass(frozen=True)
