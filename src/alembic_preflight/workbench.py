@@ -136,13 +136,15 @@ class Workbench:
                 break
             lane = self._lane(name)
             if i > 0:
-                lane.state = (
-                    "missing"  # only lane 0's database is made here; fresh() makes the rest
-                )
+                lane.state = "missing"  # made once the workers are started (below)
             self.lanes.append(lane)
-        # each worker loads the project (env vars, revision files) while we get ready
+        # each worker loads the project (env vars, revision files) while we get ready: the
+        # other lanes' databases are made meanwhile, not later on the way of a check
         for lane in self.lanes:
             self._start_worker(lane)
+        for lane in self.lanes[1:]:  # (a lane past the first exists only where we can)
+            self._create(lane.dbname)
+            lane.state = "empty"
         self._probe()
         return self
 

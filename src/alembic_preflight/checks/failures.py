@@ -263,20 +263,24 @@ def fresh_database(ctx: CheckContext) -> str:
 
 
 def start_empty(ctx: CheckContext, lane: int = 0, *, save: bool = True) -> Failure | None:
-    """A fresh database as the first revision expects it: empty, or after `bootstrap:`;
-    kept as the template "base" for the next caller unless `save` is False."""
+    """A fresh database as the first revision expects it: empty, or after `bootstrap:`,
+    kept as the template "base" for the next caller unless `save` is False. Without
+    `bootstrap:` it is a new empty database, none when the lane's still is: a copy of an
+    empty template would cost the same as a new one, and saving it as much again."""
     from alembic_preflight.worker.protocol import BOOTSTRAP
 
     bench = ctx.bench
     assert bench is not None
+    if not ctx.settings.bootstrap:
+        bench.fresh(lane=lane)
+        return None
     if bench.has("base"):
         bench.fresh("base", lane=lane)
         return None
     bench.fresh(lane=lane)
-    if ctx.settings.bootstrap:
-        outcome = bench.run(BOOTSTRAP, ctx.settings.bootstrap, lane=lane)
-        if not outcome.ok:
-            return outcome.failure
+    outcome = bench.run(BOOTSTRAP, ctx.settings.bootstrap, lane=lane)
+    if not outcome.ok:
+        return outcome.failure
     if save:
         bench.save("base", lane=lane)
     return None
