@@ -347,19 +347,23 @@ def test_split_balances_replay_against_walking() -> None:
     assert abs(walked(b) - (0.15 * walked(c) + walked(d) - walked(c))) <= 1.5
 
 
-def test_lane_0_is_not_held_for_a_roundtrip_that_skips_at_once() -> None:
-    """roundtrip skips before it runs anything when a revision is irreversible by design:
-    lane 0 then joins the walk after upgrade alone, and its slice is cut by that only."""
-    others = [CHECKS["upgrade"], CHECKS["roundtrip"]]
-    for fixture, runs in (
-        ("irreversible_by_design", ["upgrade"]),
-        ("sync_good", ["upgrade", "roundtrip"]),
+def test_lane_0_is_not_held_for_a_check_that_skips_at_once() -> None:
+    """roundtrip skips before it runs anything when a revision is irreversible by design,
+    and compat without a base ref: lane 0 then joins the walk after the others alone,
+    and its slice is cut by those only."""
+    others = [CHECKS["upgrade"], CHECKS["roundtrip"], CHECKS["compat"]]
+    for fixture, base_ref, runs in (
+        ("irreversible_by_design", None, ["upgrade"]),
+        ("irreversible_by_design", "main", ["upgrade", "compat"]),
+        ("sync_good", None, ["upgrade", "roundtrip"]),
+        ("sync_good", "main", ["upgrade", "roundtrip", "compat"]),
     ):
         history = load_history([FIXTURES / fixture / "migrations" / "versions"], recursive=False)
         n = len(history.revisions)
         assert n > 0
-        assert busy_before_walk(others, history) == busy_cost(runs, n), fixture
+        assert busy_before_walk(others, history, base_ref) == busy_cost(runs, n), fixture
     assert busy_cost(["upgrade"], 5) < busy_cost(["upgrade", "roundtrip"], 5)
+    assert busy_cost(["upgrade"], 5) < busy_cost(["upgrade", "compat"], 5)
 
 
 # -- seeding, directly against a server ----------------------------------------------------
