@@ -316,6 +316,74 @@ def test_ctrl_c_while_starting_prints_no_traceback(project: Any, after: float) -
     assert proc.returncode == 130, (proc.returncode, err)
 
 
+# -- the server starts while the project loads ----------------------------------------------
+def _cluster_being_made(marker: str, timeout: float = 30) -> Path:
+    """The folder of the cluster the run whose environment carries `marker` makes, as soon
+    as its initdb or its server runs."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for cmd in processes_with(marker):
+            args = cmd.split("\0")
+            if args[0].endswith(("/initdb", "/postgres")) and "-D" in args:
+                return Path(args[args.index("-D") + 1]).parent
+        time.sleep(0.005)
+    raise AssertionError("no cluster was made")
+
+
+def _verify_embedded(proj: Path, marker: str) -> subprocess.Popen[str]:
+    import os
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "alembic_preflight", "verify", ".", "--database", "embedded"],
+        cwd=proj, env={**os.environ, "NO_COLOR": "1", "PREFLIGHT_TEST_MARK": marker},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def test_a_configuration_error_found_while_the_server_starts_leaves_nothing(
+    project: Any,
+) -> None:
+    """The embedded server starts while the project loads (issue 21): a script_location
+    that is not there still ends the run with exit 2 and alembic's words for it, and the
+    server that was starting is stopped, its folder removed."""
+    import os
+
+    proj = project("sync_good")
+    ini = proj / "alembic.ini"
+    text = re.sub(r"(?m)^script_location = .*$", "script_location = nowhere", ini.read_text())
+    ini.write_text(text)
+    marker = f"config-error-{os.getpid()}"
+    proc = _verify_embedded(proj, marker)
+    folder = _cluster_being_made(marker)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, (proc.returncode, err)
+    assert "alembic.ini: Path doesn't exist: nowhere" in err
+    assert "Traceback" not in out + err
+    assert processes_with(marker) == []
+    assert not folder.exists()
+
+
+def test_ctrl_c_while_the_server_starts_leaves_nothing(project: Any) -> None:
+    """Ctrl-C as the embedded server starts, beside the project's loading: exit 130, no
+    traceback, and the server (started or half way) is stopped, its folder removed."""
+    import os
+    import signal
+
+    proj = project("sync_good")
+    marker = f"ctrl-c-starting-{os.getpid()}"
+    proc = _verify_embedded(proj, marker)
+    folder = _cluster_being_made(marker)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert "Traceback" not in out + err, err
+    assert processes_with(marker) == []
+    assert not folder.exists()
+
+
 # -- a database the user handed over -------------------------------------------------------
 @pytest.fixture
 def given_db(pg_server: Server) -> Any:

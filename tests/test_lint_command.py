@@ -130,7 +130,7 @@ def test_no_database_and_no_worker(project: Any, monkeypatch: pytest.MonkeyPatch
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the hook started a database or a worker")
 
-    monkeypatch.setattr("alembic_preflight.commands.verify.provision", refuse)
+    monkeypatch.setattr("alembic_preflight.commands.verify.Starting", refuse)
     monkeypatch.setattr("alembic_preflight.worker.client.start_workers", refuse)
     monkeypatch.chdir(root)
     assert lint_command.lint([UNNAMED_DROP], {}) == 1

@@ -1,11 +1,12 @@
-"""`verify`: load the project → run the static checks → provision PostgreSQL → run the
-database checks → write the reports → exit code."""
+"""`verify`: load the project → run the static checks → provision PostgreSQL (started
+beside the first two) → run the database checks → write the reports → exit code."""
 
 from __future__ import annotations
 
 import difflib
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import replace
 
 from alembic_preflight import __version__, collector, output, output_progress
@@ -14,7 +15,7 @@ from alembic_preflight.baseline import load as load_baseline
 from alembic_preflight.checks import CHECKS, rule_docs, stepwise
 from alembic_preflight.checks.base import CheckContext
 from alembic_preflight.commands.run_checks import beside, errored, run_beside, run_check, skipped
-from alembic_preflight.database import choose_backend, provision, remove_containers
+from alembic_preflight.database import Starting, choose_backend, remove_containers
 from alembic_preflight.database.leftovers import adopt_orphans, end_strays, run_marker
 from alembic_preflight.errors import (
     EXIT_FAILED,
@@ -82,6 +83,23 @@ def run_verify(
     """Every chosen check, run: the report, and the secrets the run made (passwords).
     `project`: the settings' project, when the caller has read it already."""
     started = time.monotonic()
+    with ExitStack() as stack:
+        starting = None
+        if any(CHECKS[c].NEEDS_DB for c in settings.checks):
+            # the run's marker first (what a killed run leaves is found by the next), then
+            # the server, starting while the project loads and the static checks run
+            stack.enter_context(run_marker(remove_containers))
+            starting = stack.enter_context(Starting(settings))
+        return _run_verify(settings, prewarmed, project, started, starting)
+
+
+def _run_verify(
+    settings: Settings,
+    prewarmed: Prewarmed | None,
+    project: Project | None,
+    started: float,
+    starting: Starting | None,
+) -> tuple[Report, tuple[str, ...]]:
     secrets: tuple[str, ...] = ()
     if project is None:
         project = load_project(settings, prewarmed.layout if prewarmed else None)
@@ -125,7 +143,8 @@ def run_verify(
     elif db_checks:
         ours = adopt_orphans()
         try:
-            with run_marker(remove_containers), provision(settings) as server:
+            assert starting is not None
+            with starting.running() as server:
                 # a generated password is a secret like the user's own (issue 13)
                 secrets = tuple(server.secrets)
                 output.hide(secrets)

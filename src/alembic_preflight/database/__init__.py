@@ -1,9 +1,12 @@
-"""Backends behind one context manager: `provision(settings)` yields a running Server."""
+"""Backends behind one context manager: `provision(settings)` yields a running Server;
+`Starting` enters it in a thread of its own, from the start of a run."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from alembic_preflight import output
 from alembic_preflight.database.base import Server
@@ -63,6 +66,58 @@ def provision(settings: Settings) -> Iterator[Server]:
 
         with start_embedded(settings.pg_bin) as server:
             yield server
+
+
+class Starting:
+    """`provision(settings)` entered in a thread of its own: the server starts while the
+    verifier loads the project and runs the static checks (issue 21: the embedded
+    server's ~0.6 s came after them). `server()` waits for it and raises what starting
+    raised, `running()` holds it for a block; leaving waits too, then stops it as
+    `provision` would, whatever ended the run (a configuration error, Ctrl-C): nothing
+    is left behind."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._provision = provision(settings)
+        self._server: Server | None = None
+        self._error: BaseException | None = None
+        self._stopped = False
+        self._thread = threading.Thread(target=self._start, name="provision", daemon=True)
+
+    def _start(self) -> None:
+        try:
+            self._server = self._provision.__enter__()
+        except BaseException as e:  # raised where the server is asked for
+            self._error = e
+
+    def server(self) -> Server:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._server is not None
+        return self._server
+
+    @contextmanager
+    def running(self) -> Iterator[Server]:
+        """The server, stopped when the block ends (leaving then stops nothing more)."""
+        server = self.server()
+        try:
+            yield server
+        except BaseException as e:
+            if not self.__exit__(type(e), e, e.__traceback__):
+                raise
+        else:
+            self.__exit__(None, None, None)
+
+    def __enter__(self) -> Starting:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> bool | None:
+        self._thread.join()
+        if self._server is None or self._stopped:
+            return None
+        self._stopped = True
+        return self._provision.__exit__(*exc)
 
 
 @contextmanager
