@@ -337,3 +337,43 @@ def test_seeding_and_snapshots_through_asyncpg_are_psycopgs(dbs: Any, pg_server:
     assert got[1] == want[1]
     query = "SELECT * FROM child ORDER BY 1"
     assert theirs.execute(query).fetchall() == ours.execute(query).fetchall()
+
+
+def test_what_the_version_update_saw_of_deferrable_constraints_holds_until_a_statement(
+    dbs: Any,
+):
+    """check_deferred asks the server whether any constraint is deferrable, unless the
+    step's version UPDATE just said (version_rows.DEFERRABLE, in the connection's info):
+    any statement sent since makes that stale, and it is asked again."""
+    from alembic_preflight.worker.version_rows import DEFERRABLE
+
+    _, engine = dbs("CREATE TABLE p (id int PRIMARY KEY)")
+    with engine.connect() as connection:
+        db = fastwalk.SqlConn(connection)
+        sent: list[str] = []
+        plain = db.query
+
+        def query(sql: str) -> list[tuple[Any, ...]]:
+            sent.append(sql)
+            return plain(sql)
+
+        db.query = query  # type: ignore[method-assign]
+        with sql_conn.deferrable_heard(connection):
+            connection.begin()
+            connection.info[DEFERRABLE] = False
+            db.check_deferred()  # said, and fresh: nothing asked
+            assert sent == []
+            db.check_deferred()  # (taken by the check before)
+            assert len(sent) == 1 and "condeferrable" in sent[0]
+            connection.info[DEFERRABLE] = False
+            connection.exec_driver_sql(
+                "CREATE TABLE c (p int REFERENCES p DEFERRABLE INITIALLY DEFERRED)"
+            )
+            sent.clear()
+            db.check_deferred()  # stale since the CREATE TABLE: asked, and checked
+            assert "condeferrable" in sent[0] and "SET CONSTRAINTS ALL IMMEDIATE" in sent
+            connection.info[DEFERRABLE] = True
+            sent.clear()
+            db.check_deferred()
+            assert sent == ["SET CONSTRAINTS ALL IMMEDIATE"]
+        assert DEFERRABLE not in connection.info

@@ -539,3 +539,42 @@ def test_the_fast_walk_goes_on_past_downgrades_that_fail_or_leave_things_behind(
     assert verify(correct, "--jobs", "1", env={"ENV_RUNS": str(runs)}).findings() == []
     without = len(runs.read_text().splitlines())
     assert with_defects <= without + 6, (with_defects, without)
+
+
+def test_a_deferred_violation_is_found_at_its_revision(tmp_path: Path) -> None:
+    """A revision that leaves a row breaking a DEFERRABLE INITIALLY DEFERRED foreign key
+    fails when its transaction commits, as `alembic upgrade` commits. The fast walk runs
+    many steps in one transaction, so it checks deferred constraints after each step
+    (asking its version UPDATE whether any is deferrable): here the next revision adds
+    the missing parent row, and a walk that checked only at its end would pass both."""
+    child = (
+        'op.execute("CREATE TABLE child (id int PRIMARY KEY, parent_id int '
+        'REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)")'
+    )
+    revs = [
+        Rev(
+            "d0",
+            None,
+            'op.create_table("parent", sa.Column("id", sa.Integer, primary_key=True))',
+            'op.drop_table("parent")',
+        ),
+        Rev("d1", "d0", child, 'op.drop_table("child")'),
+        Rev(
+            "d2",
+            "d1",
+            'op.execute("INSERT INTO child VALUES (424242, 999999)")',
+            'op.execute("DELETE FROM child WHERE id = 424242")',
+        ),
+        Rev(
+            "d3",
+            "d2",
+            'op.execute("INSERT INTO parent VALUES (999999)")',
+            'op.execute("DELETE FROM parent WHERE id = 999999")',
+        ),
+    ]
+    project = write_project(tmp_path, revs)
+    r = verify(project)
+    (failed,) = [f for f in r.findings() if f["severity"] == "error"]
+    assert failed["rule"] == "upgrade-failed", failed
+    assert 'violates foreign key constraint "child_parent_id_fkey"' in failed["message"]
+    assert cases(r) == {"d0": "passed", "d1": "passed", "d2": "failed", "d3": "skipped"}

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from alembic_preflight.catalog.statements import Session
+from alembic_preflight.worker.version_rows import DEFERRABLE
 
 
 class SqlConn:
@@ -78,15 +79,40 @@ class SqlConn:
 
     def check_deferred(self) -> None:
         """Deferred constraints are checked at commit; the per-request walk commits after
-        every step, so check them here, where one run holds many steps in one transaction."""
+        every step, so check them here, where one run holds many steps in one transaction.
+        Right after the step: what its version UPDATE saw when nothing ran since (see
+        deferrable_heard below), else asked."""
+        known = self.connection.info.pop(DEFERRABLE, None)
         if not self.connection.in_transaction():
             return
         # pending checks need a deferrable constraint (none can be dropped while they
         # wait): most schemas have none, and then no savepoint is needed
-        if not self.query("SELECT EXISTS (SELECT FROM pg_constraint WHERE condeferrable)")[0][0]:
+        if known is None:
+            known = self.query(
+                "SELECT EXISTS (SELECT FROM pg_catalog.pg_constraint WHERE condeferrable)"
+            )[0][0]
+        if not known:
             return
         with self.savepoint(keep=False):
             self.query("SET CONSTRAINTS ALL IMMEDIATE")
+
+
+@contextmanager
+def deferrable_heard(connection: Any) -> Iterator[None]:
+    """What a version UPDATE saw of deferrable constraints (version_rows.DEFERRABLE) holds
+    only until the next statement: forgotten at each one sent through SQLAlchemy (a step
+    runs none of its own between its version UPDATE and SqlConn.check_deferred)."""
+    from sqlalchemy import event
+
+    def sent(conn: Any, *rest: Any) -> None:
+        conn.info.pop(DEFERRABLE, None)
+
+    event.listen(connection, "before_cursor_execute", sent)
+    try:
+        yield
+    finally:
+        event.remove(connection, "before_cursor_execute", sent)
+        connection.info.pop(DEFERRABLE, None)
 
 
 @contextmanager
