@@ -344,7 +344,9 @@ def test_what_the_version_update_saw_of_deferrable_constraints_holds_until_a_sta
 ):
     """check_deferred asks the server whether any constraint is deferrable, unless the
     step's version UPDATE just said (version_rows.DEFERRABLE, in the connection's info):
-    any statement sent since makes that stale, and it is asked again."""
+    any statement sent since makes that stale, and it is asked again. Where one is, the
+    step is committed: a violation fails there, and the checks a valid row left pending
+    no longer stop an ALTER TABLE of the next step."""
     from alembic_preflight.worker.version_rows import DEFERRABLE
 
     _, engine = dbs("CREATE TABLE p (id int PRIMARY KEY)")
@@ -369,11 +371,16 @@ def test_what_the_version_update_saw_of_deferrable_constraints_holds_until_a_sta
             connection.exec_driver_sql(
                 "CREATE TABLE c (p int REFERENCES p DEFERRABLE INITIALLY DEFERRED)"
             )
+            connection.exec_driver_sql("INSERT INTO p VALUES (1)")
+            connection.exec_driver_sql("INSERT INTO c VALUES (1)")  # valid; its check waits
             sent.clear()
-            db.check_deferred()  # stale since the CREATE TABLE: asked, and checked
-            assert "condeferrable" in sent[0] and "SET CONSTRAINTS ALL IMMEDIATE" in sent
+            db.check_deferred()  # stale since the CREATE TABLE: asked; one is: committed
+            assert len(sent) == 1 and "condeferrable" in sent[0]
+            connection.exec_driver_sql("ALTER TABLE c ADD COLUMN n int")  # nothing pending
+            connection.exec_driver_sql("INSERT INTO c VALUES (2)")  # no parent 2
             connection.info[DEFERRABLE] = True
             sent.clear()
-            db.check_deferred()
-            assert sent == ["SET CONSTRAINTS ALL IMMEDIATE"]
+            with pytest.raises(psycopg.errors.ForeignKeyViolation):
+                db.check_deferred()
+            assert sent == []
         assert DEFERRABLE not in connection.info

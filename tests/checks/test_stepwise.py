@@ -578,3 +578,45 @@ def test_a_deferred_violation_is_found_at_its_revision(tmp_path: Path) -> None:
     assert failed["rule"] == "upgrade-failed", failed
     assert 'violates foreign key constraint "child_parent_id_fkey"' in failed["message"]
     assert cases(r) == {"d0": "passed", "d1": "passed", "d2": "failed", "d3": "skipped"}
+
+
+def test_a_valid_row_under_a_deferred_constraint_does_not_stop_an_alter_table(
+    tmp_path: Path,
+) -> None:
+    """A valid row written to a table with a DEFERRABLE INITIALLY DEFERRED foreign key
+    leaves its check pending until the transaction ends; PostgreSQL refuses ALTER TABLE
+    on that table meanwhile ("pending trigger events"). A deploy commits the upgrade
+    before a downgrade runs: the walk must not report the downgrade as failing."""
+    child = (
+        'op.execute("CREATE TABLE child (id int PRIMARY KEY, parent_id int '
+        'REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED, note text)")'
+    )
+    revs = [
+        Rev(
+            "e0",
+            None,
+            'op.create_table("parent", sa.Column("id", sa.Integer, primary_key=True))',
+            'op.drop_table("parent")',
+        ),
+        Rev("e1", "e0", child, 'op.drop_table("child")'),
+        Rev(
+            "e2",
+            "e1",
+            'op.execute("INSERT INTO parent VALUES (777777)"); '
+            'op.execute("INSERT INTO child VALUES (424242, 777777)")',
+            'op.execute("DELETE FROM child WHERE id = 424242"); '
+            'op.execute("DELETE FROM parent WHERE id = 777777"); '
+            "op.execute(\"ALTER TABLE child ALTER COLUMN note SET DEFAULT 'x'\"); "
+            'op.execute("ALTER TABLE child ALTER COLUMN note DROP DEFAULT")',
+        ),
+        Rev(
+            "e3",
+            "e2",
+            'op.add_column("parent", sa.Column("n", sa.Integer))',
+            'op.drop_column("parent", "n")',
+        ),
+    ]
+    project = write_project(tmp_path, revs)
+    r = verify(project)
+    assert r.findings() == []
+    assert cases(r) == {"e0": "passed", "e1": "passed", "e2": "passed", "e3": "passed"}

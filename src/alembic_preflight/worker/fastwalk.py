@@ -25,8 +25,9 @@ Driver-neutral on the worker side: every statement of ours goes through a cursor
 DBAPI connection without bind parameters (values are inlined as literals, or passed in
 settings of our own, see catalog/statements.py), every value read comes back cast to text in SQL
 (or as a number), and nothing else we do changes the session: the rows we add go in
-savepoints, the constraint check runs in one that is rolled back, and the snapshots are
-read in the session's own search path.
+savepoints, and the snapshots are read in the session's own search path. Where a
+constraint is deferrable, each step is committed after it, as a deploy commits it (the
+deferred checks run then: SqlConn.check_deferred).
 """
 
 from __future__ import annotations

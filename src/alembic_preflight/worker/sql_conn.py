@@ -78,23 +78,28 @@ class SqlConn:
             outer.commit()
 
     def check_deferred(self) -> None:
-        """Deferred constraints are checked at commit; the per-request walk commits after
-        every step, so check them here, where one run holds many steps in one transaction.
-        Right after the step: what its version UPDATE saw when nothing ran since (see
-        deferrable_heard below), else asked."""
+        """Deferred constraints are checked at commit, as `alembic upgrade` commits each
+        step of the per-request walk; here one run holds many steps in one transaction, so
+        the step's work is committed now, on the DBAPI connection as end_transaction does
+        (SQLAlchemy's transaction goes on with the next one). A violation fails here, at
+        the step that left it; and what checks remain pending (one per row written to a
+        table a deferrable constraint is on) end, where they made the next step's ALTER
+        TABLE on that table fail ("pending trigger events"), which a deploy never sees.
+        Constraint modes a step set end with its transaction too, as in a deploy.
+
+        Only where a constraint is deferrable: right after the step, what its version
+        UPDATE saw when nothing ran since (see deferrable_heard below), else asked."""
         known = self.connection.info.pop(DEFERRABLE, None)
         if not self.connection.in_transaction():
             return
         # pending checks need a deferrable constraint (none can be dropped while they
-        # wait): most schemas have none, and then no savepoint is needed
+        # wait): most schemas have none, and then the transaction goes on
         if known is None:
             known = self.query(
                 "SELECT EXISTS (SELECT FROM pg_catalog.pg_constraint WHERE condeferrable)"
             )[0][0]
-        if not known:
-            return
-        with self.savepoint(keep=False):
-            self.query("SET CONSTRAINTS ALL IMMEDIATE")
+        if known:
+            self.connection.connection.dbapi_connection.commit()
 
 
 @contextmanager
