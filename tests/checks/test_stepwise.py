@@ -575,9 +575,25 @@ def test_a_deferred_violation_is_found_at_its_revision(tmp_path: Path) -> None:
     project = write_project(tmp_path, revs)
     r = verify(project)
     (failed,) = [f for f in r.findings() if f["severity"] == "error"]
-    assert failed["rule"] == "upgrade-failed", failed
-    assert 'violates foreign key constraint "child_parent_id_fkey"' in failed["message"]
+    assert (failed["rule"], failed["revision"], failed["line"]) == ("upgrade-failed", "d2", 15)
+    assert failed["file"].endswith("migrations/versions/d2_step.py")
+    assert failed["message"] == (
+        "upgrade of d2 fails (upgraded alone from its parent): ForeignKeyViolation: insert "
+        'or update on table "child" violates foreign key constraint "child_parent_id_fkey"'
+    )
+    assert "DEFERRABLE INITIALLY DEFERRED" in failed["fix"]
     assert cases(r) == {"d0": "passed", "d1": "passed", "d2": "failed", "d3": "skipped"}
+    # without d3, `alembic upgrade head` fails too, at its one commit: no revision to
+    # name there, and no hint about env.py (which did nothing wrong)
+    (project / "migrations/versions/d3_step.py").unlink()
+    r = verify(project, checks="upgrade")
+    (whole,) = r.findings()
+    assert (whole["rule"], whole["revision"]) == ("migration-failed", None)
+    assert whole["message"].startswith(
+        "upgrade head on an empty database fails at commit, after its migrations ran: "
+        "ForeignKeyViolation"
+    )
+    assert "the stepwise check" in whole["fix"] and "env.py" not in whole["fix"]
 
 
 def test_a_valid_row_under_a_deferred_constraint_does_not_stop_an_alter_table(

@@ -104,6 +104,8 @@ def failure_finding(
         )
         if rev:
             message = f"{failure.phase} of {rev} fails ({what}): {error}"
+        elif at_commit(failure):
+            message = f"{what} fails at commit, after its migrations ran: {error}"
         else:
             message = f"{what} fails outside any migration: {error}"
     detail_parts = []
@@ -116,6 +118,8 @@ def failure_finding(
     fix = None if rev else env_hint(failure)
     if rev_file is not None and not timed_out(failure):
         fix = cause(rev_file, failure, line) or fix
+    if at_commit(failure):
+        fix = DEFERRED_FIX if rev else DEFERRED_WHOLE_FIX
     if not rev and (why := transaction_cause(ctx, failure)):
         fix = why
     if needs_bootstrap(ctx, failure):
@@ -150,6 +154,28 @@ OUTER_TRANSACTION_FIX = (
     "(`with connectable.begin() as connection:`); use `connectable.connect()` and "
     "`with context.begin_transaction():` as `alembic init` writes it"
 )
+
+
+# Constraints PostgreSQL can defer to the end of the transaction (foreign keys, unique,
+# primary keys, exclusion): their violation surfaces at COMMIT, after the migrations ran.
+_DEFERRABLE_VIOLATIONS = frozenset({"ForeignKeyViolation", "UniqueViolation", "ExclusionViolation"})
+
+DEFERRED_FIX = (
+    "a DEFERRABLE INITIALLY DEFERRED constraint is checked when the transaction commits: "
+    "the rows the migration writes must satisfy it by then (insert the parent rows too, "
+    "or delete what breaks it)"
+)
+
+DEFERRED_WHOLE_FIX = (
+    "a DEFERRABLE INITIALLY DEFERRED constraint failed when the migrations' transaction "
+    "committed: a revision run in it left rows that break it; the stepwise check, which "
+    "commits each revision on its own, names which"
+)
+
+
+def at_commit(failure: Failure) -> bool:
+    """A deferred constraint's violation, raised by COMMIT (no statement of its own)."""
+    return failure.error_type in _DEFERRABLE_VIOLATIONS and not failure.statement
 
 
 COMMIT_FIX = (

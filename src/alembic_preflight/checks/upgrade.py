@@ -13,6 +13,7 @@ from alembic_preflight.checks.base import CheckContext, CheckSkipped, RunCount
 from alembic_preflight.checks.declared_rows import RULES as DECLARED_RULES
 from alembic_preflight.checks.declared_rows import upgrade_with_rows
 from alembic_preflight.checks.failures import (
+    at_commit,
     did_not_migrate_finding,
     failure_finding,
     fresh_database,
@@ -61,7 +62,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         ctx, ID, "migration-failed", outcome.failure, what=f"upgrade head on {fresh_database(ctx)}"
     )
     rev = outcome.failure.revision
-    if rev is None:
+    if rev is None and not at_commit(outcome.failure):
         from dataclasses import replace
 
         finding = replace(finding, rule="env-failed")

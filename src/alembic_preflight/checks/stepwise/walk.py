@@ -19,7 +19,7 @@ from alembic_preflight.catalog.seed import clear_tables, seed_with_psycopg
 from alembic_preflight.catalog.snapshot import Snapshot, take_snapshot
 from alembic_preflight.checks.base import CheckContext
 from alembic_preflight.checks.declared_rows import insert_declared, user_data
-from alembic_preflight.checks.failures import start_empty, timed_out
+from alembic_preflight.checks.failures import at_commit, start_empty, timed_out
 from alembic_preflight.checks.stepwise import words
 from alembic_preflight.checks.stepwise.plan import Plan
 from alembic_preflight.findings import Finding, Severity, Status, first_line
@@ -497,7 +497,7 @@ class Walk:
             return outcome, None
         if outcome.ok or outcome.failure is None:
             return outcome, None
-        failure = _owned(outcome.failure, rev, up)
+        failure = _owned(outcome.failure, rev, up, ran=(rev, up) in outcome.applied)
         outcome = replace(outcome, failure=failure)
         if not (retry and self.filled) or timed_out(failure) or failure.revision != rev:
             return outcome, None
@@ -608,10 +608,12 @@ class Walk:
             self.conn = None
 
 
-def _owned(failure: Failure, rev: str, up: bool) -> Failure:
-    """A wall-clock timeout or a crashed worker happened in R's step: say so."""
+def _owned(failure: Failure, rev: str, up: bool, *, ran: bool = False) -> Failure:
+    """A wall-clock timeout or a crashed worker happened in R's step: say so. So did a
+    deferred constraint's violation at the commit of a run that held R's step alone,
+    once R's migration had run (`ran`): R's rows break it."""
     stopped = (FailureKind.TIMEOUT, FailureKind.WORKER_CRASH)
-    if failure.revision is None and failure.kind in stopped:
+    if failure.revision is None and (failure.kind in stopped or (ran and at_commit(failure))):
         return replace(failure, revision=rev, phase="upgrade" if up else "downgrade")
     return failure
 
