@@ -339,48 +339,30 @@ def test_seeding_and_snapshots_through_asyncpg_are_psycopgs(dbs: Any, pg_server:
     assert theirs.execute(query).fetchall() == ours.execute(query).fetchall()
 
 
-def test_what_the_version_update_saw_of_deferrable_constraints_holds_until_a_statement(
-    dbs: Any,
-):
-    """check_deferred asks the server whether any constraint is deferrable, unless the
-    step's version UPDATE just said (version_rows.DEFERRABLE, in the connection's info):
-    any statement sent since makes that stale, and it is asked again. Where one is, the
-    step is committed: a violation fails there, and the checks a valid row left pending
-    no longer stop an ALTER TABLE of the next step."""
-    from alembic_preflight.worker.version_rows import DEFERRABLE
-
+def test_a_step_is_committed_where_a_constraint_is_deferrable(dbs: Any):
+    """check_deferred leaves the transaction alone while no constraint is deferrable; once
+    one is, it commits the step: a violation fails there, and the checks a valid row left
+    pending no longer stop an ALTER TABLE of the next step."""
     _, engine = dbs("CREATE TABLE p (id int PRIMARY KEY)")
     with engine.connect() as connection:
         db = fastwalk.SqlConn(connection)
-        sent: list[str] = []
-        plain = db.query
-
-        def query(sql: str) -> list[tuple[Any, ...]]:
-            sent.append(sql)
-            return plain(sql)
-
-        db.query = query  # type: ignore[method-assign]
-        with sql_conn.deferrable_heard(connection):
-            connection.begin()
-            connection.info[DEFERRABLE] = False
-            db.check_deferred()  # said, and fresh: nothing asked
-            assert sent == []
-            db.check_deferred()  # (taken by the check before)
-            assert len(sent) == 1 and "condeferrable" in sent[0]
-            connection.info[DEFERRABLE] = False
-            connection.exec_driver_sql(
-                "CREATE TABLE c (p int REFERENCES p DEFERRABLE INITIALLY DEFERRED)"
-            )
-            connection.exec_driver_sql("INSERT INTO p VALUES (1)")
-            connection.exec_driver_sql("INSERT INTO c VALUES (1)")  # valid; its check waits
-            sent.clear()
-            db.check_deferred()  # stale since the CREATE TABLE: asked; one is: committed
-            assert len(sent) == 1 and "condeferrable" in sent[0]
-            connection.exec_driver_sql("ALTER TABLE c ADD COLUMN n int")  # nothing pending
-            connection.exec_driver_sql("INSERT INTO c VALUES (2)")  # no parent 2
-            connection.info[DEFERRABLE] = True
-            sent.clear()
-            with pytest.raises(psycopg.errors.ForeignKeyViolation):
-                db.check_deferred()
-            assert sent == []
-        assert DEFERRABLE not in connection.info
+        connection.begin()
+        connection.exec_driver_sql("CREATE TABLE q (id int)")
+        db.check_deferred()  # none deferrable: not committed
+        connection.rollback()
+        assert connection.exec_driver_sql("SELECT to_regclass('q')").scalar() is None
+        connection.rollback()
+        connection.begin()
+        connection.exec_driver_sql(
+            "CREATE TABLE c (p int REFERENCES p DEFERRABLE INITIALLY DEFERRED)"
+        )
+        connection.exec_driver_sql("INSERT INTO p VALUES (1)")
+        connection.exec_driver_sql("INSERT INTO c VALUES (1)")  # valid; its check waits
+        db.check_deferred()
+        connection.exec_driver_sql("ALTER TABLE c ADD COLUMN n int")  # nothing pending
+        connection.exec_driver_sql("INSERT INTO c VALUES (2)")  # no parent 2
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            db.check_deferred()
+        connection.rollback()
+        # committed by the first check: the table and its valid row
+        assert connection.exec_driver_sql("SELECT count(*) FROM c").scalar() == 1

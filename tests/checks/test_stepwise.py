@@ -544,9 +544,9 @@ def test_the_fast_walk_goes_on_past_downgrades_that_fail_or_leave_things_behind(
 def test_a_deferred_violation_is_found_at_its_revision(tmp_path: Path) -> None:
     """A revision that leaves a row breaking a DEFERRABLE INITIALLY DEFERRED foreign key
     fails when its transaction commits, as `alembic upgrade` commits. The fast walk runs
-    many steps in one transaction, so it checks deferred constraints after each step
-    (asking its version UPDATE whether any is deferrable): here the next revision adds
-    the missing parent row, and a walk that checked only at its end would pass both."""
+    many steps in one transaction, so where a constraint is deferrable it commits after
+    each step: here the next revision adds the missing parent row, and a walk that
+    checked only at its end would pass both."""
     child = (
         'op.execute("CREATE TABLE child (id int PRIMARY KEY, parent_id int '
         'REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)")'

@@ -59,7 +59,7 @@ from alembic_preflight.worker.protocol import (
     WalkRequest,
 )
 from alembic_preflight.worker.revision_step import step
-from alembic_preflight.worker.sql_conn import SqlConn, deferrable_heard, heard_by
+from alembic_preflight.worker.sql_conn import SqlConn, heard_by
 
 
 class TransactionEnded(Exception):
@@ -177,7 +177,6 @@ def walk_steps(
         _forgotten_on_error(request.exclude),
         ended,
         heard_by(context.connection, session),
-        deferrable_heard(context.connection),
     ):
         looked: frozenset[Any] | None = None  # the tables there at the last seeding
         for rev, downgrade in request.steps:

@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from alembic_preflight.catalog.statements import Session
-from alembic_preflight.worker.version_rows import DEFERRABLE
 
 
 class SqlConn:
@@ -85,39 +84,16 @@ class SqlConn:
         the step that left it; and what checks remain pending (one per row written to a
         table a deferrable constraint is on) end, where they made the next step's ALTER
         TABLE on that table fail ("pending trigger events"), which a deploy never sees.
-        Constraint modes a step set end with its transaction too, as in a deploy.
-
-        Only where a constraint is deferrable: right after the step, what its version
-        UPDATE saw when nothing ran since (see deferrable_heard below), else asked."""
-        known = self.connection.info.pop(DEFERRABLE, None)
+        Constraint modes a step set end with its transaction too, as in a deploy."""
         if not self.connection.in_transaction():
             return
         # pending checks need a deferrable constraint (none can be dropped while they
         # wait): most schemas have none, and then the transaction goes on
-        if known is None:
-            known = self.query(
-                "SELECT EXISTS (SELECT FROM pg_catalog.pg_constraint WHERE condeferrable)"
-            )[0][0]
-        if known:
+        if self.query(_ANY_DEFERRABLE)[0][0]:
             self.connection.connection.dbapi_connection.commit()
 
 
-@contextmanager
-def deferrable_heard(connection: Any) -> Iterator[None]:
-    """What a version UPDATE saw of deferrable constraints (version_rows.DEFERRABLE) holds
-    only until the next statement: forgotten at each one sent through SQLAlchemy (a step
-    runs none of its own between its version UPDATE and SqlConn.check_deferred)."""
-    from sqlalchemy import event
-
-    def sent(conn: Any, *rest: Any) -> None:
-        conn.info.pop(DEFERRABLE, None)
-
-    event.listen(connection, "before_cursor_execute", sent)
-    try:
-        yield
-    finally:
-        event.remove(connection, "before_cursor_execute", sent)
-        connection.info.pop(DEFERRABLE, None)
+_ANY_DEFERRABLE = "SELECT EXISTS (SELECT FROM pg_catalog.pg_constraint WHERE condeferrable)"
 
 
 @contextmanager

@@ -9,11 +9,6 @@ parameters: compiled once per version table, then found in SQLAlchemy's cache.
 Same row, same statement otherwise, the same check of the row count and the same error
 when it is not one. Offline (--sql) runs, which print literals, keep Alembic's own, and so
 does an Alembic whose HeadMaintainer is not the one this was written against.
-
-The UPDATE also returns whether any deferrable constraint exists then, at the end of the
-step (in the connection's `info`, under DEFERRABLE): the fast walk checks deferred
-constraints after every step, and most schemas have none (sql_conn.SqlConn.check_deferred
-asked the server in a statement of its own, ~0.45 ms a step under two lanes).
 """
 
 from __future__ import annotations
@@ -22,16 +17,12 @@ from typing import Any
 
 _TO, _FROM = "alembic_preflight_to", "alembic_preflight_from"
 
-# connection.info's key for what the last version UPDATE saw: a deferrable constraint?
-DEFERRABLE = "alembic_preflight_deferrable"
-_ANY_DEFERRABLE = "(SELECT EXISTS (SELECT FROM pg_catalog.pg_constraint WHERE condeferrable))"
-
 
 def install() -> None:
     """Once per process: Alembic's HeadMaintainer moves the row with a bound statement."""
     from alembic.runtime import migration
     from alembic.util import CommandError
-    from sqlalchemy import bindparam, literal_column
+    from sqlalchemy import bindparam
 
     maintainer: Any = getattr(migration, "HeadMaintainer", None)
     original = getattr(maintainer, "_update_version", None)
@@ -53,21 +44,15 @@ def install() -> None:
                 table.update()
                 .values(version_num=bindparam(_TO))
                 .where(table.c.version_num == bindparam(_FROM))
-                .returning(literal_column(_ANY_DEFERRABLE))
             )
             cached = context._preflight_update = (table, update)
         ret = context.impl._exec(cached[1], params={_TO: to_, _FROM: from_})
-        if ret is None:
-            return
-        if context.dialect.supports_sane_rowcount and ret.rowcount != 1:
+        if context.dialect.supports_sane_rowcount and ret is not None and ret.rowcount != 1:
             raise CommandError(
                 "Online migration expected to match one "
                 f"row when updating '{from_}' to '{to_}' in '{context.version_table}'; "
                 f"{ret.rowcount} found"
             )
-        found = ret.first()
-        if found is not None:
-            context.connection.info[DEFERRABLE] = bool(found[0])
 
     update_version._preflight = True  # type: ignore[attr-defined]
     maintainer._update_version = update_version
