@@ -384,6 +384,57 @@ def test_ctrl_c_while_the_server_starts_leaves_nothing(project: Any) -> None:
     assert not folder.exists()
 
 
+_INTERRUPTED_WAIT = """
+import os, signal, sys, threading
+from pathlib import Path
+from alembic_preflight.database import Starting
+from alembic_preflight.settings import build_settings
+
+from alembic_preflight.database import embedded
+
+embedded.MEMORY_DIR = Path(sys.argv[2])  # the cluster's folder goes where the test looks
+settings = build_settings(Path(sys.argv[1]), {"database": "embedded"})
+try:
+    with Starting(settings) as starting:
+        # Ctrl-C while waiting for the server that is starting
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+        starting.server()
+    print("not interrupted")
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+def test_ctrl_c_while_waiting_for_the_server_leaves_nothing(project: Any) -> None:
+    """Ctrl-C (or SIGTERM, made KeyboardInterrupt) while the run waits for the server its
+    thread starts: leaving waits for the start to end, then stops the server. A wait on
+    Thread.join, interrupted, could mark the thread stopped while it still ran (CPython
+    3.11): the server it then started was left behind (the container action's SIGTERM
+    test found it)."""
+    import os
+    import shutil
+    import sys
+    import tempfile
+    import time
+
+    marker = f"interrupted-wait-{os.getpid()}"
+    # where the server's account (initdb runs as `postgres` under root) can write
+    scratch = Path(tempfile.mkdtemp(prefix="preflight-scratch-"))
+    scratch.chmod(0o755)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _INTERRUPTED_WAIT, str(project("sync_good")), str(scratch)],
+            env={**os.environ, "PREFLIGHT_TEST_MARK": marker},
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.stdout.strip() == "interrupted", done.stdout + done.stderr
+        time.sleep(2)  # a server started after we stopped waiting would be up by now
+        assert processes_with(marker) == []
+        assert list(scratch.iterdir()) == []  # the cluster's folder too
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 # -- a database the user handed over -------------------------------------------------------
 @pytest.fixture
 def given_db(pg_server: Server) -> Any:

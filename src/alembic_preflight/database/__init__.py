@@ -81,6 +81,10 @@ class Starting:
         self._server: Server | None = None
         self._error: BaseException | None = None
         self._stopped = False
+        # waited for through an Event, not Thread.join: a join that Ctrl-C (or SIGTERM, made
+        # KeyboardInterrupt) interrupts can mark the thread stopped while it still runs
+        # (CPython 3.11), and leaving would then not wait for the server it starts
+        self._done = threading.Event()
         self._thread = threading.Thread(target=self._start, name="provision", daemon=True)
 
     def _start(self) -> None:
@@ -88,9 +92,11 @@ class Starting:
             self._server = self._provision.__enter__()
         except BaseException as e:  # raised where the server is asked for
             self._error = e
+        finally:
+            self._done.set()
 
     def server(self) -> Server:
-        self._thread.join()
+        self._done.wait()
         if self._error is not None:
             raise self._error
         assert self._server is not None
@@ -113,7 +119,7 @@ class Starting:
         return self
 
     def __exit__(self, *exc: Any) -> bool | None:
-        self._thread.join()
+        self._done.wait()
         if self._server is None or self._stopped:
             return None
         self._stopped = True
