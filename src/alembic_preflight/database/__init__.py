@@ -109,21 +109,25 @@ class Starting:
         try:
             yield server
         except BaseException as e:
-            if not self.__exit__(type(e), e, e.__traceback__):
+            if not self._stop(type(e), e, e.__traceback__):
                 raise
         else:
-            self.__exit__(None, None, None)
+            self._stop(None, None, None)
+
+    def _stop(self, *exc: Any) -> bool | None:
+        """Once the start has ended: the server stopped as `provision` stops it, once."""
+        self._done.wait()
+        if self._server is None or self._stopped:
+            return None
+        self._stopped = True
+        return self._provision.__exit__(*exc)
 
     def __enter__(self) -> Starting:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: Any) -> bool | None:
-        self._done.wait()
-        if self._server is None or self._stopped:
-            return None
-        self._stopped = True
-        return self._provision.__exit__(*exc)
+        return self._stop(*exc)
 
 
 @contextmanager
