@@ -559,11 +559,22 @@ class Workbench:
         return outcome
 
     def log_tail(self, lane: int = 0, lines: int = 30) -> str:
+        """The end of the lane's log: from the last crash dump of faulthandler on, whole
+        (the line it names is at its top, and a worker forked from the verifier has a
+        deeper stack), else the last `lines` lines."""
         path = self.lanes[lane].log_path
         if not path.is_file():
             return ""
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        text = path.read_text(errors="replace").splitlines()[-_DUMP_LINES:]
+        dump = max((i for i, t in enumerate(text) if t.startswith(_DUMP_START)), default=None)
+        return "\n".join(text[dump:] if dump is not None else text[-lines:])
 
     @property
     def lane_count(self) -> int:
         return len(self.lanes)
+
+
+# faulthandler's dump begins so ("Fatal Python error: Segmentation fault"), and holds at
+# most 100 frames a thread, two lines each
+_DUMP_START = "Fatal Python error: "
+_DUMP_LINES = 400
