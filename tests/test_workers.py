@@ -128,6 +128,40 @@ def test_workers_started_before_the_command_line_is_read_end_with_the_run(
     assert _workers_with(marker) == []
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="forked on Linux only")
+def test_workers_forked_from_the_verifier_end_when_it_is_killed() -> None:
+    """On Linux the first worker is a copy of the verifier made before its command line is
+    read (worker/client.py: start_early). Killed at once (SIGKILL: nothing of ours runs),
+    the verifier leaves its workers only their pipes: they must see them close, so they
+    must not hold the verifier's ends too."""
+    import time
+
+    marker = f"PREFLIGHT_TEST_MARK={uuid.uuid4().hex}"
+    env = {**os.environ, marker.split("=")[0]: marker.split("=")[1]}
+    unreachable = "postgresql://nobody@127.0.0.1:1/nothing"  # nothing is ever made
+    argv = ["verify", ".", "--database", "url", "--database-url", unreachable]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alembic_preflight", *argv],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not (mine := [w for w in _workers_with(marker) if w != proc.pid]):
+            assert time.monotonic() < deadline, "no worker was started"
+            time.sleep(0.005)
+        # forked: the verifier's own command line, not multiprocessing's
+        assert b"alembic_preflight\0verify" in Path(f"/proc/{mine[0]}/cmdline").read_bytes()
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 20  # a worker still importing sees it after its imports
+    while _workers_with(marker):
+        assert time.monotonic() < deadline, "the workers outlived the verifier"
+        time.sleep(0.05)
+
+
 def test_every_module_a_worker_warms_up_exists() -> None:
     """A worker imports these before the first request, and before its sibling is forked
     from it: a name that is no module (one moved elsewhere) fails silently there, and each

@@ -1,9 +1,9 @@
 """`python -m alembic_preflight` and the `alembic-preflight` console script.
 
-Kept light: each worker process (multiprocessing's spawn) runs the script that started
+Kept light: a worker process that multiprocessing spawns runs the script that started
 the verifier again before it starts; from here that imports nothing, instead of the
 command line and everything it imports (~0.1 s per worker). And `verify` starts its
-workers before anything else (worker/client.py)."""
+workers before anything else (worker/client.py), forked from this process on Linux."""
 
 import os
 import signal
