@@ -23,7 +23,12 @@ def run() -> NoReturn:
     signal.signal(signal.SIGINT, _quit)  # cli.main puts Python's own back
     try:
         if sys.argv[1:2] in (["verify"], ["baseline"]):
-            # its workers start importing now, while the command line itself is read
+            from alembic_preflight import collector
+
+            # no collector until the project is loaded (collector.keep_all), and the
+            # workers (copies of this process) start importing now, while the command
+            # line itself is read
+            collector.pause()
             from alembic_preflight.worker.client import start_early
 
             start_early()

@@ -25,7 +25,17 @@ def paused() -> Iterator[None]:
             gc.enable()
 
 
+def pause() -> None:
+    """The collector off from the start of a process (its imports, the project's loading)
+    until `keep_all`: importing Alembic and SQLAlchemy makes ~120,000 objects, none of
+    them garbage, and the passes over them cost ~15% of the imports (~60 ms of a worker's
+    start, measured)."""
+    gc.disable()
+
+
 def keep_all() -> None:
     """Every object there is now lives to the end of the process: the collector's passes
-    skip them from here on (gc.freeze; what becomes garbage of them is never freed)."""
+    skip them from here on (gc.freeze; what becomes garbage of them is never freed). The
+    collector runs again (after `pause`), over what is made later."""
     gc.freeze()
+    gc.enable()

@@ -107,6 +107,7 @@ def worker_main(conn: Any, driver: str = "psycopg", siblings: tuple[Any, ...] = 
     # stops the workers in order), and what a migration forks ends with the group
     with suppress(OSError):
         os.setpgrp()
+    collector.pause()  # until keep_all, below
     try:
         init = _first_message(conn, driver, siblings)
     except (EOFError, KeyboardInterrupt):
@@ -130,8 +131,7 @@ def worker_main(conn: Any, driver: str = "psycopg", siblings: tuple[Any, ...] = 
         # the revision files, before the first request asks: one that does not load
         # (raising anything, SystemExit too) fails that request, as it did before
         try:
-            with collector.paused():
-                worker.wrap_modules()
+            worker.wrap_modules()  # (the collector is paused)
         except KeyboardInterrupt:
             return
         except BaseException:  # reported by the first request
