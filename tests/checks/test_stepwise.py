@@ -596,18 +596,15 @@ def test_a_deferred_violation_is_found_at_its_revision(tmp_path: Path) -> None:
     assert "the stepwise check" in whole["fix"] and "env.py" not in whole["fix"]
 
 
-def test_a_valid_row_under_a_deferred_constraint_does_not_stop_an_alter_table(
-    tmp_path: Path,
-) -> None:
-    """A valid row written to a table with a DEFERRABLE INITIALLY DEFERRED foreign key
-    leaves its check pending until the transaction ends; PostgreSQL refuses ALTER TABLE
-    on that table meanwhile ("pending trigger events"). A deploy commits the upgrade
-    before a downgrade runs: the walk must not report the downgrade as failing."""
+def _valid_row_under_a_deferred_constraint() -> list[Rev]:
+    """e2 writes a valid child row under a DEFERRABLE INITIALLY DEFERRED foreign key; its
+    downgrade deletes it and its parent, then alters the child table; e1 and e0 drop the
+    tables."""
     child = (
         'op.execute("CREATE TABLE child (id int PRIMARY KEY, parent_id int '
         'REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED, note text)")'
     )
-    revs = [
+    return [
         Rev(
             "e0",
             None,
@@ -632,7 +629,36 @@ def test_a_valid_row_under_a_deferred_constraint_does_not_stop_an_alter_table(
             'op.drop_column("parent", "n")',
         ),
     ]
-    project = write_project(tmp_path, revs)
+
+
+def test_a_valid_row_under_a_deferred_constraint_does_not_stop_an_alter_table(
+    tmp_path: Path,
+) -> None:
+    """A valid row written to a table with a DEFERRABLE INITIALLY DEFERRED foreign key
+    leaves its check pending until the transaction ends; PostgreSQL refuses ALTER TABLE
+    on that table meanwhile ("pending trigger events"). A deploy commits the upgrade
+    before a downgrade runs: the walk must not report the downgrade as failing."""
+    project = write_project(tmp_path, _valid_row_under_a_deferred_constraint())
     r = verify(project)
     assert r.findings() == []
     assert cases(r) == {"e0": "passed", "e1": "passed", "e2": "passed", "e3": "passed"}
+
+
+def test_pending_checks_that_stop_a_downgrade_in_one_transaction_are_explained(
+    tmp_path: Path,
+) -> None:
+    """The same history, downgraded to base in one transaction (roundtrip, as `alembic
+    downgrade base` runs it): e2's DELETE of the parent row leaves a deferred check
+    pending, and dropping the table then fails ("pending trigger events"). That finding
+    is true (Alembic's own run fails alike); it says why, and what to change."""
+    project = write_project(tmp_path, _valid_row_under_a_deferred_constraint())
+    r = verify(project, checks="roundtrip")
+    (finding,) = r.findings()
+    assert (finding["check"], finding["rule"], finding["revision"]) == (
+        "roundtrip",
+        "downgrade-failed",
+        "e0",
+    ), finding
+    assert "pending trigger events" in finding["message"]
+    assert "transaction_per_migration=True" in finding["fix"]
+    assert "SET CONSTRAINTS ALL IMMEDIATE" in finding["fix"]

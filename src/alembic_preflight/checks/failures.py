@@ -173,6 +173,17 @@ DEFERRED_WHOLE_FIX = (
 )
 
 
+PENDING_CHECKS_FIX = (
+    "rows inserted, updated or deleted earlier in the same transaction under a "
+    "DEFERRABLE INITIALLY DEFERRED constraint still wait for their check, and PostgreSQL "
+    "refuses to alter or drop their table until then; Alembic runs every revision of an "
+    "upgrade or downgrade in one transaction, so it fails there the same way. Set "
+    "transaction_per_migration=True in env.py's context.configure() (each revision then "
+    'commits on its own), or run `op.execute("SET CONSTRAINTS ALL IMMEDIATE")` before '
+    "this statement"
+)
+
+
 def at_commit(failure: Failure) -> bool:
     """A deferred constraint's violation, raised by COMMIT (no statement of its own)."""
     return failure.error_type in _DEFERRABLE_VIOLATIONS and not failure.statement
@@ -213,6 +224,8 @@ def cause(rev_file: RevisionFile, failure: Failure, line: int | None) -> str | N
         )
     if "cannot run inside a transaction block" in failure.message:
         return AUTOCOMMIT_FIX
+    if failure.error_type == "ObjectInUse" and "pending trigger events" in failure.message:
+        return PENDING_CHECKS_FIX
     if failure.error_type == "AssertionError" and "autocommit_block" in failure.traceback:
         return OUTER_TRANSACTION_FIX
     if _ended_transaction(failure):
