@@ -81,10 +81,13 @@ def test_the_second_worker_is_a_copy_of_the_first_made_after_its_imports() -> No
     assert not first.is_alive() and not second.is_alive()
 
 
-def test_a_worker_reads_alembic_ini_as_the_verifier_would(project: Any) -> None:
+@pytest.mark.parametrize("asked_early", [False, True])
+def test_a_worker_reads_alembic_ini_as_the_verifier_would(project: Any, asked_early: bool) -> None:
     proj: Path = project("sync_good")
     settings = build_settings(proj, {})
     with Prewarmed([start_worker()]) as prewarmed:
+        if asked_early:  # as the command does, before its own imports
+            prewarmed.ask_layout(settings)
         assert prewarmed.layout(settings) == read_layout(settings.ini_path, "alembic", proj)
         ini = proj / "alembic.ini"
         ini.write_text(ini.read_text().replace("%(here)s/migrations", "%(here)s/nowhere"))
@@ -94,6 +97,21 @@ def test_a_worker_reads_alembic_ini_as_the_verifier_would(project: Any) -> None:
             prewarmed.layout(settings)
         assert str(in_worker.value) == str(in_process.value)
         assert "nowhere" in str(in_worker.value)
+
+
+def test_a_layout_asked_for_and_never_read_is_not_taken_for_an_answer(project: Any) -> None:
+    """The command asks the first worker for alembic.ini's layout before it needs it; a
+    run that never reads the answer (it loaded the project otherwise) must not hand that
+    worker over with the answer still in its pipe, where the first request's would be."""
+    settings = build_settings(project("sync_good"), {})
+    with Prewarmed([start_worker()]) as prewarmed:
+        prewarmed.ask_layout(settings)
+        _, conn = prewarmed.waiting[0]
+        assert conn.poll(60)  # the answer has come
+        taken = prewarmed.take()
+        assert taken is not None and taken[1] is conn
+        assert not conn.poll(0)  # and was read, not left for the first request
+        prewarmed.waiting = [taken]  # stopped on leaving
 
 
 def _workers_with(marker: str) -> list[int]:

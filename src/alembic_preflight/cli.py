@@ -113,6 +113,7 @@ def verify(project_dir: Path = Path("."), **given: Any) -> None:
         settings = build_settings(project_dir, settings_values(given))
         # the workers start importing now, beside the verifier's own imports below
         with prewarm(settings) as prewarmed:
+            prewarmed.ask_layout(settings)  # answered while we import what follows
             from alembic_preflight.commands.verify import verify as run_verify
 
             options = report_options(settings, **report_values(given))

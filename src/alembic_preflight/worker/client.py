@@ -165,8 +165,12 @@ class Prewarmed:
     """Workers started before anyone asked; the workbench takes them one by one."""
 
     waiting: list[Started] = field(default_factory=list)
+    # the LayoutRequest the first waiting worker was sent and has not been heard on yet
+    asked: LayoutRequest | None = None
 
     def take(self) -> Started | None:
+        if self.asked is not None:  # its answer first: it must not read as a request's
+            self._answer()
         while self.waiting:
             proc, conn = self.waiting.pop(0)
             if (not isinstance(proc, Forked) or proc.attach()) and proc.is_alive():
@@ -174,17 +178,42 @@ class Prewarmed:
             conn.close()
         return None
 
+    def ask_layout(self, settings: Settings) -> None:
+        """Send the first waiting worker the request `layout` answers, now: it reads
+        alembic.ini between two of its imports while the verifier does its own (~0.1 s),
+        where asked at `layout` the verifier waited for it (~60 ms)."""
+        if not self.waiting or self.asked is not None:
+            return
+        request = _layout_request(settings)
+        try:
+            self.waiting[0][1].send(request)
+        except OSError:  # gone: `layout` finds out and says nothing
+            return
+        self.asked = request
+
     def layout(self, settings: Settings) -> Layout | None:
         """alembic.ini as Alembic reads it, read by the first waiting worker; None when
         none is waiting or it could not say (then the caller reads it itself)."""
+        if self.asked not in (None, _layout_request(settings)):
+            self._answer()  # asked about another file: that answer is not this one's
+        self.ask_layout(settings)
+        if not self.waiting:
+            return None
+        answer = self._answer()
+        if isinstance(answer, LayoutRefused):
+            from alembic_preflight.errors import ConfigError
+
+            raise ConfigError(answer.message)
+        return answer
+
+    def _answer(self) -> Any:
+        """The first waiting worker's answer to `asked`; None (and that worker stopped)
+        when none comes."""
+        self.asked = None
         if not self.waiting:
             return None
         _, conn = self.waiting[0]
-        request = LayoutRequest(
-            str(settings.ini_path), settings.name, str(settings.project_dir.resolve())
-        )
         try:
-            conn.send(request)
             # a worker still importing answers when it is done
             answered = conn.poll(60)
             answer = conn.recv() if answered else None
@@ -193,10 +222,6 @@ class Prewarmed:
         if not answered:  # its answer could still come, where a request's should: not
             Prewarmed([self.waiting.pop(0)]).close()  # a worker of ours any more
             return None
-        if isinstance(answer, LayoutRefused):
-            from alembic_preflight.errors import ConfigError
-
-            raise ConfigError(answer.message)
         return answer
 
     def close(self) -> None:
@@ -208,13 +233,17 @@ class Prewarmed:
             conn.close()
         for proc, _ in self.waiting:
             proc.join(timeout=5)
-        self.waiting = []
+        self.waiting, self.asked = [], None
 
     def __enter__(self) -> Prewarmed:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _layout_request(settings: Settings) -> LayoutRequest:
+    return LayoutRequest(str(settings.ini_path), settings.name, str(settings.project_dir.resolve()))
 
 
 def start_early() -> None:
