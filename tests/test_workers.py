@@ -180,6 +180,32 @@ def test_workers_forked_from_the_verifier_end_when_it_is_killed() -> None:
         time.sleep(0.05)
 
 
+_FORKED_APART = """
+from alembic_preflight.worker import client
+client._can_watch_forks = lambda: False  # as on a kernel without pidfd: two forks
+(first, _), (second, pipe) = client.start_workers(2, fork=True)
+second.kill()
+second.join(5)
+try:
+    said = "open" if not pipe.poll(3) else pipe.recv()
+except EOFError:
+    said = "closed"
+first.kill()
+first.join(5)
+print(said)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="forked on Linux only")
+def test_a_forked_worker_holds_no_other_workers_pipe() -> None:
+    """Where the second worker cannot be a copy of the first (no pidfd), both are forked
+    from the verifier: the first must not keep the second's end of its pipe open, or the
+    verifier would never see the second die."""
+    proc = subprocess.run([sys.executable, "-c", _FORKED_APART], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["closed"]
+
+
 def test_every_module_a_worker_warms_up_exists() -> None:
     """A worker imports these before the first request, and before its sibling is forked
     from it: a name that is no module (one moved elsewhere) fails silently there, and each

@@ -81,8 +81,10 @@ def start_workers(count: int, driver: str = "psycopg", *, fork: bool = False) ->
     for i in range(count - forks):
         siblings = tuple(child for _, child in pipes[1:]) if i == 0 and forks else ()
         args: tuple[Any, ...] = (pipes[i][1], driver, siblings)
-        if fork:  # the copy holds our ends of the pipes too: closed first thing
-            args = (tuple(ours for ours, _ in pipes), *args)
+        if fork:  # the copy holds every end we hold: all but its own closed first thing
+            keep = {id(pipes[i][1]), *map(id, siblings)}
+            others = tuple(c for pair in pipes for c in pair if id(c) not in keep)
+            args = (others, *args)
         proc = ctx.Process(target=_forked_worker if fork else _worker, args=args, daemon=True)
         proc.start()
         started.append((proc, pipes[i][0]))
@@ -100,10 +102,12 @@ def _worker(*args: Any) -> None:
     worker_main(*args)
 
 
-def _forked_worker(ours: tuple[Connection, ...], *args: Any) -> None:
-    """A worker forked from the verifier: without the verifier's ends of the pipes (else
-    it would never see ours close) and with Python's own Ctrl-C, as a spawned one has."""
-    for conn in ours:
+def _forked_worker(others: tuple[Connection, ...], *args: Any) -> None:
+    """A worker forked from the verifier: without the ends of pipes that are not its own
+    (the verifier's, else it would never see them close; another worker's, else the
+    verifier would not see that one's close) and with Python's own Ctrl-C, as a spawned
+    one has."""
+    for conn in others:
         conn.close()
     signal.signal(signal.SIGINT, signal.default_int_handler)
     _worker(*args)
