@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import git, run_cli
 
 
@@ -247,4 +249,67 @@ def test_skip_revisions_stamps_them_in_every_check(project: Any) -> None:
     assert "1 stamped, not run (skip-revisions)" in r.check("stepwise")["note"]
     (proj / ".alembic-preflight.yml").write_text("skip-revisions: [nope]\n")
     r = run_cli("verify", ".", "--database", "embedded", cwd=proj)
-    assert r.code == 2 and "`skip-revisions`: no revision `nope`" in r.stderr
+    assert r.code == 2
+    assert ".alembic-preflight.yml:1: `skip-revisions`: no revision `nope`" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "flags", "said"),
+    [
+        (
+            ".alembic-preflight.yml",
+            "checks: [graph]\n\nskip-revisions: [nope]\n",
+            (),
+            ".alembic-preflight.yml:3: `skip-revisions`: no revision `nope` in this history",
+        ),
+        (
+            ".alembic-preflight.yml",
+            "checks: [graph]\n",
+            ("--skip-revisions", "nope"),
+            "--skip-revisions: no revision `nope` in this history",
+        ),
+        (
+            ".alembic-preflight.yml",
+            "checks: [graph]\ndowngrade-floor: zzz\n",
+            (),
+            ".alembic-preflight.yml:2: `downgrade-floor`: no revision `zzz` in this history",
+        ),
+        (
+            ".alembic-preflight.yml",
+            "checks: [graph]\ndata:\n  1a2b:\n    customers: [{id: 1}]\n  qqq:\n"
+            "    customers: [{id: 2}]\n",
+            (),
+            ".alembic-preflight.yml:5: `data`: no revision `qqq` in this history",
+        ),
+        (
+            "pyproject.toml",
+            '[project]\nname = "x"\n\n[tool.alembic-preflight]\nchecks = ["graph"]\n'
+            'skip_revisions = ["nope"]\n',
+            (),
+            "pyproject.toml:6: `skip-revisions`: no revision `nope` in this history",
+        ),
+        (
+            ".alembic-preflight.yml",
+            "checks: [graph]\nbogus: 1\n",
+            (),
+            ".alembic-preflight.yml:2: unknown setting `bogus`",
+        ),
+        (
+            "pyproject.toml",
+            '[tool.alembic-preflight]\n# ours\nfail-on = "sometimes"\n',
+            (),
+            "pyproject.toml:3: `fail-on` must be error, warning or never",
+        ),
+    ],
+)
+def test_a_setting_that_is_wrong_is_named_where_it_was_given(
+    project: Any, name: str, text: str, flags: tuple[str, ...], said: str
+) -> None:
+    """Before any check runs (exit 2), at the line of the settings file that gives it, or
+    as the flag when a flag gave it."""
+    proj: Path = project("sync_good")
+    (proj / name).write_text(text)
+    r = run_cli("verify", ".", *flags, cwd=proj)
+    assert r.code == 2, r.stdout + r.stderr
+    assert said in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr

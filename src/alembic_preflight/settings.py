@@ -112,6 +112,20 @@ class Settings:
     # `alembic-preflight lint FILE...` (the pre-commit hook): lint looks at these revision
     # files only (resolved paths); None = every file. Not a flag of verify, nor a file key.
     files: frozenset[Path] | None = None
+    # the settings file read, and the fields whose value came from it (not a flag): where
+    # an error about a value says it was given
+    settings_file: Path | None = None
+    from_file: frozenset[str] = frozenset()
+
+    def source_of(self, key: str, entry: str | None = None) -> str:
+        """Where setting `key` (as a file spells it) was given, to begin an error about its
+        value: "FILE:LINE: `key`" from the settings file (the line of `data:`'s `entry`
+        for data), else the flag `--key` (`data` has none)."""
+        path = self.settings_file
+        if path is None or FILE_KEYS[key][0] not in self.from_file:
+            return f"`{key}`" if key == "data" else f"--{key}"
+        line = data_line(path, entry) if key == "data" and entry else key_line(path, key)
+        return f"{path}:{line}: `{key}`" if line is not None else f"{path}: `{key}`"
 
     @property
     def baseline_path(self) -> Path | None:
@@ -440,6 +454,46 @@ def data_line(path: Path, revision: str) -> int | None:
     return None
 
 
+def where_set(path: Path, key: str) -> str:
+    """`FILE:LINE` of top-level setting `key` in a settings file, or `FILE` alone when its
+    line cannot be told (a TOML key spelled as a dotted path, say)."""
+    line = key_line(path, key)
+    return f"{path}:{line}" if line is not None else str(path)
+
+
+_TOML_TABLE = re.compile(r"^\s*\[\s*tool\s*\.\s*[\"']?alembic-preflight[\"']?\s*\]\s*(#.*)?$")
+
+
+def key_line(path: Path, key: str) -> int | None:
+    """The line (from 1) of top-level setting `key` (either spelling, `-` or `_`) in a YAML
+    settings file, or in pyproject.toml's [tool.alembic-preflight] table; None when not
+    found."""
+    spellings = {key, key.replace("_", "-"), key.replace("-", "_")}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if path.suffix in (".yml", ".yaml"):
+        try:
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
+        except (yaml.YAMLError, RecursionError):
+            return None
+        if isinstance(root, yaml.MappingNode):
+            for k, _ in root.value:
+                if str(k.value) in spellings:
+                    return int(k.start_mark.line) + 1
+        return None
+    inside = False
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.lstrip().startswith("["):
+            inside = bool(_TOML_TABLE.match(line))
+        elif inside:
+            name = line.split("=", 1)[0].strip().strip("\"'")
+            if "=" in line and name in spellings:
+                return n
+    return None
+
+
 def parse_file_settings(path: Path, raw: Mapping[str, Any]) -> dict[str, Any]:
     """Settings attributes from a file's mapping; errors name the file and the key."""
     values: dict[str, Any] = {}
@@ -447,13 +501,14 @@ def parse_file_settings(path: Path, raw: Mapping[str, Any]) -> dict[str, Any]:
         norm = str(key).replace("_", "-")
         if norm not in FILE_KEYS:
             raise ConfigError(
-                f"{path}: unknown setting `{key}` (known: {', '.join(sorted(FILE_KEYS))})"
+                f"{where_set(path, str(key))}: unknown setting `{key}` "
+                f"(known: {', '.join(sorted(FILE_KEYS))})"
             )
         attr, parse = FILE_KEYS[norm]
         try:
             values[attr] = parse(value, norm)
         except ValueError as e:
-            raise ConfigError(f"{path}: {e}") from None
+            raise ConfigError(f"{where_set(path, str(key))}: {e}") from None
     if "config" in values and not values["config"].is_absolute():
         values["config"] = path.parent / values["config"]
     if "pg_bin" in values and not values["pg_bin"].is_absolute():
@@ -480,6 +535,7 @@ def build_settings(project_dir: Path, flags: Mapping[str, Any]) -> Settings:
     if found is not None:
         merged.update(parse_file_settings(*found))
     given = {k: v for k, v in flags.items() if v is not None and v != () and v != {}}
+    from_file = frozenset(merged) - frozenset(given)
     if "table_rows" in given:  # per table: a flag's entry overrides the file's
         given["table_rows"] = {**merged.get("table_rows", {}), **given["table_rows"]}
     merged.update(given)
@@ -497,7 +553,13 @@ def build_settings(project_dir: Path, flags: Mapping[str, Any]) -> Settings:
     check_numbers(merged, found[0] if found else None)
     if "jobs" in merged:
         merged["jobs"] = _capped_jobs(merged["jobs"])
-    settings = replace(Settings(), project_dir=project_dir, **merged)
+    settings = replace(
+        Settings(),
+        project_dir=project_dir,
+        settings_file=found[0] if found else None,
+        from_file=from_file,
+        **merged,
+    )
     if settings.database == "url" and not settings.database_url:
         raise ConfigError("--database url needs --database-url")
     if settings.database_url and settings.database == "auto":

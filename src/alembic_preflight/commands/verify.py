@@ -105,6 +105,7 @@ def _run_verify(
         project = load_project(settings, prewarmed.layout if prewarmed else None)
     collector.keep_all()  # the project's syntax trees live as long as the run
     check_rule_names(settings)
+    check_revision_names(settings, project)
     checks = [CHECKS[c] for c in settings.checks]
     results: dict[str, CheckResult] = {}
     focus = None
@@ -219,6 +220,19 @@ def _in_scope(
         return not (settings.shard is not None and e.check == "stepwise")
 
     return looked
+
+
+def check_revision_names(settings: Settings, project: Project) -> None:
+    """Every revision the settings name (skip-revisions, downgrade-floor, data:) is in the
+    history: a configuration error (exit 2) before any check runs, said where it was
+    given, not a check's error halfway through."""
+    history = project.history
+    for name in settings.skip_revisions:
+        history.named_in_settings(name, settings.source_of("skip-revisions"))
+    if settings.downgrade_floor:
+        history.named_in_settings(settings.downgrade_floor, settings.source_of("downgrade-floor"))
+    for name in settings.data:
+        history.named_in_settings(name, settings.source_of("data", name))
 
 
 def check_rule_names(settings: Settings) -> None:

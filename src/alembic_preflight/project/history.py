@@ -344,14 +344,15 @@ class History:
         starting = [r for r in self.revisions if name and r.startswith(name)]
         return starting[0] if len(starting) == 1 else None
 
-    def named_in_settings(self, name: str, key: str) -> str:
-        """resolve() for a revision a setting names (`key`); a name no revision has is a
-        configuration error (exit 2)."""
+    def named_in_settings(self, name: str, source: str) -> str:
+        """resolve() for a revision a setting names; a name no revision has is a
+        configuration error (exit 2), said after `source`, where the setting was given
+        (Settings.source_of: "FILE:LINE: `key`" or "--key")."""
         from alembic_preflight.errors import ConfigError
 
         rev = self.resolve(name)
         if rev is None:
-            raise ConfigError(f"`{key}`: no revision `{name}` in this history")
+            raise ConfigError(f"{source}: no revision `{name}` in this history")
         return rev
 
     def lineage(self, rev: str) -> frozenset[str]:
