@@ -216,9 +216,7 @@ def test_rules_setting_refuses_unknown_names_and_hiding_unverified_runs(project:
     settings.write_text("rules:\n  multiple-head: warning\n")
     r = run_cli("verify", ".", "--checks", "graph", cwd=proj)
     assert r.code == 2
-    assert (
-        ".alembic-preflight.yml" in r.stderr and "`rules.multiple-head` names no rule" in r.stderr
-    )
+    assert ".alembic-preflight.yml:2: `rules.multiple-head` names no rule" in r.stderr
     assert "did you mean multiple-heads" in r.stderr
     settings.write_text("rules:\n  env-failed: off\n")
     r = run_cli("verify", ".", "--checks", "graph", cwd=proj)
@@ -293,6 +291,19 @@ def test_skip_revisions_stamps_them_in_every_check(project: Any) -> None:
             "checks: [graph]\nbogus: 1\n",
             (),
             ".alembic-preflight.yml:2: unknown setting `bogus`",
+        ),
+        (
+            ".alembic-preflight.yml",
+            "checks: [graph]\njobs: 2\nstep-timeout: 0\n",
+            (),
+            ".alembic-preflight.yml:3: `step-timeout` must be more than 0",
+        ),
+        (
+            ".alembic-preflight.yml",
+            "checks: [graph]\nstep-timeout: 0\n",
+            ("--step-timeout", "-1"),
+            "--step-timeout / step-timeout must be more than 0 and at most 86400 seconds "
+            "(got -1.0)",
         ),
         (
             "pyproject.toml",

@@ -454,6 +454,26 @@ def data_line(path: Path, revision: str) -> int | None:
     return None
 
 
+def entry_line(path: Path, key: str, entry: str) -> int | None:
+    """The line of `entry` in top-level mapping `key` of a YAML settings file (`rules:`'s
+    `multiple-heads`), else of `key` itself; None elsewhere."""
+    if path.suffix not in (".yml", ".yaml"):
+        return key_line(path, key)
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        return None
+    if isinstance(root, yaml.MappingNode):
+        for k, value in root.value:
+            if str(k.value) == key:
+                if isinstance(value, yaml.MappingNode):
+                    for e, _ in value.value:
+                        if str(e.value) == entry:
+                            return int(e.start_mark.line) + 1
+                return int(k.start_mark.line) + 1
+    return None
+
+
 def where_set(path: Path, key: str) -> str:
     """`FILE:LINE` of top-level setting `key` in a settings file, or `FILE` alone when its
     line cannot be told (a TOML key spelled as a dotted path, say)."""
@@ -550,7 +570,7 @@ def build_settings(project_dir: Path, flags: Mapping[str, Any]) -> Settings:
     unknown = set(merged) - names
     if unknown:  # a programming error: a flag with no Settings field
         raise AssertionError(f"no Settings field for {sorted(unknown)}")
-    check_numbers(merged, found[0] if found else None)
+    check_numbers(merged, found[0] if found else None, from_file)
     if "jobs" in merged:
         merged["jobs"] = _capped_jobs(merged["jobs"])
     settings = replace(
@@ -579,35 +599,43 @@ MAX_SAMPLE_ROWS = 5_000_000  # a larger sample than this costs more than it tell
 LANE_MEMORY = 300 << 20  # a worker and its database, measured ~250 MB at 1000 revisions
 
 
-def check_numbers(values: Mapping[str, Any], source: Path | None) -> None:
+def check_numbers(
+    values: Mapping[str, Any], source: Path | None, from_file: frozenset[str] = frozenset()
+) -> None:
     """Every number in range (issue 15: `--jobs -1`, `--step-timeout nan` or `0` were
-    taken, `-5` or `3000000` crashed). The message names both spellings."""
-    where = f" (--flag, or {source.name})" if source else ""
+    taken, `-5` or `3000000` crashed). The message names the flag, or the line of the
+    settings file (`source`) that gave the value (its field in `from_file`)."""
+
+    def named(key: str) -> str:
+        if source is not None and FILE_KEYS[key][0] in from_file:
+            return f"{where_set(source, key)}: `{key}`"
+        return f"--{key} / {key}"
+
     timeout = values.get("step_timeout")
     if timeout is not None and not (0 < timeout <= MAX_STEP_TIMEOUT):  # nan fails too
         raise ConfigError(
-            f"--step-timeout / step-timeout{where} must be more than 0 and at most "
+            f"{named('step-timeout')} must be more than 0 and at most "
             f"{MAX_STEP_TIMEOUT:g} seconds (got {timeout!r})"
         )
     budget = values.get("lock_budget")
     if budget is not None and not (0 < budget <= MAX_STEP_TIMEOUT):
         raise ConfigError(
-            f"--lock-budget / lock-budget{where} must be more than 0 and at most "
+            f"{named('lock-budget')} must be more than 0 and at most "
             f"{MAX_STEP_TIMEOUT:g} seconds (got {budget!r})"
         )
     sample = values.get("sample_rows")
     if sample is not None and not (0 <= sample <= MAX_SAMPLE_ROWS):
         raise ConfigError(
-            f"--sample-rows / sample-rows{where} must be between 0 (no timing) and "
+            f"{named('sample-rows')} must be between 0 (no timing) and "
             f"{MAX_SAMPLE_ROWS:,} (got {sample!r})"
         )
     jobs = values.get("jobs")
     if jobs is not None and jobs < 1:
-        raise ConfigError(f"--jobs / jobs{where} must be at least 1 (got {jobs!r})")
+        raise ConfigError(f"{named('jobs')} must be at least 1 (got {jobs!r})")
     version = values.get("postgres_version")
     if version is not None and not (9 <= version <= 99):
         raise ConfigError(
-            f"--postgres-version / postgres-version{where} must be a PostgreSQL major "
+            f"{named('postgres-version')} must be a PostgreSQL major "
             f"version such as 16 (got {version!r})"
         )
 

@@ -33,7 +33,12 @@ from alembic_preflight.findings import (
 )
 from alembic_preflight.project import Project, load_project
 from alembic_preflight.reporters import ReportOptions, emit
-from alembic_preflight.settings import FIXED_RULES, FailOn, Settings, find_settings_file
+from alembic_preflight.settings import (
+    FIXED_RULES,
+    FailOn,
+    Settings,
+    entry_line,
+)
 from alembic_preflight.workbench import Workbench
 from alembic_preflight.worker.client import Prewarmed
 
@@ -244,8 +249,9 @@ def check_rule_names(settings: Settings) -> None:
         if name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            found = find_settings_file(settings.project_dir)
-            where = f"{found[0]}: " if found else ""
+            path = settings.settings_file if "rules" in settings.from_file else None
+            line = entry_line(path, "rules", name) if path else None
+            where = f"{path}:{line}: " if line else f"{path}: " if path else ""
             raise ConfigError(
                 f"{where}`rules.{name}` names no rule{hint}; `alembic-preflight rules` lists them"
             )
