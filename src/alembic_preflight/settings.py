@@ -9,7 +9,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -437,41 +437,16 @@ def _values(node: yaml.Node, budget: int) -> int:
 def data_line(path: Path, revision: str) -> int | None:
     """The line of `data:`'s entry for `revision` (its id, a prefix of it or a label) in
     a YAML settings file; the `data:` line itself when none matches; None elsewhere."""
-    if path.suffix not in (".yml", ".yaml"):
-        return None
-    try:
-        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-    except (OSError, yaml.YAMLError):
-        return None
-    if not isinstance(root, yaml.MappingNode):
-        return None
-    for key, value in root.value:
-        if key.value == "data" and isinstance(value, yaml.MappingNode):
-            for rev_key, _ in value.value:
-                if str(rev_key.value) and revision.startswith(str(rev_key.value)):
-                    return int(rev_key.start_mark.line) + 1
-            return int(key.start_mark.line) + 1
-    return None
+    return _entry_line(path, "data", lambda name: bool(name) and revision.startswith(name))
 
 
 def entry_line(path: Path, key: str, entry: str) -> int | None:
     """The line of `entry` in top-level mapping `key` of a YAML settings file (`rules:`'s
-    `multiple-heads`), else of `key` itself; None elsewhere."""
+    `multiple-heads`), else of `key` itself (in pyproject.toml too); None when neither is
+    found."""
     if path.suffix not in (".yml", ".yaml"):
         return key_line(path, key)
-    try:
-        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
-        return None
-    if isinstance(root, yaml.MappingNode):
-        for k, value in root.value:
-            if str(k.value) == key:
-                if isinstance(value, yaml.MappingNode):
-                    for e, _ in value.value:
-                        if str(e.value) == entry:
-                            return int(e.start_mark.line) + 1
-                return int(k.start_mark.line) + 1
-    return None
+    return _entry_line(path, key, lambda name: name == entry)
 
 
 def where_set(path: Path, key: str) -> str:
@@ -481,27 +456,16 @@ def where_set(path: Path, key: str) -> str:
     return f"{path}:{line}" if line is not None else str(path)
 
 
-_TOML_TABLE = re.compile(r"^\s*\[\s*tool\s*\.\s*[\"']?alembic-preflight[\"']?\s*\]\s*(#.*)?$")
-
-
 def key_line(path: Path, key: str) -> int | None:
     """The line (from 1) of top-level setting `key` (either spelling, `-` or `_`) in a YAML
     settings file, or in pyproject.toml's [tool.alembic-preflight] table; None when not
     found."""
     spellings = {key, key.replace("_", "-"), key.replace("-", "_")}
+    if path.suffix in (".yml", ".yaml"):
+        return next((n for name, n, _ in _yaml_keys(path) if name in spellings), None)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
-        return None
-    if path.suffix in (".yml", ".yaml"):
-        try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
-        except (yaml.YAMLError, RecursionError):
-            return None
-        if isinstance(root, yaml.MappingNode):
-            for k, _ in root.value:
-                if str(k.value) in spellings:
-                    return int(k.start_mark.line) + 1
         return None
     inside = False
     for n, line in enumerate(text.splitlines(), 1):
@@ -512,6 +476,36 @@ def key_line(path: Path, key: str) -> int | None:
             if "=" in line and name in spellings:
                 return n
     return None
+
+
+_TOML_TABLE = re.compile(r"^\s*\[\s*tool\s*\.\s*[\"']?alembic-preflight[\"']?\s*\]\s*(#.*)?$")
+
+
+def _entry_line(path: Path, key: str, matches: Callable[[str], bool]) -> int | None:
+    """The line of the first entry of YAML mapping `key` whose name `matches`, else of
+    `key`; None outside a YAML file, or without `key`."""
+    for name, line, value in _yaml_keys(path):
+        if name == key:
+            if isinstance(value, yaml.MappingNode):
+                for entry, _ in value.value:
+                    if matches(str(entry.value)):
+                        return int(entry.start_mark.line) + 1
+            return line
+    return None
+
+
+def _yaml_keys(path: Path) -> list[tuple[str, int, yaml.Node]]:
+    """A YAML settings file's top-level keys: name, line (from 1) and value node; none
+    when it is not YAML, cannot be read, or is not a mapping."""
+    if path.suffix not in (".yml", ".yaml"):
+        return []
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        return []
+    if not isinstance(root, yaml.MappingNode):
+        return []
+    return [(str(k.value), int(k.start_mark.line) + 1, v) for k, v in root.value]
 
 
 def parse_file_settings(path: Path, raw: Mapping[str, Any]) -> dict[str, Any]:
