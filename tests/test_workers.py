@@ -267,3 +267,58 @@ def test_drivers_and_async_engines_are_patched_whenever_they_are_imported(import
         "refused: ['psycopg', 'psycopg2', 'asyncpg']",
         "cached: True True True",
     ]
+
+
+class _JoinAfter:
+    """A real worker process whose join() first waits for `other` to be set: so a second
+    thread stops the same lane while the first is inside its stop."""
+
+    def __init__(self, proc: Any, entered: Any, other: Any) -> None:
+        self.proc, self.entered, self.other = proc, entered, other
+
+    def join(self, timeout: float | None = None) -> None:
+        self.entered.set()
+        self.other.wait(10)
+        self.proc.join(timeout)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.proc, name)
+
+
+def test_a_worker_stopped_by_two_threads_at_once_is_stopped_once(
+    project: Any, pg_server: Server
+) -> None:
+    """An interrupted run closes the workbench while a lane's thread, which saw its worker
+    killed, stops that worker too (checks.base.in_threads): neither may find the lane's
+    worker gone under it (CI once ended a cancelled run with AttributeError, exit 3), and
+    the lane's thread may start no new worker then."""
+    import threading
+
+    from alembic_preflight.project import load_project
+    from alembic_preflight.workbench import Closing, Lane, Workbench
+
+    settings = build_settings(project("sync_good"), {})
+    bench = Workbench(settings, load_project(settings), pg_server)
+    proc, conn = start_worker()
+    entered, other = threading.Event(), threading.Event()
+    lane = Lane(dbname="nothing", url="", log_path=Path("/nonexistent"))
+    lane.process, lane.conn = _JoinAfter(proc, entered, other), conn
+    bench.lanes.append(lane)
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            bench._stop_worker(lane)
+        except BaseException as e:
+            errors.append(e)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert entered.wait(10)
+    bench.close(hurry=True)  # the second, while the first waits in join()
+    other.set()
+    thread.join(20)
+    assert errors == []
+    assert not proc.is_alive() and lane.process is None and lane.conn is None
+    with pytest.raises(Closing):
+        bench.run("probe", lane=0)

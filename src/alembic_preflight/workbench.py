@@ -60,6 +60,11 @@ if TYPE_CHECKING:
     from alembic_preflight.catalog.snapshot import Snapshot
 
 
+class Closing(Exception):
+    """A lane's thread asked for a worker while the workbench closes (an interrupted
+    run): its check ends there; the run's own interruption is what is reported."""
+
+
 @dataclass
 class Lane:
     dbname: str
@@ -100,6 +105,9 @@ class Workbench:
     # lanes run in threads (stepwise's, and stepwise beside the other checks): a template
     # must not be re-made while another lane is copied from it
     _templates_lock: threading.RLock = field(default_factory=threading.RLock)
+    # set when close() begins: a lane's thread, still running under an interrupted run
+    # (checks.base.in_threads), must not start a worker that nothing would stop
+    _closing: bool = False
 
     # -- lifecycle -------------------------------------------------------------------------
     @property
@@ -191,12 +199,16 @@ class Workbench:
     def close(self, *, hurry: bool = False) -> None:
         """Workers, databases, files: gone. `hurry` (Ctrl-C, a cancelled CI job, an
         error): workers are killed at once, since one may hang in a step and a polite
-        stop only waits for it (GitHub sends SIGKILL ten seconds after its SIGTERM)."""
+        stop only waits for it (GitHub sends SIGKILL ten seconds after its SIGTERM).
+        A lane's thread may still be stopping its worker meanwhile (it saw it killed):
+        each worker is taken from its lane once, by whichever comes first."""
+        self._closing = True
         self.prewarmed.close()
         if hurry:
             for lane in self.lanes:
-                if lane.process is not None and lane.process.is_alive():
-                    lane.process.kill()
+                proc = lane.process
+                if proc is not None and proc.is_alive():
+                    proc.kill()
         for lane in self.lanes:  # all told first: they exit side by side
             self._tell_worker_to_stop(lane)
         for lane in self.lanes:
@@ -372,6 +384,8 @@ class Workbench:
 
     # -- the worker ------------------------------------------------------------------------
     def _start_worker(self, ln: Lane) -> None:
+        if self._closing:
+            raise Closing("the run is ending: no worker is started")
         checkout = ln.checkout
         project = self.project
         project_dir, ini_path, repo_root = checkout or (
@@ -413,23 +427,24 @@ class Workbench:
             conn.send(init)
 
     def _tell_worker_to_stop(self, ln: Lane) -> None:
-        if ln.conn is not None:
+        # taken from the lane first: another thread may be stopping it too (close())
+        conn, ln.conn = ln.conn, None
+        if conn is not None:
             with suppress(OSError, ValueError):
-                ln.conn.send(None)
-            ln.conn.close()
-            ln.conn = None
+                conn.send(None)
+            conn.close()
 
     def _stop_worker(self, ln: Lane) -> None:
         self._tell_worker_to_stop(ln)
-        if ln.process is not None:
-            ln.process.join(timeout=2)
-            if ln.process.is_alive():
-                ln.process.kill()
-                ln.process.join(timeout=5)
-            end_group(ln.process)
-            if ln.process.pid is not None:
-                leftovers.current().drop("workers", pid=ln.process.pid)
-        ln.process = ln.conn = None
+        proc, ln.process = ln.process, None  # (as above)
+        if proc is not None:
+            proc.join(timeout=2)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=5)
+            end_group(proc)
+            if proc.pid is not None:
+                leftovers.current().drop("workers", pid=proc.pid)
 
     def run(
         self,
@@ -460,26 +475,30 @@ class Workbench:
         on_running: Callable[[Running], None] | None = None,
     ) -> Outcome:
         ln = self.lanes[lane]
-        if ln.process is None or not ln.process.is_alive():
+        running = ln.process
+        if running is None or not running.is_alive():
             self._start_worker(ln)
-        assert ln.conn is not None
+        # this request's worker and pipe: close() may take them from the lane meanwhile
+        proc, conn = ln.process, ln.conn
+        if conn is None:  # (it did: the run is ending)
+            raise Closing("the run is ending: the worker is gone")
         if mutates:
             ln.state = "dirty"
         started = time.monotonic()
         ln.running = None
-        ln.conn.send((kind, arg))
+        conn.send((kind, arg))
         # the worker's own start (imports, the project) is not the step's fault: allow for
         # it; a warm worker only re-runs env.py, so a hung step ends a few seconds after
         limit = self.settings.step_timeout + (5 if ln.answered else 30)
         while True:
             try:
-                ready = ln.conn.poll(limit)
+                ready = conn.poll(limit)
             except (EOFError, OSError):
                 ready = True
             if not ready:
                 break
             try:
-                message = recv_within(ln.conn, ln.process, limit)
+                message = recv_within(conn, proc, limit)
             except Exception:  # it died, or what came cannot be read: said below
                 break
             if isinstance(message, Outcome):
@@ -499,7 +518,7 @@ class Workbench:
             # the next step's limit: the worker's start is behind it, env.py is not
             limit = self.settings.step_timeout + 5
         if not ready:
-            stack = sample_stack(ln.process, str(ln.log_path)) if ln.process else ""
+            stack = sample_stack(proc, str(ln.log_path)) if proc else ""
             hung = Failure(
                 error_type="Timeout",
                 kind=FailureKind.TIMEOUT,
@@ -508,11 +527,11 @@ class Workbench:
             )
             return self._lost(lane, self._blame(ln, hung, stack))
         try:
-            outcome: Outcome = recv_within(ln.conn, ln.process, 1)
+            outcome: Outcome = recv_within(conn, proc, 1)
         except Exception:
-            if ln.process is not None:
-                ln.process.join(timeout=1)  # its exit status, where we may read it
-            how = how_it_ended(ln.process) if ln.process else "unknown"
+            if proc is not None:
+                proc.join(timeout=1)  # its exit status, where we may read it
+            how = how_it_ended(proc) if proc else "unknown"
             died = f"the process running the migrations died ({how})"
             crash = Failure("WorkerCrash", died, kind=FailureKind.WORKER_CRASH)
             log = self.log_tail(lane)
@@ -540,8 +559,9 @@ class Workbench:
     def _lost(self, lane: int, failure: Failure) -> Outcome:
         """The lane's worker hung or died: stopped at once, and its sessions ended."""
         ln = self.lanes[lane]
-        if ln.process is not None and ln.process.is_alive():
-            ln.process.kill()  # hung: it reads no request, a polite stop only waits
+        proc = ln.process
+        if proc is not None and proc.is_alive():
+            proc.kill()  # hung: it reads no request, a polite stop only waits
         self._stop_worker(ln)
         self._terminate(ln.dbname)
         return Outcome(ok=False, failure=failure)
