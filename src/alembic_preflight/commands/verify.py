@@ -33,12 +33,7 @@ from alembic_preflight.findings import (
 )
 from alembic_preflight.project import Project, load_project
 from alembic_preflight.reporters import ReportOptions, emit
-from alembic_preflight.settings import (
-    FIXED_RULES,
-    FailOn,
-    Settings,
-    entry_line,
-)
+from alembic_preflight.settings import FIXED_RULES, FailOn, Settings, entry_line
 from alembic_preflight.workbench import Workbench
 from alembic_preflight.worker.client import Prewarmed
 
