@@ -117,15 +117,28 @@ class Settings:
     settings_file: Path | None = None
     from_file: frozenset[str] = frozenset()
 
-    def source_of(self, key: str, entry: str | None = None) -> str:
-        """Where setting `key` (as a file spells it) was given, to begin an error about its
-        value: "FILE:LINE: `key`" from the settings file (the line of `data:`'s `entry`
-        for data), else the flag `--key` (`data` has none)."""
+    def given_at(self, key: str, entry: str | None = None) -> str | None:
+        """`FILE:LINE` (or `FILE`) where the settings file gives setting `key` (as a file
+        spells it; with `entry`, that entry of it: a `data:` revision, a `rules:` name),
+        or None when a flag or the default gave its value."""
         path = self.settings_file
         if path is None or FILE_KEYS[key][0] not in self.from_file:
-            return f"`{key}`" if key == "data" else f"--{key}"
-        line = data_line(path, entry) if key == "data" and entry else key_line(path, key)
-        return f"{path}:{line}: `{key}`" if line is not None else f"{path}: `{key}`"
+            return None
+        if entry is None:
+            line = key_line(path, key)
+        elif key == "data":  # (its entries name revisions by prefix or label)
+            line = data_line(path, entry)
+        else:
+            line = entry_line(path, key, entry)
+        return f"{path}:{line}" if line is not None else str(path)
+
+    def source_of(self, key: str, entry: str | None = None) -> str:
+        """Where setting `key` was given, to begin an error about its value:
+        "FILE:LINE: `key`" from the settings file, else the flag `--key` (`data` has none)."""
+        at = self.given_at(key, entry)
+        if at is not None:
+            return f"{at}: `{key}`"
+        return f"`{key}`" if key == "data" else f"--{key}"
 
     @property
     def baseline_path(self) -> Path | None:

@@ -33,7 +33,7 @@ from alembic_preflight.findings import (
 )
 from alembic_preflight.project import Project, load_project
 from alembic_preflight.reporters import ReportOptions, emit
-from alembic_preflight.settings import FIXED_RULES, FailOn, Settings, entry_line
+from alembic_preflight.settings import FIXED_RULES, FailOn, Settings
 from alembic_preflight.workbench import Workbench
 from alembic_preflight.worker.client import Prewarmed
 
@@ -244,9 +244,8 @@ def check_rule_names(settings: Settings) -> None:
         if name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            path = settings.settings_file if "rules" in settings.from_file else None
-            line = entry_line(path, "rules", name) if path else None
-            where = f"{path}:{line}: " if line else f"{path}: " if path else ""
+            at = settings.given_at("rules", name)
+            where = f"{at}: " if at else ""
             raise ConfigError(
                 f"{where}`rules.{name}` names no rule{hint}; `alembic-preflight rules` lists them"
             )
