@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -146,34 +147,104 @@ def test_workers_started_before_the_command_line_is_read_end_with_the_run(
     assert _workers_with(marker) == []
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="forked on Linux only")
-def test_workers_forked_from_the_verifier_end_when_it_is_killed() -> None:
-    """On Linux the first worker is a copy of the verifier made before its command line is
-    read (worker/client.py: start_early). Killed at once (SIGKILL: nothing of ours runs),
-    the verifier leaves its workers only their pipes: they must see them close, so they
-    must not hold the verifier's ends too."""
-    import time
+_UNREACHABLE = "postgresql://nobody@127.0.0.1:1/nothing"  # nothing is ever made
 
+
+# The ways in: the console script, and the image's entry point (`docker run IMAGE verify`,
+# GitLab CI); the action itself is below
+_ENTRY_POINTS = {
+    "console script": ["alembic_preflight"],
+    "image": ["alembic_preflight.action"],
+}
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="forked on Linux only")
+@pytest.mark.parametrize("entry", sorted(_ENTRY_POINTS))
+def test_workers_forked_from_the_verifier_end_when_it_is_killed(entry: str) -> None:
+    """On Linux the first worker is a copy of the verifier made before its command line is
+    read (worker/client.py: start_early), whichever way it was started. Killed at once
+    (SIGKILL: nothing of ours runs), the verifier leaves its workers only their pipes:
+    they must see them close, so they must not hold the verifier's ends too."""
     marker = f"PREFLIGHT_TEST_MARK={uuid.uuid4().hex}"
     env = {**os.environ, marker.split("=")[0]: marker.split("=")[1]}
-    unreachable = "postgresql://nobody@127.0.0.1:1/nothing"  # nothing is ever made
-    argv = ["verify", ".", "--database", "url", "--database-url", unreachable]
+    argv = ["verify", ".", "--database", "url", "--database-url", _UNREACHABLE]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "alembic_preflight", *argv],
+        [sys.executable, "-m", *_ENTRY_POINTS[entry], *argv],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 10
-        while not (mine := [w for w in _workers_with(marker) if w != proc.pid]):
-            assert time.monotonic() < deadline, "no worker was started"
-            time.sleep(0.005)
+        mine = _first_worker(proc, marker)
         # forked: the verifier's own command line, not multiprocessing's
-        assert b"alembic_preflight\0verify" in Path(f"/proc/{mine[0]}/cmdline").read_bytes()
+        assert b"\0verify\0" in Path(f"/proc/{mine}/cmdline").read_bytes()
     finally:
-        proc.kill()
-        proc.wait()
+        _killed_leaves_none(proc, marker)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="forked on Linux only")
+@pytest.mark.parametrize("install", ["", "true"])
+def test_the_action_forks_its_first_worker_unless_it_installed_something(
+    tmp_path: Path, install: str
+) -> None:
+    """The action (`github-action`) starts its workers before the command line is read
+    too: forked, but after its `install:` input new interpreters, which read the .pth
+    files an editable install adds (a copy of the verifier has only its sys.path)."""
+    marker = f"PREFLIGHT_TEST_MARK={uuid.uuid4().hex}"
+    env = {
+        **os.environ,
+        marker.split("=")[0]: marker.split("=")[1],
+        "GITHUB_WORKSPACE": str(tmp_path),
+        "INPUT_DATABASE": "url",
+        "INPUT_DATABASE-URL": _UNREACHABLE,
+        "INPUT_INSTALL": install,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alembic_preflight.action", "github-action"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        cmdline = Path(f"/proc/{_first_worker(proc, marker)}/cmdline").read_bytes()
+        assert (b"github-action" in cmdline) is (not install), cmdline
+        assert (b"multiprocessing" in cmdline) is bool(install), cmdline
+    finally:
+        _killed_leaves_none(proc, marker)
+
+
+def _first_worker(proc: subprocess.Popen[bytes], marker: str) -> int:
+    """The verifier's first child that runs Python: its worker (not what `install:` or
+    git run)."""
+    deadline = time.monotonic() + 10
+    while True:
+        mine = [w for w in _workers_with(marker) if _child_of(w, proc.pid) and _python(w)]
+        if mine:
+            return mine[0]
+        assert proc.poll() is None, "the verifier ended before its worker was seen"
+        assert time.monotonic() < deadline, "no worker was started"
+        time.sleep(0.005)
+
+
+def _python(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().startswith(sys.executable.encode())
+    except OSError:
+        return False
+
+
+def _child_of(pid: int, parent: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return int(stat.rsplit(")", 1)[1].split()[1]) == parent
+
+
+def _killed_leaves_none(proc: subprocess.Popen[bytes], marker: str) -> None:
+    proc.kill()
+    proc.wait()
     deadline = time.monotonic() + 20  # a worker still importing sees it after its imports
     while _workers_with(marker):
         assert time.monotonic() < deadline, "the workers outlived the verifier"

@@ -22,16 +22,11 @@ def _quit(signum: int, frame: object) -> None:
 def run() -> NoReturn:
     signal.signal(signal.SIGINT, _quit)  # cli.main puts Python's own back
     try:
-        if sys.argv[1:2] in (["verify"], ["baseline"]):
-            from alembic_preflight import collector
+        from alembic_preflight.head_start import head_start
 
-            # no collector until the project is loaded (collector.keep_all), and the
-            # workers (copies of this process) start importing now, while the command
-            # line itself is read
-            collector.pause()
-            from alembic_preflight.worker.client import start_early
-
-            start_early()
+        # no collector until the project is loaded (collector.keep_all), and the workers
+        # (copies of this process) start importing now, while the command line is read
+        head_start(sys.argv[1:])
         from alembic_preflight.cli import run as cli_run
     except KeyboardInterrupt:
         # Ctrl-C while starting (issue 15): nothing is made yet, and no traceback of ours

@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from alembic_preflight.errors import interrupt_on_signal
+from alembic_preflight.head_start import close_unused, head_start
 from alembic_preflight.reporters import github
 from alembic_preflight.reporters.github import escape_data
 
@@ -180,7 +181,6 @@ def run_install(command: str, cwd: Path) -> int:
 
 
 def run_action(env: Mapping[str, str]) -> int:
-    from alembic_preflight import cli
     from alembic_preflight.errors import EXIT_USAGE
 
     workspace = Path(env.get("GITHUB_WORKSPACE") or os.getcwd())
@@ -203,6 +203,11 @@ def run_action(env: Mapping[str, str]) -> int:
                 + escape_data(f"`{install}` exited with {code}")
             )
             return EXIT_USAGE
+    # the workers start importing while the command line is read, as the console
+    # script's do; after an install, as new interpreters (its .pth files)
+    head_start(args, fork=not install)
+    from alembic_preflight import cli
+
     (workspace / REPORT_PATH).parent.mkdir(parents=True, exist_ok=True)
     reports = report_inputs(env, workspace)
     before = {name: _identity(workspace / path) for name, path in reports.items()}
@@ -211,6 +216,7 @@ def run_action(env: Mapping[str, str]) -> int:
     try:
         code = cli.main(args)
     finally:
+        close_unused()
         # We run as root in the container; later steps run as the runner's user and must be
         # able to read the reports (e.g. actions/upload-artifact, upload-sarif).
         for path in (REPORT_PATH, *reports.values()):
@@ -294,10 +300,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, interrupt_on_signal)
     if args[:1] == [ACTION_COMMAND]:
         return run_action(os.environ)
+    head_start(args)
     from alembic_preflight import cli
     from alembic_preflight.errors import EXIT_USAGE
 
-    code = cli.main(args)
+    try:
+        code = cli.main(args)
+    finally:
+        close_unused()
     if code == EXIT_USAGE and started_in_root(Path.cwd()):
         _emit(f"alembic-preflight: {ROOT_HINT}", err=True)
     return code

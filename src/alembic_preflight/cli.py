@@ -26,8 +26,9 @@ from alembic_preflight.flags import (
     settings_values,
     with_flags,
 )
+from alembic_preflight.head_start import close_unused
 from alembic_preflight.settings import Settings, build_settings
-from alembic_preflight.worker.client import Prewarmed, prewarm, take_early
+from alembic_preflight.worker.client import prewarm
 
 if TYPE_CHECKING:
     from alembic_preflight.reporters import ReportOptions
@@ -323,9 +324,7 @@ def run() -> NoReturn:
     try:
         code = main()
     finally:
-        # workers started before the command line was read and never taken (--help, a
-        # bad flag): they would end on their own, once their imports are done
-        Prewarmed(take_early()).close()
+        close_unused()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -105,11 +105,12 @@ def _worker(*args: Any) -> None:
 def _forked_worker(others: tuple[Connection, ...], *args: Any) -> None:
     """A worker forked from the verifier: without the ends of pipes that are not its own
     (the verifier's, else it would never see them close; another worker's, else the
-    verifier would not see that one's close) and with Python's own Ctrl-C, as a spawned
-    one has."""
+    verifier would not see that one's close) and with Python's own Ctrl-C and SIGTERM, as
+    a spawned one has (the image's entry point turns SIGTERM into Ctrl-C before it forks)."""
     for conn in others:
         conn.close()
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _worker(*args)
 
 
@@ -250,14 +251,15 @@ def _layout_request(settings: Settings) -> LayoutRequest:
     return LayoutRequest(str(settings.ini_path), settings.name, str(settings.project_dir.resolve()))
 
 
-def start_early() -> None:
+def start_early(*, fork: bool = True) -> None:
     """Workers for a `verify` whose command line is not read yet (reading it costs ~0.2 s
-    with Typer): as many as a run uses by default; `prewarm` keeps what the run needs."""
+    with Typer): as many as a run uses by default; `prewarm` keeps what the run needs.
+    `fork=False`: spawned, never copies of this process."""
     import threading
 
     # forked where that is safe: no thread of ours yet, and Linux (elsewhere a fork of a
     # process that loaded system frameworks may not work)
-    fork = sys.platform == "linux" and threading.active_count() == 1
+    fork = fork and sys.platform == "linux" and threading.active_count() == 1
     _EARLY.extend(start_workers(max(1, min(2, os.cpu_count() or 1)), fork=fork))
 
 
