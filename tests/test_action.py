@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -159,3 +160,31 @@ def test_the_image_entrypoint_started_in_root_says_to_mount_the_project() -> Non
     named = entrypoint("verify", str(ROOT / "examples" / "project"), "--checks", "graph")
     assert named.returncode == 0, named.stderr
     assert "current directory is /" not in named.stderr
+
+
+def test_the_image_entrypoint_exits_with_the_runs_code_and_its_reports_written(
+    project: Any, tmp_path: Path
+) -> None:
+    """The entrypoint leaves at once after the run (action.run: os._exit, no interpreter
+    teardown): the exit code is the run's, and what it wrote is whole."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "INPUT_"))}
+    report = tmp_path / "report.json"
+    json_to = ["--report-json", str(report)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "alembic_preflight.action", "verify", "--checks", "graph", *json_to],
+        cwd=project("missing_parent"),
+        env={**env, "NO_COLOR": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "graph" in proc.stdout + proc.stderr
+    data = json.loads(report.read_text())
+    assert [c["id"] for c in data["checks"]] == ["graph"]
+    assert data["checks"][0]["status"] == "failed"

@@ -20,6 +20,7 @@ from collections.abc import Mapping, MutableMapping, Sequence
 from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
+from typing import NoReturn
 
 from alembic_preflight.errors import interrupt_on_signal
 from alembic_preflight.head_start import close_unused, head_start
@@ -347,5 +348,16 @@ def _emit(line: str, *, err: bool = False) -> None:
     print(line, file=stream, flush=True)
 
 
+def run() -> NoReturn:
+    """The image's entry point and the `alembic-preflight-action` script: main(), then
+    out at once, as the console script (cli.run): by then every database, container and
+    worker is gone and the reports are written; the interpreter's orderly teardown of
+    SQLAlchemy, Alembic and friends would only add to every run (~0.2 s, measured)."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()
