@@ -181,7 +181,9 @@ def run_install(command: str, cwd: Path) -> int:
         _emit("::endgroup::")
 
 
-def run_action(env: Mapping[str, str]) -> int:
+def run_action(env: Mapping[str, str], *, start_early: bool = False) -> int:
+    """The action's run from its inputs. `start_early`: this process is the run's own
+    (main), so the workers start before the command line is read (head_start.py)."""
     from alembic_preflight.errors import EXIT_USAGE
 
     workspace = Path(env.get("GITHUB_WORKSPACE") or os.getcwd())
@@ -204,9 +206,10 @@ def run_action(env: Mapping[str, str]) -> int:
                 + escape_data(f"`{install}` exited with {code}")
             )
             return EXIT_USAGE
-    # the workers start importing while the command line is read, as the console
-    # script's do; after an install, as new interpreters (its .pth files)
-    head_start(args, fork=not install)
+    if start_early:
+        # the workers start importing while the command line is read, as the console
+        # script's do; after an install, as new interpreters (its .pth files)
+        head_start(args, fork=not install)
     from alembic_preflight import cli
 
     (workspace / REPORT_PATH).parent.mkdir(parents=True, exist_ok=True)
@@ -300,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # container behind. Raise instead, so every context manager cleans up (exit 130).
     signal.signal(signal.SIGTERM, interrupt_on_signal)
     if args[:1] == [ACTION_COMMAND]:
-        return run_action(os.environ)
+        return run_action(os.environ, start_early=True)
     head_start(args)
     from alembic_preflight import cli
     from alembic_preflight.errors import EXIT_USAGE
