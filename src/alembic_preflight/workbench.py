@@ -145,25 +145,29 @@ class Workbench:
                 lane.state = "missing"  # made once the workers are started (below)
             self.lanes.append(lane)
         # each worker loads the project (env vars, revision files) while we get ready: the
-        # other lanes' databases are made meanwhile, not later on the way of a check
+        # other lanes' databases are made while lane 0's probes env.py, not later on the
+        # way of a check
         for lane in self.lanes:
             self._start_worker(lane)
+        self._probe(meanwhile=self._create_other_lanes)
+        return self
+
+    def _create_other_lanes(self) -> None:
         for lane in self.lanes[1:]:  # (a lane past the first exists only where we can)
             self._create(lane.dbname)
             lane.state = "empty"
-        self._probe()
-        return self
 
     # -- env.py, before any check ------------------------------------------------------------
-    def _probe(self) -> None:
+    def _probe(self, meanwhile: Callable[[], None]) -> None:
         """Run env.py once with nothing to migrate: it must reach our database and nothing
         else, run its migrations online, and load the revisions we read (issue 13).
+        `meanwhile` runs while the worker runs it.
 
         A connection elsewhere is refused before it is made. When an environment variable
         (or a .env entry the environment overrides) named that other database, the workers
         are started again with it set to ours too, once; otherwise, or when that does not
         help (a .env loaded with override), the run stops with RefusedTarget (exit 2)."""
-        outcome = self._request(PROBE, None, 0, False, None)
+        outcome = self._request(PROBE, None, 0, False, None, meanwhile=meanwhile)
         refusal = outcome.failure.refusal if outcome.failure else None
         if refusal is not None:
             retry = unique_names(refusal.variables)
@@ -473,6 +477,8 @@ class Workbench:
         mutates: bool,
         on_progress: Callable[[Any], None] | None,
         on_running: Callable[[Running], None] | None = None,
+        *,
+        meanwhile: Callable[[], None] | None = None,
     ) -> Outcome:
         ln = self.lanes[lane]
         running = ln.process
@@ -487,6 +493,8 @@ class Workbench:
         started = time.monotonic()
         ln.running = None
         conn.send((kind, arg))
+        if meanwhile is not None:  # while the worker runs it (the limit counts from here)
+            meanwhile()
         # the worker's own start (imports, the project) is not the step's fault: allow for
         # it; a warm worker only re-runs env.py, so a hung step ends a few seconds after
         limit = self.settings.step_timeout + (5 if ln.answered else 30)
