@@ -87,6 +87,46 @@ def test_every_spelling_of_a_password_is_masked_in_every_output(
         assert f"::add-mask::{escape_data(spelling)}\n" in r.stdout
 
 
+def test_a_one_letter_password_is_masked_in_urls_and_leaves_the_rest_readable(
+    project: Any, pg_server: Server
+) -> None:
+    """A password shorter than four characters (output.MIN_MASKED) is not masked wherever
+    its letters appear: `e` would mask every e of the output, and told to GitHub, of the
+    job's whole log. It is masked where a URL shows it, and the run says so."""
+    proj = project("dotenv_override")
+    rev = proj / "migrations" / "versions" / "b2c3d4e5f6a7_add_notes_title.py"
+    rev.write_text(
+        rev.read_text().replace(
+            '    op.add_column("notes"',
+            '    import os\n    raise RuntimeError(os.environ["APP_DATABASE_URL"])\n'
+            '    op.add_column("notes"',
+        )
+    )
+    url = f"postgresql://postgres:e@/postgres?host={pg_server.socket_dir}&port={pg_server.port}"
+    r = run_cli(
+        "verify",
+        ".",
+        "--database-url",
+        url,
+        "--url-env",
+        "APP_DATABASE_URL",
+        "--checks",
+        "upgrade",
+        "--format",
+        "github",
+        cwd=proj,
+        env={"GITHUB_ACTIONS": "true"},
+    )
+    assert r.code == 1, r.stdout + r.stderr
+    (finding,) = r.findings("migration-failed")
+    assert "postgres:***@" in finding["message"], finding["message"]
+    # every e as it was written
+    assert "upgrade of b2c3d4e5f6a7 fails (upgrade head on an empty database)" in finding["message"]
+    assert "PostgreSQL 15" in r.stderr and "ready" in r.stderr
+    assert "::add-mask::" not in r.stdout
+    assert "password has fewer than 4 characters" in r.stderr
+
+
 @pytest.mark.parametrize("hostile", ["x$(touch PWNED)", "y`touch PWNED`", "z'; touch PWNED; '"])
 def test_the_suggested_merge_command_runs_no_shell_code(tmp_path: Path, hostile: str) -> None:
     class Project:

@@ -272,6 +272,12 @@ def report_options(
     if settings.database_url:
         secrets = parse_server_url(settings.database_url).secrets
         output.hide(secrets)
+        if any(0 < len(s) < output.MIN_MASKED for s in secrets):
+            output.info(
+                f"note: the --database-url password has fewer than {output.MIN_MASKED} "
+                "characters: it is masked where a URL shows it, not wherever its letters "
+                "appear"
+            )
 
     def env_path(var: str) -> Path | None:
         value = os.environ.get(var)

@@ -19,12 +19,20 @@ MASK = "***"
 _hidden: list[str] = []
 
 
+# A secret shorter than this is not masked wherever it appears as text: a password `x`
+# would mask every x of every line (and, told to GitHub, of the whole job's log), which
+# hides nothing a reader could not guess. It is still masked where a URL shows it (see
+# _URL_PASSWORD), the only place our output or a driver's message would print it.
+MIN_MASKED = 4
+
+
 def spellings(secrets: tuple[str, ...]) -> tuple[str, ...]:
     """Every way a secret reaches text: as is, percent-encoded as in a URL (`p%40ss`,
     with `/` kept or not, `+` for spaces as a form writes it), and escaped as in a libpq
     DSN (`password='it\\'s'`). The secrets as given first, in their order, then the other
-    spellings; whoever replaces them must go longest first (`masked` does)."""
-    found = [s for s in secrets if s]
+    spellings; whoever replaces them must go longest first (`masked` does). Not those
+    shorter than MIN_MASKED."""
+    found = [s for s in secrets if len(s) >= MIN_MASKED]
     for secret in list(found):
         variants = (
             quote(secret, safe=""),
