@@ -26,6 +26,7 @@ from alembic_preflight.findings import (
     group_by_rule,
     irreversible_count,
 )
+from alembic_preflight.output import MIN_MASKED
 from alembic_preflight.reporters import grouping, rules
 from alembic_preflight.reporters.console import baseline_line
 from alembic_preflight.reporters.grouping import Entry, Section
@@ -146,7 +147,7 @@ def begin(report: Report, stream: IO[str], secrets: Iterable[str], token: str) -
     for whatever the console report prints next."""
     for secret in secrets:
         for part in secret.splitlines():  # the runner masks line by line
-            if part.strip():
+            if len(part.strip()) >= MIN_MASKED:  # (shorter: those letters in every line)
                 stream.write(command("add-mask", part) + "\n")
     for line in annotation_lines(report):
         stream.write(line + "\n")
