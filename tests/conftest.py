@@ -157,3 +157,12 @@ def source_snapshot(dest: Path) -> Path:
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, dest / name)
     return dest
+
+
+def code_before_notes_title(proj: Path, *lines: str) -> None:
+    """Revision b2c3d4e5f6a7 (notes.title, in the fixtures that read their URL from
+    settings) runs `lines` at the start of its upgrade: a migration that, say, raises with
+    the URL it was handed in its message."""
+    rev = proj / "migrations" / "versions" / "b2c3d4e5f6a7_add_notes_title.py"
+    anchor = '    op.add_column("notes"'
+    rev.write_text(rev.read_text().replace(anchor, "".join(f"    {x}\n" for x in lines) + anchor))

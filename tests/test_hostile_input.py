@@ -16,7 +16,7 @@ from psycopg.conninfo import make_conninfo
 from alembic_preflight.checks.graph import merge_command
 from alembic_preflight.database.base import Server
 from alembic_preflight.reporters.github import escape_data
-from tests.conftest import processes_with, run_cli
+from tests.conftest import code_before_notes_title, processes_with, run_cli
 
 PASSWORD = "p%a@s:w/rd'q\\z"  # every character a URL or a DSN escapes
 
@@ -25,18 +25,14 @@ def test_every_spelling_of_a_password_is_masked_in_every_output(
     project: Any, pg_server: Server, tmp_path: Path
 ) -> None:
     proj = project("dotenv_override")  # reads APP_DATABASE_URL; no .env here
-    rev = proj / "migrations" / "versions" / "b2c3d4e5f6a7_add_notes_title.py"
-    rev.write_text(
-        rev.read_text().replace(
-            '    op.add_column("notes"',
-            "    import os\n"
-            "    from psycopg.conninfo import make_conninfo\n"
-            "    from sqlalchemy.engine import make_url\n"
-            '    url = os.environ["APP_DATABASE_URL"]\n'
-            "    raw = make_url(url).password\n"
-            '    raise RuntimeError(f"{url} {raw} {make_conninfo(password=raw)}")\n'
-            '    op.add_column("notes"',
-        )
+    code_before_notes_title(
+        proj,
+        "import os",
+        "from psycopg.conninfo import make_conninfo",
+        "from sqlalchemy.engine import make_url",
+        'url = os.environ["APP_DATABASE_URL"]',
+        "raw = make_url(url).password",
+        'raise RuntimeError(f"{url} {raw} {make_conninfo(password=raw)}")',
     )
     # the embedded server's private socket takes any password (trust)
     url = (
@@ -45,29 +41,17 @@ def test_every_spelling_of_a_password_is_masked_in_every_output(
     )
     files = {name: tmp_path / name for name in ("junit.xml", "r.sarif", "cq.json")}
     summary, outputs = tmp_path / "summary.md", tmp_path / "outputs.txt"
-    r = run_cli(
-        "verify",
-        ".",
-        "--database-url",
+    r = _upgrade_in_github(
+        proj,
         url,
-        "--url-env",
-        "APP_DATABASE_URL",
-        "--checks",
-        "upgrade",
-        "--format",
-        "github",
         "--junit",
         files["junit.xml"],
         "--sarif",
         files["r.sarif"],
         "--gitlab-codequality",
         files["cq.json"],
-        cwd=proj,
-        env={
-            "GITHUB_ACTIONS": "true",
-            "GITHUB_STEP_SUMMARY": str(summary),
-            "GITHUB_OUTPUT": str(outputs),
-        },
+        GITHUB_STEP_SUMMARY=str(summary),
+        GITHUB_OUTPUT=str(outputs),
     )
     assert r.code == 1, r.stdout + r.stderr
     (finding,) = r.findings("migration-failed")
@@ -94,16 +78,23 @@ def test_a_one_letter_password_is_masked_in_urls_and_leaves_the_rest_readable(
     its letters appear: `e` would mask every e of the output, and told to GitHub, of the
     job's whole log. It is masked where a URL shows it, and the run says so."""
     proj = project("dotenv_override")
-    rev = proj / "migrations" / "versions" / "b2c3d4e5f6a7_add_notes_title.py"
-    rev.write_text(
-        rev.read_text().replace(
-            '    op.add_column("notes"',
-            '    import os\n    raise RuntimeError(os.environ["APP_DATABASE_URL"])\n'
-            '    op.add_column("notes"',
-        )
-    )
+    code_before_notes_title(proj, "import os", 'raise RuntimeError(os.environ["APP_DATABASE_URL"])')
     url = f"postgresql://postgres:e@/postgres?host={pg_server.socket_dir}&port={pg_server.port}"
-    r = run_cli(
+    r = _upgrade_in_github(proj, url)
+    assert r.code == 1, r.stdout + r.stderr
+    (finding,) = r.findings("migration-failed")
+    assert "postgres:***@" in finding["message"], finding["message"]
+    # every e as it was written
+    assert "upgrade of b2c3d4e5f6a7 fails (upgrade head on an empty database)" in finding["message"]
+    assert "PostgreSQL 15" in r.stderr and "ready" in r.stderr
+    assert "::add-mask::" not in r.stdout
+    assert "password has fewer than 4 characters" in r.stderr
+
+
+def _upgrade_in_github(proj: Path, url: str, *more: Any, **env: str) -> Any:
+    """`--checks upgrade` of a project that reads its URL from APP_DATABASE_URL, on the
+    server `url` names, as a GitHub workflow runs it."""
+    return run_cli(
         "verify",
         ".",
         "--database-url",
@@ -114,17 +105,10 @@ def test_a_one_letter_password_is_masked_in_urls_and_leaves_the_rest_readable(
         "upgrade",
         "--format",
         "github",
+        *more,
         cwd=proj,
-        env={"GITHUB_ACTIONS": "true"},
+        env={"GITHUB_ACTIONS": "true", **env},
     )
-    assert r.code == 1, r.stdout + r.stderr
-    (finding,) = r.findings("migration-failed")
-    assert "postgres:***@" in finding["message"], finding["message"]
-    # every e as it was written
-    assert "upgrade of b2c3d4e5f6a7 fails (upgrade head on an empty database)" in finding["message"]
-    assert "PostgreSQL 15" in r.stderr and "ready" in r.stderr
-    assert "::add-mask::" not in r.stdout
-    assert "password has fewer than 4 characters" in r.stderr
 
 
 @pytest.mark.parametrize("hostile", ["x$(touch PWNED)", "y`touch PWNED`", "z'; touch PWNED; '"])

@@ -24,7 +24,7 @@ from alembic_preflight.database import choose_backend
 from alembic_preflight.database.base import Server
 from alembic_preflight.database.embedded import find_bindir
 from alembic_preflight.settings import Settings
-from tests.conftest import CliResult, run_cli
+from tests.conftest import CliResult, code_before_notes_title, run_cli
 
 ROWS = [(1, "ada@example.com"), (2, "grace@example.com"), (3, "linus@example.com")]
 
@@ -338,14 +338,8 @@ def test_auto_takes_local_binaries_first() -> None:
 def test_embedded_password_is_masked_in_every_output(project: Any) -> None:
     """A migration that prints the URL it was handed into its error message."""
     proj = project("settings_app")
-    rev = proj / "migrations" / "versions" / "b2c3d4e5f6a7_add_notes_title.py"
-    rev.write_text(
-        rev.read_text().replace(
-            '    op.add_column("notes"',
-            "    import os\n"
-            '    raise RuntimeError("cannot reach " + os.environ["APP__DATABASE__URL"])\n'
-            '    op.add_column("notes"',
-        )
+    code_before_notes_title(
+        proj, "import os", 'raise RuntimeError("cannot reach " + os.environ["APP__DATABASE__URL"])'
     )
     r = verify(proj, "--url-env", "APP__DATABASE__URL", "--checks", "upgrade")
     assert r.code == 1, r.stdout + r.stderr
