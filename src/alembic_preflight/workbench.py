@@ -113,8 +113,7 @@ class Workbench:
     @property
     def stamp_only(self) -> tuple[str, ...]:
         """`skip-revisions` as revision ids (the settings may give a prefix or a label)."""
-        history, source = self.project.history, self.settings.source_of("skip-revisions")
-        return tuple(history.named_in_settings(n, source) for n in self.settings.skip_revisions)
+        return self.project.history.named_by(self.settings).skip
 
     def open(self, lanes: int = 1) -> Workbench:
         """The lanes, their workers, and the probe of env.py. Whatever stops it half way

@@ -24,11 +24,11 @@ _REPORTERS = ("upgrade", "roundtrip", "stepwise")
 
 def user_data(ctx: CheckContext) -> dict[str, Rows]:
     """`data:` keyed by revision id (the settings may name a revision by label or prefix)."""
-    out: dict[str, Rows] = {}
-    for name, tables in ctx.settings.data.items():
-        rev = ctx.project.history.named_in_settings(name, ctx.settings.source_of("data", name))
-        out[rev] = {table: list(rows) for table, rows in tables.items()}
-    return out
+    ids = ctx.project.history.named_by(ctx.settings).data
+    return {
+        ids[name]: {table: list(rows) for table, rows in tables.items()}
+        for name, tables in ctx.settings.data.items()
+    }
 
 
 def reports_refusals(ctx: CheckContext, check_id: str) -> bool:

@@ -226,13 +226,7 @@ def check_revision_names(settings: Settings, project: Project) -> None:
     """Every revision the settings name (skip-revisions, downgrade-floor, data:) is in the
     history: a configuration error (exit 2) before any check runs, said where it was
     given, not a check's error halfway through."""
-    history = project.history
-    for name in settings.skip_revisions:
-        history.named_in_settings(name, settings.source_of("skip-revisions"))
-    if settings.downgrade_floor:
-        history.named_in_settings(settings.downgrade_floor, settings.source_of("downgrade-floor"))
-    for name in settings.data:
-        history.named_in_settings(name, settings.source_of("data", name))
+    project.history.named_by(settings)
 
 
 def check_rule_names(settings: Settings) -> None:

@@ -17,9 +17,13 @@ import tokenize
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alembic_preflight import collector
 from alembic_preflight.project.source import raises_unconditionally
+
+if TYPE_CHECKING:  # (not imported: the worker reads histories without the settings)
+    from alembic_preflight.settings import Settings
 
 # Alembic: _only_source_rev_file and _legacy_rev (alembic/script/base.py)
 _REV_FILE = re.compile(r"(?!\.\#|__init__)(.*\.py)$")
@@ -249,6 +253,15 @@ def _message(doc: str | None) -> str | None:
 
 
 @dataclass(frozen=True)
+class SettingsRevisions:
+    """The revisions the settings name, as ids (History.named_by)."""
+
+    skip: tuple[str, ...]  # skip-revisions: stamped instead of run
+    floor: str | None  # downgrade-floor: never downgraded, nor what it builds on
+    data: Mapping[str, str]  # data:'s revision names → ids
+
+
+@dataclass(frozen=True)
 class History:
     """The revision graph: every file, and the graph Alembic would build from them.
 
@@ -354,6 +367,21 @@ class History:
         if rev is None:
             raise ConfigError(f"{source}: no revision `{name}` in this history")
         return rev
+
+    def named_by(self, settings: Settings) -> SettingsRevisions:
+        """The revisions the settings name (skip-revisions, downgrade-floor, data:) as
+        ids; the first name no revision has is a configuration error (exit 2), said
+        where it was given."""
+        skip = tuple(
+            self.named_in_settings(n, settings.source_of("skip-revisions"))
+            for n in settings.skip_revisions
+        )
+        floor = None
+        if settings.downgrade_floor:
+            source = settings.source_of("downgrade-floor")
+            floor = self.named_in_settings(settings.downgrade_floor, source)
+        data = {n: self.named_in_settings(n, settings.source_of("data", n)) for n in settings.data}
+        return SettingsRevisions(skip, floor, data)
 
     def lineage(self, rev: str) -> frozenset[str]:
         """`rev` and every revision it builds on (parents and depends_on, transitively)."""

@@ -44,14 +44,9 @@ class Plan:
             k, n = settings.shard
             start, end = split(0, len(order), n, REPLAY_COST, growth=WALK_GROWTH)[k - 1]
         lanes = max(1, min(len(ctx.lanes), (end - start) // MIN_SLICE))
-        skip = frozenset(
-            history.named_in_settings(r, settings.source_of("skip-revisions"))
-            for r in settings.skip_revisions
-        )
-        keep: frozenset[str] = frozenset()
-        if settings.downgrade_floor:
-            floor = settings.source_of("downgrade-floor")
-            keep = history.lineage(history.named_in_settings(settings.downgrade_floor, floor))
+        named = history.named_by(settings)
+        skip = frozenset(named.skip)
+        keep = history.lineage(named.floor) if named.floor else frozenset()
         # lane 0 may first run the other checks (commands/verify.py): it starts later
         delay = ctx.lane0_busy.cost if ctx.lane0_busy is not None and lanes > 1 else 0.0
         slices = split(start, end, lanes, REPLAY_COST, delay, WALK_GROWTH)
