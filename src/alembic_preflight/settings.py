@@ -121,16 +121,12 @@ class Settings:
         """`FILE:LINE` (or `FILE`) where the settings file gives setting `key` (as a file
         spells it; with `entry`, that entry of it: a `data:` revision, a `rules:` name),
         or None when a flag or the default gave its value."""
-        path = self.settings_file
-        if path is None or FILE_KEYS[key][0] not in self.from_file:
-            return None
-        if entry is None:
-            line = key_line(path, key)
-        elif key == "data":  # (its entries name revisions by prefix or label)
-            line = data_line(path, entry)
-        else:
-            line = entry_line(path, key, entry)
-        return f"{path}:{line}" if line is not None else str(path)
+        path = _gave(self.settings_file, self.from_file, key)
+        if path is None or entry is None:
+            return None if path is None else where_set(path, key)
+        # (data:'s entries name revisions by prefix or label)
+        line = data_line(path, entry) if key == "data" else entry_line(path, key, entry)
+        return _at(path, line)
 
     def source_of(self, key: str, entry: str | None = None) -> str:
         """Where setting `key` was given, to begin an error about its value:
@@ -465,7 +461,22 @@ def entry_line(path: Path, key: str, entry: str) -> int | None:
 def where_set(path: Path, key: str) -> str:
     """`FILE:LINE` of top-level setting `key` in a settings file, or `FILE` alone when its
     line cannot be told (a TOML key spelled as a dotted path, say)."""
-    line = key_line(path, key)
+    return _at(path, key_line(path, key))
+
+
+def in_file(path: Path | None, from_file: frozenset[str], key: str) -> str | None:
+    """where_set of setting `key` when the settings file `path` gave its value (its field
+    is in `from_file`), else None (a flag or the default gave it)."""
+    gave = _gave(path, from_file, key)
+    return None if gave is None else where_set(gave, key)
+
+
+def _gave(path: Path | None, from_file: frozenset[str], key: str) -> Path | None:
+    """The settings file, when it gave setting `key`'s value."""
+    return path if path is not None and FILE_KEYS[key][0] in from_file else None
+
+
+def _at(path: Path, line: int | None) -> str:
     return f"{path}:{line}" if line is not None else str(path)
 
 
@@ -614,9 +625,8 @@ def check_numbers(
     settings file (`source`) that gave the value (its field in `from_file`)."""
 
     def named(key: str) -> str:
-        if source is not None and FILE_KEYS[key][0] in from_file:
-            return f"{where_set(source, key)}: `{key}`"
-        return f"--{key} / {key}"
+        at = in_file(source, from_file, key)
+        return f"{at}: `{key}`" if at is not None else f"--{key} / {key}"
 
     timeout = values.get("step_timeout")
     if timeout is not None and not (0 < timeout <= MAX_STEP_TIMEOUT):  # nan fails too
