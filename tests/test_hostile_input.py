@@ -218,25 +218,30 @@ def test_a_yaml_alias_bomb_in_the_settings_is_refused(project: Any) -> None:
     assert ".alembic-preflight.yml" in r.stderr
 
 
-def test_the_crash_log_never_follows_a_planted_symlink(tmp_path: Path) -> None:
+def test_the_crash_log_never_follows_a_planted_symlink(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import tempfile
 
     from alembic_preflight.error_handler import run_guarded
 
-    planted = Path(tempfile.gettempdir()) / "alembic-preflight-crash.log"
+    # a temp dir of the test's own: the crash log the run keeps for the user goes there,
+    # not into the machine's /tmp after every test run
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(shared))
+    planted = shared / "alembic-preflight-crash.log"
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me\n")
-    planted.unlink(missing_ok=True)
     planted.symlink_to(victim)
-    try:
 
-        def crash() -> int:
-            raise RuntimeError("boom")
+    def crash() -> int:
+        raise RuntimeError("boom")
 
-        assert run_guarded(crash) == 3
-        assert victim.read_text() == "keep me\n"
-    finally:
-        planted.unlink(missing_ok=True)
+    assert run_guarded(crash) == 3
+    assert victim.read_text() == "keep me\n"
+    (folder,) = shared.glob("alembic-preflight-crash-*")
+    assert "RuntimeError: boom" in (folder / "crash.log").read_text()
 
 
 def test_a_data_finding_names_the_settings_file_once_and_its_line(project: Any) -> None:
