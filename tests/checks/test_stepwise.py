@@ -286,29 +286,29 @@ def test_beside_the_other_checks_lane_0_walks_its_slice_after_them(tmp_path: Pat
 
 
 def test_a_lane_done_early_takes_over_the_end_of_a_slower_one(tmp_path: Path) -> None:
-    """The second slice's downgrades are slow (0.25 s each from r0080, which the plan
+    """The second slice's downgrades are slow (0.2 s each from r0080, which the plan
     cannot know): the first lane, done long before, upgrades to a cut in the rest of the
     second slice and walks from there. Every revision is walked once, in order, and the
     leftover in the part taken over is found, once."""
-    revs = long_history(130)
-    for i in range(80, 130):
+    revs = long_history(150)
+    for i in range(80, 150):
         r = revs[i]
-        slow = "import time\ntime.sleep(0.25)\n" + textwrap.dedent(r.downgrade).strip()
+        slow = "import time\ntime.sleep(0.2)\n" + textwrap.dedent(r.downgrade).strip()
         revs[i] = Rev(r.rev, r.down, r.upgrade, slow)
-    bad = revs[125]
-    revs[125] = Rev(
+    bad = revs[145]
+    revs[145] = Rev(
         bad.rev, bad.down, bad.upgrade + '\nop.execute("CREATE SEQUENCE stray")', bad.downgrade
     )
     write_project(tmp_path, revs)
     r = verify(tmp_path, "--jobs", "2")
     (f,) = r.findings()
-    assert (f["rule"], f["revision"]) == ("downgrade-leaves-behind", "r0125")
-    assert f["message"] == "downgrade of r0125 leaves sequence `stray`"
+    assert (f["rule"], f["revision"]) == ("downgrade-leaves-behind", "r0145")
+    assert f["message"] == "downgrade of r0145 leaves sequence `stray`"
     walked = cases(r)
     assert list(walked) == [x.rev for x in revs]  # each once, in order
-    assert {k for k, v in walked.items() if v != "passed"} == {"r0125"}
+    assert {k for k, v in walked.items() if v != "passed"} == {"r0145"}
     note = r.check("stepwise")["note"]
-    assert note.startswith("130 of 130 revisions walked"), note
+    assert note.startswith("150 of 150 revisions walked"), note
     assert "of them by a lane done early with its own slice" in note, note
 
 
@@ -345,6 +345,12 @@ def test_split_balances_replay_against_walking() -> None:
         return x + x * (x - 1) / 800
 
     assert abs(walked(b) - (0.15 * walked(c) + walked(d) - walked(c))) <= 1.5
+    # a slice past the base first pays its start: the first walks that much further
+    (a, b), (c, d) = split(0, 200, 2, 0.15, start_cost=13)
+    assert b > slices[0][1]
+    assert abs((b - a) - (c * 0.15 + 13 + (d - c))) <= 1
+    # a shard's first slice starts past the base too: both pay it, and it cancels out
+    assert split(100, 200, 2, 0.15, start_cost=13) == split(100, 200, 2, 0.15)
 
 
 def test_lane_0_is_not_held_for_a_check_that_skips_at_once() -> None:

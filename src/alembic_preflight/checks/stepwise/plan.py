@@ -9,16 +9,23 @@ from dataclasses import dataclass
 
 from alembic_preflight.checks.base import CheckContext
 
-# Upgrading a revision as part of one long run costs about this share of walking it
-# (three migration runs and two snapshots): it decides where slices start (measured on
-# the generated histories in tests/checks/test_stepwise.py).
-REPLAY_COST = 0.15
+# The plan's costs are in revisions walked at the start of a history, fitted to the
+# lanes' times in timelines of `--checks stepwise` on generated linear histories of 100 to
+# 1000 revisions (eleven runs; with 0.15, 1/400 and no start cost the lanes ended up to
+# 2.5 s apart at 1000, lane 1 first, and up to 0.3 s at 100, lane 1 last).
 
+# Upgrading a revision as part of one long run costs about this share of walking it
+# (three migration runs and two snapshots): it decides where slices start.
+REPLAY_COST = 0.13
 
 # Each revision walks about this much slower than the one before it (its snapshots read
-# a schema that grows with the history): fitted to the slices' times at 200 and 1000
-# generated revisions.
-WALK_GROWTH = 1 / 400
+# a schema that grows with the history).
+WALK_GROWTH = 1 / 1200
+
+# A slice that starts past the base also pays, before its first revision walks, a copy
+# of its database kept for rebuilds, a first snapshot of the whole schema and rows for
+# every table there.
+SLICE_START = 13
 
 
 MIN_SLICE = 12  # a lane's worker start (~1 s) is not worth it for fewer revisions
@@ -42,24 +49,32 @@ class Plan:
         start, end = 0, len(order)
         if settings.shard is not None:
             k, n = settings.shard
-            start, end = split(0, len(order), n, REPLAY_COST, growth=WALK_GROWTH)[k - 1]
+            cuts = split(0, len(order), n, REPLAY_COST, growth=WALK_GROWTH, start_cost=SLICE_START)
+            start, end = cuts[k - 1]
         lanes = max(1, min(len(ctx.lanes), (end - start) // MIN_SLICE))
         named = history.named_by(settings)
         skip = frozenset(named.skip)
         keep = history.lineage(named.floor) if named.floor else frozenset()
         # lane 0 may first run the other checks (commands/verify.py): it starts later
         delay = ctx.lane0_busy.cost if ctx.lane0_busy is not None and lanes > 1 else 0.0
-        slices = split(start, end, lanes, REPLAY_COST, delay, WALK_GROWTH)
+        slices = split(start, end, lanes, REPLAY_COST, delay, WALK_GROWTH, SLICE_START)
         return cls(order, start, end, tuple(slices), skip, keep)
 
 
 def split(
-    start: int, end: int, parts: int, replay: float, delay: float = 0.0, growth: float = 0.0
+    start: int,
+    end: int,
+    parts: int,
+    replay: float,
+    delay: float = 0.0,
+    growth: float = 0.0,
+    start_cost: float = 0.0,
 ) -> list[tuple[int, int]]:
     """Cut [start, end) into `parts` slices that take about equally long when slice i
-    first replays order[:a_i] at `replay` of walking them, then walks its own revisions,
-    and slice 0 starts `delay` (in revisions walked) after the others. Walking revision
-    i costs 1 + growth * i: later revisions walk on a larger schema."""
+    first replays order[:a_i] at `replay` of walking them and, unless it starts at the
+    base, pays `start_cost`, then walks its own revisions, and slice 0 starts `delay`
+    (in revisions walked) after the others. Walking revision i costs 1 + growth * i:
+    later revisions walk on a larger schema."""
     if parts <= 1 or end - start <= parts:
         return [(start, end)]
 
@@ -67,7 +82,8 @@ def split(
         return x + growth * x * (x - 1) / 2
 
     def lane(k: int, a: int, b: int) -> float:
-        return (delay if k == 0 else 0.0) + replay * cost(a) + cost(b) - cost(a)
+        began = start_cost if a > 0 else 0.0
+        return (delay if k == 0 else 0.0) + replay * cost(a) + began + cost(b) - cost(a)
 
     def bounds(t: float) -> list[int] | None:
         """Each lane as far as time t takes it; None when the last cannot finish."""
@@ -82,7 +98,7 @@ def split(
             cuts.append(lo)
         return [*cuts, end] if lane(parts - 1, cuts[-1], end) <= t else None
 
-    lo_t, hi_t = 0.0, lane(0, start, end) + replay * cost(end) + delay + 1
+    lo_t, hi_t = 0.0, lane(0, start, end) + replay * cost(end) + delay + start_cost + 1
     best = bounds(hi_t)
     for _ in range(60):
         t = (lo_t + hi_t) / 2
@@ -97,14 +113,15 @@ def split(
 
 def busy_cost(check_ids: Iterable[str], revisions: int) -> float:
     """What the other database checks cost on lane 0 before the walk may join there, in
-    first revisions walked (upgrade replays the history once, roundtrip twice with a
-    schema comparison at each end; measured at 200 and 1000 revisions: ~0.6 each)."""
+    first revisions walked: a share of each revision per check (upgrade replays the
+    history once, roundtrip twice, drift compares once at head) and a start per check
+    (its env.py runs, snapshots and copies of the database)."""
     runs = {"upgrade": 0.95, "roundtrip": 1.85, "drift": 0.25, "compat": 0.25, "locks": 3.1}
-    # a long history's upgrade and roundtrip each revision cost a little more as the
-    # schema grows (lane 0 ended 4 to 7 s after lane 1 at 1000 revisions without this,
-    # 3.5 s with 1 + n/3000; with n/2000 the lanes end within 0.6 s at 1000, as at 200)
-    larger = 1 + revisions / BUSY_GROWTH
-    return sum(runs.get(c, 1.2) for c in check_ids) * revisions * REPLAY_COST * larger
+    return sum(runs.get(c, 1.2) * revisions * BUSY_PER_REVISION + BUSY_START for c in check_ids)
 
 
-BUSY_GROWTH = 2000  # fitted to the lanes' ends at 200 and 1000 generated revisions
+# Fitted to the lanes' ends in timelines of the default checks on generated histories of
+# 200, 500 and 1000 revisions (with WALK_GROWTH and the others above): what lane 0's other
+# checks would have to cost for both lanes to end together.
+BUSY_PER_REVISION = 0.07
+BUSY_START = 12
