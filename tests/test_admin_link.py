@@ -39,18 +39,21 @@ def test_each_time_our_connection_is_ended_the_next_try_makes_a_new_one(
     admin: lanes.Admin,
 ) -> None:
     tries: list[int] = []
+    agains: list[bool] = []
 
-    def ended_three_times(conn: psycopg.Connection[Any]) -> None:
+    def ended_three_times(conn: psycopg.Connection[Any], again: bool) -> None:
         tries.append(conn.info.backend_pid)
+        agains.append(again)
         if len(tries) < lanes.TRIES:
             _ended_by_a_migration(conn)
             raise psycopg.OperationalError("terminating connection")
 
     admin.do(ended_three_times)
     assert len(tries) == lanes.TRIES and len(set(tries)) == lanes.TRIES
+    assert agains == [False] + [True] * (lanes.TRIES - 1)  # create takes over from then on
     tries.clear()
 
-    def always_ended(conn: psycopg.Connection[Any]) -> None:
+    def always_ended(conn: psycopg.Connection[Any], again: bool) -> None:
         tries.append(conn.info.backend_pid)
         _ended_by_a_migration(conn)
         raise psycopg.OperationalError("terminating connection")

@@ -140,13 +140,13 @@ class Admin:
             self.conn = psycopg.connect(self.server.conninfo(), autocommit=True, connect_timeout=15)
         return self.conn
 
-    def do(self, fn: Callable[[psycopg.Connection[Any]], None]) -> None:
-        """`fn` on the connection, again on a new one if the old was ended (up to
-        TRIES times: each lane's worker may run the revision that ends the others'
-        sessions, one just after the other)."""
+    def do(self, fn: Callable[[psycopg.Connection[Any], bool], None]) -> None:
+        """`fn(connection, again)` on the connection, again on a new one if the old was
+        ended (up to TRIES times: each lane's worker may run the revision that ends the
+        others' sessions, one just after the other); `again` from the second try on."""
         for left in range(TRIES - 1, -1, -1):
             try:
-                fn(self.connection())
+                fn(self.connection(), left < TRIES - 1)
                 return
             except psycopg.OperationalError:
                 ended = self.conn is None or self.conn.closed or self.conn.broken
@@ -154,20 +154,13 @@ class Admin:
                     raise
 
     def terminate(self, name: str) -> None:
-        self.do(lambda admin: terminate(admin, name))
+        self.do(lambda admin, _: terminate(admin, name))
 
     def drop(self, name: str) -> None:
-        self.do(lambda admin: drop(admin, name))
+        self.do(lambda admin, _: drop(admin, name))
 
     def create(self, name: str, template: str | None, step_timeout: float) -> None:
-        tries = 0
-
-        def once(admin: psycopg.Connection[Any]) -> None:
-            nonlocal tries
-            tries += 1
-            create(admin, name, template, step_timeout, again=tries > 1)
-
-        self.do(once)
+        self.do(lambda admin, again: create(admin, name, template, step_timeout, again=again))
 
     def close(self) -> None:
         if self.conn is not None:
