@@ -25,6 +25,9 @@ attribute '_nodeid'`): when that is so here, (b) and (c) run from bench/.venv-ba
 made on first use with pytest<9, pytest-alembic 0.13 and this venv's alembic, SQLAlchemy
 and psycopg versions, as its users run it.
 
+With --repeat N, the runs go round every size and tool in turn, N times, and each
+measurement is the median of its N: both sides of a ratio are timed in the same minutes.
+
 Before timing, each project's .py files are byte-compiled once, so every tool meets the
 same warm bytecode cache; so are alembic-preflight's own modules, as pip compiles an
 installed package's (the baselines' are). Results go to bench/results/ as JSON and Markdown.
@@ -709,6 +712,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with start_embedded() as server:
         bench = Bench(server, args.timeout, args.workdir)
+        projects: dict[int, tuple[Path, list[tuple[str, str, str]] | None]] = {}
         for size in sizes:
             expected: list[tuple[str, str, str]] | None = None
             if args.real:
@@ -716,24 +720,36 @@ def main(argv: list[str] | None = None) -> int:
                 made = generate_real(project, size)
                 expected = list(made.expected)
                 subprocess.run([sys.executable, "-m", "compileall", "-q", str(project)], check=True)
-                print(f"\n== {size} revisions, {len(expected)} expected findings", flush=True)
+                print(f"== {size} revisions, {len(expected)} expected findings", flush=True)
             else:
                 project = args.workdir / f"r{size}{'-linear' if args.linear else ''}"
                 g = generate(project, size, seed=args.seed, branches=not args.linear)
                 _write_pytest_files(project)
                 subprocess.run([sys.executable, "-m", "compileall", "-q", str(project)], check=True)
                 print(
-                    f"\n== {size} revisions ({g.merges} merges, {g.tables} tables, "
-                    f"{g.enums} enums)",
+                    f"== {size} revisions ({g.merges} merges, {g.tables} tables, {g.enums} enums)",
                     flush=True,
                 )
+            projects[size] = (project, expected)
+        # The repetitions go round every size and tool in turn, not one block after the
+        # other: this machine's speed drifts over minutes, and each ratio's two sides are
+        # then timed in the same minutes (blocks compared a fast phase with a slow one).
+        runs: dict[tuple[int, str], list[Measurement]] = {}
+        for _ in range(args.repeat):
+            for size in sizes:
+                for tool in tools:
+                    run = bench.measure(tool, projects[size][0], size)
+                    runs.setdefault((size, tool), []).append(run)
+        for size in sizes:
+            print(f"\n== {size} revisions", flush=True)
             results[size] = {}
+            expected = projects[size][1]
             for tool in tools:
-                runs = [bench.measure(tool, project, size) for _ in range(args.repeat)]
+                done = runs[(size, tool)]
                 if expected is not None and tool in "de":
-                    for r in runs:
+                    for r in done:
                         _expected_findings(r, expected)
-                m = _median(runs)
+                m = _median(done)
                 results[size][tool] = m
                 shown = "timeout" if m.seconds is None else f"{m.seconds:8.2f} s"
                 extra = (
