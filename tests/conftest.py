@@ -66,22 +66,23 @@ def run_cli(
 ) -> CliResult:
     """The real CLI in a subprocess, as a user or CI runs it; the JSON report parsed."""
     argv = [sys.executable, "-m", "alembic_preflight", *map(str, args)]
-    report_path = None
-    if report and args and args[0] in ("verify", "baseline"):
-        report_path = Path(tempfile.mkdtemp(prefix="preflight-test-")) / "report.json"
-        argv += ["--report-json", str(report_path)]
     full_env = {
         k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "INPUT_"))
     }
     full_env.update({"NO_COLOR": "1", "COLUMNS": "200", "PYTHONWARNINGS": "ignore"})
     full_env.update(env or {})
-    proc = subprocess.run(
-        argv, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
-    )
-    parsed = None
-    if report_path is not None and report_path.exists():
-        parsed = json.loads(report_path.read_text())
-        report_path.unlink()
+    # the report in a directory of its own, gone with it (every run had left one in /tmp)
+    with tempfile.TemporaryDirectory(prefix="preflight-test-") as tmp:
+        report_path = None
+        if report and args and args[0] in ("verify", "baseline"):
+            report_path = Path(tmp) / "report.json"
+            argv += ["--report-json", str(report_path)]
+        proc = subprocess.run(
+            argv, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+        )
+        parsed = None
+        if report_path is not None and report_path.exists():
+            parsed = json.loads(report_path.read_text())
     return CliResult(proc.returncode, proc.stdout, proc.stderr, parsed)
 
 
