@@ -6,6 +6,7 @@ extras bring. Offline: the pins are read, not installed (the Docker build instal
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import sys
 
 import pytest
@@ -94,6 +95,24 @@ def test_every_dependency_is_pinned_in_the_image_requirements() -> None:
     assert not problems, f"{LOCK.relative_to(ROOT)} is out of date ({REFRESH}):\n" + "\n".join(
         problems
     )
+
+
+def test_the_pins_hold_back_what_the_image_holds_back() -> None:
+    """IMAGE_CONSTRAINTS (scripts/lock_image_requirements.py): each pinned version meets it,
+    and what it kept out of the image (typer 0.29's pydantic) is not pinned."""
+    spec = importlib.util.spec_from_file_location(
+        "lock_image_requirements", ROOT / "scripts" / "lock_image_requirements.py"
+    )
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    pins = read_pins(LOCK.read_text(encoding="utf-8"))
+    assert script.IMAGE_CONSTRAINTS
+    for line in script.IMAGE_CONSTRAINTS:
+        held = Requirement(line)
+        pin = pins[canonicalize_name(held.name)]
+        assert held.specifier.contains(pin), f"{held.name}=={pin} does not meet {held}; {REFRESH}"
+    assert "pydantic" not in pins
 
 
 def test_the_dockerfile_installs_the_pins_alone() -> None:
