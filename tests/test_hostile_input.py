@@ -464,6 +464,57 @@ def test_ctrl_c_while_waiting_for_the_server_leaves_nothing(project: Any) -> Non
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+_LEFT_UNASKED = """
+import sys
+from pathlib import Path
+from alembic_preflight.database import Starting, embedded
+from alembic_preflight.settings import build_settings
+
+embedded.MEMORY_DIR = Path(sys.argv[2])  # the cluster's folder goes where the test looks
+settings = build_settings(Path(sys.argv[1]), {"database": "embedded"})
+with Starting(settings):
+    pass  # the run ends without asking for the server (a graph Alembic cannot load, say)
+print("left")
+"""
+
+
+def test_a_run_that_leaves_without_asking_for_the_server_never_starts_one(
+    project: Any,
+) -> None:
+    """The server starts while the project loads; a run that then ends without asking for
+    it (the database checks skip on a revision graph Alembic cannot load, a configuration
+    error) stops the start at its next step: the cluster's initdb may finish, its server
+    is never started, and its folder is removed. Before, the run waited for the server to
+    come up, then stopped it (~0.6 s of a run on a revision file with a syntax error)."""
+    import os
+    import shutil
+    import sys
+    import tempfile
+
+    marker = f"left-unasked-{os.getpid()}"
+    scratch = Path(tempfile.mkdtemp(prefix="preflight-scratch-"))
+    scratch.chmod(0o755)  # initdb runs as `postgres` under root
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _LEFT_UNASKED, str(project("sync_good")), str(scratch)],
+            env={**os.environ, "PREFLIGHT_TEST_MARK": marker},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        servers: set[str] = set()
+        while proc.poll() is None:  # a server (not initdb's own backend) of that run?
+            for cmd in processes_with(marker):
+                args = cmd.split("\0")
+                if args[0].endswith("/postgres") and "-p" in args and "-k" in args:
+                    servers.add(cmd)
+        out, err = proc.communicate(timeout=60)
+        assert out.strip() == "left", out + err
+        assert servers == set()
+        assert processes_with(marker) == []
+        assert list(scratch.iterdir()) == []  # the cluster's folder too
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 # -- a database the user handed over -------------------------------------------------------
 @pytest.fixture
 def given_db(pg_server: Server) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from threading import Event
 from urllib.parse import quote
 
 # SQLAlchemy dialect+driver names for --driver
@@ -11,6 +12,17 @@ DRIVER_SCHEMES = {
     "asyncpg": "postgresql+asyncpg",
     "psycopg2": "postgresql+psycopg2",
 }
+
+
+class StartCancelled(Exception):
+    """The run no longer needs the server it is starting (database.Starting: it ended
+    before asking for it, say on a revision graph Alembic cannot load): the start stops
+    at its next step, and what it made is removed as after any failed start."""
+
+
+def check_cancelled(cancelled: Event | None) -> None:
+    if cancelled is not None and cancelled.is_set():
+        raise StartCancelled
 
 
 @dataclass(frozen=True)

@@ -28,12 +28,13 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import replace
+from threading import Event
 from typing import Any
 
 import psycopg
 
 from alembic_preflight.database import leftovers
-from alembic_preflight.database.base import Server
+from alembic_preflight.database.base import Server, check_cancelled
 from alembic_preflight.errors import ProvisionError, interrupt_on_signal
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,9 @@ def _ping(timeout: float) -> bool:
 
 
 @contextmanager
-def start_container(image: str, *, timeout: float) -> Iterator[Server]:
+def start_container(
+    image: str, *, timeout: float, cancelled: Event | None = None
+) -> Iterator[Server]:
     """Start `image`, wait until PostgreSQL takes connections, yield it, then remove it."""
     from testcontainers.core.container import DockerContainer
 
@@ -111,6 +114,7 @@ def start_container(image: str, *, timeout: float) -> Iterator[Server]:
     leftovers.current().add("container", run_id=run_id)  # should we be killed outright
     password = secrets.token_urlsafe(18)
     with _sigterm_raises(), suppress_close(client):
+        check_cancelled(cancelled)
         _ensure_image(client, image)
         _ensure_reaper(client)
         container = DockerContainer(
@@ -131,6 +135,7 @@ def start_container(image: str, *, timeout: float) -> Iterator[Server]:
         else:  # testcontainers < 4.13 passes docker-py's keyword through
             container.with_kwargs(tmpfs={MEMORY_DIR: ""})
         try:
+            check_cancelled(cancelled)
             try:
                 container.start()
                 host = container.get_container_host_ip()
@@ -141,7 +146,7 @@ def start_container(image: str, *, timeout: float) -> Iterator[Server]:
                 ) from e
             log.info("PostgreSQL container %s at %s:%s", _short_id(container), host, port)
             server = Server(backend="container", host=host, port=port, user=USER, password=password)
-            version = _wait_ready(container, server, image, deadline)
+            version = _wait_ready(container, server, image, deadline, cancelled)
             yield replace(server, server_version=version)
         finally:
             _remove(client, container, run_id)
@@ -230,12 +235,15 @@ def _ensure_reaper(client: Any) -> None:
 # -- readiness ------------------------------------------------------------------------------
 
 
-def _wait_ready(container: Any, server: Server, image: str, deadline: float) -> str:
+def _wait_ready(
+    container: Any, server: Server, image: str, deadline: float, cancelled: Event | None = None
+) -> str:
     """Poll with a real connection: the official image's entrypoint runs a temporary server on
     the unix socket only during initialisation, so a TCP connection means the real one is up.
     Returns the server's version."""
     last: Exception | None = None
     while True:
+        check_cancelled(cancelled)
         try:
             with psycopg.connect(server.conninfo(), connect_timeout=3, autocommit=True) as conn:
                 row = conn.execute("SHOW server_version").fetchone()

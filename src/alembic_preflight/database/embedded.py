@@ -23,12 +23,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
+from threading import Event
 from typing import Any
 
 import psycopg
 
 from alembic_preflight.database import leftovers
-from alembic_preflight.database.base import Server
+from alembic_preflight.database.base import Server, StartCancelled, check_cancelled
 from alembic_preflight.errors import ProvisionError
 
 SUPERUSER = "postgres"
@@ -100,7 +101,9 @@ def _server_account() -> pwd.struct_passwd | None:
 
 
 @contextmanager
-def start_embedded(pg_bin: Path | None = None, *, timeout: float = 30.0) -> Iterator[Server]:
+def start_embedded(
+    pg_bin: Path | None = None, *, timeout: float = 30.0, cancelled: Event | None = None
+) -> Iterator[Server]:
     bindir = find_bindir(pg_bin)
     account = _server_account()
     workdir = Path(tempfile.mkdtemp(prefix="alembic-preflight-pg-", dir=_scratch_dir()))
@@ -121,7 +124,8 @@ def start_embedded(pg_bin: Path | None = None, *, timeout: float = 30.0) -> Iter
         as_server = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
     proc: subprocess.Popen[bytes] | None = None
     try:
-        init = subprocess.run(
+        check_cancelled(cancelled)
+        init = subprocess.Popen(
             [
                 str(bindir / "initdb"),
                 "-D",
@@ -137,17 +141,20 @@ def start_embedded(pg_bin: Path | None = None, *, timeout: float = 30.0) -> Iter
                 "--locale=C.UTF-8",
                 "--no-sync",
             ],
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
             cwd=workdir,
+            # a group of its own (initdb runs a backend of its own): ended whole when cancelled
+            start_new_session=True,
             **as_server,
         )
+        out, err = _initdb_output(init, cancelled)
         pwfile.unlink()
         if init.returncode != 0:
-            raise ProvisionError(
-                f"initdb failed ({bindir}):\n{(init.stderr or init.stdout)[-2000:]}"
-            )
+            raise ProvisionError(f"initdb failed ({bindir}):\n{(err or out)[-2000:]}")
         for attempt in range(1, PORT_TRIES + 1):
+            check_cancelled(cancelled)
             port = _free_port()
             proc = _start_server(bindir, data, sock, port, log_path, workdir, as_server)
             marker.add("cluster", dir=str(workdir), server_pid=proc.pid)
@@ -160,7 +167,7 @@ def start_embedded(pg_bin: Path | None = None, *, timeout: float = 30.0) -> Iter
                 socket_dir=str(sock),
             )
             try:
-                version = _wait_ready(server, proc, log_path, timeout)
+                version = _wait_ready(server, proc, log_path, timeout, cancelled)
                 break
             except ProvisionError:
                 if attempt == PORT_TRIES or proc.poll() is None or not _port_taken(log_path):
@@ -179,6 +186,20 @@ def start_embedded(pg_bin: Path | None = None, *, timeout: float = 30.0) -> Iter
                 proc.wait()
         shutil.rmtree(workdir, ignore_errors=True)
         marker.release(str(workdir))
+
+
+def _initdb_output(init: subprocess.Popen[str], cancelled: Event | None) -> tuple[str, str]:
+    """initdb's stdout and stderr once it has ended; killed with its backend, and
+    StartCancelled raised, as soon as `cancelled` is set."""
+    while True:
+        try:
+            return init.communicate(timeout=0.02)
+        except subprocess.TimeoutExpired:  # (retrying loses no output)
+            if cancelled is not None and cancelled.is_set():
+                with suppress(ProcessLookupError):
+                    os.killpg(init.pid, signal.SIGKILL)
+                init.communicate()
+                raise StartCancelled from None
 
 
 def _free_port() -> int:
@@ -232,10 +253,15 @@ def _start_server(
 
 
 def _wait_ready(
-    server: Server, proc: subprocess.Popen[bytes], log_path: Path, timeout: float
+    server: Server,
+    proc: subprocess.Popen[bytes],
+    log_path: Path,
+    timeout: float,
+    cancelled: Event | None = None,
 ) -> str:
     deadline = time.monotonic() + timeout
     while True:
+        check_cancelled(cancelled)
         if proc.poll() is not None:
             raise ProvisionError(
                 f"PostgreSQL exited while starting:\n{log_path.read_text(errors='replace')[-2000:]}"
