@@ -4,6 +4,7 @@ verifier; the lanes a run uses follow from its checks and --jobs."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import signal
@@ -216,12 +217,18 @@ def test_the_action_forks_its_first_worker_unless_it_installed_something(
 
 def _first_worker(proc: subprocess.Popen[bytes], marker: str) -> int:
     """The verifier's first child that runs Python: its worker (not what `install:` or
-    git run)."""
+    git run, though a child of theirs shows the verifier's command line until its exec:
+    a worker is still there, the same, a moment later)."""
     deadline = time.monotonic() + 10
     while True:
         mine = [w for w in _workers_with(marker) if _child_of(w, proc.pid) and _python(w)]
         if mine:
-            return mine[0]
+            cmdline = Path(f"/proc/{mine[0]}/cmdline")
+            with contextlib.suppress(OSError):
+                seen = cmdline.read_bytes()
+                time.sleep(0.05)
+                if cmdline.read_bytes() == seen and _child_of(mine[0], proc.pid):
+                    return mine[0]
         assert proc.poll() is None, "the verifier ended before its worker was seen"
         assert time.monotonic() < deadline, "no worker was started"
         time.sleep(0.005)
