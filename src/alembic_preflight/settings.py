@@ -121,9 +121,11 @@ class Settings:
         """`FILE:LINE` (or `FILE`) where the settings file gives setting `key` (as a file
         spells it; with `entry`, that entry of it: a `data:` revision, a `rules:` name),
         or None when a flag or the default gave its value."""
+        if entry is None:
+            return in_file(self.settings_file, self.from_file, key)
         path = _gave(self.settings_file, self.from_file, key)
-        if path is None or entry is None:
-            return None if path is None else where_set(path, key)
+        if path is None:
+            return None
         # (data:'s entries name revisions by prefix or label)
         line = data_line(path, entry) if key == "data" else entry_line(path, key, entry)
         return _at(path, line)

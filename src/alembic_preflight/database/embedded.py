@@ -219,12 +219,13 @@ def _end_group(init: subprocess.Popen[str]) -> None:
 def _shared_memory_of(group: int) -> set[str]:
     """The PostgreSQL shared memory files the processes of `group` have mapped."""
     found: set[str] = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for proc in Path("/proc").glob("[0-9]*"):
+        fields = leftovers.stat_fields(proc.name)
+        if fields is None or fields[2] != str(group):
+            continue
         try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) != group:
-                continue
-            maps = (stat.parent / "maps").read_text()
-        except (OSError, ValueError, IndexError):
+            maps = (proc / "maps").read_text()
+        except OSError:
             continue
         for line in maps.splitlines():
             path = line.split(maxsplit=5)[-1]

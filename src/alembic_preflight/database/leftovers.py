@@ -43,13 +43,21 @@ def registry() -> Path | None:
     return folder
 
 
+def stat_fields(pid: int | str) -> list[str] | None:
+    """/proc/PID/stat after the command name (state, ppid, pgrp, ...), None when it cannot
+    be read (gone, or no /proc)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def _started(pid: int) -> str | None:
     """The process's start time (a pid is reused; the pair is not), None when it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return fields[19]
-    except (OSError, IndexError):
+    fields = stat_fields(pid)
+    if fields is None or len(fields) < 20:
         return None if not _alive(pid) else "unknown"
+    return fields[19]
 
 
 def _alive(pid: int) -> bool:
@@ -215,9 +223,8 @@ def _parents() -> dict[int, int]:
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
         if not entry.isdigit():
             continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+        fields = stat_fields(entry)
+        if fields is None:
             continue
         if fields[0] != "Z":
             found[int(entry)] = int(fields[1])
