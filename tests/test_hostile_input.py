@@ -3,6 +3,7 @@ revision ids. Each test failed before its fix."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
 import subprocess
@@ -346,6 +347,23 @@ def test_ctrl_c_while_starting_prints_no_traceback(project: Any, after: float) -
 
 
 # -- the server starts while the project loads ----------------------------------------------
+def _cluster_commands(marker: str) -> list[list[str]]:
+    """The command lines of the initdb and postgres processes (initdb's own backend, a
+    server) of the run whose environment carries `marker`."""
+    commands = [cmd.split("\0") for cmd in processes_with(marker)]
+    return [a for a in commands if a[0].endswith(("/initdb", "/postgres")) and "-D" in a]
+
+
+def _folder(args: list[str]) -> Path:
+    """The cluster's folder, from an initdb or postgres command line."""
+    return Path(args[args.index("-D") + 1]).parent
+
+
+def _is_server(args: list[str]) -> bool:
+    """A server (embedded.py's arguments), not initdb's own backend."""
+    return args[0].endswith("/postgres") and "-p" in args and "-k" in args
+
+
 def _cluster_being_made(marker: str, timeout: float = 30) -> Path:
     """The folder of the cluster the run whose environment carries `marker` makes, as soon
     as its initdb or its server runs."""
@@ -353,10 +371,8 @@ def _cluster_being_made(marker: str, timeout: float = 30) -> Path:
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for cmd in processes_with(marker):
-            args = cmd.split("\0")
-            if args[0].endswith(("/initdb", "/postgres")) and "-D" in args:
-                return Path(args[args.index("-D") + 1]).parent
+        for args in _cluster_commands(marker):
+            return _folder(args)
         time.sleep(0.005)
     raise AssertionError("no cluster was made")
 
@@ -390,10 +406,7 @@ def test_a_configuration_error_found_while_the_server_starts_leaves_nothing(
     # initdb runs, or as it runs (test_a_run_that_leaves_without_asking_...)
     folders: set[Path] = set()
     while proc.poll() is None:
-        for cmd in processes_with(marker):
-            args = cmd.split("\0")
-            if args[0].endswith(("/initdb", "/postgres")) and "-D" in args:
-                folders.add(Path(args[args.index("-D") + 1]).parent)
+        folders |= {_folder(args) for args in _cluster_commands(marker)}
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2, (proc.returncode, err)
     assert "alembic.ini: Path doesn't exist: nowhere" in err
@@ -507,18 +520,59 @@ def test_a_run_that_leaves_without_asking_for_the_server_never_starts_one(
             env={**os.environ, "PREFLIGHT_TEST_MARK": marker},
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        servers: set[str] = set()
+        servers: list[list[str]] = []
         while proc.poll() is None:  # a server (not initdb's own backend) of that run?
-            for cmd in processes_with(marker):
-                args = cmd.split("\0")
-                if args[0].endswith("/postgres") and "-p" in args and "-k" in args:
-                    servers.add(cmd)
+            servers += [args for args in _cluster_commands(marker) if _is_server(args)]
         out, err = proc.communicate(timeout=60)
         assert out.strip() == "left", out + err
-        assert servers == set()
+        assert servers == []
         assert processes_with(marker) == []
         assert list(scratch.iterdir()) == []  # the cluster's folder too
     finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def test_a_stopped_initdb_leaves_no_shared_memory() -> None:
+    """A start stopped while initdb runs (database/embedded.py: _end_group) ends initdb and
+    its backend at once, and removes the shared memory files that backend had mapped: a
+    backend killed outright leaves them in /dev/shm (~1 MB each), on every such run."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import tempfile
+    import time
+
+    from alembic_preflight.database import embedded
+
+    account = embedded._server_account()
+    as_server: dict[str, Any] = {}
+    scratch = Path(tempfile.mkdtemp(prefix="preflight-scratch-"))
+    if account is not None:  # initdb refuses root: as embedded.py runs it
+        os.chown(scratch, account.pw_uid, account.pw_gid)
+        as_server = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+    bindir = embedded.find_bindir()
+    init = subprocess.Popen(
+        [str(bindir / "initdb"), "-D", str(scratch / "data"), "--no-sync", "-E", "UTF8",
+         "--locale=C.UTF-8", "--auth-local=trust"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=scratch,
+        start_new_session=True, **as_server,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        mapped: set[str] = set()
+        while not mapped:  # its backend has made its segments (the single-user steps)
+            assert init.poll() is None, "initdb ended before its backend was seen"
+            assert time.monotonic() < deadline, "no shared memory was mapped"
+            mapped = embedded._shared_memory_of(init.pid)
+        assert all(Path(path).exists() for path in mapped)
+        embedded._end_group(init)
+        assert init.returncode == -signal.SIGKILL
+        assert [path for path in mapped if Path(path).exists()] == []
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(init.pid, signal.SIGKILL)
+        init.communicate()
         shutil.rmtree(scratch, ignore_errors=True)
 
 
