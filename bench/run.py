@@ -36,10 +36,12 @@ installed package's (the baselines' are). Results go to bench/results/ as JSON a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -228,9 +230,16 @@ def _timed(
             stdout, stderr = proc.communicate(timeout=timeout)
             code: int | None = proc.returncode
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
+            os.killpg(proc.pid, signal.SIGKILL)
             stdout, stderr = proc.communicate()
             code = None
+        except BaseException:
+            # Ctrl-C or SIGTERM (see main): the tool runs in a session of its own, which
+            # neither reaches, and would go on against a server about to stop
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
         seconds = time.perf_counter() - started
         if poller:
             poller.__exit__()
@@ -686,6 +695,10 @@ def _compile_tool() -> None:
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], check=True)
 
 
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="50,100,200,1000", help="revision counts (comma list)")
@@ -713,6 +726,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         tools = [t for t in ORDER if t in args.tools and t != "g"]
 
+    # SIGTERM unwinds as Ctrl-C does: the server stops and the tool running is killed
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     _compile_tool()
     ready = embedded_ready(args.ready_runs) if args.ready_runs else []
     if ready:

@@ -1,15 +1,20 @@
 """bench/run.py's baselines must time all the work they stand for: a ratio against a
-baseline that leaves a command out flatters the baseline and wrongs the verifier."""
+baseline that leaves a command out flatters the baseline and wrongs the verifier. And the
+bench, stopped, leaves nothing running."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
 from alembic_preflight.database.base import Server
-from tests.conftest import ROOT
+from tests.conftest import ROOT, processes_with
 
 
 def _bench() -> ModuleType:
@@ -37,3 +42,60 @@ def test_the_alembic_cli_baseline_times_all_four_commands(
     assert list(measured.steps) == [label for label, _ in bench.CLI_SEQUENCE]
     assert all(s > 0 for s in measured.steps.values())
     assert measured.seconds == round(sum(measured.steps.values()), 3)
+
+
+def test_a_tool_the_bench_runs_ends_with_the_bench(tmp_path: Path) -> None:
+    # Ctrl-C while a tool runs: the tool is in a session of its own, which the terminal's
+    # Ctrl-C does not reach, so the bench must end it
+    marker = f"bench-timed-{os.getpid()}"
+    path = str(ROOT / "bench" / "run.py")
+    script = (
+        "import importlib.util, os, signal, sys\n"
+        f"spec = importlib.util.spec_from_file_location('bench_run', {path!r})\n"
+        "bench = importlib.util.module_from_spec(spec); sys.modules['bench_run'] = bench\n"
+        "spec.loader.exec_module(bench)\n"
+        "def interrupt(*_): raise KeyboardInterrupt\n"
+        "signal.signal(signal.SIGALRM, interrupt); signal.alarm(1)\n"
+        "sleeper = ['sh', '-c', 'sleep 60; true']\n"
+        "bench._timed(sleeper, bench.Path('.'), dict(os.environ), 120)\n"
+    )
+    env = {**os.environ, "BENCH_TEST_MARKER": marker}
+    run = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert run.returncode != 0 and "KeyboardInterrupt" in run.stderr, run.stderr
+    assert processes_with(marker) == []
+
+
+def test_sigterm_stops_the_bench_its_server_and_its_tool(tmp_path: Path) -> None:
+    marker = f"bench-sigterm-{os.getpid()}"
+    argv = [sys.executable, str(ROOT / "bench" / "run.py"), "--sizes", "3", "--tools", "a"]
+    argv += ["--repeat", "40", "--ready-runs", "0", "--workdir", str(tmp_path / "w")]
+    argv += ["--out", str(tmp_path / "out")]
+    proc = subprocess.Popen(
+        argv,
+        env={**os.environ, "BENCH_TEST_MARKER": marker},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        seen = ""
+        for line in proc.stdout:  # the server runs and the project is made: (a) is next
+            seen += line
+            if line.startswith("== 3 revisions"):
+                break
+        assert "== 3 revisions" in seen, seen
+        time.sleep(1.0)  # into (a)'s commands
+        assert any("alembic" in p for p in processes_with(marker)), processes_with(marker)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    deadline = time.monotonic() + 10
+    while processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the server's processes end just after it says it stopped
+    assert processes_with(marker) == []
