@@ -675,11 +675,11 @@ def markdown(
                 cells.append(f"{m.seconds:.1f} s{flag}")
         lines.append(f"| {size} | " + " | ".join(cells) + " |")
     lines += ["", "| target | value | limit | met |", "|---|---:|---:|:---:|"]
-    for t in tgts:
-        met = {True: "yes", False: "**no**", None: "–"}[t["met"]]
-        value = "–" if t["value"] is None else f"{t['value']:g}"
-        note = f" ({t['note']})" if t["note"] else ""
-        lines.append(f"| {t['target']}{note} | {value} | {t['limit']} | {met} |")
+    for tgt in tgts:
+        met = {True: "yes", False: "**no**", None: "–"}[tgt["met"]]
+        value = "–" if tgt["value"] is None else f"{tgt['value']:g}"
+        note = f" ({tgt['note']})" if tgt["note"] else ""
+        lines.append(f"| {tgt['target']}{note} | {value} | {tgt['limit']} | {met} |")
     return "\n".join(lines) + "\n"
 
 
