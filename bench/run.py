@@ -539,7 +539,9 @@ def targets(results: dict[int, dict[str, Measurement]], ready: list[float]) -> l
         return m.seconds if m is not None else None
 
     def ratio(x: float | None, y: float | None) -> float | None:
-        return round(x / y, 2) if x is not None and y else None
+        # unrounded: a target is met or not by the ratio itself (1.004 is not ≤ 1), and
+        # the value is shown to three places
+        return x / y if x is not None and y else None
 
     out: list[dict[str, Any]] = []
 
@@ -548,7 +550,7 @@ def targets(results: dict[int, dict[str, Measurement]], ready: list[float]) -> l
         out.append(
             {
                 "target": name,
-                "value": value,
+                "value": None if value is None else round(value, 3),
                 "limit": f"{'≥' if higher else '≤'} {limit:g}",
                 "met": met,
                 "note": extra,
@@ -605,12 +607,12 @@ def real_targets(results: dict[int, dict[str, Measurement]]) -> list[dict[str, A
         d, g = by_tool.get("d"), by_tool.get("g")
         value = None
         if d is not None and g is not None and d.seconds is not None and g.seconds:
-            value = round(d.seconds / g.seconds, 2)
+            value = d.seconds / g.seconds  # met or not unrounded, as in targets()
         note = "" if d is None else ("findings as expected" if d.ok else "**findings differ**")
         out.append(
             {
                 "target": f"(d)/(g) on the defect history at {size}",
-                "value": value,
+                "value": None if value is None else round(value, 3),
                 "limit": "≤ 4",
                 "met": None if value is None else value <= 4 and d is not None and d.ok,
                 "note": note,

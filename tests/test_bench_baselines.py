@@ -99,3 +99,19 @@ def test_sigterm_stops_the_bench_its_server_and_its_tool(tmp_path: Path) -> None
     while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.1)  # the server's processes end just after it says it stopped
     assert processes_with(marker) == []
+
+
+def test_a_target_is_judged_on_the_ratio_itself_not_its_rounding() -> None:
+    bench = _bench()
+
+    def measured(tool: str, size: int, seconds: float) -> object:
+        return bench.Measurement(tool, size, seconds, True, steps={"stepwise": 1.0})
+
+    # 5.258 s against 5.237 s is 1.004: over a limit of 1.0, though it rounds to 1.00
+    results = {200: {"a": measured("a", 200, 5.237), "d": measured("d", 200, 5.258)}}
+    target = next(t for t in bench.targets(results, []) if t["target"] == "(d)/(a) at 200")
+    assert target["value"] == 1.004
+    assert target["met"] is False
+    results = {300: {"g": measured("g", 300, 1.0), "d": measured("d", 300, 4.004)}}
+    defect = bench.real_targets(results)[0]
+    assert (defect["value"], defect["met"]) == (4.004, False)
