@@ -4,7 +4,6 @@ bench, stopped, leaves nothing running."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -14,16 +13,11 @@ from pathlib import Path
 from types import ModuleType
 
 from alembic_preflight.database.base import Server
-from tests.conftest import ROOT, processes_with
+from tests.conftest import ROOT, load_script, processes_with
 
 
 def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench/run.py")
 
 
 def test_the_alembic_cli_baseline_times_all_four_commands(

@@ -3,21 +3,14 @@ positives in the verifier, differences in other tools) mean nothing otherwise.""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import load_script, run_cli
 
 
 def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_generate", ROOT / "bench" / "generate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench/generate.py")
 
 
 def _files(path: Path) -> dict[str, str]:

@@ -15,7 +15,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, load_script
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -100,12 +100,7 @@ def test_every_dependency_is_pinned_in_the_image_requirements() -> None:
 def test_the_pins_hold_back_what_the_image_holds_back() -> None:
     """IMAGE_CONSTRAINTS (scripts/lock_image_requirements.py): each pinned version meets it,
     and what it kept out of the image (typer 0.29's pydantic) is not pinned."""
-    spec = importlib.util.spec_from_file_location(
-        "lock_image_requirements", ROOT / "scripts" / "lock_image_requirements.py"
-    )
-    assert spec is not None and spec.loader is not None
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("scripts/lock_image_requirements.py")
     pins = read_pins(LOCK.read_text(encoding="utf-8"))
     assert script.IMAGE_CONSTRAINTS
     for line in script.IMAGE_CONSTRAINTS:

@@ -7,9 +7,7 @@ same project (noted at each test)."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ import pytest
 
 from alembic_preflight.database.base import Server
 from tests.checks.histories import line_of
-from tests.conftest import FIXTURES, ROOT, CliResult, run_cli
+from tests.conftest import FIXTURES, CliResult, load_script, run_cli
 
 
 def verify(project: Path, *flags: str, locks: bool = False, **kw: Any) -> CliResult:
@@ -393,14 +391,7 @@ def test_extensions_env_imports_verify_and_drift_sees_their_objects(
 
 def generate_real(path: Path, revisions: int, **kw: Any) -> Any:
     """bench/generate_real.py's long real-looking history, with its expected findings."""
-    spec = importlib.util.spec_from_file_location(
-        "bench_generate_real", ROOT / "bench" / "generate_real.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module.generate(path, revisions, **kw)
+    return load_script("bench/generate_real.py").generate(path, revisions, **kw)
 
 
 def test_300_revisions_every_expected_finding_and_a_readable_console(tmp_path: Path) -> None:
