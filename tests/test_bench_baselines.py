@@ -82,7 +82,9 @@ def test_sigterm_stops_the_bench_its_server_and_its_tool(tmp_path: Path) -> None
                 break
         assert "== 3 revisions" in seen, seen
         time.sleep(1.0)  # into (a)'s commands
-        assert any("alembic" in p for p in processes_with(marker)), processes_with(marker)
+        running = processes_with(marker)
+        assert any("alembic" in p for p in running), running  # the tool
+        assert any("postgres" in p for p in running), running  # the bench's server
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 128 + signal.SIGTERM
     finally:
