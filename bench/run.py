@@ -239,6 +239,8 @@ def _timed(
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+            if poller:
+                poller.__exit__()
             raise
         seconds = time.perf_counter() - started
         if poller:
@@ -533,15 +535,16 @@ def _median(ms: list[Measurement]) -> Measurement:
     return best
 
 
+def _ratio(x: float | None, y: float | None) -> float | None:
+    # unrounded: a target is met or not by the ratio itself (1.004 is not ≤ 1), and the
+    # value is shown to three places
+    return x / y if x is not None and y else None
+
+
 def targets(results: dict[int, dict[str, Measurement]], ready: list[float]) -> list[dict[str, Any]]:
     def sec(size: int, tool: str) -> float | None:
         m = results.get(size, {}).get(tool)
         return m.seconds if m is not None else None
-
-    def ratio(x: float | None, y: float | None) -> float | None:
-        # unrounded: a target is met or not by the ratio itself (1.004 is not ≤ 1), and
-        # the value is shown to three places
-        return x / y if x is not None and y else None
 
     out: list[dict[str, Any]] = []
 
@@ -561,7 +564,7 @@ def targets(results: dict[int, dict[str, Measurement]], ready: list[float]) -> l
     stepwise_in_d = d200 is not None and "stepwise" in d200.steps
     add(
         "(d)/(a) at 200",
-        ratio(sec(200, "d"), sec(200, "a")),
+        _ratio(sec(200, "d"), sec(200, "a")),
         1.0,  # issue 21 (was 2 before it)
         False,
         "" if stepwise_in_d or d200 is None else "(d) ran without stepwise",
@@ -573,12 +576,12 @@ def targets(results: dict[int, dict[str, Measurement]], ready: list[float]) -> l
         fp += " and stopped there, so its time is a lower bound"
     if e100 is not None:
         fp += f"; (e) findings: {e100.findings}"
-    value = ratio(sec(100, "c"), sec(100, "e"))
+    value = _ratio(sec(100, "c"), sec(100, "e"))
     add("(c)/(e) at 100, zero false positives", value, 15.0, True, fp)
     if out[-1]["met"] and e100 is not None and (e100.findings or 0) > 0:
         out[-1]["met"] = False
-    add("(d)@200 / (d)@50", ratio(sec(200, "d"), sec(50, "d")), 4.4, False)
-    add("(d)@1000 / (d)@200", ratio(sec(1000, "d"), sec(200, "d")), 5.0, False)
+    add("(d)@200 / (d)@50", _ratio(sec(200, "d"), sec(50, "d")), 4.4, False)
+    add("(d)@1000 / (d)@200", _ratio(sec(1000, "d"), sec(200, "d")), 5.0, False)
     add("embedded ready (median of 5), s", statistics.median(ready) if ready else None, 1.5, False)
     rss = [m.peak_rss_mb for s in results.values() for t, m in s.items() if t == "d"]
     at = results.get(200, {}).get("d")
@@ -605,9 +608,7 @@ def real_targets(results: dict[int, dict[str, Measurement]]) -> list[dict[str, A
     out: list[dict[str, Any]] = []
     for size, by_tool in sorted(results.items()):
         d, g = by_tool.get("d"), by_tool.get("g")
-        value = None
-        if d is not None and g is not None and d.seconds is not None and g.seconds:
-            value = d.seconds / g.seconds  # met or not unrounded, as in targets()
+        value = None if d is None or g is None else _ratio(d.seconds, g.seconds)
         note = "" if d is None else ("findings as expected" if d.ok else "**findings differ**")
         out.append(
             {

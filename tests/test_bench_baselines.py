@@ -42,12 +42,11 @@ def test_a_tool_the_bench_runs_ends_with_the_bench(tmp_path: Path) -> None:
     # Ctrl-C while a tool runs: the tool is in a session of its own, which the terminal's
     # Ctrl-C does not reach, so the bench must end it
     marker = f"bench-timed-{os.getpid()}"
-    path = str(ROOT / "bench" / "run.py")
     script = (
-        "import importlib.util, os, signal, sys\n"
-        f"spec = importlib.util.spec_from_file_location('bench_run', {path!r})\n"
-        "bench = importlib.util.module_from_spec(spec); sys.modules['bench_run'] = bench\n"
-        "spec.loader.exec_module(bench)\n"
+        "import os, signal, sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from tests.conftest import load_script\n"
+        "bench = load_script('bench/run.py')\n"
         "def interrupt(*_): raise KeyboardInterrupt\n"
         "signal.signal(signal.SIGALRM, interrupt); signal.alarm(1)\n"
         "sleeper = ['sh', '-c', 'sleep 60; true']\n"
