@@ -61,6 +61,7 @@ from generate_real import generate as generate_real
 
 from alembic_preflight.database.base import Server
 from alembic_preflight.database.embedded import start_embedded
+from alembic_preflight.errors import interrupt_on_signal
 
 BENCH = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -698,10 +699,6 @@ def _compile_tool() -> None:
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], check=True)
 
 
-def _exit_on_signal(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="50,100,200,1000", help="revision counts (comma list)")
@@ -729,8 +726,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         tools = [t for t in ORDER if t in args.tools and t != "g"]
 
-    # SIGTERM unwinds as Ctrl-C does: the server stops and the tool running is killed
-    signal.signal(signal.SIGTERM, _exit_on_signal)
+    # SIGTERM unwinds as Ctrl-C does, as the verifier's does: the server stops and the
+    # tool running is killed (a second SIGTERM does not cut that short)
+    signal.signal(signal.SIGTERM, interrupt_on_signal)
     _compile_tool()
     ready = embedded_ready(args.ready_runs) if args.ready_runs else []
     if ready:
@@ -823,4 +821,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM, after everything has stopped
+        raise SystemExit(130) from None
