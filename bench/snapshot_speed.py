@@ -10,6 +10,10 @@ scratch database next to the one named, fills it and drops it afterwards, then t
   an index created, a table renamed, an enum value added), read back and checked equal
   to a full snapshot
 - take_snapshot: the psycopg wrapper (its own transaction, SET LOCAL search_path)
+- listing: the one statement every incremental snapshot starts with (a version of every
+  catalog row a definition is made of, by object), against the same rows only counted,
+  one count per catalog: what any exact listing of "what changed" that reads the
+  catalogs costs at least (xmin filters and change counters read them too)
 
 Targets (issue 7): full well under 30 ms at 100 tables; incremental after a one-revision
 change well under 5 ms at 500 tables.
@@ -26,6 +30,7 @@ from typing import Any
 
 import psycopg
 
+from alembic_preflight.catalog.listing import _FIRST_USER_OID, _LISTING, _VERSIONED
 from alembic_preflight.catalog.snapshot import Snapshot, Snapshotter, take_snapshot
 
 SIZES = (100, 500)
@@ -72,6 +77,28 @@ def _ms(fn: Callable[[], Snapshot]) -> tuple[float, Snapshot]:
 
 def _summary(times: list[float]) -> str:
     return f"median {statistics.median(times):6.2f} ms, min {min(times):6.2f} ms"
+
+
+# The listing's rows, counted per catalog: the same scans and filters, without the row
+# versions, their grouping by object, and the rows sent back
+_SCANS_ONLY = " UNION ALL ".join(
+    f"SELECT {i}, count(*) FROM {catalog} {alias} WHERE {where.format(u=_FIRST_USER_OID)}"
+    for i, (catalog, alias, _, where) in enumerate(_VERSIONED)
+) + (
+    f" UNION ALL SELECT -1, count(*) FROM pg_description d WHERE d.objoid >= {_FIRST_USER_OID}"
+    " OR d.classoid = 'pg_namespace'::regclass"
+    " AND d.objoid = ANY(ARRAY(SELECT oid FROM pg_namespace))"
+)
+
+
+def _statement_ms(conn: psycopg.Connection[Any], sql: str) -> list[float]:
+    times = []
+    for n in range(ROUNDS + 5):
+        start = time.perf_counter()
+        conn.execute(sql.encode(), prepare=True).fetchall()
+        if n >= 5:  # planned and cached by then
+            times.append((time.perf_counter() - start) * 1000)
+    return times
 
 
 def measure(conn: psycopg.Connection[Any], tables: int) -> None:
@@ -121,6 +148,8 @@ def measure(conn: psycopg.Connection[Any], tables: int) -> None:
         print(f"  incremental after {label:<12}{_summary(ts)}")
     print(f"  incremental, every change     {_summary(every)}")
     print(f"  take_snapshot after a change  {_summary(wrapper)}")
+    print(f"  listing (versions by object)  {_summary(_statement_ms(conn, _LISTING))}")
+    print(f"  its scans alone (counts)      {_summary(_statement_ms(conn, _SCANS_ONLY))}")
 
 
 def main(conninfo: str | None) -> None:
