@@ -593,6 +593,28 @@ def test_incremental_snapshots_equal_full_ones_after_every_step(make_db):
         reader.close()
 
 
+def test_a_diff_of_a_snapshot_and_the_next_looks_at_what_changed_only(make_db):
+    """Two snapshots in a row of one Snapshotter: their diff compares the keys the
+    second changed, and says what a comparison of every object says."""
+    conn = make_db(*BASE)
+    snapshot = _on_path(conn, "pg_catalog, public")
+    before = snapshot(fresh=False)
+    on_top = 0
+    for step in STEPS:
+        conn.execute(step)
+        after = snapshot(fresh=False)
+        if after is not before and after.base:  # (not read from nothing, nor unchanged)
+            assert after.base == before.generation, step
+            assert len(after.changed) < len(after.objects), step
+            on_top += 1
+        whole = diff_snapshots(Snapshot(dict(before.objects)), Snapshot(dict(after.objects)))
+        assert diff_snapshots(before, after) == whole, step
+        before = after
+    # all but the steps that read everything again (see the test above) and those that
+    # change nothing read (the same snapshot again)
+    assert on_top >= len(STEPS) - 7
+
+
 def test_a_snapshot_after_commits_that_changed_nothing_reads_nothing_again(make_db):
     """Only the listing runs: rows initdb wrote (the system schemas' comments, xmin 1)
     keep their version from one transaction to the next, as every other row does."""

@@ -7,8 +7,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from alembic_preflight.catalog.diff import Change, SchemaDiff
+from alembic_preflight.catalog.objects import SchemaObject
 from alembic_preflight.catalog.queries import Key
-from alembic_preflight.catalog.snapshot import SchemaObject
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from alembic_preflight.catalog.objects import SchemaObject
 from alembic_preflight.catalog.queries import Key
-from alembic_preflight.catalog.snapshot import SchemaObject, Snapshot
+from alembic_preflight.catalog.snapshot import Snapshot
 
 
 class Change(NamedTuple):
@@ -31,12 +32,23 @@ class SchemaDiff:
 
 def diff_snapshots(before: Snapshot, after: Snapshot) -> SchemaDiff:
     b, a = before.objects, after.objects
-    # only what differs is put in order: snapshots of one Snapshotter share the objects
-    # that did not change, and a large schema has thousands of them
-    changed = [k for k, o in a.items() if k in b and b[k] is not o and not _same(k, b[k], o)]
+    if after.generation and after.generation == before.generation:
+        return SchemaDiff()  # one snapshot (nothing changed between two takes)
+    if after.base and after.base == before.generation:
+        # read on top of `before` by one Snapshotter: every other key holds the same
+        # object in both (a large schema has thousands)
+        keys = after.changed
+        added = [k for k in keys if k in a and k not in b]
+        removed = [k for k in keys if k in b and k not in a]
+        changed = [k for k in keys if k in a and k in b and not _same(k, b[k], a[k])]
+    else:
+        # only what differs is put in order: snapshots of one Snapshotter share the
+        # objects that did not change
+        added, removed = list(a.keys() - b.keys()), list(b.keys() - a.keys())
+        changed = [k for k, o in a.items() if k in b and b[k] is not o and not _same(k, b[k], o)]
     return SchemaDiff(
-        added=tuple(a[k] for k in _ordered(a.keys() - b.keys())),
-        removed=tuple(b[k] for k in _ordered(b.keys() - a.keys())),
+        added=tuple(a[k] for k in _ordered(added)),
+        removed=tuple(b[k] for k in _ordered(removed)),
         changed=tuple(Change(b[k], a[k]) for k in _ordered(changed)),
     )
 

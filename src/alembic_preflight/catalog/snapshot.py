@@ -7,6 +7,7 @@ every catalog row's version once, then reads again only what changed."""
 
 from __future__ import annotations
 
+import itertools
 import weakref
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,47 +26,32 @@ from alembic_preflight.catalog.listing import (
     _fetch_sql,
     _root,
 )
-from alembic_preflight.catalog.queries import _LABELLED, _LABELS, Key
+from alembic_preflight.catalog.objects import Objects, SchemaObject
+from alembic_preflight.catalog.queries import Key
 from alembic_preflight.catalog.sql import oid_array
 from alembic_preflight.catalog.statements import Query, Session, Statement, run
 
 
 @dataclass(frozen=True)
-class SchemaObject:
-    """One object of the schema, with the canonical text two snapshots are compared by."""
-
-    kind: str  # schema, table, column, constraint, index, sequence, type, view, ...
-    name: str  # unique within kind: `orders`, `app.orders`, `orders.note`, `f(integer)`
-    definition: str
-    flavor: str | None = None  # enum, domain, partitioned, check, foreign key, ...
-    parent: Key | None = None  # the object it belongs to: a column's table, ...
-
-    @property
-    def key(self) -> Key:
-        return (self.kind, self.name)
-
-    @property
-    def parts(self) -> dict[str, str]:
-        """The definition by label, for kinds that have labelled lines; else empty."""
-        if self.kind not in _LABELLED:
-            return {}
-        parts: dict[str, str] = {}
-        last = ""
-        for line in self.definition.splitlines():
-            label, sep, value = line.partition(": ")
-            if sep and label in _LABELS:
-                parts[label] = value
-                last = label
-            elif last:  # a value that spans lines (a long default expression)
-                parts[last] += "\n" + line
-        return parts
-
-
-@dataclass(frozen=True)
 class Snapshot:
-    """Every object of a database's schema by `(kind, name)`."""
+    """Every object of a database's schema by `(kind, name)`.
+
+    A Snapshotter's snapshot also says which of its snapshots it was read on top of
+    (`base`, by `generation`) and the keys whose object is not that one's (`changed`):
+    diff_snapshots then looks at those only, not at every object (each of two snapshots
+    a revision on long histories); and its tables' keys (what seeding looks for)."""
 
     objects: Mapping[Key, SchemaObject] = field(hash=False)
+    generation: int = field(default=0, compare=False, repr=False)
+    base: int = field(default=0, compare=False, repr=False)
+    changed: frozenset[Key] = field(default=frozenset(), compare=False, repr=False)
+    tables: frozenset[Key] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def table_keys(self) -> frozenset[Key]:
+        if self.tables is not None:
+            return self.tables
+        return frozenset(k for k in self.objects if k[0] == "table")
 
     @property
     def definitions(self) -> dict[Key, str]:
@@ -73,6 +59,10 @@ class Snapshot:
 
     def __len__(self) -> int:
         return len(self.objects)
+
+
+# Snapshots' generations: one number each, across every Snapshotter of the process
+_GENERATIONS = itertools.count(1)
 
 
 class Snapshotter:
@@ -126,7 +116,7 @@ class Snapshotter:
         self._shadows: frozenset[Shadow] = frozenset()
         self._versions: dict[Root, tuple[Any, Any]] = {}
         self._rows: dict[Root, list[Row]] = {}
-        self._state = _Objects()
+        self._state = Objects()
         self._last: Snapshot | None = None
 
     def take(self, query: Query | Session) -> Snapshot:
@@ -153,14 +143,28 @@ class Snapshotter:
         assert self._last is not None
         return self._last
 
+    def _snapshot(self, base: Snapshot | None) -> Snapshot:
+        """What is kept now, read on top of `base` (None: from nothing)."""
+        state = self._state
+        return Snapshot(
+            dict(state.kept),
+            generation=next(_GENERATIONS),
+            base=base.generation if base is not None else 0,
+            changed=state.take_changed(),
+            tables=frozenset(state.tables),
+        )
+
     def _take_all(self, query: Query | Session, listed: set[tuple[Any, ...]]) -> None:
+        self._read_all(query, {_root(r): (r[1], r[2]) for r in listed if r[0][0] != "="})
+
+    def _read_all(self, query: Query | Session, versions: dict[Root, tuple[Any, Any]]) -> None:
         self._reset()
-        self._versions = {_root(r): (r[1], r[2]) for r in listed if r[0][0] != "="}
+        self._versions = versions
         _, self._rows, shadows = self._decode(run(query, self._every))
         assert shadows is not None  # `every` reads them all
         self._shadows = shadows
         self._state.fill((root, row) for root, rows in self._rows.items() for row in rows)
-        self._last = Snapshot(dict(self._state.kept))
+        self._last = self._snapshot(None)
 
     def _take_some(
         self, query: Query | Session, came: dict[Root, tuple[Any, Any]], gone: list[Root]
@@ -191,7 +195,7 @@ class Snapshotter:
             dirty |= more
             fresh.update(again)
         self._update(dirty, fresh)
-        self._last = Snapshot(dict(self._state.kept))
+        self._last = self._snapshot(self._last)
         for k in gone:
             old.pop(k, None)
         old.update(came)
@@ -282,119 +286,6 @@ class Snapshotter:
         state.settle()
 
 
-class _Objects:
-    """The snapshot's objects, kept up to date row by row.
-
-    Each row makes an object and maybe its comment; objects are merged by key (two rows
-    with one key should not happen: if some version makes them, their definitions are
-    joined in sorted order), and kept only when everything they belong to is there.
-    """
-
-    def __init__(self) -> None:
-        self.made: dict[Key, list[tuple[Root, SchemaObject]]] = {}
-        self.found: dict[Key, SchemaObject] = {}
-        self.children: dict[Key, set[Key]] = {}
-        self.kept: dict[Key, SchemaObject] = {}
-        self.touched: set[Key] = set()
-
-    @staticmethod
-    def _keys(row: Row) -> tuple[Key, ...]:
-        kind, _, name, *_, comment = row
-        if comment is None:
-            return ((kind, name),)
-        return ((kind, name), ("comment", f"{kind} {name}"))
-
-    def add(self, root: Root, row: Row) -> None:
-        kind, flavor, name, parent_kind, parent_name, definition, comment = row
-        parent = (parent_kind, parent_name) if parent_kind else None
-        obj = SchemaObject(kind, name, definition or "", flavor, parent)
-        self.made.setdefault(obj.key, []).append((root, obj))
-        self.touched.add(obj.key)
-        if comment is not None:
-            note = SchemaObject("comment", f"{kind} {name}", comment, None, obj.key)
-            self.made.setdefault(note.key, []).append((root, note))
-            self.touched.add(note.key)
-
-    def remove(self, root: Root, row: Row) -> None:
-        for key in self._keys(row):
-            made = self.made.get(key)
-            if made is not None:
-                made[:] = [m for m in made if m[0] != root]
-                if not made:
-                    del self.made[key]
-            self.touched.add(key)
-
-    def fill(self, rows: Iterable[tuple[Root, Row]]) -> None:
-        """Build from nothing: what add for each row then settle would, in bulk."""
-        made = self.made
-        for root, row in rows:
-            kind, flavor, name, parent_kind, parent_name, definition, comment = row
-            parent = (parent_kind, parent_name) if parent_kind else None
-            key = (kind, name)
-            obj = SchemaObject(kind, name, definition or "", flavor, parent)
-            made.setdefault(key, []).append((root, obj))
-            if comment is not None:
-                note = SchemaObject("comment", f"{kind} {name}", comment, None, key)
-                made.setdefault(note.key, []).append((root, note))
-        found = self.found = {
-            k: m[0][1] if len(m) == 1 else _merged([o for _, o in m]) for k, m in made.items()
-        }
-        children = self.children
-        for k, o in found.items():
-            if o.parent is not None:
-                children.setdefault(o.parent, set()).add(k)
-        self.kept = {k: o for k, o in found.items() if _rooted(o, found)}
-
-    def settle(self) -> None:
-        found, children = self.found, self.children
-        # Whether an object is kept depends on whether what it belongs to is found, and
-        # so on up: objects that appear, go, or move to another parent change that for
-        # everything below them; an object read again as it was changes nothing below.
-        moved: list[Key] = []
-        for key in self.touched:
-            old = found.get(key)
-            made = self.made.get(key)
-            new = _merged([o for _, o in made]) if made else None
-            old_parent = old.parent if old is not None else None
-            new_parent = new.parent if new is not None else None
-            if (old is None) != (new is None) or old_parent != new_parent:
-                moved.append(key)
-            if old_parent is not None and old_parent != new_parent:
-                children.get(old_parent, set()).discard(key)
-            if new is None:
-                found.pop(key, None)
-            else:
-                found[key] = new
-                if new_parent is not None:
-                    children.setdefault(new_parent, set()).add(key)
-        todo, seen = list(self.touched), set()
-        below = set(moved)
-        while todo:
-            key = todo.pop()
-            if key in seen:
-                continue
-            seen.add(key)
-            obj = found.get(key)
-            if obj is not None and _rooted(obj, found):
-                self.kept[key] = obj
-            else:
-                self.kept.pop(key, None)
-            if key in below:
-                kids = children.get(key, ())
-                below.update(kids)
-                todo.extend(kids)
-        self.touched = set()
-
-
-def _merged(objs: list[SchemaObject]) -> SchemaObject:
-    if len(objs) == 1:
-        return objs[0]
-    objs = sorted(objs, key=lambda o: (o.definition, o.flavor or "", o.parent or ("", "")))
-    first = objs[0]
-    definition = "\n".join(o.definition for o in objs)
-    return SchemaObject(first.kind, first.name, definition, first.flavor, first.parent)
-
-
 def take_snapshot(
     conn: psycopg.Connection[Any], *, exclude_tables: Collection[str] = ("alembic_version",)
 ) -> Snapshot:
@@ -440,20 +331,3 @@ def snapshotter_for(owner: Any, exclude: tuple[str, ...]) -> Snapshotter:
 def forget_snapshots(owner: Any, exclude: tuple[str, ...]) -> None:
     """After a run that failed half way: the next snapshot reads everything."""
     _SNAPSHOTTERS.get(owner, {}).pop(exclude, None)
-
-
-def _objects(rows: Iterable[tuple[Any, ...]]) -> dict[Key, SchemaObject]:
-    """The objects the queries' rows (the seven columns) make, as one snapshot has them."""
-    state = _Objects()
-    state.fill((("", str(i)), tuple(row)) for i, row in enumerate(rows))
-    return state.kept
-
-
-def _rooted(obj: SchemaObject, found: Mapping[Key, SchemaObject]) -> bool:
-    seen = 0
-    while obj.parent is not None:
-        parent = found.get(obj.parent)
-        if parent is None or seen > 10:
-            return False
-        obj, seen = parent, seen + 1
-    return True

@@ -187,7 +187,7 @@ def walk_steps(
             path = db.query(SEARCH_PATH)[0][0] if downgrade else None
             now: frozenset[Any] | None = None
             if before is not None:
-                now = frozenset(k for k in before.objects if k[0] == "table")
+                now = before.table_keys
             elif traced:  # no snapshot: a new table has an oid above every older one
                 now = frozenset(db.query(_NEWEST_TABLE)[0])
             outcome = seed_mod.SeedOutcome()
