@@ -23,6 +23,7 @@ import psycopg
 from psycopg import sql
 
 from alembic_preflight import output
+from alembic_preflight.catalog.wal_watch import FLUSH_TABLE
 from alembic_preflight.database import lanes, leftovers
 from alembic_preflight.database.base import Server
 from alembic_preflight.database.lanes import Admin
@@ -58,6 +59,11 @@ from alembic_preflight.worker.protocol import (
 if TYPE_CHECKING:
     from alembic_preflight.catalog.columns import Columns
     from alembic_preflight.catalog.snapshot import Snapshot
+
+
+# Histories shorter than this seldom make a schema whose snapshots would read the WAL
+# (catalog.snapshot.WAL_FROM_ROWS: ~330 revisions of the bench's): no database for it
+WATCH_FROM_REVISIONS = 300
 
 
 class Closing(Exception):
@@ -100,6 +106,8 @@ class Workbench:
     # env.py fails, or runs no migrations, before any check asks (the probe): said once
     env_failure: Failure | None = None
     notices: list[str] = field(default_factory=list)  # for the report, said once
+    # our database where workers read the server's WAL (catalog/wal_watch.py); "" if none
+    wal_conninfo: str = ""
     _created: set[str] = field(default_factory=set)  # databases of ours: dropped at close
     _given: str | None = None  # the user's database we work in (no CREATEDB): wiped at close
     # lanes run in threads (stepwise's, and stepwise beside the other checks): a template
@@ -155,6 +163,25 @@ class Workbench:
         for lane in self.lanes[1:]:  # (a lane past the first exists only where we can)
             self._create(lane.dbname)
             lane.state = "empty"
+        if self.can_create and len(self.project.history.revisions) >= WATCH_FROM_REVISIONS:
+            self._make_watch_db()
+
+    def _make_watch_db(self) -> None:
+        """A database of ours where the workers read the WAL, where the server lets us:
+        PostgreSQL 15 or later with pg_walinspect, and a superuser. Else nothing, and
+        snapshots list every catalog row as before."""
+        name = self._template_db("wal")
+        try:
+            self._create(name)
+            with psycopg.connect(self.server.conninfo(name), autocommit=True) as conn:
+                conn.execute("CREATE EXTENSION pg_walinspect")
+                conn.execute(f"CREATE TABLE {FLUSH_TABLE} (n bigint)")
+                conn.execute(f"INSERT INTO {FLUSH_TABLE} VALUES (0)")
+        except psycopg.Error:
+            with suppress(psycopg.Error):
+                self._drop(name)
+            return
+        self.wal_conninfo = self.server.conninfo(name)
 
     # -- env.py, before any check ------------------------------------------------------------
     def _probe(self, meanwhile: Callable[[], None]) -> None:

@@ -230,6 +230,17 @@ def install(allowed: Allowed, project_dir: str = "") -> None:
     wrapt.register_post_import_hook(_guard_asyncpg, "asyncpg")
 
 
+def connect_ours(conninfo: str) -> Any:
+    """A psycopg connection (autocommit) of the verifier's own, not checked: to a
+    database of ours on our server (the WAL watch's, catalog/wal_watch.py). Only our code
+    calls it, with an address the verifier made, never one the user's code gives."""
+    import psycopg
+
+    connect = psycopg.Connection.__dict__["connect"].__func__
+    connect = getattr(connect, "__wrapped__", connect)  # the driver's own, if guarded
+    return connect(psycopg.Connection, conninfo, autocommit=True)
+
+
 def _guard_sqlalchemy() -> None:
     from sqlalchemy import event
     from sqlalchemy.engine import Engine

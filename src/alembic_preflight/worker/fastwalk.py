@@ -42,6 +42,8 @@ from alembic_preflight.catalog.snapshot import (
     snapshotter_for,
 )
 from alembic_preflight.catalog.statements import Session
+from alembic_preflight.catalog.wal_watch import WalWatch
+from alembic_preflight.worker import connect_guard
 from alembic_preflight.worker.guarded_steps import (
     SEARCH_PATH,
     GuardedDowngrade,
@@ -103,6 +105,36 @@ class _Walks:
 _WALKS = _Walks()
 
 
+# The worker's WAL watches, by the database they read in: each opened the first time a
+# snapshot asks (a large schema), kept for the worker's life; None where it cannot work
+_WATCHES: dict[str, WalWatch | None] = {}
+_SOURCES: dict[str, Callable[[], WalWatch | None]] = {}
+
+
+def _watch_source(conninfo: str) -> Callable[[], WalWatch | None] | None:
+    """What gives the Snapshotter its watch on `conninfo` (one callable per database, so
+    that the Snapshotter keeps its watch from one run to the next)."""
+    if not conninfo:
+        return None
+    if conninfo not in _SOURCES:
+
+        def source() -> WalWatch | None:
+            if conninfo not in _WATCHES:
+                _WATCHES[conninfo] = None
+                try:
+                    conn = connect_guard.connect_ours(conninfo)
+                except Exception:  # psycopg's own errors: snapshots list every row
+                    return None
+                _WATCHES[conninfo] = WalWatch.open(conn)
+            watch = _WATCHES[conninfo]
+            if watch is not None and (watch.conn.closed or watch.conn.broken):
+                _WATCHES[conninfo] = watch = None  # failed once: not again in this worker
+            return watch
+
+        _SOURCES[conninfo] = source
+    return _SOURCES[conninfo]
+
+
 @contextmanager
 def _forgotten_on_error(exclude: tuple[str, ...]) -> Iterator[None]:
     """A run that fails may leave a snapshot half read: the next starts from scratch."""
@@ -148,6 +180,7 @@ def walk_steps(
 
     db = SqlConn(context.connection)
     snapshotter = snapshotter_for(_WALKS, request.exclude)
+    snapshotter.watch(_watch_source(request.wal_conninfo))
     session = Session(db.query)  # our catalog queries, planned once per session
     known = set(request.known)
     # env.py's one transaction for the whole run: a step that commits inside it ends it

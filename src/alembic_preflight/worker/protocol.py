@@ -187,6 +187,8 @@ class WalkRequest:
     # per-request retry is in two stages), a failing step is left to the per-request walk
     filled: tuple[str, ...] = ()
     declared: bool = False
+    # our database where the server's WAL can be read (catalog/wal_watch.py), or ""
+    wal_conninfo: str = ""
 
 
 @dataclass(frozen=True)

@@ -149,6 +149,7 @@ class FastLane:
             retry_without_rows=True,
             filled=tuple(sorted(w.filled)),
             declared=bool(w.declared),
+            wal_conninfo=w.bench.wal_conninfo,
         )
         done: list[RevisionResult] = []
         last: list[Progress] = []
