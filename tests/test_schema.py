@@ -603,7 +603,7 @@ def test_a_diff_of_a_snapshot_and_the_next_looks_at_what_changed_only(make_db):
     for step in STEPS:
         conn.execute(step)
         after = snapshot(fresh=False)
-        if after is not before and after.base:  # (not read from nothing, nor unchanged)
+        if after is not before and after.base is not None:  # (not read anew, nor unchanged)
             assert after.base == before.generation, step
             assert len(after.changed) < len(after.objects), step
             on_top += 1

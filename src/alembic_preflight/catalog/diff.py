@@ -32,9 +32,9 @@ class SchemaDiff:
 
 def diff_snapshots(before: Snapshot, after: Snapshot) -> SchemaDiff:
     b, a = before.objects, after.objects
-    if after.generation and after.generation == before.generation:
+    if after.generation is not None and after.generation == before.generation:
         return SchemaDiff()  # one snapshot (nothing changed between two takes)
-    if after.base and after.base == before.generation:
+    if after.base is not None and after.base == before.generation:
         # read on top of `before` by one Snapshotter: every other key holds the same
         # object in both (a large schema has thousands)
         keys = after.changed

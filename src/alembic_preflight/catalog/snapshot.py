@@ -8,6 +8,7 @@ every catalog row's version once, then reads again only what changed."""
 from __future__ import annotations
 
 import itertools
+import os
 import weakref
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,9 @@ from alembic_preflight.catalog.wal_watch import WalState, WalWatch
 WAL_FROM_ROWS = 800
 
 
+Generation = tuple[int, int]  # (pid, number)
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """Every object of a database's schema by `(kind, name)`.
@@ -49,8 +53,8 @@ class Snapshot:
     a revision on long histories); and its tables' keys (what seeding looks for)."""
 
     objects: Mapping[Key, SchemaObject] = field(hash=False)
-    generation: int = field(default=0, compare=False, repr=False)
-    base: int = field(default=0, compare=False, repr=False)
+    generation: Generation | None = field(default=None, compare=False, repr=False)
+    base: Generation | None = field(default=None, compare=False, repr=False)
     changed: frozenset[Key] = field(default=frozenset(), compare=False, repr=False)
     tables: frozenset[Key] | None = field(default=None, compare=False, repr=False)
 
@@ -68,7 +72,8 @@ class Snapshot:
         return len(self.objects)
 
 
-# Snapshots' generations: one number each, across every Snapshotter of the process
+# Snapshots' generations: one each, across every Snapshotter of every process (the pid:
+# a worker is a fork of the verifier, its counter a copy)
 _GENERATIONS = itertools.count(1)
 
 
@@ -246,8 +251,8 @@ class Snapshotter:
         state = self._state
         return Snapshot(
             dict(state.kept),
-            generation=next(_GENERATIONS),
-            base=base.generation if base is not None else 0,
+            generation=(os.getpid(), next(_GENERATIONS)),
+            base=base.generation if base is not None else None,
             changed=state.take_changed(),
             tables=frozenset(state.tables),
         )
