@@ -9,11 +9,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -181,3 +181,24 @@ def code_before_notes_title(proj: Path, *lines: str) -> None:
     rev = proj / "migrations" / "versions" / "b2c3d4e5f6a7_add_notes_title.py"
     anchor = '    op.add_column("notes"'
     rev.write_text(rev.read_text().replace(anchor, "".join(f"    {x}\n" for x in lines) + anchor))
+
+
+_T = TypeVar("_T")
+
+
+def through_asyncpg(url: str, fn: Callable[[Any], _T]) -> _T:
+    """`fn(connection)` on a SQLAlchemy connection over asyncpg, as an async env.py runs
+    its migrations (run_sync), in a transaction of its own."""
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def run() -> _T:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as conn, conn.begin():
+                return await conn.run_sync(fn)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())

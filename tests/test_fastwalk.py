@@ -21,6 +21,7 @@ from alembic_preflight.catalog.sql import literal, oid_array, text_array
 from alembic_preflight.catalog.statements import PREFIX, Session, Statement
 from alembic_preflight.database.base import Server
 from alembic_preflight.worker import fastwalk, sql_conn
+from tests.conftest import through_asyncpg
 from tests.test_schema import BASE
 
 SEEDED = """
@@ -298,10 +299,6 @@ def test_a_prepared_statement_takes_new_arguments_each_run(dbs: Any, autocommit:
 def test_seeding_and_snapshots_through_asyncpg_are_psycopgs(dbs: Any, pg_server: Server):
     """The walk's own statements go through the DBAPI cursor of env.py's connection: with
     SQLAlchemy's asyncpg adapter too (async env.py), rows, errors and all."""
-    import asyncio
-
-    from sqlalchemy.ext.asyncio import create_async_engine
-
     # rows for `picky` break its CHECK (one too subtle for the seeder to read): the insert
     # fails in the driver, and is said
     ddl = SEEDED + "CREATE TABLE picky (n integer NOT NULL CHECK (n % 1000 = 999));"
@@ -322,15 +319,7 @@ def test_seeding_and_snapshots_through_asyncpg_are_psycopgs(dbs: Any, pg_server:
         )
         return seeded, fastwalk.take_snapshot(db, Snapshotter(), session)
 
-    async def run() -> tuple[Any, Any]:
-        aengine = create_async_engine(pg_server.url(theirs.info.dbname, "asyncpg"))
-        try:
-            async with aengine.connect() as aconn, aconn.begin():
-                return await aconn.run_sync(walk)
-        finally:
-            await aengine.dispose()
-
-    got = asyncio.run(run())
+    got = through_asyncpg(pg_server.url(theirs.info.dbname, "asyncpg"), walk)
     assert (got[0].filled, got[0].skipped) == (want[0].filled, want[0].skipped)
     assert "picky" in dict(got[0].skipped)
     assert "check constraint" in dict(got[0].skipped)["picky"]

@@ -19,6 +19,7 @@ from alembic_preflight.catalog.diff import diff_snapshots
 from alembic_preflight.catalog.snapshot import Snapshot, Snapshotter
 from alembic_preflight.catalog.wal_watch import FLUSH_TABLE, WalWatch
 from alembic_preflight.database.base import Server
+from tests.conftest import through_asyncpg
 from tests.test_schema import BASE, STEPS, _full
 
 _names = count()
@@ -226,10 +227,7 @@ def test_the_walk_reads_the_wal_through_the_migrations_own_connection(watched, p
     """As fastwalk takes snapshots: through env.py's SQLAlchemy connection (sync, or
     async through asyncpg), in its open transaction, with a savepoint rolled back as the
     walk undoes a downgrade; the watch opened by the worker's own source."""
-    import asyncio
-
     from sqlalchemy import create_engine
-    from sqlalchemy.ext.asyncio import create_async_engine
     from sqlalchemy.pool import NullPool
 
     from alembic_preflight.catalog.statements import Session
@@ -266,16 +264,7 @@ def test_the_walk_reads_the_wal_through_the_migrations_own_connection(watched, p
         with engine.connect() as connection, connection.begin():
             taken = walk(connection)
     else:
-
-        async def run() -> list[tuple[Snapshot, Snapshot]]:
-            aengine = create_async_engine(pg_server.url(conn.info.dbname, "asyncpg"))
-            try:
-                async with aengine.connect() as aconn, aconn.begin():
-                    return await aconn.run_sync(walk)
-            finally:
-                await aengine.dispose()
-
-        taken = asyncio.run(run())
+        taken = through_asyncpg(pg_server.url(conn.info.dbname, "asyncpg"), walk)
     for got, want in taken:
         assert got == want
     assert ("column", "orders.extra") in taken[0][0].objects
