@@ -30,7 +30,8 @@ from typing import Any
 
 import psycopg
 
-from alembic_preflight.catalog.listing import _FIRST_USER_OID, _LISTING, _VERSIONED
+from alembic_preflight.catalog.listing import _LISTING
+from alembic_preflight.catalog.row_map import branches
 from alembic_preflight.catalog.snapshot import Snapshot, Snapshotter, take_snapshot
 
 SIZES = (100, 500)
@@ -82,12 +83,8 @@ def _summary(times: list[float]) -> str:
 # The listing's rows, counted per catalog: the same scans and filters, without the row
 # versions, their grouping by object, and the rows sent back
 _SCANS_ONLY = " UNION ALL ".join(
-    f"SELECT {i}, count(*) FROM {catalog} {alias} WHERE {where.format(u=_FIRST_USER_OID)}"
-    for i, (catalog, alias, _, where) in enumerate(_VERSIONED)
-) + (
-    f" UNION ALL SELECT -1, count(*) FROM pg_description d WHERE d.objoid >= {_FIRST_USER_OID}"
-    " OR d.classoid = 'pg_namespace'::regclass"
-    " AND d.objoid = ANY(ARRAY(SELECT oid FROM pg_namespace))"
+    f"SELECT {i}, count(*) FROM {catalog} {alias} WHERE {where}"
+    for i, catalog, alias, _, _, where in branches()
 )
 
 

@@ -17,7 +17,7 @@ from alembic_preflight.catalog import snapshot as snapshot_mod
 from alembic_preflight.catalog.describe import detail
 from alembic_preflight.catalog.diff import diff_snapshots
 from alembic_preflight.catalog.snapshot import Snapshot, Snapshotter
-from alembic_preflight.catalog.wal_watch import FLUSH_TABLE, WalWatch
+from alembic_preflight.catalog.wal_watch import WalWatch, make_ready
 from alembic_preflight.database.base import Server
 from tests.conftest import through_asyncpg
 from tests.test_schema import BASE, STEPS, _full
@@ -40,9 +40,7 @@ def watched(pg_server: Server) -> Iterator[Callable[..., tuple[psycopg.Connectio
             admin.execute(f"CREATE DATABASE {db}")
             made.append(db)
         with psycopg.connect(pg_server.conninfo(watch_db), autocommit=True) as c:
-            c.execute("CREATE EXTENSION pg_walinspect")
-            c.execute(f"CREATE TABLE {FLUSH_TABLE} (n bigint)")
-            c.execute(f"INSERT INTO {FLUSH_TABLE} VALUES (0)")
+            make_ready(c)
         watch_conn = psycopg.connect(pg_server.conninfo(watch_db), autocommit=True)
         conns.append(watch_conn)
         watch = WalWatch.open(watch_conn)

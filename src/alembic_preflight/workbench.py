@@ -23,7 +23,7 @@ import psycopg
 from psycopg import sql
 
 from alembic_preflight import output
-from alembic_preflight.catalog.wal_watch import FLUSH_TABLE
+from alembic_preflight.catalog import wal_watch
 from alembic_preflight.database import lanes, leftovers
 from alembic_preflight.database.base import Server
 from alembic_preflight.database.lanes import Admin
@@ -174,9 +174,7 @@ class Workbench:
         try:
             self._create(name)
             with psycopg.connect(self.server.conninfo(name), autocommit=True) as conn:
-                conn.execute("CREATE EXTENSION pg_walinspect")
-                conn.execute(f"CREATE TABLE {FLUSH_TABLE} (n bigint)")
-                conn.execute(f"INSERT INTO {FLUSH_TABLE} VALUES (0)")
+                wal_watch.make_ready(conn)
         except psycopg.Error:
             with suppress(psycopg.Error):
                 self._drop(name)

@@ -225,6 +225,14 @@ UNION ALL SELECT '-3', {", ".join(["NULL::text"] * 8)}
 """
 
 
+# The comments the listing versions (pg_description, alias d): our objects', and the
+# system schemas' (one of ours on `public`, say)
+_DESCRIPTIONS = (
+    f"d.objoid >= {_FIRST_USER_OID} OR d.classoid = 'pg_namespace'::regclass"
+    " AND d.objoid = ANY(ARRAY(SELECT oid FROM pg_namespace))"
+)
+
+
 # Every row that can change a definition, as (catalog, oid, version, comment version) of
 # the object it belongs to. Comments (pg_description) change only their object's own
 # text, the other rows may change the text of anything that depends on the object.
@@ -236,9 +244,7 @@ def _listing(v: str, agg: str) -> str:
     )
     rows += (
         f" UNION ALL SELECT d.classoid, d.objoid, {v.format(a='d', i=63)},"
-        f" true FROM pg_description d WHERE d.objoid >= {_FIRST_USER_OID}"
-        " OR d.classoid = 'pg_namespace'::regclass"
-        " AND d.objoid = ANY(ARRAY(SELECT oid FROM pg_namespace))"
+        f" true FROM pg_description d WHERE {_DESCRIPTIONS}"
     )
     # Three columns, the object as 'catalog oid' and its versions as numbers: at 1000
     # revisions the listing has ~3,200 rows twice a revision, and formatting numbers and

@@ -13,7 +13,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from alembic_preflight.catalog.listing import _FIRST_USER_OID, _HEADER, _VERSIONED, Root
+from alembic_preflight.catalog.listing import (
+    _DESCRIPTIONS,
+    _FIRST_USER_OID,
+    _HEADER,
+    _VERSIONED,
+    Root,
+)
 from alembic_preflight.catalog.statements import Statement
 
 # (catalog number, ctid, xmin) of one row; the catalog number is its place in CATALOGS
@@ -27,15 +33,10 @@ Version = tuple[frozenset[RowId], frozenset[RowId]]  # an object's rows, then it
 CATALOGS = (*(c for c, *_ in _VERSIONED), "pg_description")
 _NOTE = len(CATALOGS) - 1
 
-# Which rows of pg_description the listing takes
-_DESCRIPTIONS = (
-    f"d.objoid >= {_FIRST_USER_OID} OR d.classoid = 'pg_namespace'::regclass"
-    " AND d.objoid = ANY(ARRAY(SELECT oid FROM pg_namespace))"
-)
 
-
-def _branches() -> list[tuple[int, str, str, str, str, str]]:
-    """(number, catalog, alias, root catalog SQL, root oid SQL, filter) for each catalog."""
+def branches() -> list[tuple[int, str, str, str, str, str]]:
+    """(number, catalog, alias, root catalog SQL, root oid SQL, filter) for each catalog
+    whose rows the listing versions, the listing's filter each."""
     out = [
         (i, cat, alias, cls, oid, where.format(u=_FIRST_USER_OID))
         for i, (cat, alias, (cls, oid), where) in enumerate(_VERSIONED)
@@ -87,7 +88,7 @@ def _every_row() -> Statement:
     after it."""
     rows = " UNION ALL ".join(
         f"SELECT {_row(i, alias, cls, oid)} FROM {cat} {alias} WHERE {where}"
-        for i, cat, alias, cls, oid, where in _branches()
+        for i, cat, alias, cls, oid, where in branches()
     )
     xmax = "SELECT '!', pg_snapshot_xmax(pg_current_snapshot())::text, NULL, NULL, NULL"
     return Statement(f"{_PREAMBLE} UNION ALL {xmax} UNION ALL {rows}")
@@ -100,7 +101,7 @@ def _on_pages() -> Statement:
     how few pages there are, did both). `wp`: no catalog's alias (_VERSIONED's are one or
     two letters)."""
     parts = []
-    for i, cat, alias, cls, oid, where in _branches():
+    for i, cat, alias, cls, oid, where in branches():
         where = _ON_PAGES.get(cat, where)
         parts.append(
             "SELECT x.* FROM unnest($1, $2) AS wp(c, b),"
@@ -126,6 +127,11 @@ class Preamble:
     xid: int | None  # the session's transaction, if it has an id
     xmax: int | None  # EVERY_ROW's only
 
+    @property
+    def files(self) -> dict[int, int]:
+        """Each catalog's file number → its catalog number."""
+        return {int(f): i for i, f in enumerate(self.filenodes)}
+
 
 def split(found: Iterable[tuple[Any, ...]]) -> tuple[Preamble, list[tuple[int, str, str, Root]]]:
     """A statement's preamble, and its rows as (catalog number, ctid, xmin, root)."""
@@ -137,8 +143,8 @@ def split(found: Iterable[tuple[Any, ...]]) -> tuple[Preamble, list[tuple[int, s
             header = first
         elif first == "#":
             filenodes = tuple(r[1].split(" "))
-        elif first == "@":
-            xid = int(r[1]) if r[1] is not None else None
+        elif first == "@":  # as the WAL names it: 32 bits (the epoch is xmax's to check)
+            xid = int(r[1]) % 2**32 if r[1] is not None else None
         elif first == "!":
             xmax = int(r[1])
         else:

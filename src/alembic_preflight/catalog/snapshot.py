@@ -201,11 +201,10 @@ class Snapshotter:
                 oid_array(b for _, b in ordered),
             )
         )
-        files = {int(f): i for i, f in enumerate(preamble.filenodes)}
-        if preamble.header != self._header or files != state.filenodes:
+        if preamble.header != self._header or preamble.files != state.filenodes:
             return False
         if preamble.xid is not None:
-            state.own.add(preamble.xid % 2**32)  # as the WAL names it (32 bits)
+            state.own.add(preamble.xid)
         came, gone = rows.reread(ordered, found)
         old = self._versions
         came = {k: v for k, v in came.items() if old.get(k) != v}
@@ -237,12 +236,11 @@ class Snapshotter:
             return False
         rows = RowMap.of(found)
         dboid = preamble.header[1:].split(" ", 1)[0]
-        files = {int(f): i for i, f in enumerate(preamble.filenodes)}
         self._read_all(query, rows.versions())
         self._header, self._listed = preamble.header, set()
-        state = WalState(since, preamble.xmax, dboid, files)
+        state = WalState(since, preamble.xmax, dboid, preamble.files)
         if preamble.xid is not None:
-            state.own.add(preamble.xid % 2**32)  # (below 2**32, as xmax is)
+            state.own.add(preamble.xid)
         self._wal = (state, rows)
         return True
 

@@ -44,6 +44,8 @@ Page = tuple[int, int]  # (catalog number, block)
 
 # The table whose row each look updates, in the watch's database
 FLUSH_TABLE = "alembic_preflight_flush"
+# Sent before each look: the commit of a transaction that wrote flushes the WAL
+_FLUSH = f"BEGIN; UPDATE {FLUSH_TABLE} SET n = n + 1; COMMIT;"
 # More WAL than this since the last look (other checks copying databases meanwhile): the
 # listing costs less than reading it
 MAX_WINDOW = 16 * 2**20
@@ -51,6 +53,14 @@ MAX_WINDOW = 16 * 2**20
 _BLOCK = re.compile(r"rel \d+/(\d+)/(\d+) fork (\w+) blk (\d+)")
 _SUBXACTS = re.compile(r"subxacts:((?: \d+)+)")
 _LSN = re.compile(r"[0-9A-F]+/[0-9A-F]+")
+
+
+def make_ready(conn: psycopg.Connection[Any]) -> None:
+    """Make the database `conn` is in (ours, autocommit) one a watch can read from:
+    pg_walinspect, and FLUSH_TABLE's one row. psycopg's error where the server will not."""
+    conn.execute("CREATE EXTENSION pg_walinspect")
+    conn.execute(f"CREATE TABLE {FLUSH_TABLE} (n bigint)")
+    conn.execute(f"INSERT INTO {FLUSH_TABLE} VALUES (0)")
 
 
 @dataclass
@@ -89,10 +99,7 @@ class WalWatch:
 
     def start(self) -> str:
         """The WAL position from which a window starts, all written before it flushed."""
-        rows = self._run(
-            f"BEGIN; UPDATE {FLUSH_TABLE} SET n = n + 1; COMMIT;"
-            " SELECT pg_current_wal_flush_lsn()::text"
-        )
+        rows = self._run(f"{_FLUSH} SELECT pg_current_wal_flush_lsn()::text")
         return str(rows[0][0])
 
     def window(self, state: WalState) -> set[Page] | None:
@@ -102,8 +109,7 @@ class WalWatch:
         assert _LSN.fullmatch(state.since) and state.dboid.isdigit()
         since = state.since
         rows = self._run(
-            f"BEGIN; UPDATE {FLUSH_TABLE} SET n = n + 1; COMMIT;"
-            " WITH f AS (SELECT pg_current_wal_flush_lsn() AS e),"
+            f"{_FLUSH} WITH f AS (SELECT pg_current_wal_flush_lsn() AS e),"
             f" ok AS (SELECT e, pg_wal_lsn_diff(e, '{since}') BETWEEN 1 AND {MAX_WINDOW}"
             " AS fits FROM f),"
             f" w AS (SELECT r.* FROM ok, LATERAL pg_get_wal_records_info('{since}', ok.e) r"
