@@ -315,13 +315,15 @@ def _fetch_sql(exclude_tables: Collection[str]) -> tuple[Statement, Statement]:
         body = q.replace("%(bare)s", bare).replace("%(qualified)s", qualified).strip()
         assert body.startswith("SELECT ") and "%" not in body  # see _literal
         body = f"SELECT ({oid})::text AS r_oid, " + body[len("SELECT ") :]
-        # = ANY(ARRAY(...)), not IN (...): the generic plan then looks the few objects up
-        # by oid, where IN let it read every sequence at 1000 revisions (1.7 ms)
-        mine = f"ARRAY(SELECT objid FROM dirty WHERE classid = '{catalog}'::regclass::oid)"
         every.append(f"SELECT '{i}', r_oid, {cols} FROM ({body}) AS s(r_oid, {names})")
+        # each root looked up on its own (LATERAL ... OFFSET 0: by its oid, through the
+        # catalog's index), not as `= ANY(...)` of them all: the generic plan scanned
+        # every row of pg_class for that, five times, with no root or one (~0.6 of ~1.8 ms
+        # at 100 revisions; more inside a walk's transaction, with its dead rows)
+        mine = f"ARRAY(SELECT objid FROM dirty WHERE classid = '{catalog}'::regclass::oid)"
         changed.append(
-            f"SELECT '{i}', r_oid, {cols} FROM ({body} AND ({oid}) = ANY({mine}))"
-            f" AS s(r_oid, {names})"
+            f"SELECT '{i}', r_oid, {cols} FROM unnest({mine}) AS dirty_root(oid),"
+            f" LATERAL ({body} AND ({oid}) = dirty_root.oid OFFSET 0) AS s(r_oid, {names})"
         )
     nothing = ", ".join(["NULL::text"] * 6)
     roots = f"SELECT '-1', classid::text, objid::text, {nothing} FROM dirty"
