@@ -12,7 +12,8 @@ import faulthandler
 import os
 import signal
 import sys
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -63,18 +64,38 @@ def _warm_up(conn: Any, driver: str) -> Any:
     """The imports, answering LayoutRequests between two; any other message ends them
     (the rest is imported when needed) and is returned, else _NOTHING."""
     import importlib
-    from contextlib import suppress
 
-    for name in (*_WARM, *_DRIVER_MODULES.get(driver, ())):
-        # not installed (another driver, no greenlet): env.py's own import will say so
-        with suppress(Exception):
-            importlib.import_module(name)
-        while conn.poll():
-            message = conn.recv()
-            if not isinstance(message, LayoutRequest):
-                return message
-            conn.send(_layout(message))
+    with _mako_unhighlighted():
+        for name in (*_WARM, *_DRIVER_MODULES.get(driver, ())):
+            # not installed (another driver, no greenlet): env.py's own import will say so
+            with suppress(Exception):
+                importlib.import_module(name)
+            while conn.poll():
+                message = conn.recv()
+                if not isinstance(message, LayoutRequest):
+                    return message
+                conn.send(_layout(message))
     return _NOTHING
+
+
+_PYGMENTS_PLUGIN = "mako.ext.pygmentplugin"
+
+
+@contextmanager
+def _mako_unhighlighted() -> Iterator[None]:
+    """Alembic imports Mako (its script templates), and Mako's exceptions module then
+    imports Pygments' lexers to highlight its HTML error pages, when Pygments is installed
+    (rich brings it): 30 to 50 ms of a worker's start, for pages no worker renders. Mako
+    escapes plainly when that import fails, as it does while this holds (a module set to
+    None in sys.modules cannot be imported); afterwards it imports again as usual."""
+    blocked = _PYGMENTS_PLUGIN not in sys.modules
+    if blocked:
+        sys.modules[_PYGMENTS_PLUGIN] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if blocked and _PYGMENTS_PLUGIN in sys.modules and sys.modules[_PYGMENTS_PLUGIN] is None:
+            del sys.modules[_PYGMENTS_PLUGIN]
 
 
 def _fork_siblings(conn: Any, siblings: tuple[Any, ...], driver: str) -> None:
