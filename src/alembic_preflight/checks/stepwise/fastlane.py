@@ -57,6 +57,8 @@ class Walk(Protocol):
 
     def count(self, ahead: int = 0) -> None: ...
 
+    def connect(self) -> None: ...
+
     def committed(self, rev: str) -> bool: ...
 
     def not_compared(self, rev: str) -> bool: ...
@@ -165,6 +167,8 @@ class FastLane:
             if p.done is not None:
                 done.append(p.done)
                 w.count(ahead=len(done))  # as it is done, not when Walk books the batch
+                if len(done) == 1:
+                    w.connect()  # for `committed`, after the run: meanwhile, not then
 
         outcome: Outcome = w.bench.run(WALK, request, lane=w.lane, on_progress=progress)
         if outcome.ok and len(done) == len(batch):
