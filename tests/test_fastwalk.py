@@ -20,7 +20,7 @@ from alembic_preflight.catalog.snapshot import Snapshotter, take_snapshot
 from alembic_preflight.catalog.sql import literal, oid_array, text_array
 from alembic_preflight.catalog.statements import PREFIX, Session, Statement
 from alembic_preflight.database.base import Server
-from alembic_preflight.worker import fastwalk, sql_conn
+from alembic_preflight.worker import fastwalk, sql_conn, version_rows
 from tests.conftest import through_asyncpg
 from tests.test_schema import BASE
 
@@ -326,6 +326,35 @@ def test_seeding_and_snapshots_through_asyncpg_are_psycopgs(dbs: Any, pg_server:
     assert got[1] == want[1]
     query = "SELECT * FROM child ORDER BY 1"
     assert theirs.execute(query).fetchall() == ours.execute(query).fetchall()
+
+
+def test_check_deferred_takes_the_version_rows_answer_until_another_statement(dbs: Any):
+    """Where the version table's UPDATE said whether a constraint is deferrable, the check
+    after the step takes that (no statement of its own); a statement sent after the
+    answer takes it away, and the check asks again."""
+    _, engine = dbs("CREATE TABLE p (id int PRIMARY KEY)")
+    with engine.connect() as connection:
+        db = fastwalk.SqlConn(connection)
+        with sql_conn.deferrable_from_versions(connection):
+            connection.begin()
+            connection.exec_driver_sql("CREATE TABLE q (id int)")
+            # told yes (none is): the step is committed, as it would be for a real yes
+            connection.info[version_rows.ANSWER] = True
+            db.check_deferred()
+            assert version_rows.ANSWER not in connection.info  # taken, once
+            connection.rollback()
+            assert connection.exec_driver_sql("SELECT to_regclass('q')").scalar() == "q"
+            connection.rollback()
+            connection.begin()
+            connection.exec_driver_sql("CREATE TABLE r (id int)")
+            connection.info[version_rows.ANSWER] = True
+            connection.exec_driver_sql("SELECT 1")  # after the answer: it is stale
+            assert version_rows.ANSWER not in connection.info
+            db.check_deferred()  # asks: none deferrable, not committed
+            connection.rollback()
+            assert connection.exec_driver_sql("SELECT to_regclass('r')").scalar() is None
+            connection.rollback()
+        assert version_rows.ASKED not in connection.info
 
 
 def test_a_step_is_committed_where_a_constraint_is_deferrable(dbs: Any):

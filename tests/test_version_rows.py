@@ -24,9 +24,22 @@ from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-if sys.argv[3] == "patched":
+answers = []
+if sys.argv[3] in ("patched", "asked"):
+    from alembic.runtime import migration
     from alembic_preflight.worker import version_rows
     version_rows.install()
+    moved = migration.HeadMaintainer._update_version
+
+    def recorded(self, from_, to_):
+        moved(self, from_, to_)
+        answers.append(self.context.connection.info.get(version_rows.ANSWER))
+
+    migration.HeadMaintainer._update_version = recorded
+if sys.argv[3] == "asked":  # as the fast walk asks (sql_conn.deferrable_from_versions)
+    @event.listens_for(Engine, "connect")
+    def asked(dbapi_connection, record):
+        record.info[version_rows.ASKED] = True
 updates = []
 
 @event.listens_for(Engine, "before_cursor_execute")
@@ -43,7 +56,7 @@ try:
     command.upgrade(config, "r2")
 except Exception as e:
     error = f"{type(e).__name__}: {e}"
-print(json.dumps({"updates": updates, "error": error}))
+print(json.dumps({"updates": updates, "error": error, "answers": answers}))
 """
 
 
@@ -103,6 +116,8 @@ def test_the_version_row_moves_as_alembic_moves_it(
     ours, our_rows = _run(pg_server, project, "patched")
     assert our_rows == alembic_rows
     assert ours["error"] == alembic["error"]
+    asked, asked_rows = _run(pg_server, project, "asked")
+    assert (asked_rows, asked["error"]) == (alembic_rows, alembic["error"])
     if steals_row:  # r2's upgrade took the row: moving it to r2 finds none
         assert alembic["error"].startswith("CommandError: Online migration expected to match")
         assert "updating 'r1' to 'r2'" in alembic["error"] and alembic_rows == []
@@ -112,3 +127,25 @@ def test_the_version_row_moves_as_alembic_moves_it(
     assert len(ours["updates"]) == len(alembic["updates"]) == (2 if steals_row else 8)
     assert len(set(alembic["updates"])) == (2 if steals_row else 6)  # one text per move
     assert len(set(ours["updates"])) == 1
+
+
+def test_the_version_row_says_whether_a_constraint_is_deferrable_when_asked(
+    pg_server: Server, tmp_path: Path
+) -> None:
+    """The fast walk's check after each step (SqlConn.check_deferred) reads the answer the
+    UPDATE returned with the row it moved: right after each move, as asking would."""
+    deferrable = (
+        'op.create_table("c", sa.Column("t_id", sa.Integer, sa.ForeignKey("t.id", '
+        'deferrable=True, initially="DEFERRED")))'
+    )
+    history = _history(steals_row=False)
+    history[2] = Rev("r2", "r1", deferrable, 'op.drop_table("c")')
+    project = write_project(tmp_path, history)
+    asked, rows = _run(pg_server, project, "asked")
+    patched, _ = _run(pg_server, project, "patched")
+    assert asked["error"] is None and rows == ["r2"]
+    # up to r1, r2 (c is made: True), r3; down to r2, r1 (c is gone: False), r0; up to
+    # r1, r2 (to base and from it Alembic deletes and inserts the row: the walk asks)
+    assert asked["answers"] == [False, True, True, True, False, False, False, True]
+    assert patched["answers"] == [None] * 8  # not asked: the UPDATE as before
+    assert len(set(asked["updates"])) == 1 and "RETURNING" in asked["updates"][0]

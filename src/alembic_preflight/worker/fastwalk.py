@@ -61,7 +61,7 @@ from alembic_preflight.worker.protocol import (
     WalkRequest,
 )
 from alembic_preflight.worker.revision_step import step
-from alembic_preflight.worker.sql_conn import SqlConn, heard_by
+from alembic_preflight.worker.sql_conn import SqlConn, deferrable_from_versions, heard_by
 
 
 class TransactionEnded(Exception):
@@ -210,6 +210,7 @@ def walk_steps(
         _forgotten_on_error(request.exclude),
         ended,
         heard_by(context.connection, session),
+        deferrable_from_versions(context.connection),
     ):
         looked: frozenset[Any] | None = None  # the tables there at the last seeding
         for rev, downgrade in request.steps:

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from alembic_preflight.catalog.statements import Session
+from alembic_preflight.worker import version_rows
 
 
 class SqlConn:
@@ -88,12 +89,37 @@ class SqlConn:
         if not self.connection.in_transaction():
             return
         # pending checks need a deferrable constraint (none can be dropped while they
-        # wait): most schemas have none, and then the transaction goes on
-        if self.query(_ANY_DEFERRABLE)[0][0]:
+        # wait): most schemas have none, and then the transaction goes on. The version
+        # table's UPDATE may have said already (deferrable_from_versions, below).
+        deferrable = self.connection.info.pop(version_rows.ANSWER, None)
+        if deferrable is None:
+            deferrable = self.query(f"SELECT {version_rows.DEFERRABLE_EXISTS}")[0][0]
+        if deferrable:
             self.connection.connection.dbapi_connection.commit()
 
 
-_ANY_DEFERRABLE = "SELECT EXISTS (SELECT FROM pg_catalog.pg_constraint WHERE condeferrable)"
+@contextmanager
+def deferrable_from_versions(connection: Any) -> Iterator[None]:
+    """While this holds, the version table's UPDATE on `connection` (a SQLAlchemy
+    Connection) also says whether a constraint is deferrable (worker/version_rows.py), and
+    check_deferred takes that answer instead of asking. Any statement sent through
+    SQLAlchemy after it takes it away: only an answer read after a step's last statement
+    is used (a step's first revision from base inserts its row instead, and is asked)."""
+    from sqlalchemy import event
+
+    info = connection.info
+
+    def seen(*args: Any) -> None:
+        info.pop(version_rows.ANSWER, None)
+
+    info[version_rows.ASKED] = True
+    event.listen(connection, "before_cursor_execute", seen)
+    try:
+        yield
+    finally:
+        event.remove(connection, "before_cursor_execute", seen)
+        info.pop(version_rows.ASKED, None)
+        info.pop(version_rows.ANSWER, None)
 
 
 @contextmanager

@@ -17,12 +17,19 @@ from typing import Any
 
 _TO, _FROM = "alembic_preflight_to", "alembic_preflight_from"
 
+# Whether any constraint is deferrable (sql_conn.SqlConn.check_deferred asks after every
+# step of the fast walk). Where the connection's info holds ASKED, the UPDATE returns
+# this too and leaves it under ANSWER: the step's last statement, read in the same round
+# trip, where asking after it cost one more (three a walked revision).
+DEFERRABLE_EXISTS = "EXISTS (SELECT FROM pg_catalog.pg_constraint WHERE condeferrable)"
+ASKED, ANSWER = "alembic_preflight.deferrable_asked", "alembic_preflight.deferrable"
+
 
 def install() -> None:
     """Once per process: Alembic's HeadMaintainer moves the row with a bound statement."""
     from alembic.runtime import migration
     from alembic.util import CommandError
-    from sqlalchemy import bindparam
+    from sqlalchemy import bindparam, literal_column
 
     maintainer: Any = getattr(migration, "HeadMaintainer", None)
     original = getattr(maintainer, "_update_version", None)
@@ -38,21 +45,29 @@ def install() -> None:
         self.heads.remove(from_)
         self.heads.add(to_)
         table = context._version
+        info = context.connection.info
+        asked = bool(info.get(ASKED))
         cached = getattr(context, "_preflight_update", None)
-        if cached is None or cached[0] is not table:
+        if cached is None or cached[0] is not table or cached[1] != asked:
             update = (
                 table.update()
                 .values(version_num=bindparam(_TO))
                 .where(table.c.version_num == bindparam(_FROM))
             )
-            cached = context._preflight_update = (table, update)
-        ret = context.impl._exec(cached[1], params={_TO: to_, _FROM: from_})
-        if context.dialect.supports_sane_rowcount and ret is not None and ret.rowcount != 1:
+            if asked:
+                update = update.returning(literal_column(DEFERRABLE_EXISTS))
+            cached = context._preflight_update = (table, asked, update)
+        ret = context.impl._exec(cached[2], params={_TO: to_, _FROM: from_})
+        rows = ret.fetchall() if asked and ret is not None else None
+        count = len(rows) if rows is not None else ret.rowcount if ret is not None else 1
+        if context.dialect.supports_sane_rowcount and count != 1:
             raise CommandError(
                 "Online migration expected to match one "
                 f"row when updating '{from_}' to '{to_}' in '{context.version_table}'; "
-                f"{ret.rowcount} found"
+                f"{count} found"
             )
+        if rows is not None and len(rows) == 1:
+            info[ANSWER] = bool(rows[0][0])
 
     update_version._preflight = True  # type: ignore[attr-defined]
     maintainer._update_version = update_version
