@@ -47,7 +47,8 @@ def disagreements(dependencies: list[str], pins: dict[str, Version]) -> list[str
     """What pyproject asks for that the pins do not give: a package (or one an extra brings,
     or one a pinned package needs, as far as this environment's metadata of that very
     version says) unpinned, or pinned outside its specifier."""
-    env = {**default_environment(), **IMAGE_PYTHON}
+    # the image's markers, every value a string (as Marker.evaluate takes them)
+    env = {k: str(v) for k, v in default_environment().items()} | IMAGE_PYTHON
     problems: list[str] = []
     seen: set[tuple[str, frozenset[str]]] = set()
     todo = [(Requirement(d), "pyproject.toml") for d in dependencies]
