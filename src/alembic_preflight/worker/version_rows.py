@@ -8,7 +8,9 @@ parameters: compiled once per version table, then found in SQLAlchemy's cache.
 
 Same row, same statement otherwise, the same check of the row count and the same error
 when it is not one. Offline (--sql) runs, which print literals, keep Alembic's own, and so
-does an Alembic whose HeadMaintainer is not the one this was written against.
+does an Alembic whose HeadMaintainer is not the one this was written against. In the
+fast walk (sql_conn.deferrable_from_versions) the UPDATE also returns whether any
+constraint is deferrable, which the walk asks after every step.
 """
 
 from __future__ import annotations
