@@ -36,6 +36,9 @@ def test_sync_project_passes_with_the_report_contract(project: Any) -> None:
 
 def test_async_env_reading_url_from_app_settings(project: Any) -> None:
     proj: Path = project("async_good")
+    # stepwise too, through each driver (the fast walk on SQLAlchemy's asyncpg adapter
+    # for an async env.py: test_version_rows checks what its UPDATE returns there)
+    checks = CORE + ",stepwise"
     for driver in ("psycopg", "asyncpg"):
         r = run_cli(
             "verify",
@@ -43,7 +46,7 @@ def test_async_env_reading_url_from_app_settings(project: Any) -> None:
             "--database",
             "embedded",
             "--checks",
-            CORE,
+            checks,
             "--url-env",
             "APP_DATABASE_URL",
             "--driver",
@@ -52,8 +55,10 @@ def test_async_env_reading_url_from_app_settings(project: Any) -> None:
         )
         assert r.code == 0, driver + r.stdout + r.stderr
         assert {c["id"]: c["status"] for c in r.report["checks"]} == dict.fromkeys(
-            CORE.split(","), "passed"
+            checks.split(","), "passed"
         )
+        (walk,) = (c for c in r.report["checks"] if c["id"] == "stepwise")
+        assert walk["note"].startswith("2 of 2 revisions walked"), walk
 
 
 def test_async_env_without_its_variable_is_a_finding_not_a_traceback(project: Any) -> None:

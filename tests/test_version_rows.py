@@ -77,7 +77,9 @@ def _history(*, steals_row: bool) -> list[Rev]:
     ]
 
 
-def _run(pg_server: Server, project: Path, how: str) -> tuple[dict[str, Any], list[str]]:
+def _run(
+    pg_server: Server, project: Path, how: str, driver: str = "psycopg"
+) -> tuple[dict[str, Any], list[str]]:
     name = f"versions_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_server.conninfo(), autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")
@@ -88,7 +90,7 @@ def _run(pg_server: Server, project: Path, how: str) -> tuple[dict[str, Any], li
                 "-c",
                 SCRIPT,
                 str(project / "alembic.ini"),
-                pg_server.url(name, "psycopg"),
+                pg_server.url(name, driver),
                 how,
             ],
             capture_output=True,
@@ -129,11 +131,39 @@ def test_the_version_row_moves_as_alembic_moves_it(
     assert len(set(ours["updates"])) == 1
 
 
+# env.py as `alembic init -t async` makes it, the URL from alembic.ini
+ASYNC_ENV = """
+import asyncio
+from alembic import context
+from sqlalchemy import pool
+from sqlalchemy.ext.asyncio import async_engine_from_config
+
+def do_run_migrations(connection):
+    context.configure(connection=connection, target_metadata=None)
+    with context.begin_transaction():
+        context.run_migrations()
+
+async def run_async_migrations():
+    connectable = async_engine_from_config(
+        context.config.get_section(context.config.config_ini_section, {}),
+        prefix="sqlalchemy.",
+        poolclass=pool.NullPool,
+    )
+    async with connectable.connect() as connection:
+        await connection.run_sync(do_run_migrations)
+    await connectable.dispose()
+
+asyncio.run(run_async_migrations())
+"""
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "asyncpg"])
 def test_the_version_row_says_whether_a_constraint_is_deferrable_when_asked(
-    pg_server: Server, tmp_path: Path
+    pg_server: Server, tmp_path: Path, driver: str
 ) -> None:
     """The fast walk's check after each step (SqlConn.check_deferred) reads the answer the
-    UPDATE returned with the row it moved: right after each move, as asking would."""
+    UPDATE returned with the row it moved: right after each move, as asking would; with
+    SQLAlchemy's asyncpg adapter too (an async env.py)."""
     deferrable = (
         'op.create_table("c", sa.Column("t_id", sa.Integer, sa.ForeignKey("t.id", '
         'deferrable=True, initially="DEFERRED")))'
@@ -141,8 +171,10 @@ def test_the_version_row_says_whether_a_constraint_is_deferrable_when_asked(
     history = _history(steals_row=False)
     history[2] = Rev("r2", "r1", deferrable, 'op.drop_table("c")')
     project = write_project(tmp_path, history)
-    asked, rows = _run(pg_server, project, "asked")
-    patched, _ = _run(pg_server, project, "patched")
+    if driver == "asyncpg":
+        (project / "migrations" / "env.py").write_text(ASYNC_ENV)
+    asked, rows = _run(pg_server, project, "asked", driver)
+    patched, _ = _run(pg_server, project, "patched", driver)
     assert asked["error"] is None and rows == ["r2"]
     # up to r1, r2 (c is made: True), r3; down to r2, r1 (c is gone: False), r0; up to
     # r1, r2 (to base and from it Alembic deletes and inserts the row: the walk asks)
