@@ -5,6 +5,7 @@ same error, as Alembic's own; each run is a process of its own, as a worker is."
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import uuid
@@ -15,7 +16,7 @@ import psycopg
 import pytest
 
 from alembic_preflight.database.base import Server
-from tests.checks.histories import Rev, write_project
+from tests.checks.histories import FIXTURES, Rev, write_project
 
 SCRIPT = """
 import json, sys
@@ -131,32 +132,6 @@ def test_the_version_row_moves_as_alembic_moves_it(
     assert len(set(ours["updates"])) == 1
 
 
-# env.py as `alembic init -t async` makes it, the URL from alembic.ini
-ASYNC_ENV = """
-import asyncio
-from alembic import context
-from sqlalchemy import pool
-from sqlalchemy.ext.asyncio import async_engine_from_config
-
-def do_run_migrations(connection):
-    context.configure(connection=connection, target_metadata=None)
-    with context.begin_transaction():
-        context.run_migrations()
-
-async def run_async_migrations():
-    connectable = async_engine_from_config(
-        context.config.get_section(context.config.config_ini_section, {}),
-        prefix="sqlalchemy.",
-        poolclass=pool.NullPool,
-    )
-    async with connectable.connect() as connection:
-        await connection.run_sync(do_run_migrations)
-    await connectable.dispose()
-
-asyncio.run(run_async_migrations())
-"""
-
-
 @pytest.mark.parametrize("driver", ["psycopg", "asyncpg"])
 def test_the_version_row_says_whether_a_constraint_is_deferrable_when_asked(
     pg_server: Server, tmp_path: Path, driver: str
@@ -171,8 +146,9 @@ def test_the_version_row_says_whether_a_constraint_is_deferrable_when_asked(
     history = _history(steals_row=False)
     history[2] = Rev("r2", "r1", deferrable, 'op.drop_table("c")')
     project = write_project(tmp_path, history)
-    if driver == "asyncpg":
-        (project / "migrations" / "env.py").write_text(ASYNC_ENV)
+    if driver == "asyncpg":  # an async env.py, its URL from alembic.ini
+        async_env = FIXTURES / "async_engine_wrapper" / "migrations" / "env.py"
+        shutil.copy(async_env, project / "migrations" / "env.py")
     asked, rows = _run(pg_server, project, "asked", driver)
     patched, _ = _run(pg_server, project, "patched", driver)
     assert asked["error"] is None and rows == ["r2"]

@@ -21,10 +21,10 @@ from alembic_preflight.catalog.listing import (
     Root,
 )
 from alembic_preflight.catalog.statements import Statement
+from alembic_preflight.catalog.wal_watch import Page
 
 # (catalog number, ctid, xmin) of one row; the catalog number is its place in CATALOGS
 RowId = tuple[int, str, str]
-Page = tuple[int, int]  # (catalog number, block)
 Version = tuple[frozenset[RowId], frozenset[RowId]]  # an object's rows, then its comment's
 
 

@@ -32,6 +32,7 @@ deferred checks run then: SqlConn.check_deferred).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -105,34 +106,30 @@ class _Walks:
 _WALKS = _Walks()
 
 
-# The worker's WAL watches, by the database they read in: each opened the first time a
-# snapshot asks (a large schema), kept for the worker's life; None where it cannot work
-_WATCHES: dict[str, WalWatch | None] = {}
-_SOURCES: dict[str, Callable[[], WalWatch | None]] = {}
-
-
+@functools.cache
 def _watch_source(conninfo: str) -> Callable[[], WalWatch | None] | None:
-    """What gives the Snapshotter its watch on `conninfo` (one callable per database, so
-    that the Snapshotter keeps its watch from one run to the next)."""
+    """What gives the Snapshotter its watch on `conninfo`: one callable per database, so
+    that the Snapshotter keeps its watch from one run to the next. The watch is opened the
+    first time a snapshot asks (a large schema) and kept for the worker's life; None
+    where it cannot work, or once it has failed."""
     if not conninfo:
         return None
-    if conninfo not in _SOURCES:
+    opened: list[WalWatch | None] = []  # empty until first asked
 
-        def source() -> WalWatch | None:
-            if conninfo not in _WATCHES:
-                _WATCHES[conninfo] = None
-                try:
-                    conn = connect_guard.connect_ours(conninfo)
-                except Exception:  # psycopg's own errors: snapshots list every row
-                    return None
-                _WATCHES[conninfo] = WalWatch.open(conn)
-            watch = _WATCHES[conninfo]
-            if watch is not None and (watch.conn.closed or watch.conn.broken):
-                _WATCHES[conninfo] = watch = None  # failed once: not again in this worker
-            return watch
+    def source() -> WalWatch | None:
+        if not opened:
+            opened.append(None)
+            try:
+                conn = connect_guard.connect_ours(conninfo)
+            except Exception:  # psycopg's own errors: snapshots list every row
+                return None
+            opened[0] = WalWatch.open(conn)
+        watch = opened[0]
+        if watch is not None and (watch.conn.closed or watch.conn.broken):
+            opened[0] = watch = None  # failed once: not again in this worker
+        return watch
 
-        _SOURCES[conninfo] = source
-    return _SOURCES[conninfo]
+    return source
 
 
 @contextmanager
