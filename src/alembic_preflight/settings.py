@@ -9,12 +9,10 @@ import math
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from alembic_preflight.errors import ConfigError
 from alembic_preflight.findings import Severity
@@ -384,12 +382,9 @@ def find_settings_file(project_dir: Path) -> tuple[Path, dict[str, Any]] | None:
     for name in YAML_NAMES:
         path = project_dir / name
         if path.is_file():
-            try:
-                raw = _load_yaml(path) or {}
-            except yaml.YAMLError as e:
-                mark = getattr(e, "problem_mark", None)
-                where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-                raise ConfigError(f"{where}: not valid YAML: {getattr(e, 'problem', e)}") from e
+            from alembic_preflight import settings_yaml
+
+            raw = settings_yaml.load(path) or {}
             if not isinstance(raw, dict):
                 raise ConfigError(f"{path}: expected a mapping of settings at the top level")
             return path, raw
@@ -409,46 +404,16 @@ def find_settings_file(project_dir: Path) -> tuple[Path, dict[str, Any]] | None:
     return None
 
 
-# What a settings file may expand to: YAML aliases can make a few lines stand for
-# billions of values (an "alias bomb"), which parsing `data:` would then walk.
-MAX_YAML_VALUES = 100_000
-
-
-def _load_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not UTF-8 (byte 0x{e.object[e.start]:02x})") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except RecursionError:
-        raise ConfigError(f"{path}: nested too deeply to be a settings file") from None
-    if node is not None and _values(node, MAX_YAML_VALUES) > MAX_YAML_VALUES:
-        raise ConfigError(
-            f"{path}: expands to more than {MAX_YAML_VALUES:,} values (YAML aliases); "
-            "write the values out, or use fewer aliases"
-        )
-    return yaml.safe_load(text)
-
-
-def _values(node: yaml.Node, budget: int) -> int:
-    """How many values `node` stands for with every alias expanded, counting up to just
-    past `budget` (aliases are the same node objects, reached again)."""
-    count, stack = 0, [node]
-    while stack and count <= budget:
-        n = stack.pop()
-        count += 1
-        if isinstance(n, yaml.MappingNode):
-            stack.extend(v for pair in n.value for v in pair)
-        elif isinstance(n, yaml.SequenceNode):
-            stack.extend(n.value)
-    return count
-
-
 def data_line(path: Path, revision: str) -> int | None:
     """The line of `data:`'s entry for `revision` (its id, a prefix of it or a label) in
     a YAML settings file; the `data:` line itself when none matches; None elsewhere."""
-    return _entry_line(path, "data", lambda name: bool(name) and revision.startswith(name))
+    if path.suffix not in (".yml", ".yaml"):
+        return None
+    from alembic_preflight import settings_yaml
+
+    return settings_yaml.entry_line(
+        path, "data", lambda name: bool(name) and revision.startswith(name)
+    )
 
 
 def entry_line(path: Path, key: str, entry: str) -> int | None:
@@ -457,7 +422,9 @@ def entry_line(path: Path, key: str, entry: str) -> int | None:
     found."""
     if path.suffix not in (".yml", ".yaml"):
         return key_line(path, key)
-    return _entry_line(path, key, lambda name: name == entry)
+    from alembic_preflight import settings_yaml
+
+    return settings_yaml.entry_line(path, key, lambda name: name == entry)
 
 
 def where_set(path: Path, key: str) -> str:
@@ -488,7 +455,9 @@ def key_line(path: Path, key: str) -> int | None:
     found."""
     spellings = {key, key.replace("_", "-"), key.replace("-", "_")}
     if path.suffix in (".yml", ".yaml"):
-        return next((n for name, n, _ in _yaml_keys(path) if name in spellings), None)
+        from alembic_preflight import settings_yaml
+
+        return settings_yaml.key_line(path, spellings)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
@@ -505,33 +474,6 @@ def key_line(path: Path, key: str) -> int | None:
 
 
 _TOML_TABLE = re.compile(r"^\s*\[\s*tool\s*\.\s*[\"']?alembic-preflight[\"']?\s*\]\s*(#.*)?$")
-
-
-def _entry_line(path: Path, key: str, matches: Callable[[str], bool]) -> int | None:
-    """The line of the first entry of YAML mapping `key` whose name `matches`, else of
-    `key`; None outside a YAML file, or without `key`."""
-    for name, line, value in _yaml_keys(path):
-        if name == key:
-            if isinstance(value, yaml.MappingNode):
-                for entry, _ in value.value:
-                    if matches(str(entry.value)):
-                        return int(entry.start_mark.line) + 1
-            return line
-    return None
-
-
-def _yaml_keys(path: Path) -> list[tuple[str, int, yaml.Node]]:
-    """A YAML settings file's top-level keys: name, line (from 1) and value node; none
-    when it is not YAML, cannot be read, or is not a mapping."""
-    if path.suffix not in (".yml", ".yaml"):
-        return []
-    try:
-        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
-        return []
-    if not isinstance(root, yaml.MappingNode):
-        return []
-    return [(str(k.value), int(k.start_mark.line) + 1, v) for k, v in root.value]
 
 
 def parse_file_settings(path: Path, raw: Mapping[str, Any]) -> dict[str, Any]:
