@@ -41,7 +41,6 @@ from alembic_preflight.catalog.seed_columns import Column, Slot
 from alembic_preflight.catalog.seed_values import choices_of, value
 from alembic_preflight.catalog.sql import ident, literal, oid_array, text_array
 from alembic_preflight.catalog.statements import Query, Session, Statement, run
-from alembic_preflight.findings import first_line
 
 ROWS = 3
 
@@ -178,6 +177,10 @@ def seed_empty_tables(
                     else:
                         query(insert_sql(table.name, *plan))
             except failed as e:
+                # (imported here: a worker needs nothing else of findings.py, whose
+                # records cost ~5 ms of its start)
+                from alembic_preflight.findings import first_line
+
                 orig = getattr(e, "orig", None) or e  # SQLAlchemy wraps the driver's
                 why = first_line(str(orig)) or type(orig).__name__
             if why is None:
