@@ -99,15 +99,16 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.prof"):
         old.unlink()
-    site = Path(tempfile.mkdtemp(prefix="bench-site-"))
-    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
     project = Path(__file__).resolve().parent / "generated" / f"{kind}{args.revisions}"
     if args.real:
         generate_real(project, args.revisions)
     else:
         generate(project, args.revisions, seed=args.seed)
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(project)], check=True)
-    with start_embedded() as server:
+    # the hooks' directory goes with the server, Ctrl-C included (it was left in /tmp)
+    with tempfile.TemporaryDirectory(prefix="bench-site-") as hooks, start_embedded() as server:
+        site = Path(hooks)
+        (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
         url = server.url("postgres")  # TCP with its password, as bench/run.py gives it
         argv = [sys.executable, "-c", VERIFIER, "verify", str(project)]
         argv += ["--database", "url", "--database-url", url]
