@@ -395,7 +395,11 @@ class Bench:
 
     # (d), (e) ----------------------------------------------------------------------------
     def preflight(self, project: Path, size: int, tool: str) -> Measurement:
-        report = Path(tempfile.mkdtemp(prefix="bench-report-")) / "report.json"
+        # its report's directory goes whatever the run did (a timeout, a crash, Ctrl-C)
+        with tempfile.TemporaryDirectory(prefix="bench-report-") as reports:
+            return self._preflight(project, size, tool, Path(reports) / "report.json")
+
+    def _preflight(self, project: Path, size: int, tool: str, report: Path) -> Measurement:
         # the embedded server's TCP address and password, as the other tools get it
         url = self.server.url("postgres")
         argv = [str(BIN / "alembic-preflight"), "verify", str(project), "--database", "url"]
@@ -423,7 +427,6 @@ class Bench:
                 key = f"{f['severity']} {f['check']}/{f['rule']}"
                 rules[key] = rules.get(key, 0) + 1
             notes += [f"{n}× {k}" for k, n in sorted(rules.items())]
-            shutil.rmtree(report.parent, ignore_errors=True)
         if run.code not in (0, 1):
             notes.append(f"exit {run.code}: {_tail(run.stderr)}")
         return Measurement(
@@ -441,9 +444,12 @@ class Bench:
 
     # (f) ---------------------------------------------------------------------------------
     def floor(self, project: Path, size: int) -> Measurement:
+        with tempfile.TemporaryDirectory(prefix="bench-sql-") as scripts:
+            return self._floor(project, size, Path(scripts))
+
+    def _floor(self, project: Path, size: int, tmp: Path) -> Measurement:
         db = self.fresh_db("f")
         env = _env(self.server.url(db))
-        tmp = Path(tempfile.mkdtemp(prefix="bench-sql-"))
         up, down, again = tmp / "up.sql", tmp / "down.sql", tmp / "up-again.sql"
         steps: dict[str, float] = {}
         ok, note = True, ""
@@ -470,7 +476,6 @@ class Bench:
                 if run.code != 0:
                     ok, note = False, f"{label}: {_tail(run.stderr)}"
                     break
-        shutil.rmtree(tmp, ignore_errors=True)
         self.drop_db(db)
         psql_only = sum(v for k, v in steps.items() if k.startswith("psql"))
         note = note or f"psql alone {psql_only:.2f} s"
