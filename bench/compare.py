@@ -160,15 +160,16 @@ def summary(runs: list[Run]) -> str:
         )
     codes = {r.code for r in runs}
     lines.append(f"exit codes: {sorted(codes)}")
-    found = {r.side: r.findings for r in runs}
-    same = all(r.findings == found["base"] for r in runs)
-    lines.append(
-        "findings: the same on both sides"
-        if same
-        else "findings: DIFFER between the sides (or from run to run)"
-    )
-    if found["base"] is not None:
-        lines[-1] += f" ({len(found['base'])} in the base's last run)"
+    missing = sum(r.findings is None for r in runs)
+    if missing:
+        lines.append(f"findings: {missing} run(s) wrote no report (see the exit codes)")
+        return "\n".join(lines)
+    first = runs[0].findings
+    assert first is not None
+    if all(r.findings == first for r in runs):
+        lines.append(f"findings: the same on both sides ({len(first)})")
+    else:
+        lines.append("findings: DIFFER between the sides (or from run to run)")
     return "\n".join(lines)
 
 
@@ -187,6 +188,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.pairs < 1:
         parser.error("--pairs must be at least 1")
+    try:
+        return _compare(parser, args)
+    except KeyboardInterrupt:  # what was made is gone by now (the with blocks)
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _compare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench-compare-") as tmp:
         scratch = Path(tmp)

@@ -26,7 +26,7 @@ def test_a_pair_against_head_runs_both_sides_with_the_same_findings() -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     assert "pair 1 base exit 0" in run.stdout and "pair 1 new  exit 0" in run.stdout
     assert "exit codes: [0]" in run.stdout
-    assert "findings: the same on both sides" in run.stdout
+    assert "findings: the same on both sides (0)" in run.stdout
     assert "wall, s" in run.stdout and "new won" in run.stdout
 
 
