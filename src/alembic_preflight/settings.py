@@ -12,6 +12,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from alembic_preflight.errors import ConfigError
@@ -381,10 +382,9 @@ def find_settings_file(project_dir: Path) -> tuple[Path, dict[str, Any]] | None:
     """The settings file for a project: YAML first, then pyproject.toml's table."""
     for name in YAML_NAMES:
         path = project_dir / name
-        if path.is_file():
-            from alembic_preflight import settings_yaml
-
-            raw = settings_yaml.load(path) or {}
+        yaml_file = _yaml(path) if path.is_file() else None
+        if yaml_file is not None:
+            raw = yaml_file.load(path) or {}
             if not isinstance(raw, dict):
                 raise ConfigError(f"{path}: expected a mapping of settings at the top level")
             return path, raw
@@ -404,27 +404,34 @@ def find_settings_file(project_dir: Path) -> tuple[Path, dict[str, Any]] | None:
     return None
 
 
-def data_line(path: Path, revision: str) -> int | None:
-    """The line of `data:`'s entry for `revision` (its id, a prefix of it or a label) in
-    a YAML settings file; the `data:` line itself when none matches; None elsewhere."""
+def _yaml(path: Path) -> ModuleType | None:
+    """settings_yaml, for a YAML settings file; None for pyproject.toml. Imported here
+    only: PyYAML costs ~20 ms of every start, which a project without such a file never
+    needs (settings_yaml.py)."""
     if path.suffix not in (".yml", ".yaml"):
         return None
     from alembic_preflight import settings_yaml
 
-    return settings_yaml.entry_line(
-        path, "data", lambda name: bool(name) and revision.startswith(name)
-    )
+    return settings_yaml
+
+
+def data_line(path: Path, revision: str) -> int | None:
+    """The line of `data:`'s entry for `revision` (its id, a prefix of it or a label) in
+    a YAML settings file; the `data:` line itself when none matches; None elsewhere."""
+    yaml_file = _yaml(path)
+    if yaml_file is None:
+        return None
+    return yaml_file.entry_line(path, "data", lambda name: bool(name) and revision.startswith(name))
 
 
 def entry_line(path: Path, key: str, entry: str) -> int | None:
     """The line of `entry` in top-level mapping `key` of a YAML settings file (`rules:`'s
     `multiple-heads`), else of `key` itself (in pyproject.toml too); None when neither is
     found."""
-    if path.suffix not in (".yml", ".yaml"):
+    yaml_file = _yaml(path)
+    if yaml_file is None:
         return key_line(path, key)
-    from alembic_preflight import settings_yaml
-
-    return settings_yaml.entry_line(path, key, lambda name: name == entry)
+    return yaml_file.entry_line(path, key, lambda name: name == entry)
 
 
 def where_set(path: Path, key: str) -> str:
@@ -454,10 +461,9 @@ def key_line(path: Path, key: str) -> int | None:
     settings file, or in pyproject.toml's [tool.alembic-preflight] table; None when not
     found."""
     spellings = {key, key.replace("_", "-"), key.replace("-", "_")}
-    if path.suffix in (".yml", ".yaml"):
-        from alembic_preflight import settings_yaml
-
-        return settings_yaml.key_line(path, spellings)
+    yaml_file = _yaml(path)
+    if yaml_file is not None:
+        return yaml_file.key_line(path, spellings)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
