@@ -218,12 +218,22 @@ def test_rules_setting_refuses_unknown_names_and_hiding_unverified_runs(project:
     assert r.code == 2
     assert ".alembic-preflight.yml:2: `rules.multiple-head` names no rule" in r.stderr
     assert "did you mean multiple-heads" in r.stderr
-    settings.write_text("rules:\n  env-failed: off\n")
+    # each at its entry's line, not at `rules:`'s
+    settings.write_text("rules:\n  lint/x: off\n  env-failed: off\n")
     r = run_cli("verify", ".", "--checks", "graph", cwd=proj)
-    assert r.code == 2 and "`rules.env-failed` cannot be changed" in r.stderr
-    settings.write_text("rules:\n  multiple-heads: loud\n")
+    assert r.code == 2
+    assert ".alembic-preflight.yml:3: `rules.env-failed` cannot be changed" in r.stderr
+    settings.write_text("rules:\n  multiple-heads: warning\n  graph/multiple-heads: loud\n")
     r = run_cli("verify", ".", "--checks", "graph", cwd=proj)
-    assert r.code == 2 and "must be error, warning, notice or off" in r.stderr
+    assert r.code == 2
+    assert (
+        ".alembic-preflight.yml:3: `rules.graph/multiple-heads` must be error, warning, notice"
+        " or off (got 'loud')" in r.stderr
+    )
+    settings.write_text("table-rows:\n  orders: 10\n  users: many\n")
+    r = run_cli("verify", ".", "--checks", "graph", cwd=proj)
+    assert r.code == 2
+    assert ".alembic-preflight.yml:3: `table-rows.users`: not a number of rows" in r.stderr
     assert "Traceback" not in r.stderr
 
 
@@ -310,6 +320,13 @@ def test_skip_revisions_stamps_them_in_every_check(project: Any) -> None:
             '[tool.alembic-preflight]\n# ours\nfail-on = "sometimes"\n',
             (),
             "pyproject.toml:3: `fail-on` must be error, warning or never",
+        ),
+        (
+            "pyproject.toml",
+            '[tool.alembic-preflight]\nchecks = ["graph"]\n\n'
+            '[tool.alembic-preflight.rules]\n"multiple-heads" = "loud"\n',
+            (),
+            "pyproject.toml:4: `rules.multiple-heads` must be error, warning, notice or off",
         ),
     ],
 )

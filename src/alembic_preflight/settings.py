@@ -233,7 +233,7 @@ def _table_rows(v: Any, key: str) -> Mapping[str, int]:
         try:
             out[str(name)] = rows_count(rows)
         except ValueError as e:
-            raise ValueError(f"`{key}.{name}`: {e}") from None
+            raise _EntryError(f"`{key}.{name}`: {e}", str(name)) from None
     return out
 
 
@@ -263,6 +263,15 @@ def read_table_stats(path: Path) -> dict[str, int]:
         except ValueError as e:
             raise ConfigError(f"{path}:{n}: {e}") from None
     return out
+
+
+class _EntryError(ValueError):
+    """A bad value in one entry of a mapping setting (`rules:`'s `multiple-heads`): the
+    error is placed at that entry's line, not at the setting's."""
+
+    def __init__(self, message: str, entry: str) -> None:
+        super().__init__(message)
+        self.entry = entry
 
 
 def _severity(v: Any, key: str) -> Severity:
@@ -326,9 +335,10 @@ def _rules(v: Any, key: str) -> Mapping[str, Severity | None]:
     for rule, grade in v.items():
         name = str(rule)
         if name.rpartition("/")[2] in FIXED_RULES:
-            raise ValueError(
+            raise _EntryError(
                 f"`{key}.{name}` cannot be changed: it means the checks could not verify "
-                "anything, and a run must not pass on that"
+                "anything, and a run must not pass on that",
+                name,
             )
         # YAML 1.1 reads a bare `off` as false
         if grade is False or grade == "off":
@@ -337,8 +347,8 @@ def _rules(v: Any, key: str) -> Mapping[str, Severity | None]:
         try:
             out[name] = Severity(grade)
         except ValueError:
-            raise ValueError(
-                f"`{key}.{name}` must be error, warning, notice or off (got {grade!r})"
+            raise _EntryError(
+                f"`{key}.{name}` must be error, warning, notice or off (got {grade!r})", name
             ) from None
     return out
 
@@ -472,6 +482,9 @@ def key_line(path: Path, key: str) -> int | None:
     for n, line in enumerate(text.splitlines(), 1):
         if line.lstrip().startswith("["):
             inside = bool(_TOML_TABLE.match(line))
+            sub = _TOML_SUBTABLE.match(line)  # [tool.alembic-preflight.rules]
+            if sub is not None and sub["key"].strip("\"'") in spellings:
+                return n
         elif inside:
             name = line.split("=", 1)[0].strip().strip("\"'")
             if "=" in line and name in spellings:
@@ -480,6 +493,10 @@ def key_line(path: Path, key: str) -> int | None:
 
 
 _TOML_TABLE = re.compile(r"^\s*\[\s*tool\s*\.\s*[\"']?alembic-preflight[\"']?\s*\]\s*(#.*)?$")
+_TOML_SUBTABLE = re.compile(
+    r"^\s*\[\s*tool\s*\.\s*[\"']?alembic-preflight[\"']?\s*\.\s*(?P<key>[\"']?[\w-]+[\"']?)\s*\]"
+    r"\s*(#.*)?$"
+)
 
 
 def parse_file_settings(path: Path, raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -495,6 +512,8 @@ def parse_file_settings(path: Path, raw: Mapping[str, Any]) -> dict[str, Any]:
         attr, parse = FILE_KEYS[norm]
         try:
             values[attr] = parse(value, norm)
+        except _EntryError as e:
+            raise ConfigError(f"{_at(path, entry_line(path, str(key), e.entry))}: {e}") from None
         except ValueError as e:
             raise ConfigError(f"{where_set(path, str(key))}: {e}") from None
     if "config" in values and not values["config"].is_absolute():
