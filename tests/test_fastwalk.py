@@ -4,6 +4,7 @@ and leave the session as they found it."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import uuid
@@ -147,6 +148,88 @@ print(a is b, c is d, a is c, e is f, e is g)
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.split()
     assert out == ["True", "False", "False", "True", "False"]
+
+
+_KEPT_SESSIONS = """
+import json, sys
+import psycopg, sqlalchemy
+from sqlalchemy import event
+from sqlalchemy.pool import NullPool
+from alembic_preflight.database import lanes
+from alembic_preflight.worker.engines import cache_engines
+cache_engines()
+url, conninfo, dbname = sys.argv[1:4]
+opened = []
+engine = sqlalchemy.create_engine(url, poolclass=NullPool)
+event.listen(engine, "connect", lambda dbapi, record: opened.append(1))
+out = {}
+
+def run(label, *statements, commit=True):
+    # a run of env.py: a connection taken, used, given back
+    with sqlalchemy.create_engine(url, poolclass=NullPool).connect() as c:
+        for sql in statements:
+            c.exec_driver_sql(sql)
+        if commit:
+            c.commit()
+        out[label] = [c.exec_driver_sql("SELECT pg_backend_pid()").scalar(),
+                      c.exec_driver_sql("SHOW search_path").scalar(), len(opened)]
+
+run("first")
+run("again", "PREPARE alembic_preflight_mine AS SELECT 1", "SET LOCAL work_mem = '8MB'")
+run("ours kept", "EXECUTE alembic_preflight_mine")
+run("set", "SET search_path = pg_catalog")
+run("after set")
+run("rolled back", "SET search_path = pg_catalog", commit=False)
+run("temp table", "CREATE TEMP TABLE t (x int)")
+run("after temp")
+run("advisory lock", "SELECT pg_advisory_lock(42)")
+run("after lock")
+run("prepared", "PREPARE theirs AS SELECT 1")
+run("after prepared")
+run("role", "SET ROLE pg_monitor")
+run("after role")
+with psycopg.connect(conninfo, autocommit=True) as admin:
+    lanes.terminate(admin, dbname)
+run("terminated")
+print(json.dumps(out))
+"""
+
+
+def test_a_worker_keeps_a_session_between_runs_only_while_it_is_as_opened(
+    dbs: Any, pg_server: Server
+) -> None:
+    """kept_sessions.py: the engine env.py makes with NullPool keeps its connection for the
+    next run (the same server process, our prepared statements still there), unless a
+    run changed its session (a SET without LOCAL, a temporary table, a lock, a prepared
+    statement, a role): then the next run gets a new session, as NullPool gives, with
+    the engine's connect listeners run again. One the verifier ended is replaced."""
+    conn, _ = dbs("SELECT 1")
+    name = conn.info.dbname
+    conn.close()
+    run = subprocess.run(
+        [sys.executable, "-c", _KEPT_SESSIONS, pg_server.url(name), pg_server.conninfo(), name],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    pid, path, opened = (lambda label: out[label][0]), (lambda label: out[label][1]), out
+    default = path("first")
+    assert pid("again") == pid("first") and pid("ours kept") == pid("first")
+    assert opened["ours kept"][2] == 1  # one connection so far
+    # the run that changed its session still saw its own change; the next one a new session
+    assert path("set") == "pg_catalog" and pid("set") == pid("first")
+    assert pid("after set") != pid("set") and path("after set") == default
+    assert opened["after set"][2] == 2  # the connect listener ran for the new one
+    assert pid("rolled back") == pid("after set")  # a SET rolled back changed nothing
+    for change, after in [
+        ("temp table", "after temp"),
+        ("advisory lock", "after lock"),
+        ("prepared", "after prepared"),
+        ("role", "after role"),
+    ]:
+        assert pid(after) != pid(change), change
+    assert pid("terminated") != pid("after role")
 
 
 def test_our_prepared_statements_outlive_the_migrations_ddl(dbs: Any):

@@ -7,6 +7,8 @@ from typing import Any
 
 import wrapt
 
+from alembic_preflight.worker import kept_sessions
+
 
 def cache_engines() -> None:
     """Keep the engines env.py makes with NullPool across requests, by (url, arguments).
@@ -14,15 +16,23 @@ def cache_engines() -> None:
     env.py makes a new engine per run: a new dialect, initialised again on its first
     connection, and empty compiled caches, for every request. With NullPool the engine
     holds no connection between runs, so handing env.py the same engine again changes
-    nothing it can see but the time. Pooled engines are never shared (their connections
-    would outlive the database they point at). Patched in the worker process only."""
+    nothing it can see but the time. A sync one keeps one connection from one run to the
+    next instead, while its session is as it was opened (kept_sessions.py). Pooled
+    engines of env.py's are never shared (their connections would outlive the database
+    they point at). Patched in the worker process only."""
     import sqlalchemy
     from sqlalchemy import engine as sa_engine
     from sqlalchemy.pool import NullPool
 
     cache: dict[Any, Any] = {}
 
-    def cached(make: Callable[..., Any], key_of: Callable[..., Any]) -> Callable[..., Any]:
+    def cached(
+        make: Callable[..., Any],
+        key_of: Callable[..., Any],
+        url_of: Callable[..., Any] | None = None,
+    ) -> Callable[..., Any]:
+        """`make` returning the same engine for the same key; `url_of` (sync makers):
+        the engine keeps one connection when kept_sessions can keep it."""
         if getattr(make, "_preflight_cached", False):
             return make
 
@@ -36,7 +46,10 @@ def cache_engines() -> None:
             if key is None:
                 return make(*args, **kw)
             if key not in cache:
-                cache[key] = make(*args, **kw)
+                if url_of is not None and kept_sessions.can_keep(url_of(*args, **kw), kw):
+                    cache[key] = kept_sessions.make_kept(make, args, kw)
+                else:
+                    cache[key] = make(*args, **kw)
             return cache[key]
 
         wrapper._preflight_cached = True  # type: ignore[attr-defined]
@@ -67,8 +80,16 @@ def cache_engines() -> None:
             return None
         return (frozen(dict(configuration)), prefix, frozen(kw))
 
-    sqlalchemy.create_engine = cached(sqlalchemy.create_engine, key_create)
-    sqlalchemy.engine_from_config = cached(sqlalchemy.engine_from_config, key_from_config)
+    def url_create(url: Any, **kw: Any) -> Any:
+        return url
+
+    def url_from_config(configuration: Any, prefix: str = "sqlalchemy.", **kw: Any) -> Any:
+        return kw.get("url", configuration.get(prefix + "url"))
+
+    sqlalchemy.create_engine = cached(sqlalchemy.create_engine, key_create, url_create)
+    sqlalchemy.engine_from_config = cached(
+        sqlalchemy.engine_from_config, key_from_config, url_from_config
+    )
     sa_engine.create_engine = sqlalchemy.create_engine
     sa_engine.engine_from_config = sqlalchemy.engine_from_config
 
@@ -94,6 +115,7 @@ def async_engine_from_sync() -> None:
 
 def _async_from_sync(sa_asyncio: Any) -> None:
     import sqlalchemy
+    from sqlalchemy.pool import NullPool
 
     engine_class = sa_asyncio.AsyncEngine
     original = engine_class.__init__
@@ -103,8 +125,12 @@ def _async_from_sync(sa_asyncio: Any) -> None:
     def init(self: Any, sync_engine: Any) -> None:
         dialect = sync_engine.dialect
         if not dialect.is_async and (dialect.name, dialect.driver) == ("postgresql", "psycopg"):
+            # (one that would keep a connection was made with NullPool)
+            keeps = kept_sessions.kept(sync_engine)
             sync_engine = sqlalchemy.create_engine(
-                sync_engine.url, poolclass=type(sync_engine.pool), _is_async=True
+                sync_engine.url,
+                poolclass=NullPool if keeps else type(sync_engine.pool),
+                _is_async=True,
             )
         original(self, sync_engine)
 
