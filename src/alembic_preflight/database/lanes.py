@@ -3,6 +3,7 @@ drop, wipe, and the checks made before touching a database the user handed over.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -51,16 +52,26 @@ def user_objects(server: Server, db: str) -> list[str]:
 
 
 def terminate(admin: psycopg.Connection[Any], name: str) -> None:
-    """End every other session in database `name`, and (PostgreSQL 14+) wait until they
-    have: CREATE and DROP DATABASE that still find one wait 100 ms before they look again,
-    and a worker keeps its connection to its lane's database between requests
-    (worker/kept_sessions.py)."""
-    wait = ", 5000" if admin.info.server_version >= 140000 else ""
-    admin.execute(
-        f"SELECT pg_terminate_backend(pid{wait}) FROM pg_stat_activity "
-        "WHERE datname = %s AND pid <> pg_backend_pid()",
-        (name,),
-    )
+    """End every other session in database `name`, and wait until they are gone: CREATE
+    and DROP DATABASE that still find one sleep 100 ms before they look again (and
+    pg_terminate_backend's own wait looks every 100 ms), while an ended session leaves in
+    about a millisecond. A worker keeps its connection to its lane's database between
+    requests (worker/kept_sessions.py), so there is one to end before its database is
+    copied or dropped."""
+    others = "FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+
+    def count(what: str) -> int:
+        row = admin.execute(f"SELECT count({what}) {others}", (name,)).fetchone()
+        return int(row[0]) if row else 0
+
+    deadline = time.monotonic() + TERMINATE_WAIT
+    ended = count("pg_terminate_backend(pid)")
+    while ended and time.monotonic() < deadline:
+        time.sleep(0.001)
+        ended = count("*")
+
+
+TERMINATE_WAIT = 5.0  # s: then CREATE or DROP DATABASE says what still holds it
 
 
 def drop(admin: psycopg.Connection[Any], name: str) -> None:
