@@ -3,9 +3,9 @@ connection open from one request to the next, while its session is as it was ope
 
 Why (issue 21): NullPool closes env.py's connection at the end of every run, so each run
 of a lane started a server process of its own, with its caches empty, and prepared our
-catalog statements in it again: a tenth of the server's time in a default run at 200
-revisions (measured, README). A lane's runs now share one session, as the revisions of
-one `alembic upgrade` do.
+catalog statements in it again (0.1 to 0.15 s of the server's CPU a run at 100 and at
+200 revisions, measured with bench/compare.py). A lane's runs now share one session, as
+the revisions of one `alembic upgrade` do.
 
 What a run sees is still what a new connection gives it. When the connection comes back
 to the pool (rolled back, as the pool always does), its session is compared with the one
@@ -51,7 +51,6 @@ POOL = {"pool_size": 1, "max_overflow": -1, "pool_pre_ping": True}
 
 _OPENED = "alembic_preflight.session"  # the pool record's info: the session as opened
 
-
 _KEPT: weakref.WeakSet[Any] = weakref.WeakSet()  # the engines made to keep one
 
 
@@ -90,7 +89,10 @@ def kept(engine: Any) -> bool:
 def _handed_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
     # the first time only: the pool clears `info` when it opens the connection again
     if _OPENED not in record.info:
-        record.info[_OPENED] = state(dbapi_connection)
+        try:
+            record.info[_OPENED] = state(dbapi_connection)
+        except Exception:  # not read: the run goes on, and the connection is not kept
+            record.info[_OPENED] = None
 
 
 def _returned(dbapi_connection: Any, record: Any) -> None:
@@ -107,12 +109,13 @@ def _returned(dbapi_connection: Any, record: Any) -> None:
 
 def state(dbapi_connection: Any) -> tuple[Any, ...]:
     """The session's state (STATE), read outside any transaction of the caller's: the one
-    the read began is rolled back."""
-    cursor = dbapi_connection.cursor()
+    the read began is rolled back, whether it could be read or not."""
     try:
-        cursor.execute(STATE)
-        row = tuple(cursor.fetchone())
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(STATE)
+            return tuple(cursor.fetchone())
+        finally:
+            cursor.close()
     finally:
-        cursor.close()
-    dbapi_connection.rollback()
-    return row
+        dbapi_connection.rollback()
