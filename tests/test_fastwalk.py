@@ -232,6 +232,35 @@ def test_a_worker_keeps_a_session_between_runs_only_while_it_is_as_opened(
     assert pid("terminated") != pid("after role")
 
 
+def test_a_session_whose_state_cannot_be_read_is_not_kept(dbs: Any, pg_server: Server) -> None:
+    """A failed read of the session's state fails no run, leaves no aborted transaction
+    behind, and the connection is closed when it comes back, as NullPool closes it."""
+    conn, _ = dbs("CREATE TABLE t (x int)")
+    name = conn.info.dbname
+    conn.close()
+    code = """
+import sys
+import sqlalchemy
+from sqlalchemy.pool import NullPool
+from alembic_preflight.worker import kept_sessions
+from alembic_preflight.worker.engines import cache_engines
+cache_engines()
+kept_sessions.STATE = "SELECT no_such_column FROM pg_class"
+pids = []
+for _ in range(3):
+    with sqlalchemy.create_engine(sys.argv[1], poolclass=NullPool).connect() as c:
+        c.exec_driver_sql("INSERT INTO t VALUES (1)")
+        c.commit()
+        pids.append(c.exec_driver_sql("SELECT pg_backend_pid()").scalar())
+print(len(set(pids)))
+"""
+    run = subprocess.run(
+        [sys.executable, "-c", code, pg_server.url(name)], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["3"]
+
+
 def test_our_prepared_statements_outlive_the_migrations_ddl(dbs: Any):
     """psycopg 3 sends DEALLOCATE ALL after a DROP or ALTER once it has prepared anything:
     during the walk it must not prepare, and afterwards it prepares as before."""
