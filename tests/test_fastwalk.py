@@ -174,7 +174,11 @@ def run(label, *statements, commit=True):
         out[label] = [c.exec_driver_sql("SELECT pg_backend_pid()").scalar(),
                       c.exec_driver_sql("SHOW search_path").scalar(), len(opened)]
 
-run("first")
+run("first", "CREATE SEQUENCE IF NOT EXISTS s", "SELECT nextval('s')")
+try:  # as in a new session: no currval yet
+    run("sequence", "SELECT currval('s')")
+except sqlalchemy.exc.DBAPIError as e:
+    out["currval"] = type(e.orig).__name__
 run("again", "PREPARE alembic_preflight_mine AS SELECT 1", "SET LOCAL work_mem = '8MB'")
 run("ours kept", "EXECUTE alembic_preflight_mine")
 run("set", "SET search_path = pg_catalog")
@@ -215,6 +219,7 @@ def test_a_worker_keeps_a_session_between_runs_only_while_it_is_as_opened(
     out = json.loads(run.stdout)
     pid, path, opened = (lambda label: out[label][0]), (lambda label: out[label][1]), out
     default = path("first")
+    assert out["currval"] == "ObjectNotInPrerequisiteState"  # 'not yet defined in this session'
     assert pid("again") == pid("first") and pid("ours kept") == pid("first")
     assert opened["ours kept"][2] == 1  # one connection so far
     # the run that changed its session still saw its own change; the next one a new session

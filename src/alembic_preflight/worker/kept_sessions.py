@@ -13,9 +13,11 @@ it had when first handed out, after the engine's connect listeners ran: the sess
 and role, every setting set for the session (a SET without LOCAL), temporary tables,
 advisory locks, LISTEN channels, open cursors and prepared statements (not the driver's
 own, nor ours). A session that differs is closed, as NullPool closes every one, and the
-next run opens a new one. A connection the verifier ended meanwhile (the lane's database
-dropped, or copied as a template: lanes.terminate) fails the ping it gets when handed
-out, and a new one is opened instead.
+next run opens a new one. What a session remembers of sequences (currval, lastval)
+cannot be read: it is discarded instead (DISCARD SEQUENCES), as a new session has none.
+A connection the verifier ended meanwhile (the lane's database dropped, or copied as a
+template: lanes.terminate) fails the ping it gets when handed out, and a new one is
+opened instead.
 
 Sync engines only: an async driver's connection belongs to the event loop that opened
 it, and env.py runs a new loop every run (asyncio.run).
@@ -109,10 +111,12 @@ def _returned(dbapi_connection: Any, record: Any) -> None:
 
 def state(dbapi_connection: Any) -> tuple[Any, ...]:
     """The session's state (STATE), read outside any transaction of the caller's: the one
-    the read began is rolled back, whether it could be read or not."""
+    the read began is rolled back, whether it could be read or not. What the session
+    remembers of sequences is discarded first (not transactional: it stays discarded)."""
     try:
         cursor = dbapi_connection.cursor()
         try:
+            cursor.execute("DISCARD SEQUENCES")
             cursor.execute(STATE)
             return tuple(cursor.fetchone())
         finally:
