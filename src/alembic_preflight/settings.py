@@ -123,11 +123,7 @@ class Settings:
         if entry is None:
             return in_file(self.settings_file, self.from_file, key)
         path = _gave(self.settings_file, self.from_file, key)
-        if path is None:
-            return None
-        # (data:'s entries name revisions by prefix or label)
-        line = data_line(path, entry) if key == "data" else entry_line(path, key, entry)
-        return _at(path, line)
+        return None if path is None else where_entry(path, key, entry)
 
     def source_of(self, key: str, entry: str | None = None) -> str:
         """Where setting `key` was given, to begin an error about its value:
@@ -450,6 +446,14 @@ def where_set(path: Path, key: str) -> str:
     return _at(path, key_line(path, key))
 
 
+def where_entry(path: Path, key: str, entry: str) -> str:
+    """`FILE:LINE` of entry `entry` of mapping setting `key` in a settings file (a `rules:`
+    name; a `data:` revision, named there by prefix or label), else of `key`, or `FILE`
+    alone when neither line can be told."""
+    line = data_line(path, entry) if key == "data" else entry_line(path, key, entry)
+    return _at(path, line)
+
+
 def in_file(path: Path | None, from_file: frozenset[str], key: str) -> str | None:
     """where_set of setting `key` when the settings file `path` gave its value (its field
     is in `from_file`), else None (a flag or the default gave it)."""
@@ -513,7 +517,7 @@ def parse_file_settings(path: Path, raw: Mapping[str, Any]) -> dict[str, Any]:
         try:
             values[attr] = parse(value, norm)
         except _EntryError as e:
-            raise ConfigError(f"{_at(path, entry_line(path, str(key), e.entry))}: {e}") from None
+            raise ConfigError(f"{where_entry(path, str(key), e.entry)}: {e}") from None
         except ValueError as e:
             raise ConfigError(f"{where_set(path, str(key))}: {e}") from None
     if "config" in values and not values["config"].is_absolute():

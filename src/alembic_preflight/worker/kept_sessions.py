@@ -31,8 +31,9 @@ from typing import Any
 
 # The session's state, one row; the same on a connection as long as nothing of a run has
 # outlived it. Names of ours (statements, and settings that pass them arguments:
-# catalog/statements.py) and the drivers' own prepared statements (psycopg's `_pg3_`,
-# asyncpg's `__asyncpg_`) are left out: they are ours to keep.
+# catalog/statements.py) and psycopg's own prepared statements (`_pg3_`; psycopg2
+# prepares none) are left out: they are ours to keep. Another driver's that names its
+# statements only keeps no session.
 STATE = """
 SELECT session_user::text, current_user::text,
   (SELECT string_agg(name || '=' || setting, ',' ORDER BY name) FROM pg_catalog.pg_settings
@@ -43,8 +44,7 @@ SELECT session_user::text, current_user::text,
   (SELECT count(*) FROM pg_catalog.pg_listening_channels()),
   (SELECT count(*) FROM pg_catalog.pg_cursors),
   (SELECT string_agg(name, ',' ORDER BY name) FROM pg_catalog.pg_prepared_statements
-   WHERE NOT (starts_with(name, 'alembic_preflight_') OR starts_with(name, '_pg3_')
-              OR starts_with(name, '__asyncpg_')))
+   WHERE NOT (starts_with(name, 'alembic_preflight_') OR starts_with(name, '_pg3_')))
 """
 
 # The pool a kept engine gets instead of NullPool: one connection kept; any more that a
