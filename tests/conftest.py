@@ -148,12 +148,13 @@ def processes_with(marker: str) -> list[str]:
     """Processes whose environment carries `marker`: what the run started and left."""
     found = []
     for pid in os.listdir("/proc"):
-        try:
+        try:  # a process may end between the listing and either read
             env = Path(f"/proc/{pid}/environ").read_bytes()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
         if marker.encode() in env:
-            found.append(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"))
+            found.append(cmdline.decode(errors="replace"))
     return found
 
 

@@ -802,9 +802,10 @@ def _alive(pid: int) -> bool:
 
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (ProcessLookupError, FileNotFoundError):  # gone, or reaped between the two
         return False
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    return stat.split()[2] != "Z"
 
 
 def _servers_of(pid: int) -> list[tuple[int, str]]:
