@@ -15,6 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from alembic_preflight import settings_toml
 from alembic_preflight.errors import ConfigError
 from alembic_preflight.findings import Severity
 
@@ -422,27 +423,30 @@ def _yaml(path: Path) -> ModuleType | None:
 
 
 def data_line(path: Path, revision: str) -> int | None:
-    """The line of `data:`'s entry for `revision` (its id, a prefix of it or a label) in
-    a YAML settings file; the `data:` line itself when none matches; None elsewhere."""
+    """The line of `data`'s entry for `revision` (its id, a prefix of it or a label) in
+    a settings file; the line of `data` itself when none matches; None without it."""
+
+    def names(name: str) -> bool:
+        return bool(name) and revision.startswith(name)
+
     yaml_file = _yaml(path)
     if yaml_file is None:
-        return None
-    return yaml_file.entry_line(path, "data", lambda name: bool(name) and revision.startswith(name))
+        return settings_toml.entry_line(path, {"data"}, names)
+    return yaml_file.entry_line(path, "data", names)
 
 
 def entry_line(path: Path, key: str, entry: str) -> int | None:
-    """The line of `entry` in top-level mapping `key` of a YAML settings file (`rules:`'s
-    `multiple-heads`), else of `key` itself (in pyproject.toml too); None when neither is
-    found."""
+    """The line of `entry` in mapping setting `key` of a settings file (`rules`'s
+    `multiple-heads`), else of `key` itself; None when neither is found."""
     yaml_file = _yaml(path)
     if yaml_file is None:
-        return key_line(path, key)
+        return settings_toml.entry_line(path, _spellings(key), lambda name: name == entry)
     return yaml_file.entry_line(path, key, lambda name: name == entry)
 
 
 def where_set(path: Path, key: str) -> str:
     """`FILE:LINE` of top-level setting `key` in a settings file, or `FILE` alone when its
-    line cannot be told (a TOML key spelled as a dotted path, say)."""
+    line cannot be told."""
     return _at(path, key_line(path, key))
 
 
@@ -474,33 +478,14 @@ def key_line(path: Path, key: str) -> int | None:
     """The line (from 1) of top-level setting `key` (either spelling, `-` or `_`) in a YAML
     settings file, or in pyproject.toml's [tool.alembic-preflight] table; None when not
     found."""
-    spellings = {key, key.replace("_", "-"), key.replace("-", "_")}
     yaml_file = _yaml(path)
     if yaml_file is not None:
-        return yaml_file.key_line(path, spellings)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
-    inside = False
-    for n, line in enumerate(text.splitlines(), 1):
-        if line.lstrip().startswith("["):
-            inside = bool(_TOML_TABLE.match(line))
-            sub = _TOML_SUBTABLE.match(line)  # [tool.alembic-preflight.rules]
-            if sub is not None and sub["key"].strip("\"'") in spellings:
-                return n
-        elif inside:
-            name = line.split("=", 1)[0].strip().strip("\"'")
-            if "=" in line and name in spellings:
-                return n
-    return None
+        return yaml_file.key_line(path, _spellings(key))
+    return settings_toml.key_line(path, _spellings(key))
 
 
-_TOML_TABLE = re.compile(r"^\s*\[\s*tool\s*\.\s*[\"']?alembic-preflight[\"']?\s*\]\s*(#.*)?$")
-_TOML_SUBTABLE = re.compile(
-    r"^\s*\[\s*tool\s*\.\s*[\"']?alembic-preflight[\"']?\s*\.\s*(?P<key>[\"']?[\w-]+[\"']?)\s*\]"
-    r"\s*(#.*)?$"
-)
+def _spellings(key: str) -> set[str]:
+    return {key, key.replace("_", "-"), key.replace("-", "_")}
 
 
 def parse_file_settings(path: Path, raw: Mapping[str, Any]) -> dict[str, Any]:
