@@ -12,7 +12,6 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from alembic_preflight import settings_toml
@@ -389,9 +388,10 @@ def find_settings_file(project_dir: Path) -> tuple[Path, dict[str, Any]] | None:
     """The settings file for a project: YAML first, then pyproject.toml's table."""
     for name in YAML_NAMES:
         path = project_dir / name
-        yaml_file = _yaml(path) if path.is_file() else None
-        if yaml_file is not None:
-            raw = yaml_file.load(path) or {}
+        if path.is_file():
+            from alembic_preflight import settings_yaml
+
+            raw = settings_yaml.load(path) or {}
             if not isinstance(raw, dict):
                 raise ConfigError(f"{path}: expected a mapping of settings at the top level")
             return path, raw
@@ -411,15 +411,11 @@ def find_settings_file(project_dir: Path) -> tuple[Path, dict[str, Any]] | None:
     return None
 
 
-def _yaml(path: Path) -> ModuleType | None:
-    """settings_yaml, for a YAML settings file; None for pyproject.toml. Imported here
-    only: PyYAML costs ~20 ms of every start, which a project without such a file never
-    needs (settings_yaml.py)."""
-    if path.suffix not in (".yml", ".yaml"):
-        return None
-    from alembic_preflight import settings_yaml
-
-    return settings_yaml
+def _is_yaml(path: Path) -> bool:
+    """Whether `path` is a YAML settings file, read through settings_yaml, imported where
+    one is only: PyYAML costs ~20 ms of every start, which a project without such a file
+    never needs (settings_yaml.py)."""
+    return path.suffix in (".yml", ".yaml")
 
 
 def data_line(path: Path, revision: str) -> int | None:
@@ -429,19 +425,21 @@ def data_line(path: Path, revision: str) -> int | None:
     def names(name: str) -> bool:
         return bool(name) and revision.startswith(name)
 
-    yaml_file = _yaml(path)
-    if yaml_file is None:
+    if not _is_yaml(path):
         return settings_toml.entry_line(path, {"data"}, names)
-    return yaml_file.entry_line(path, "data", names)
+    from alembic_preflight import settings_yaml
+
+    return settings_yaml.entry_line(path, "data", names)
 
 
 def entry_line(path: Path, key: str, entry: str) -> int | None:
     """The line of `entry` in mapping setting `key` of a settings file (`rules`'s
     `multiple-heads`), else of `key` itself; None when neither is found."""
-    yaml_file = _yaml(path)
-    if yaml_file is None:
+    if not _is_yaml(path):
         return settings_toml.entry_line(path, _spellings(key), lambda name: name == entry)
-    return yaml_file.entry_line(path, key, lambda name: name == entry)
+    from alembic_preflight import settings_yaml
+
+    return settings_yaml.entry_line(path, key, lambda name: name == entry)
 
 
 def where_set(path: Path, key: str) -> str:
@@ -478,10 +476,11 @@ def key_line(path: Path, key: str) -> int | None:
     """The line (from 1) of top-level setting `key` (either spelling, `-` or `_`) in a YAML
     settings file, or in pyproject.toml's [tool.alembic-preflight] table; None when not
     found."""
-    yaml_file = _yaml(path)
-    if yaml_file is not None:
-        return yaml_file.key_line(path, _spellings(key))
-    return settings_toml.key_line(path, _spellings(key))
+    if not _is_yaml(path):
+        return settings_toml.key_line(path, _spellings(key))
+    from alembic_preflight import settings_yaml
+
+    return settings_yaml.key_line(path, _spellings(key))
 
 
 def _spellings(key: str) -> set[str]:
