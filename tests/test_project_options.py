@@ -330,14 +330,15 @@ def test_skip_revisions_stamps_them_in_every_check(project: Any) -> None:
         ),
         (
             "pyproject.toml",
-            '[tool.alembic-preflight]\nchecks = [\n  "graph",\n]\nrules."multiple-heads" = "loud"\n',
+            '[tool.alembic-preflight]\nchecks = [\n  "graph",\n]\n'
+            'rules."multiple-heads" = "loud"\n',
             (),
             "pyproject.toml:5: `rules.multiple-heads` must be error, warning, notice or off",
         ),
         (
             "pyproject.toml",
             '[tool]\nalembic-preflight.checks = ["graph"]\n\n[tool.alembic-preflight.data.1a2b]\n'
-            'customers = [{id = 1}]\n\n[tool.alembic-preflight.data.qqq]\ncustomers = [{id = 2}]\n',
+            "customers = [{id = 1}]\n\n[tool.alembic-preflight.data.qqq]\ncustomers = [{id = 2}]\n",
             (),
             "pyproject.toml:7: `data`: no revision `qqq` in this history",
         ),

@@ -211,9 +211,9 @@ def test_workers_forked_from_the_verifier_end_when_it_is_killed(entry: str) -> N
         stderr=subprocess.DEVNULL,
     )
     try:
-        mine = _first_worker(proc, marker)
+        _, cmdline = _first_worker(proc, marker)
         # forked: the verifier's own command line, not multiprocessing's
-        assert b"\0verify\0" in Path(f"/proc/{mine}/cmdline").read_bytes()
+        assert b"\0verify\0" in cmdline
     finally:
         _killed_leaves_none(proc, marker)
 
@@ -243,17 +243,18 @@ def test_the_action_forks_its_first_worker_unless_it_installed_something(
         stderr=subprocess.DEVNULL,
     )
     try:
-        cmdline = Path(f"/proc/{_first_worker(proc, marker)}/cmdline").read_bytes()
+        _, cmdline = _first_worker(proc, marker)
         assert (b"github-action" in cmdline) is (not install), cmdline
         assert (b"multiprocessing" in cmdline) is bool(install), cmdline
     finally:
         _killed_leaves_none(proc, marker)
 
 
-def _first_worker(proc: subprocess.Popen[bytes], marker: str) -> int:
+def _first_worker(proc: subprocess.Popen[bytes], marker: str) -> tuple[int, bytes]:
     """The verifier's first child that runs Python: its worker (not what `install:` or
     git run, though a child of theirs shows the verifier's command line until its exec:
-    a worker is still there, the same, a moment later)."""
+    a worker is still there, the same, a moment later), and its command line as read then
+    (the worker may be gone by the time a caller would read it again)."""
     deadline = time.monotonic() + 10
     while True:
         mine = [w for w in _workers_with(marker) if _child_of(w, proc.pid) and _python(w)]
@@ -263,7 +264,7 @@ def _first_worker(proc: subprocess.Popen[bytes], marker: str) -> int:
                 seen = cmdline.read_bytes()
                 time.sleep(0.05)
                 if cmdline.read_bytes() == seen and _child_of(mine[0], proc.pid):
-                    return mine[0]
+                    return mine[0], seen
         assert proc.poll() is None, "the verifier ended before its worker was seen"
         assert time.monotonic() < deadline, "no worker was started"
         time.sleep(0.005)
