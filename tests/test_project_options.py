@@ -336,6 +336,30 @@ def test_skip_revisions_stamps_them_in_every_check(project: Any) -> None:
             "pyproject.toml:5: `rules.multiple-heads` must be error, warning, notice or off",
         ),
         (
+            ".alembic-preflight.yml",
+            "checks: [graph]\nlint:\n  severity:\n    irreversible: warning\n"
+            "    destructive-upgrade: loud\n",
+            (),
+            ".alembic-preflight.yml:5: `lint.severity.destructive-upgrade` must be error or "
+            "warning",
+        ),
+        (
+            ".alembic-preflight.yml",
+            "checks: [graph]\nlint:\n  prefixes:\n    fk: fk_\n    zz: z_\n",
+            (),
+            ".alembic-preflight.yml:5: `lint.prefixes.zz`: no such kind of name (known: ck, "
+            "fk, ix, pk, uq)",
+        ),
+        (
+            "pyproject.toml",
+            '[tool.alembic-preflight]\nchecks = ["graph"]\n\n[tool.alembic-preflight.lint]\n'
+            'disable = ["vague-message"]\n\n[tool.alembic-preflight.lint.prefixes]\n'
+            'fk = "fk_"\npk = 1\n',
+            (),
+            "pyproject.toml:9: `lint.prefixes.pk` must be text, the start of every such name "
+            "(got 1)",
+        ),
+        (
             "pyproject.toml",
             '[tool]\nalembic-preflight.checks = ["graph"]\n\n[tool.alembic-preflight.data.1a2b]\n'
             "customers = [{id = 1}]\n\n[tool.alembic-preflight.data.qqq]\ncustomers = [{id = 2}]\n",

@@ -60,6 +60,10 @@ class FailOn(str, enum.Enum):
 FAIL_ON = tuple(f.value for f in FailOn)
 
 
+# The kinds of names `lint.prefixes` sets (the lint check's own list: checks/lint/visitor.py)
+PREFIX_KINDS = ("ck", "fk", "ix", "pk", "uq")
+
+
 @dataclass(frozen=True)
 class LintSettings:
     disable: tuple[str, ...] = ()
@@ -265,9 +269,9 @@ class _EntryError(ValueError):
     """A bad value in one entry of a mapping setting (`rules:`'s `multiple-heads`): the
     error is placed at that entry's line, not at the setting's."""
 
-    def __init__(self, message: str, entry: str) -> None:
+    def __init__(self, message: str, entry: str | tuple[str, ...]) -> None:
         super().__init__(message)
-        self.entry = entry
+        self.entry = entry  # a name, or a path of names deeper down (`severity`, a rule)
 
 
 def _severity(v: Any, key: str) -> Severity:
@@ -306,17 +310,40 @@ def _lint(v: Any, key: str) -> LintSettings:
     known = {"disable", "enable", "severity", "prefixes"}
     for k in v:
         if k not in known:
-            raise ValueError(f"unknown key `{key}.{k}` (known: {', '.join(sorted(known))})")
-    severity = v.get("severity", {})
-    prefixes = v.get("prefixes", {})
-    if not isinstance(severity, dict) or not isinstance(prefixes, dict):
-        raise ValueError(f"`{key}.severity` and `{key}.prefixes` must be tables")
-    base = LintSettings()
+            raise _EntryError(
+                f"unknown key `{key}.{k}` (known: {', '.join(sorted(known))})", str(k)
+            )
+    for part in ("severity", "prefixes"):
+        if not isinstance(v.get(part, {}), dict):
+            raise _EntryError(f"`{key}.{part}` must be a table", part)
+    severity: dict[str, Severity] = {}
+    for rule, grade in v.get("severity", {}).items():
+        try:
+            severity[str(rule)] = _severity(grade, f"{key}.severity.{rule}")
+        except ValueError as e:
+            raise _EntryError(str(e), ("severity", str(rule))) from None
+    prefixes = dict(LintSettings().prefixes)
+    for kind, prefix in v.get("prefixes", {}).items():
+        where = f"`{key}.prefixes.{kind}`"
+        if kind not in PREFIX_KINDS:
+            raise _EntryError(
+                f"{where}: no such kind of name (known: {', '.join(PREFIX_KINDS)})",
+                ("prefixes", str(kind)),
+            )
+        if not isinstance(prefix, str):
+            raise _EntryError(
+                f"{where} must be text, the start of every such name (got {prefix!r})",
+                ("prefixes", str(kind)),
+            )
+        prefixes[kind] = prefix
+    lists = {}
+    for part in ("disable", "enable"):
+        try:
+            lists[part] = _strs(v.get(part, []), f"{key}.{part}")
+        except ValueError as e:
+            raise _EntryError(str(e), part) from None
     return LintSettings(
-        disable=_strs(v.get("disable", []), f"{key}.disable"),
-        enable=_strs(v.get("enable", []), f"{key}.enable"),
-        severity={r: _severity(s, f"{key}.severity.{r}") for r, s in severity.items()},
-        prefixes={**base.prefixes, **{str(k): str(p) for k, p in prefixes.items()}},
+        disable=lists["disable"], enable=lists["enable"], severity=severity, prefixes=prefixes
     )
 
 
@@ -432,14 +459,16 @@ def data_line(path: Path, revision: str) -> int | None:
     return settings_yaml.entry_line(path, "data", names)
 
 
-def entry_line(path: Path, key: str, entry: str) -> int | None:
+def entry_line(path: Path, key: str, entry: str | tuple[str, ...]) -> int | None:
     """The line of `entry` in mapping setting `key` of a settings file (`rules`'s
-    `multiple-heads`), else of `key` itself; None when neither is found."""
+    `multiple-heads`; a path of names for one deeper down, `lint`'s `severity`'s
+    `destructive-upgrade`), else of the nearest found above it; None when none is."""
+    names = (entry,) if isinstance(entry, str) else entry
     if not _is_yaml(path):
-        return settings_toml.entry_line(path, _spellings(key), lambda name: name == entry)
+        return settings_toml.path_line(path, _spellings(key), names)
     from alembic_preflight import settings_yaml
 
-    return settings_yaml.entry_line(path, key, lambda name: name == entry)
+    return settings_yaml.path_line(path, key, names)
 
 
 def where_set(path: Path, key: str) -> str:
@@ -448,11 +477,14 @@ def where_set(path: Path, key: str) -> str:
     return _at(path, key_line(path, key))
 
 
-def where_entry(path: Path, key: str, entry: str) -> str:
+def where_entry(path: Path, key: str, entry: str | tuple[str, ...]) -> str:
     """`FILE:LINE` of entry `entry` of mapping setting `key` in a settings file (a `rules:`
-    name; a `data:` revision, named there by prefix or label), else of `key`, or `FILE`
-    alone when neither line can be told."""
-    line = data_line(path, entry) if key == "data" else entry_line(path, key, entry)
+    name; a `data:` revision, named there by prefix or label; a path of names deeper
+    down), else of `key`, or `FILE` alone when neither line can be told."""
+    if key == "data" and isinstance(entry, str):
+        line = data_line(path, entry)
+    else:
+        line = entry_line(path, key, entry)
     return _at(path, line)
 
 

@@ -38,6 +38,21 @@ def entry_line(
     return found if found is not None else key_line(path, spellings)
 
 
+def path_line(path: Path, spellings: Collection[str], names: KeyPath) -> int | None:
+    """The line that first defines `names` below setting `key` (spelled any of
+    `spellings`): `lint`'s `severity`'s `destructive-upgrade`; else the nearest of them
+    found above it (`severity` given as an inline table), else key_line's."""
+
+    def below(head: KeyPath) -> Callable[[KeyPath], bool]:
+        return lambda p: len(p) > 2 and p[2] in spellings and p[3 : 3 + len(head)] == head
+
+    for n in range(len(names), 0, -1):
+        found = _first(path, below(names[:n]))
+        if found is not None:
+            return found
+    return key_line(path, spellings)
+
+
 def _first(path: Path, wanted: Callable[[KeyPath], bool]) -> int | None:
     try:
         text = path.read_text(encoding="utf-8")

@@ -75,6 +75,24 @@ def entry_line(path: Path, key: str, matches: Callable[[str], bool]) -> int | No
     return None
 
 
+def path_line(path: Path, key: str, names: tuple[str, ...]) -> int | None:
+    """The line of `names` below top-level mapping `key` (`lint:`'s `severity:`'s
+    `destructive-upgrade`), else of the nearest of them found above it, else of `key`;
+    None without `key`."""
+    for name, line, value in _keys(path):
+        if name != key:
+            continue
+        for part in names:
+            if not isinstance(value, yaml.MappingNode):
+                break
+            found = next((kv for kv in value.value if str(kv[0].value) == part), None)
+            if found is None:
+                break
+            line, value = int(found[0].start_mark.line) + 1, found[1]
+        return line
+    return None
+
+
 def _keys(path: Path) -> list[tuple[str, int, yaml.Node]]:
     """The top-level keys: name, line (from 1) and value node; none when the file cannot
     be read or is not a mapping."""

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alembic_preflight.settings import PREFIX_KINDS
+
 SCHEMA_OPS = frozenset(
     {
         "add_column",
@@ -415,6 +417,9 @@ _KINDS = {
     "ck": "check constraint",
     "pk": "primary key",
 }
+
+
+assert set(_KINDS) == set(PREFIX_KINDS)  # what `lint.prefixes` may name
 
 
 def _callee(node: ast.AST) -> str | None:
