@@ -337,6 +337,30 @@ def test_skip_revisions_stamps_them_in_every_check(project: Any) -> None:
         ),
         (
             ".alembic-preflight.yml",
+            "jobs: 1\nchecks: [graph, lnit]\n",
+            (),
+            ".alembic-preflight.yml:2: `checks`: unknown check `lnit` (known: graph, lint,",
+        ),
+        (
+            "pyproject.toml",
+            '[tool.alembic-preflight]\nchecks = ["graph"]\nskip = ["drift", "lnt"]\n',
+            (),
+            "pyproject.toml:3: `skip`: unknown check `lnt`",
+        ),
+        (
+            ".alembic-preflight.yml",
+            "checks: [graph]\n",
+            ("--skip", "lnt"),
+            "--skip: unknown check `lnt`",
+        ),
+        (
+            ".alembic-preflight.yml",
+            "checks: [graph]\nbaseline: old/baseline.json\n",
+            (),
+            ".alembic-preflight.yml:2: `baseline`: old/baseline.json: baseline file not found",
+        ),
+        (
+            ".alembic-preflight.yml",
             "checks: [graph]\nlint:\n  severity:\n    irreversible: warning\n"
             "    destructive-upgrade: loud\n",
             (),

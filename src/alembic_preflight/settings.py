@@ -388,8 +388,8 @@ FILE_KEYS: dict[str, tuple[str, Any]] = {
     "postgres-image": ("postgres_image", _str),
     "postgres-version": ("postgres_version", _integer),
     "allow-non-empty": ("allow_non_empty", _bool),
-    "checks": ("checks", _strs),
-    "skip": ("skip", _strs),  # resolved against checks below
+    "checks": ("checks", lambda v, k: _check_names(_strs(v, k), k)),
+    "skip": ("skip", lambda v, k: _check_names(_strs(v, k), k)),  # resolved against checks
     "fail-on": ("fail_on", _fail_on),
     "step-timeout": ("step_timeout", _number),
     "irreversible": ("irreversible", _choice(IRREVERSIBLE)),
@@ -545,11 +545,22 @@ def parse_file_settings(path: Path, raw: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-def select_checks(checks: tuple[str, ...] | None, skip: tuple[str, ...]) -> tuple[str, ...]:
-    chosen = checks if checks else ALL_CHECKS
-    for name in (*chosen, *skip):
+def _check_names(names: tuple[str, ...], key: str) -> tuple[str, ...]:
+    for name in names:
         if name not in ALL_CHECKS:
-            raise ConfigError(f"unknown check `{name}` (known: {', '.join(ALL_CHECKS)})")
+            raise ValueError(f"`{key}`: unknown check `{name}` (known: {', '.join(ALL_CHECKS)})")
+    return names
+
+
+def select_checks(checks: tuple[str, ...] | None, skip: tuple[str, ...]) -> tuple[str, ...]:
+    """The checks to run, in their order; an unknown name (from a flag: a settings file's
+    were checked as it was read) is a ConfigError naming the flag."""
+    chosen = checks if checks else ALL_CHECKS
+    for flag, names in (("--checks", chosen), ("--skip", skip)):
+        try:
+            _check_names(names, flag)
+        except ValueError as e:
+            raise ConfigError(str(e).replace(f"`{flag}`", flag, 1)) from None
     return tuple(c for c in ALL_CHECKS if c in chosen and c not in skip)
 
 

@@ -8,9 +8,10 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import replace
+from pathlib import Path
 
 from alembic_preflight import __version__, collector, output, output_progress
-from alembic_preflight.baseline import Entry, Matcher
+from alembic_preflight.baseline import Baseline, Entry, Matcher
 from alembic_preflight.baseline import load as load_baseline
 from alembic_preflight.checks import CHECKS, rule_docs, stepwise
 from alembic_preflight.checks.base import CheckContext
@@ -119,7 +120,7 @@ def _run_verify(
             "are checked on those only; everything else covers the whole history"
         )
     path = settings.baseline_path
-    matcher = Matcher(load_baseline(path)) if path is not None else None
+    matcher = Matcher(_baseline(settings, path)) if path is not None else None
     # bars on a terminal, a line now and then in a CI log: stopped before the report
     progress = output_progress.on_stderr()
     ctx = CheckContext(
@@ -227,6 +228,17 @@ def check_revision_names(settings: Settings, project: Project) -> None:
     history: a configuration error (exit 2) before any check runs, said where it was
     given, not a check's error halfway through."""
     project.history.named_by(settings)
+
+
+def _baseline(settings: Settings, path: Path) -> Baseline:
+    """The baseline file; when the settings named it (not the project's default one), an
+    error says where: the file and line that gave it, or the flag."""
+    try:
+        return load_baseline(path)
+    except ConfigError as e:
+        if settings.baseline is None:
+            raise
+        raise ConfigError(f"{settings.source_of('baseline')}: {e}") from None
 
 
 def check_rule_names(settings: Settings) -> None:
