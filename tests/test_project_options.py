@@ -337,6 +337,12 @@ def test_skip_revisions_stamps_them_in_every_check(project: Any) -> None:
         ),
         (
             ".alembic-preflight.yml",
+            "checks: [graph]\ndata:\n  1a2b:\n    customers: [{id: 1}]\n    orders: [3]\n",
+            (),
+            ".alembic-preflight.yml:5: `data.1a2b.orders` must be a list of rows",
+        ),
+        (
+            ".alembic-preflight.yml",
             "jobs: 1\nchecks: [graph, lnit]\n",
             (),
             ".alembic-preflight.yml:2: `checks`: unknown check `lnit` (known: graph, lint,",

@@ -289,19 +289,22 @@ def _fail_on(v: Any, key: str) -> FailOn:
 
 
 def _data(v: Any, key: str) -> Mapping[str, Mapping[str, list[dict[str, Any]]]]:
-    ok = isinstance(v, dict) and all(
-        isinstance(tables, dict)
-        and all(
-            isinstance(rows, list) and all(isinstance(r, dict) for r in rows)
-            for rows in tables.values()
-        )
-        for tables in v.values()
-    )
-    if not ok:
+    if not isinstance(v, dict):
         raise ValueError(f"`{key}` must map revision -> table -> list of rows ({{column: value}})")
-    return {
-        str(rev): {str(t): list(rows) for t, rows in tables.items()} for rev, tables in v.items()
-    }
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for rev, tables in v.items():
+        if not isinstance(tables, dict):
+            raise _EntryError(
+                f"`{key}.{rev}` must map table -> list of rows ({{column: value}})", (str(rev),)
+            )
+        for table, rows in tables.items():
+            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                raise _EntryError(
+                    f"`{key}.{rev}.{table}` must be a list of rows ({{column: value}})",
+                    (str(rev), str(table)),
+                )
+        out[str(rev)] = {str(t): list(rows) for t, rows in tables.items()}
+    return out
 
 
 def _lint(v: Any, key: str) -> LintSettings:
