@@ -129,6 +129,13 @@ class Settings:
         path = _gave(self.settings_file, self.from_file, key)
         return None if path is None else where_entry(path, key, entry)
 
+    def place_of(self, key: str, entry: str | tuple[str, ...]) -> tuple[Path, int | None] | None:
+        """The settings file and line (None when it cannot be told) of entry `entry` of
+        setting `key` (`lint`'s ("severity", RULE)), or None when a flag or the default
+        gave the setting."""
+        path = _gave(self.settings_file, self.from_file, key)
+        return None if path is None else (path, entry_line(path, key, entry))
+
     def source_of(self, key: str, entry: str | None = None) -> str:
         """Where setting `key` was given, to begin an error about its value:
         "FILE:LINE: `key`" from the settings file, else the flag `--key` (`data` has none)."""

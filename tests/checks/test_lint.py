@@ -147,6 +147,23 @@ def test_unknown_rule_in_settings_is_reported() -> None:
     assert "'no-such-rule'" in unknown.message
 
 
+def test_an_unknown_rule_in_the_settings_file_is_placed_at_its_line(tmp_path: Path) -> None:
+    """The warning points at the settings file's line that names the rule (an annotation
+    there in a pull request), as a bad value in that file is."""
+    proj = tmp_path / "lint_rules"
+    shutil.copytree(LINT_RULES, proj, ignore=shutil.ignore_patterns("__pycache__"))
+    (proj / ".alembic-preflight.yml").write_text(
+        "lint:\n  disable: [vague-message]\n  severity:\n    destructive-upgrade: error\n"
+        "    no-such-rule: warning\n  enable:\n    - other-rule\n"
+    )
+    unknown = [f for f in findings(proj) if f.rule == "unknown-rule"]
+    found = sorted((f.message, Path(f.file or "").name, f.line) for f in unknown)
+    assert found == [
+        ("lint settings name an unknown rule 'no-such-rule'", ".alembic-preflight.yml", 5),
+        ("lint settings name an unknown rule 'other-rule'", ".alembic-preflight.yml", 6),
+    ]
+
+
 def test_configured_prefixes() -> None:
     prefixes = {"fk": "fk_", "ix": "idx_", "uq": "uq_", "ck": "ck_", "pk": "pk_"}
     found = findings(LINT_RULES, lint=LintSettings(prefixes=prefixes))

@@ -46,12 +46,21 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     lint = ctx.settings.lint
     configured = {*lint.disable, *lint.enable, *lint.severity}
     for rule in sorted(configured - set(DEFAULT_SEVERITY)):
+        # at the settings file's line that names it, when a file did
+        part = (
+            ("severity", rule)
+            if rule in lint.severity
+            else (("disable",) if rule in lint.disable else ("enable",))
+        )
+        place = ctx.settings.place_of("lint", part)
         yield Finding(
             check=ID,
             rule="unknown-rule",
             severity=Severity.WARNING,
             message=f"lint settings name an unknown rule {rule!r}",
             fix=f"use one of: {', '.join(sorted(DEFAULT_SEVERITY))}",
+            file=ctx.rel(place[0].resolve()) if place else None,
+            line=place[1] if place else None,
         )
     active = {r for r in DEFAULT_SEVERITY if (r not in DEFAULT_OFF or r in lint.enable)} - set(
         lint.disable
