@@ -110,3 +110,12 @@ def test_unknown_ref(repo: Path) -> None:
     assert "fetch" in found[0].message
     with pytest.raises(ConfigError, match="'origin/nope' is not in this clone"):
         changed_revisions(repo, p, "origin/nope")
+
+
+def test_a_project_outside_git_says_so(tmp_path: Path) -> None:
+    """What changed since a ref is git's to say: a project in no repository is told as
+    that, not as the git command that failed."""
+    shutil.copytree(FIXTURES / "several_heads", tmp_path, dirs_exist_ok=True)
+    p = load_project(build_settings(tmp_path, {}))
+    with pytest.raises(ConfigError, match=r"is not in a git repository \(git rev-parse"):
+        changed_revisions(tmp_path, p, "main")

@@ -39,7 +39,11 @@ def _git(repo: Path, *args: str, input: bytes | None = None) -> bytes:
 
 
 def _toplevel(repo_root: Path) -> Path:
-    return Path(_git(repo_root, "rev-parse", "--show-toplevel").decode().strip()).resolve()
+    try:
+        out = _git(repo_root, "rev-parse", "--show-toplevel")
+    except ConfigError as e:  # what changed since a ref is git's to say
+        raise ConfigError(f"{repo_root} is not in a git repository ({e})") from None
+    return Path(out.decode().strip()).resolve()
 
 
 def _check_ref(top: Path, ref: str) -> str:
