@@ -131,7 +131,8 @@ def test_pull_request_scope_narrows_conventions_only(project: Any) -> None:
         new = {rule for check, rev, rule in found if rev == "4d5e6f708192" and check == "lint"}
         assert {"empty-downgrade", "not-null-without-server-default", "vague-message"} <= new
     r = run_cli("verify", ".", "--checks", "lint", "--changed-since", "nosuchref", cwd=proj)
-    assert r.code == 2 and "nosuchref" in r.stderr
+    assert r.code == 2, r.stderr
+    assert "--changed-since: git ref 'nosuchref' is not in this clone" in r.stderr
 
 
 def test_broken_graph_is_reported_at_the_line_and_database_checks_skip(project: Any) -> None:

@@ -114,7 +114,11 @@ def _run_verify(
     if since:
         from alembic_preflight.project.gitrefs import changed_revisions
 
-        focus = frozenset(changed_revisions(project.repo_root, project, since))
+        try:
+            focus = frozenset(changed_revisions(project.repo_root, project, since))
+        except ConfigError as e:  # said after the setting that asked for it
+            key = "changed-since" if settings.changed_since else "base-ref"
+            raise ConfigError(f"{settings.source_of(key)}: {e}") from None
         output.info(
             f"{len(focus)} revision(s) added or changed since {since}: the team's conventions "
             "are checked on those only; everything else covers the whole history"
