@@ -398,8 +398,8 @@ FILE_KEYS: dict[str, tuple[str, Any]] = {
     "postgres-image": ("postgres_image", _str),
     "postgres-version": ("postgres_version", _integer),
     "allow-non-empty": ("allow_non_empty", _bool),
-    "checks": ("checks", lambda v, k: _check_names(_strs(v, k), k)),
-    "skip": ("skip", lambda v, k: _check_names(_strs(v, k), k)),  # resolved against checks
+    "checks": ("checks", lambda v, k: _check_names(_strs(v, k), f"`{k}`")),
+    "skip": ("skip", lambda v, k: _check_names(_strs(v, k), f"`{k}`")),  # against checks
     "fail-on": ("fail_on", _fail_on),
     "step-timeout": ("step_timeout", _number),
     "irreversible": ("irreversible", _choice(IRREVERSIBLE)),
@@ -463,10 +463,10 @@ def data_line(path: Path, revision: str) -> int | None:
         return bool(name) and revision.startswith(name)
 
     if not _is_yaml(path):
-        return settings_toml.entry_line(path, {"data"}, names)
+        return settings_toml.path_line(path, {"data"}, (names,))
     from alembic_preflight import settings_yaml
 
-    return settings_yaml.entry_line(path, "data", names)
+    return settings_yaml.path_line(path, "data", (names,))
 
 
 def entry_line(path: Path, key: str, entry: str | tuple[str, ...]) -> int | None:
@@ -555,10 +555,12 @@ def parse_file_settings(path: Path, raw: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _check_names(names: tuple[str, ...], key: str) -> tuple[str, ...]:
+def _check_names(names: tuple[str, ...], said: str) -> tuple[str, ...]:
+    """`names`, each a check's; else ValueError beginning with `said` (the setting, or
+    the flag, that gave them)."""
     for name in names:
         if name not in ALL_CHECKS:
-            raise ValueError(f"`{key}`: unknown check `{name}` (known: {', '.join(ALL_CHECKS)})")
+            raise ValueError(f"{said}: unknown check `{name}` (known: {', '.join(ALL_CHECKS)})")
     return names
 
 
@@ -570,7 +572,7 @@ def select_checks(checks: tuple[str, ...] | None, skip: tuple[str, ...]) -> tupl
         try:
             _check_names(names, flag)
         except ValueError as e:
-            raise ConfigError(str(e).replace(f"`{flag}`", flag, 1)) from None
+            raise ConfigError(str(e)) from None
     return tuple(c for c in ALL_CHECKS if c in chosen and c not in skip)
 
 

@@ -29,28 +29,32 @@ def key_line(path: Path, spellings: Collection[str]) -> int | None:
     return _first(path, lambda p: len(p) > 2 and p[2] in spellings)
 
 
-def entry_line(
-    path: Path, spellings: Collection[str], matches: Callable[[str], bool]
-) -> int | None:
-    """The line that first defines an entry of table setting `key` (spelled any of
-    `spellings`) whose name `matches`, else key_line's."""
-    found = _first(path, lambda p: len(p) > 3 and p[2] in spellings and matches(p[3]))
-    return found if found is not None else key_line(path, spellings)
+# an entry's name as written, or a test of it (a `data` revision named by a prefix)
+Name = str | Callable[[str], bool]
 
 
-def path_line(path: Path, spellings: Collection[str], names: KeyPath) -> int | None:
+def path_line(path: Path, spellings: Collection[str], names: tuple[Name, ...]) -> int | None:
     """The line that first defines `names` below setting `key` (spelled any of
-    `spellings`): `lint`'s `severity`'s `destructive-upgrade`; else the nearest of them
-    found above it (`severity` given as an inline table), else key_line's."""
+    `spellings`): `rules`' `multiple-heads`, `lint`'s `severity`'s `destructive-upgrade`;
+    else the nearest of them found above it (`severity` given as an inline table), else
+    key_line's."""
 
-    def below(head: KeyPath) -> Callable[[KeyPath], bool]:
-        return lambda p: len(p) > 2 and p[2] in spellings and p[3 : 3 + len(head)] == head
+    def below(head: tuple[Name, ...]) -> Callable[[KeyPath], bool]:
+        return lambda p: (
+            len(p) >= 3 + len(head)
+            and p[2] in spellings
+            and all(_is(name, part) for name, part in zip(head, p[3:], strict=False))
+        )
 
     for n in range(len(names), 0, -1):
         found = _first(path, below(names[:n]))
         if found is not None:
             return found
     return key_line(path, spellings)
+
+
+def _is(name: Name, part: str) -> bool:
+    return name(part) if callable(name) else name == part
 
 
 def _first(path: Path, wanted: Callable[[KeyPath], bool]) -> int | None:

@@ -62,35 +62,30 @@ def key_line(path: Path, spellings: Collection[str]) -> int | None:
     return next((n for name, n, _ in _keys(path) if name in spellings), None)
 
 
-def entry_line(path: Path, key: str, matches: Callable[[str], bool]) -> int | None:
-    """The line of the first entry of mapping `key` whose name `matches`, else of `key`;
-    None without `key`."""
-    for name, line, value in _keys(path):
-        if name == key:
-            if isinstance(value, yaml.MappingNode):
-                for entry, _ in value.value:
-                    if matches(str(entry.value)):
-                        return int(entry.start_mark.line) + 1
-            return line
-    return None
+# an entry's name as written, or a test of it (a `data` revision named by a prefix)
+Name = str | Callable[[str], bool]
 
 
-def path_line(path: Path, key: str, names: tuple[str, ...]) -> int | None:
-    """The line of `names` below top-level mapping `key` (`lint:`'s `severity:`'s
-    `destructive-upgrade`), else of the nearest of them found above it, else of `key`;
-    None without `key`."""
+def path_line(path: Path, key: str, names: tuple[Name, ...]) -> int | None:
+    """The line of `names` below top-level mapping `key` (`rules:`' `multiple-heads`,
+    `lint:`'s `severity:`'s `destructive-upgrade`), else of the nearest of them found
+    above it, else of `key`; None without `key`."""
     for name, line, value in _keys(path):
         if name != key:
             continue
         for part in names:
             if not isinstance(value, yaml.MappingNode):
                 break
-            found = next((kv for kv in value.value if str(kv[0].value) == part), None)
+            found = next((kv for kv in value.value if _is(part, str(kv[0].value))), None)
             if found is None:
                 break
             line, value = int(found[0].start_mark.line) + 1, found[1]
         return line
     return None
+
+
+def _is(name: Name, written: str) -> bool:
+    return name(written) if callable(name) else name == written
 
 
 def _keys(path: Path) -> list[tuple[str, int, yaml.Node]]:
