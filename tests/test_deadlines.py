@@ -46,3 +46,16 @@ def test_an_overrun_that_raises_does_not_stop_the_later_ones() -> None:
         time.sleep(0.3)
     with deadlines.within(0.05, fired.set):
         assert fired.wait(5)
+
+
+def test_receives_one_after_another_do_not_wake_the_thread_each_time() -> None:
+    # each later deadline than the time the thread sleeps to: no wake-up for it, and the
+    # thread still wakes for the one that overruns
+    deadlines = Deadlines()
+    for _ in range(200):
+        with deadlines.within(30, lambda: None):
+            pass
+    assert deadlines.wakeups <= 2
+    fired = threading.Event()
+    with deadlines.within(0.2, fired.set):
+        assert fired.wait(5)

@@ -36,6 +36,7 @@ from alembic_preflight.worker.client import (
     end_group,
     how_it_ended,
     line_in,
+    readable,
     recv_within,
     sample_stack,
     start_worker,
@@ -524,7 +525,7 @@ class Workbench:
         limit = self.settings.step_timeout + (5 if ln.answered else 30)
         while True:
             try:
-                ready = conn.poll(limit)
+                ready = readable(conn, limit)
             except (EOFError, OSError):
                 ready = True
             if not ready:
