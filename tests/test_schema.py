@@ -554,11 +554,15 @@ STEPS = [
 ]
 
 
-def _full(conn: psycopg.Connection) -> Snapshot:
-    """A full snapshot: a fresh Snapshotter reads everything."""
+def _full(conn: psycopg.Connection, *, by_listing: bool = False) -> Snapshot:
+    """A full snapshot: a fresh Snapshotter reads everything, with the statement `every`
+    (or `by_listing`: as `changed` reads the roots the listing names, as a Snapshotter's
+    first snapshot of a small schema does)."""
     with conn.transaction():
         conn.execute("SET LOCAL search_path = pg_catalog, public")
-        return Snapshotter().take(lambda sql: conn.execute(sql).fetchall())
+        first = 10**9 if by_listing else 0
+        taker = Snapshotter(first_by_listing=first)
+        return taker.take(lambda sql: conn.execute(sql).fetchall())
 
 
 def test_incremental_snapshots_equal_full_ones_after_every_step(make_db):
@@ -579,11 +583,13 @@ def test_incremental_snapshots_equal_full_ones_after_every_step(make_db):
                 reader.execute("SET LOCAL search_path = pg_catalog, public")
                 return snapshotter.take(query)
 
-        assert incremental() == _full(conn)
+        assert incremental() == _full(conn) == _full(conn, by_listing=True)
         for step in STEPS:
             conn.execute(step)
             got, want = incremental(), _full(conn)
             assert got == want, f"after {step!r}:\n{detail(diff_snapshots(want, got))}"
+            listed = _full(conn, by_listing=True)
+            assert listed == want, f"after {step!r}:\n{detail(diff_snapshots(want, listed))}"
             assert got == take_snapshot(conn)  # the per-connection snapshotter agrees
         # incremental but for steps that change which names shadow others (an extension
         # in public with functions named like pg_catalog's) and three that change nothing

@@ -4,6 +4,7 @@ definition, compared as a set, so a later snapshot reads again only what changed
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
 from alembic_preflight.catalog.queries import _QUERIES, _USER_NS
@@ -134,7 +135,9 @@ _VERSIONED = (
     _own("pg_rewrite", "r"),
     _own("pg_policy", "pol"),
     _own("pg_statistic_ext", "st"),
-    _own("pg_extension", "x"),
+    # every extension, plpgsql too (initdb's, below FirstNormalObjectId): the extensions'
+    # query prints it, and a first snapshot read through `changed` reads listed roots only
+    ("pg_extension", "x", ("'pg_extension'::regclass::oid", "x.oid"), "true"),
     # named objects whose names other objects' definitions print
     _own("pg_collation", "cl"),
     _own("pg_operator", "o"),
@@ -300,12 +303,42 @@ dirty(classid, objid) AS (
 """
 
 
-def _fetch_sql(exclude_tables: Collection[str]) -> tuple[Statement, Statement]:
-    """The queries as two statements, each row 9 text columns: the query's number in
+_CHANGED_TYPES = ("oid[]",) * 6 + ("boolean",)
+
+
+@dataclass(frozen=True)
+class ChangedReads:
+    """The `changed` statement (see _fetch_sql), whole or in variants that read the rows
+    of some queries only, each planned once per session like any statement.
+
+    Why (issue 21): PostgreSQL starts every part of a statement's plan on each run, those
+    that find no root too: the whole statement cost ~2.5 ms a run at 100 revisions, its
+    CTE and the roots alone ~0.6, each query's part ~0.1 to 0.3 more. About half of a
+    walk's snapshots read again tables only (a column added or dropped, an index): a
+    variant with the table queries' parts costs half the whole."""
+
+    parts: tuple[str, ...]  # per query in _QUERIES, its part
+
+    def statement(self, queries: Collection[int] | None = None, *, names: bool = True) -> Statement:
+        """Reads the roots _DIRTY names, the rows of `queries` (None: every query) among
+        them, and with `names` the shadowed names among them (the statement's $7 says
+        whether to; without `names` it reads none, whatever $7 says)."""
+        chosen = range(len(self.parts)) if queries is None else sorted(queries)
+        nothing = ", ".join(["NULL::text"] * 6)
+        head = [f"SELECT * FROM ({_shadows(dirty=True)}) sh WHERE $7"] if names else []
+        roots = f"SELECT '-1', classid::text, objid::text, {nothing} FROM dirty"
+        return Statement(
+            _DIRTY + " UNION ALL ".join([*head, roots, *(self.parts[i] for i in chosen)]),
+            _CHANGED_TYPES,
+        )
+
+
+def _fetch_sql(exclude_tables: Collection[str]) -> tuple[Statement, ChangedReads]:
+    """The queries as statements, each row 9 text columns: the query's number in
     _QUERIES, the root's oid, then the seven. `every`: all rows and every shadowed name.
-    `changed`: the roots _DIRTY names (number -1, catalog, oid) and their rows, and the
-    shadowed names among those roots when $7; one statement, not one per query, because
-    each costs a round trip and its own start-up."""
+    `changed` (ChangedReads.statement): the roots _DIRTY names (number -1, catalog, oid)
+    and their rows, and the shadowed names among those roots when $7; one statement, not
+    one per query, because each costs a round trip and its own start-up."""
     bare = text_array(t for t in exclude_tables if "." not in t)
     qualified = text_array(t for t in exclude_tables if "." in t)
     cols = ", ".join(f"c{i}::text" for i in range(7))
@@ -325,17 +358,9 @@ def _fetch_sql(exclude_tables: Collection[str]) -> tuple[Statement, Statement]:
             f"SELECT '{i}', r_oid, {cols} FROM unnest({mine}) AS dirty_root(oid),"
             f" LATERAL ({body} AND ({oid}) = dirty_root.oid OFFSET 0) AS s(r_oid, {names})"
         )
-    nothing = ", ".join(["NULL::text"] * 6)
-    roots = f"SELECT '-1', classid::text, objid::text, {nothing} FROM dirty"
     return (
         Statement(" UNION ALL ".join([_shadows(dirty=False), *every])),
-        Statement(
-            _DIRTY
-            + " UNION ALL ".join(
-                [f"SELECT * FROM ({_shadows(dirty=True)}) sh WHERE $7", roots, *changed]
-            ),
-            ("oid[]",) * 6 + ("boolean",),
-        ),
+        ChangedReads(tuple(changed)),
     )
 
 

@@ -72,6 +72,28 @@ class Snapshot:
         return len(self.objects)
 
 
+# Up to this many objects listed, a snapshot that reads everything (a Snapshotter's first,
+# say) reads them as `changed` reads what changed, not with the statement `every`: a
+# session prepares and plans `every` at its first run, ~28 ms more than the run (measured
+# after the listing and `changed` had run in that session), which each of a walk's lanes
+# paid at its start for that one run, while reading 231 objects (a 100-revision
+# history's) that way costs ~20 to 25 ms against ~15.
+FIRST_BY_LISTING = 400
+
+
+# The catalogs a `changed` variant reads, narrowest first (Snapshotter._statement_for): a
+# table's (its columns, indexes, sequences, views) with its constraints (a constraint's
+# index is read again with it); and those with types and triggers, where a walk's objects
+# came or went (a table made or dropped brings its row type, its defaults' and
+# constraints' objects, its triggers): what the dependents read in 100-revision walks of
+# generated histories were, all but a few. Groups from _SPREAD_FROM on are for those.
+_GROUPS = (
+    ("pg_class", "pg_constraint"),
+    ("pg_class", "pg_constraint", "pg_type", "pg_trigger"),
+)
+_SPREAD_FROM = 1
+
+
 # Snapshots' generations: one each, across every Snapshotter of every process (the pid:
 # a worker is a fork of the verifier, its counter a copy)
 _GENERATIONS = itertools.count(1)
@@ -122,9 +144,19 @@ class Snapshotter:
     would. Where the watch cannot tell, it reads everything.
     """
 
-    def __init__(self, *, exclude_tables: Collection[str] = ("alembic_version",)) -> None:
+    def __init__(
+        self,
+        *,
+        exclude_tables: Collection[str] = ("alembic_version",),
+        first_by_listing: int = FIRST_BY_LISTING,
+    ) -> None:
         self.exclude_tables = tuple(exclude_tables)
-        self._every, self._changed = _fetch_sql(self.exclude_tables)
+        self.first_by_listing = first_by_listing
+        self._every, self._reads = _fetch_sql(self.exclude_tables)
+        self._changed = self._reads.statement()
+        self._narrower: dict[tuple[int, bool], Statement] = {}  # see _statement_for
+        self._queries_of: dict[str, frozenset[int]] = {}  # by catalog oid (set on first take)
+        self._groups: tuple[frozenset[str], ...] = ()  # _GROUPS, by catalog oid (ditto)
         self._listing: Statement | None = None
         self._catalogs: list[str] = []
         self._source: Callable[[], WalWatch | None] | None = None
@@ -156,6 +188,11 @@ class Snapshotter:
             first = plain(f"SELECT current_setting('server_version_num'), {names}")[0]
             self._listing = Statement(_LISTING if int(first[0]) >= 140000 else _LISTING_13)
             self._catalogs = list(first[1:])  # each query's root catalog, by oid
+            self._queries_of = {}
+            for i, cat in enumerate(self._catalogs):
+                self._queries_of[cat] = self._queries_of.get(cat, frozenset()) | {i}
+            oid = {name: self._catalogs[i] for i, (name, _) in enumerate(_ROOTS)}
+            self._groups = tuple(frozenset(oid[n] for n in group) for group in _GROUPS)
         if self._wal is not None or self._switch:
             if (self._wal is not None and self._take_by_wal(query)) or self._watch_all(query):
                 assert self._last is not None
@@ -256,7 +293,19 @@ class Snapshotter:
         )
 
     def _take_all(self, query: Query | Session, listed: set[tuple[Any, ...]]) -> None:
-        self._read_all(query, {_root(r): (r[1], r[2]) for r in listed if r[0][0] != "="})
+        versions = {_root(r): (r[1], r[2]) for r in listed if r[0][0] != "="}
+        if len(versions) > self.first_by_listing:
+            self._read_all(query, versions)
+            return
+        # every listed root read as changed: the statements a later snapshot runs anyway,
+        # not `every` too (see FIRST_BY_LISTING)
+        self._reset()
+        self._versions = versions
+        _, self._rows, shadows = self._read(query, list(versions), [], [], names=True)
+        assert shadows is not None  # (names)
+        self._shadows = shadows
+        self._state.fill((root, row) for root, rows in self._rows.items() for row in rows)
+        self._last = self._snapshot(None)
 
     def _read_all(self, query: Query | Session, versions: dict[Root, tuple[Any, Any]]) -> None:
         self._reset()
@@ -313,20 +362,41 @@ class Snapshotter:
     ) -> tuple[set[Root], dict[Root, list[Row]], frozenset[Shadow] | None]:
         """The roots to read again (see _DIRTY), their rows by root, and the entries of
         the shadowed names among those roots when `names` (else None)."""
-        dirty, fresh, shadows = self._decode(
-            run(
-                query,
-                self._changed,
-                oid_array(c for c, _ in roots),
-                oid_array(o for _, o in roots),
-                oid_array(c for c, _ in notes),
-                oid_array(o for _, o in notes),
-                oid_array(c for c, _ in spread),
-                oid_array(o for _, o in spread),
-                "true" if names else "false",
-            )
+        args = (
+            oid_array(c for c, _ in roots),
+            oid_array(o for _, o in roots),
+            oid_array(c for c, _ in notes),
+            oid_array(o for _, o in notes),
+            oid_array(c for c, _ in spread),
+            oid_array(o for _, o in spread),
+            "true" if names else "false",
         )
+        group, statement = self._statement_for(roots, notes, spread, names=names)
+        dirty, fresh, shadows = self._decode(run(query, statement, *args))
+        if group is not None and any(c not in group and c in self._queries_of for c, _ in dirty):
+            # a root of a catalog the variant does not read (a view's rule, a function):
+            # read again with every query (a catalog no query reads, a default's, needs none)
+            dirty, fresh, shadows = self._decode(run(query, self._changed, *args))
         return dirty | set(spread), fresh, shadows
+
+    def _statement_for(
+        self, roots: list[Root], notes: list[Root], spread: list[Root], *, names: bool
+    ) -> tuple[frozenset[str] | None, Statement]:
+        """The narrowest of the _GROUPS' variants of `changed` whose catalogs hold the
+        roots, and where objects came or went (`spread`: what depends on them is read too)
+        the catalogs their dependents are in; the group's catalogs (None: every query's).
+        A read then finds a root outside them only where the guess missed (_read)."""
+        cats = {c for c, _ in itertools.chain(roots, notes, spread) if c in self._queries_of}
+        for i, group in enumerate(self._groups):
+            if (spread and i < _SPREAD_FROM) or not cats <= group:
+                continue
+            key = (i, names)
+            statement = self._narrower.get(key)
+            if statement is None:
+                queries = [q for cat in group for q in self._queries_of.get(cat, ())]
+                statement = self._narrower[key] = self._reads.statement(queries, names=names)
+            return group, statement
+        return None, self._changed
 
     def _decode(
         self, found: Iterable[Row]
