@@ -89,6 +89,7 @@ def main() -> int:
     parser.add_argument("--revisions", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--real", action="store_true", help="generate_real's defect history")
+    parser.add_argument("--linear", action="store_true", help="no branch and merge (as run.py --linear)")
     parser.add_argument("--checks", default=None, help="--checks for verify (default: all)")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--sort", default="cumulative")
@@ -103,7 +104,7 @@ def main() -> int:
     if args.real:
         generate_real(project, args.revisions)
     else:
-        generate(project, args.revisions, seed=args.seed)
+        generate(project, args.revisions, seed=args.seed, branches=not args.linear)
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(project)], check=True)
     # the hooks' directory goes with the server, Ctrl-C included (it was left in /tmp)
     with tempfile.TemporaryDirectory(prefix="bench-site-") as hooks, start_embedded() as server:
