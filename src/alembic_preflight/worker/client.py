@@ -340,6 +340,8 @@ def readable(conn: Connection, timeout: float) -> bool:
     selector for every call (~30 us of the verifier's CPU a message, ~870 messages at 100
     revisions). True also at the end of the pipe, as poll() is: recv() then says so.
     OSError when `conn` is closed, as poll() raises."""
+    if not hasattr(select, "poll"):  # (not on Windows)
+        return conn.poll(timeout)
     poller = select.poll()
     poller.register(conn.fileno(), select.POLLIN)
     return bool(poller.poll(max(0, math.ceil(timeout * 1000))))
