@@ -261,3 +261,19 @@ def test_dates_kept_as_text_are_iso_dates_in_order(db: Any) -> None:
                count(created_at::timestamptz), count("lastSeenAt"::timestamptz),
                count(*) FILTER (WHERE start_date::date < end_date::date) FROM legacy"""
     assert db.execute(casts).fetchone() == (3, 3, 3, 3, 3)
+
+
+def test_tables_already_looked_at_are_not_looked_at_again(db: Any) -> None:
+    # `known` (the fast walk's tables seen before) leaves them out of the catalog read,
+    # as many as a long history has
+    db.execute("CREATE TABLE a (id int)")
+    db.execute("CREATE TABLE b (id int)")
+    first = seed(db)
+    assert set(first.filled) == {"a", "b"}
+    db.execute("CREATE TABLE c (id int)")
+    known = {*first.seen, *range(1, 2000)}  # the seen ones among unrelated oids
+    again = seed_empty_tables(
+        psycopg_query(db), savepoint=db.transaction, failed=(psycopg.Error,), known=known
+    )
+    assert again.filled == ("c",)
+    assert again.seen == frozenset({one(db, "SELECT 'c'::regclass::oid")})
