@@ -134,7 +134,7 @@ class Settings:
         setting `key` (`lint`'s ("severity", RULE)), or None when a flag or the default
         gave the setting."""
         path = _gave(self.settings_file, self.from_file, key)
-        return None if path is None else (path, entry_line(path, key, entry))
+        return None if path is None else (path, _line_of_entry(path, key, entry))
 
     def source_of(self, key: str, entry: str | None = None) -> str:
         """Where setting `key` was given, to begin an error about its value:
@@ -491,11 +491,14 @@ def where_entry(path: Path, key: str, entry: str | tuple[str, ...]) -> str:
     """`FILE:LINE` of entry `entry` of mapping setting `key` in a settings file (a `rules:`
     name; a `data:` revision, named there by prefix or label; a path of names deeper
     down), else of `key`, or `FILE` alone when neither line can be told."""
+    return _at(path, _line_of_entry(path, key, entry))
+
+
+def _line_of_entry(path: Path, key: str, entry: str | tuple[str, ...]) -> int | None:
+    """where_entry's line (None when it cannot be told)."""
     if key == "data" and isinstance(entry, str):
-        line = data_line(path, entry)
-    else:
-        line = entry_line(path, key, entry)
-    return _at(path, line)
+        return data_line(path, entry)
+    return entry_line(path, key, entry)
 
 
 def in_file(path: Path | None, from_file: frozenset[str], key: str) -> str | None:

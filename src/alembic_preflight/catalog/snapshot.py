@@ -294,25 +294,25 @@ class Snapshotter:
 
     def _take_all(self, query: Query | Session, listed: set[tuple[Any, ...]]) -> None:
         versions = {_root(r): (r[1], r[2]) for r in listed if r[0][0] != "="}
-        if len(versions) > self.first_by_listing:
-            self._read_all(query, versions)
-            return
-        # every listed root read as changed: the statements a later snapshot runs anyway,
-        # not `every` too (see FIRST_BY_LISTING)
-        self._reset()
-        self._versions = versions
-        _, self._rows, shadows = self._read(query, list(versions), [], [], names=True)
-        assert shadows is not None  # (names)
-        self._shadows = shadows
-        self._state.fill((root, row) for root, rows in self._rows.items() for row in rows)
-        self._last = self._snapshot(None)
+        self._read_all(query, versions, by_listing=len(versions) <= self.first_by_listing)
 
-    def _read_all(self, query: Query | Session, versions: dict[Root, tuple[Any, Any]]) -> None:
+    def _read_all(
+        self,
+        query: Query | Session,
+        versions: dict[Root, tuple[Any, Any]],
+        *,
+        by_listing: bool = False,
+    ) -> None:
+        """Everything, read with the statement `every`, or `by_listing`: every listed root
+        read as `changed` reads what changed (see FIRST_BY_LISTING)."""
         self._reset()
         self._versions = versions
-        _, self._rows, shadows = self._decode(run(query, self._every))
-        assert shadows is not None  # `every` reads them all
-        self._shadows = shadows
+        if by_listing:
+            _, found, shadows = self._read(query, list(versions), [], [], names=True)
+        else:
+            _, found, shadows = self._decode(run(query, self._every))
+        assert shadows is not None  # both read them all
+        self._rows, self._shadows = found, shadows
         self._state.fill((root, row) for root, rows in self._rows.items() for row in rows)
         self._last = self._snapshot(None)
 
