@@ -576,6 +576,80 @@ def test_a_stopped_initdb_leaves_no_shared_memory() -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+_INTERRUPTED_INITDB = """
+import sys
+from pathlib import Path
+from alembic_preflight.database import embedded
+
+embedded.MEMORY_DIR = Path(sys.argv[1])  # the cluster's folder goes where the test looks
+try:
+    with embedded.start_embedded():
+        print("started")
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+def _initdb_pid(marker: str) -> int | None:
+    """The pid of the initdb the run whose environment carries `marker` runs (the leader
+    of its process group), if one runs."""
+    import os
+
+    for pid in os.listdir("/proc"):
+        try:
+            env = Path(f"/proc/{pid}/environ").read_bytes()
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker.encode() in env and args[0].endswith(b"/initdb"):
+            return int(pid)
+    return None
+
+
+def test_ctrl_c_while_initdb_runs_in_a_direct_start_leaves_nothing() -> None:
+    """start_embedded called on the thread Ctrl-C interrupts (bench/run.py does, and a
+    test session's own server): initdb and its backend end with the start, their shared
+    memory files removed, the folder too. Before, initdb ran on in its own session and
+    its backend's segments stayed in /dev/shm."""
+    import os
+    import shutil
+    import signal
+    import sys
+    import tempfile
+    import time
+
+    from alembic_preflight.database import embedded
+
+    marker = f"interrupted-initdb-{os.getpid()}"
+    scratch = Path(tempfile.mkdtemp(prefix="preflight-scratch-"))
+    scratch.chmod(0o755)  # initdb runs as `postgres` under root
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _INTERRUPTED_INITDB, str(scratch)],
+            env={**os.environ, "PREFLIGHT_TEST_MARK": marker},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        mapped: set[str] = set()
+        while not mapped:  # initdb's backend has made its segments (the single-user steps)
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no initdb backend mapped shared memory"
+            pid = _initdb_pid(marker)
+            mapped = embedded._shared_memory_of(pid) if pid is not None else set()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert out.strip() == "interrupted", out + err
+        assert processes_with(marker) == []
+        assert [path for path in mapped if Path(path).exists()] == []
+        assert list(scratch.iterdir()) == []  # the cluster's folder too
+    finally:
+        pid = _initdb_pid(marker)  # a failed test leaves nothing running either
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 # -- a database the user handed over -------------------------------------------------------
 @pytest.fixture
 def given_db(pg_server: Server) -> Any:

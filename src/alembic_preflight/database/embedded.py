@@ -190,7 +190,9 @@ def start_embedded(
 
 def _initdb_output(init: subprocess.Popen[str], cancelled: Event | None) -> tuple[str, str]:
     """initdb's stdout and stderr once it has ended; ended with its backend, and
-    StartCancelled raised, as soon as `cancelled` is set."""
+    StartCancelled raised, as soon as `cancelled` is set. Interrupted otherwise (Ctrl-C
+    on the thread that waits: bench/run.py's, a test session's), it is ended too: in a
+    session of its own, it would run on, and its backend's shared memory would stay."""
     while True:
         try:
             return init.communicate(timeout=0.02)
@@ -198,6 +200,9 @@ def _initdb_output(init: subprocess.Popen[str], cancelled: Event | None) -> tupl
             if cancelled is not None and cancelled.is_set():
                 _end_group(init)
                 raise StartCancelled from None
+        except BaseException:
+            _end_group(init)
+            raise
 
 
 def _end_group(init: subprocess.Popen[str]) -> None:
