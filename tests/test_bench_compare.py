@@ -1,6 +1,6 @@
-"""bench/compare.py, the interleaved A/B timing the README's dated entries cite: it runs
-both sides for real (the base from `git archive`), compares their findings, and refuses
-a base git does not know with a message, not a traceback."""
+"""bench/compare.py, the interleaved A/B timing bench/HISTORY.md's dated entries cite: it
+runs both sides for real (the base from `git archive`), compares their findings, and
+refuses a base git does not know with a message, not a traceback."""
 
 from __future__ import annotations
 
