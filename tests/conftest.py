@@ -144,8 +144,9 @@ def project(tmp_path: Path) -> Any:
     return copy
 
 
-def processes_with(marker: str) -> list[str]:
-    """Processes whose environment carries `marker`: what the run started and left."""
+def marked_processes(marker: str) -> list[tuple[int, str]]:
+    """(pid, command line, NUL-separated) of each process whose environment carries
+    `marker`."""
     found = []
     for pid in os.listdir("/proc"):
         try:  # a process may end between the listing and either read
@@ -154,8 +155,13 @@ def processes_with(marker: str) -> list[str]:
         except OSError:
             continue
         if marker.encode() in env:
-            found.append(cmdline.decode(errors="replace"))
+            found.append((int(pid), cmdline.decode(errors="replace")))
     return found
+
+
+def processes_with(marker: str) -> list[str]:
+    """Processes whose environment carries `marker`: what the run started and left."""
+    return [cmdline for _, cmdline in marked_processes(marker)]
 
 
 def source_snapshot(dest: Path) -> Path:

@@ -17,7 +17,7 @@ from psycopg.conninfo import make_conninfo
 from alembic_preflight.checks.graph import merge_command
 from alembic_preflight.database.base import Server
 from alembic_preflight.reporters.github import escape_data
-from tests.conftest import code_before_notes_title, processes_with, run_cli
+from tests.conftest import code_before_notes_title, marked_processes, processes_with, run_cli
 
 PASSWORD = "p%a@s:w/rd'q\\z"  # every character a URL or a DSN escapes
 
@@ -593,17 +593,8 @@ except KeyboardInterrupt:
 def _initdb_pid(marker: str) -> int | None:
     """The pid of the initdb the run whose environment carries `marker` runs (the leader
     of its process group), if one runs."""
-    import os
-
-    for pid in os.listdir("/proc"):
-        try:
-            env = Path(f"/proc/{pid}/environ").read_bytes()
-            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if marker.encode() in env and args[0].endswith(b"/initdb"):
-            return int(pid)
-    return None
+    found = (pid for pid, cmd in marked_processes(marker) if cmd.split("\0")[0].endswith("/initdb"))
+    return next(found, None)
 
 
 def test_ctrl_c_while_initdb_runs_in_a_direct_start_leaves_nothing() -> None:
