@@ -18,14 +18,11 @@ from alembic_preflight.checks.base import CheckContext
 # (three migration runs and two snapshots): it decides where slices start.
 REPLAY_COST = 0.13
 
-# Each revision walks about this much slower than the one before it. It was 1/1200 while
-# every snapshot listed every catalog row. Since snapshots on large schemas read what
-# changed from the WAL (issue 21), a revision walks in about the same time at 1000 as at
-# 300 (one lane's walk of 1000 generated revisions, by eighths: 20, 29, 35, 34, 31, 32,
-# 28, 26, 28 ms). 1/1200 then gave the later slice too few: at 1000, lane 1 ended 4 to
-# 5 s early and replayed from the base (~2 s) to take over the end of lane 0's slice.
-# With 1/5000 the lanes end within 0.4 s (timelines at 1000, the default checks and
-# --checks stepwise); with none, lane 1 ended ~1.2 s last.
+# Each revision walks about this much slower than the one before it. Since snapshots on
+# large schemas read what changed from the WAL, a revision past ~300 walks in about the
+# same time however large the schema (1/1200, fitted before that, left lane 1 idle 4 to
+# 5 s at 1000 revisions, then replaying from the base to take over): bench/HISTORY.md,
+# the entry "Measured on 2026-12-02 from 16:45".
 WALK_GROWTH = 1 / 5000
 
 # A slice that starts past the base also pays, before its first revision walks, a copy
@@ -128,7 +125,6 @@ def busy_cost(check_ids: Iterable[str], revisions: int) -> float:
 
 # Fitted to the lanes' ends in timelines of the default checks on generated histories of
 # 200 and 1000 revisions (with WALK_GROWTH and the others above): what lane 0's other
-# checks would have to cost for both lanes to end together (the cut at 78 of 200, and at
-# about 400 of 1000 in three timelines, where 0.07 and 12 put it at 519).
+# checks would have to cost for both lanes to end together (ibid.).
 BUSY_PER_REVISION = 0.11
 BUSY_START = 1
