@@ -74,3 +74,37 @@ def test_a_database_made_before_our_connection_was_ended_is_finished_on_the_next
     with psycopg.connect(pg_server.conninfo(name), autocommit=True) as c:
         assert c.execute("SHOW statement_timeout").fetchone() == ("7s",)
         assert c.execute("SHOW jit").fetchone() == ("off",)
+
+
+def test_where_the_server_does_not_sync_a_database_is_copied_as_files(
+    admin: lanes.Admin, name: str, pg_server: Server
+) -> None:
+    """PostgreSQL 15's default copy writes the template's pages to the WAL (4 MB for an
+    empty database); our server runs without fsync, where copying the files costs less:
+    little WAL, and the copy is whole."""
+    conn = admin.connection()
+
+    def one(query: str, *args: Any) -> Any:
+        row = conn.execute(query, args or None).fetchone()
+        assert row is not None
+        return row[0]
+
+    if int(one("SHOW server_version_num")) < 150000 or one("SHOW fsync") != "off":
+        pytest.skip("copied as files only by PostgreSQL 15 or later without fsync")
+    with psycopg.connect(pg_server.conninfo(), autocommit=True) as c:
+        c.execute(f"CREATE DATABASE {name}_t")
+    try:
+        with psycopg.connect(pg_server.conninfo(f"{name}_t"), autocommit=True) as c:
+            c.execute("CREATE TABLE kept (id int)")
+            c.execute("INSERT INTO kept VALUES (1), (2)")
+        start = one("SELECT pg_current_wal_insert_lsn()")
+        admin.create(name, f"{name}_t", 7)
+        wal = one("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s)", start)
+        assert admin.file_copy is True
+        assert wal < 1_000_000  # the default strategy: 4 MB
+        with psycopg.connect(pg_server.conninfo(name), autocommit=True) as c:
+            assert c.execute("SELECT count(*) FROM kept").fetchone() == (2,)
+            assert c.execute("SHOW statement_timeout").fetchone() == ("7s",)
+    finally:
+        with psycopg.connect(pg_server.conninfo(), autocommit=True) as c:
+            c.execute(f"DROP DATABASE IF EXISTS {name}_t")
