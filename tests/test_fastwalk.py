@@ -181,6 +181,18 @@ except sqlalchemy.exc.DBAPIError as e:
     out["currval"] = type(e.orig).__name__
 run("again", "PREPARE alembic_preflight_mine AS SELECT 1", "SET LOCAL work_mem = '8MB'")
 run("ours kept", "EXECUTE alembic_preflight_mine")
+with sqlalchemy.create_engine(url, poolclass=NullPool).connect() as c:
+    # an autocommit block, as Alembic's: the driver then begins every transaction with
+    # the isolation level it was given back (BEGIN ISOLATION LEVEL READ COMMITTED)
+    level = c.get_isolation_level()
+    c.execution_options(isolation_level="AUTOCOMMIT")
+    c.exec_driver_sql("SELECT 1")
+    c.commit()
+    c.execution_options(isolation_level=level)
+    c.exec_driver_sql("SELECT 1")
+    c.commit()
+    out["autocommit"] = [c.exec_driver_sql("SELECT pg_backend_pid()").scalar()]
+run("after autocommit")
 run("set", "SET search_path = pg_catalog")
 run("after set")
 run("rolled back", "SET search_path = pg_catalog", commit=False)
@@ -192,6 +204,8 @@ run("prepared", "PREPARE theirs AS SELECT 1")
 run("after prepared")
 run("role", "SET ROLE pg_monitor")
 run("after role")
+run("isolation", "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+run("after isolation")
 with psycopg.connect(conninfo, autocommit=True) as admin:
     lanes.terminate(admin, dbname)
 run("terminated")
@@ -221,6 +235,8 @@ def test_a_worker_keeps_a_session_between_runs_only_while_it_is_as_opened(
     default = path("first")
     assert out["currval"] == "ObjectNotInPrerequisiteState"  # 'not yet defined in this session'
     assert pid("again") == pid("first") and pid("ours kept") == pid("first")
+    # an autocommit block changes no session: kept
+    assert pid("autocommit") == pid("first") and pid("after autocommit") == pid("first")
     assert opened["ours kept"][2] == 1  # one connection so far
     # the run that changed its session still saw its own change; the next one a new session
     assert path("set") == "pg_catalog" and pid("set") == pid("first")
@@ -232,9 +248,10 @@ def test_a_worker_keeps_a_session_between_runs_only_while_it_is_as_opened(
         ("advisory lock", "after lock"),
         ("prepared", "after prepared"),
         ("role", "after role"),
+        ("isolation", "after isolation"),
     ]:
         assert pid(after) != pid(change), change
-    assert pid("terminated") != pid("after role")
+    assert pid("terminated") != pid("after isolation")
 
 
 def test_a_session_whose_state_cannot_be_read_is_not_kept(dbs: Any, pg_server: Server) -> None:

@@ -33,11 +33,18 @@ from typing import Any
 # outlived it. Names of ours (statements, and settings that pass them arguments:
 # catalog/statements.py) and psycopg's own prepared statements (`_pg3_`; psycopg2
 # prepares none) are left out: they are ours to keep. Another driver's that names its
-# statements only keeps no session.
+# statements only keeps no session. So are the settings of the transaction this is read
+# in: after an autocommit block the driver begins each one with its isolation level
+# (BEGIN ISOLATION LEVEL ...), which pg_settings lists as set for the session until that
+# transaction ends, and the connection was closed after every run that had one (13 new
+# sessions in a walk of the defect history); a SET SESSION CHARACTERISTICS is still seen
+# (default_transaction_isolation).
 STATE = """
 SELECT session_user::text, current_user::text,
   (SELECT string_agg(name || '=' || setting, ',' ORDER BY name) FROM pg_catalog.pg_settings
-   WHERE source = 'session' AND NOT starts_with(name, 'alembic_preflight.')),
+   WHERE source = 'session' AND NOT starts_with(name, 'alembic_preflight.')
+     AND name NOT IN ('transaction_isolation', 'transaction_read_only',
+                      'transaction_deferrable')),
   (SELECT count(*) FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema()),
   (SELECT count(*) FROM pg_catalog.pg_locks
    WHERE pid = pg_catalog.pg_backend_pid() AND locktype = 'advisory'),
