@@ -74,12 +74,12 @@ def terminate(admin: psycopg.Connection[Any], name: str) -> None:
 TERMINATE_WAIT = 5.0  # s: then CREATE or DROP DATABASE says what still holds it
 
 
-# PostgreSQL 15 copies a database page by page through the WAL by default: ~25 ms for an
-# empty one, 4 MB of WAL (which the walk's WAL watch then reads past), and its pages left
-# dirty for the next DROP DATABASE's checkpoint to write (~20 ms). Copying the files
-# costs two checkpoints instead, which a server without fsync (ours; a CI service run
-# with fsync=off) makes in milliseconds: ~10 ms a copy, measured. A server that syncs
-# keeps the default, where those checkpoints would wait on its disk.
+# PostgreSQL 15 copies a database page by page through the WAL by default: ~25 ms and 4 MB
+# of WAL for an empty one, its pages left dirty for the next DROP DATABASE's checkpoint
+# to write (~20 ms). Copying the files costs two checkpoints instead, which a server
+# without fsync (ours; a CI service run with fsync=off) makes in milliseconds: ~10 ms a
+# copy, measured. A server that syncs keeps the default: there those checkpoints would
+# wait on its disk.
 _COPIES_FILES = (
     "SELECT current_setting('server_version_num')::int >= 150000"
     " AND NOT current_setting('fsync')::bool"

@@ -33,12 +33,12 @@ from typing import Any
 # outlived it. Names of ours (statements, and settings that pass them arguments:
 # catalog/statements.py) and psycopg's own prepared statements (`_pg3_`; psycopg2
 # prepares none) are left out: they are ours to keep. Another driver's that names its
-# statements only keeps no session. So are the settings of the transaction this is read
-# in: after an autocommit block the driver begins each one with its isolation level
-# (BEGIN ISOLATION LEVEL ...), which pg_settings lists as set for the session until that
-# transaction ends, and the connection was closed after every run that had one (13 new
-# sessions in a walk of the defect history); a SET SESSION CHARACTERISTICS is still seen
-# (default_transaction_isolation).
+# statements only keeps no session. The settings of the transaction this is read in are
+# left out too: after an autocommit block the driver begins every transaction with its
+# isolation level (BEGIN ISOLATION LEVEL ...), which pg_settings lists as set for the
+# session while that transaction lasts, and the connection was closed after every such
+# run (13 new sessions in one walk of the defect history). SET SESSION CHARACTERISTICS
+# still counts (default_transaction_isolation).
 STATE = """
 SELECT session_user::text, current_user::text,
   (SELECT string_agg(name || '=' || setting, ',' ORDER BY name) FROM pg_catalog.pg_settings
