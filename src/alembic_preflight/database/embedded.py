@@ -234,7 +234,8 @@ def _shared_memory_of(group: int) -> set[str]:
             continue
         for line in maps.splitlines():
             path = line.split(maxsplit=5)[-1]
-            if path.startswith("/dev/shm/PostgreSQL."):
+            # A segment its backend already unlinked is listed as "<path> (deleted)": gone.
+            if path.startswith("/dev/shm/PostgreSQL.") and not path.endswith(" (deleted)"):
                 found.add(path)
     return found
 
