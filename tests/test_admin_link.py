@@ -108,3 +108,63 @@ def test_where_the_server_does_not_sync_a_database_is_copied_as_files(
     finally:
         with psycopg.connect(pg_server.conninfo(), autocommit=True) as c:
             c.execute(f"DROP DATABASE IF EXISTS {name}_t")
+
+
+def _in_a_thread(admin: lanes.Admin, seconds: float) -> tuple[Any, list[BaseException]]:
+    """A statement of `seconds` on the admin connection, from another thread (a lane's),
+    started before this returns."""
+    import threading
+
+    errors: list[BaseException] = []
+    started = threading.Event()
+
+    def run(conn: psycopg.Connection[Any], _: bool) -> None:
+        started.set()
+        conn.execute(f"SELECT pg_sleep({seconds})")
+
+    def lane() -> None:
+        try:
+            admin.do(run)
+        except BaseException as e:
+            errors.append(e)
+
+    thread = threading.Thread(target=lane)
+    thread.start()
+    assert started.wait(10)
+    return thread, errors
+
+
+def test_closing_waits_for_a_statement_another_thread_runs_and_opens_no_other(
+    admin: lanes.Admin,
+) -> None:
+    """A cancelled run closes the connection while a lane's thread may be running a
+    statement on it: psycopg's close() freed libpq's connection under that statement, and
+    the process crashed (SIGSEGV). The statement ends first now, and a later one fails
+    instead of opening a new connection."""
+    import time
+
+    thread, errors = _in_a_thread(admin, 0.6)
+    time.sleep(0.1)  # (the statement is on its way: psycopg holds the lock for it)
+    began = time.monotonic()
+    admin.close()
+    assert time.monotonic() - began > 0.3  # it waited for the statement
+    thread.join(10)
+    assert errors == []  # the statement ran to its end
+    assert admin.conn is not None and admin.conn.closed
+    with pytest.raises(psycopg.OperationalError, match="the run is ending"):
+        admin.do(lambda conn, _: conn.execute("SELECT 1"))
+    assert admin.conn.closed  # not opened again
+
+
+def test_a_statement_that_runs_on_is_not_waited_for_long(admin: lanes.Admin) -> None:
+    """Closing waits a little only (the run is being cancelled); a statement that runs on
+    keeps its connection, which ends with the process."""
+    import time
+
+    thread, errors = _in_a_thread(admin, 1.5)
+    time.sleep(0.1)
+    began = time.monotonic()
+    lanes.close_when_idle(admin.conn, wait=0.2)
+    assert time.monotonic() - began < 1.0
+    thread.join(10)
+    assert errors == [] and admin.conn is not None and not admin.conn.closed

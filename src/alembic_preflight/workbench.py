@@ -598,7 +598,8 @@ class Workbench:
         if proc is not None and proc.is_alive():
             proc.kill()  # hung: it reads no request, a polite stop only waits
         self._stop_worker(ln)
-        self._terminate(ln.dbname)
+        if not self._closing:  # (else close() is dropping our databases, or the cluster)
+            self._terminate(ln.dbname)
         return Outcome(ok=False, failure=failure)
 
     def _proven(self, kind: str, outcome: Outcome) -> Outcome:

@@ -165,6 +165,25 @@ def versions(server: Server, db: str, table: sql.Composable) -> frozenset[str] |
 TRIES = 4  # Admin.do's, on a connection a migration ended
 
 
+# How long closing a connection of ours waits for a statement another thread runs on it
+CLOSE_WAIT = 2.0
+
+
+def close_when_idle(conn: psycopg.Connection[Any] | None, wait: float = CLOSE_WAIT) -> None:
+    """Close `conn`, on which another thread may be running a statement: a lane's, as a
+    cancelled run ends under its threads. psycopg's close() frees libpq's connection at
+    once, without the lock each statement holds, and the thread whose statement was
+    waiting on it then crashed the process (SIGSEGV, once in ~130 runs cancelled while
+    they ended). So the statement is waited for, briefly; one that runs on is left to end
+    with the process, which exits within seconds then."""
+    if conn is None or conn.closed or not conn.lock.acquire(timeout=wait):
+        return
+    try:
+        conn.close()
+    finally:
+        conn.lock.release()
+
+
 @dataclass
 class Admin:
     """Our maintenance connection to the server, made again when it was ended: a
@@ -173,8 +192,11 @@ class Admin:
     server: Server
     conn: psycopg.Connection[Any] | None = None
     file_copy: bool | None = None  # copies_files, asked once
+    closed: bool = False  # for good: a lane's thread still running does not open another
 
     def connection(self) -> psycopg.Connection[Any]:
+        if self.closed:
+            raise psycopg.OperationalError("the run is ending: no more maintenance statements")
         if self.conn is None or self.conn.closed or self.conn.broken:
             self.conn = psycopg.connect(self.server.conninfo(), autocommit=True, connect_timeout=15)
         return self.conn
@@ -189,7 +211,7 @@ class Admin:
                 return
             except psycopg.OperationalError:
                 ended = self.conn is None or self.conn.closed or self.conn.broken
-                if not left or not ended:
+                if not left or not ended or self.closed:
                     raise
 
     def terminate(self, name: str) -> None:
@@ -207,5 +229,5 @@ class Admin:
         self.do(make)
 
     def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
+        self.closed = True
+        close_when_idle(self.conn)

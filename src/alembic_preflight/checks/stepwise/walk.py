@@ -23,6 +23,7 @@ from alembic_preflight.checks.declared_rows import insert_declared, user_data
 from alembic_preflight.checks.failures import at_commit, start_empty, timed_out
 from alembic_preflight.checks.stepwise import words
 from alembic_preflight.checks.stepwise.plan import Plan
+from alembic_preflight.database.lanes import close_when_idle
 from alembic_preflight.findings import Finding, Severity, Status, first_line
 from alembic_preflight.worker.protocol import (
     CURRENT,
@@ -81,6 +82,7 @@ class Walk:
     declared: set[str] = field(default_factory=set)  # of filled: rows from `data:`
     known: set[int] = field(default_factory=set)  # oids of tables seeding need not look at
     conn: psycopg.Connection[Any] | None = None  # ours, for snapshots and rows
+    closed: bool = False  # the run is ending: no connection is opened again
     noticed: set[str] = field(default_factory=set)  # tables already said unfillable
     stopped: str | None = None
     walked: int = 0
@@ -591,6 +593,8 @@ class Walk:
         session holds no locks); the workbench ends it whenever it drops or copies the
         database, so a dead one is replaced once."""
         for attempt in (1, 2):
+            if self.closed:
+                raise psycopg.OperationalError("the run is ending: the walk's connection is closed")
             if self.conn is None or self.conn.closed:
                 bench = self.bench
                 self.conn = psycopg.connect(
@@ -611,9 +615,11 @@ class Walk:
         )
 
     def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+        """Our connection closed, also under the lane's thread when a cancelled run ends
+        before it (database/lanes.py: close_when_idle)."""
+        self.closed = True
+        close_when_idle(self.conn)
+        self.conn = None
 
 
 def _owned(failure: Failure, rev: str, up: bool, *, ran: bool = False) -> Failure:
