@@ -12,15 +12,18 @@ from typing import NoReturn
 
 
 def _quit(signum: int, frame: object) -> None:
-    """Ctrl-C while starting: nothing is made yet (the early workers end when our pipe to
-    them closes), so out at once. Raising KeyboardInterrupt here could land inside the
-    import machinery, which prints it as ignored and goes on."""
+    """Ctrl-C (or CI's cancel, SIGTERM) while starting: nothing is made yet (the early
+    workers end when our pipe to them closes), so out at once. Raising KeyboardInterrupt
+    here could land inside the import machinery, which prints it as ignored and goes on."""
     os.write(2, b"alembic-preflight: error: interrupted\n")
     os._exit(130)
 
 
 def run() -> NoReturn:
     signal.signal(signal.SIGINT, _quit)  # cli.main puts Python's own back
+    # and its own for SIGTERM: until then one killed us at once (exit 143), or, as the
+    # image's PID 1, was ignored
+    signal.signal(signal.SIGTERM, _quit)
     try:
         from alembic_preflight.head_start import head_start
 
