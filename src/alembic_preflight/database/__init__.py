@@ -110,8 +110,16 @@ class Starting:
 
     @contextmanager
     def running(self) -> Iterator[Server]:
-        """The server, stopped when the block ends (leaving then stops nothing more)."""
-        server = self.server()
+        """The server, stopped when the block ends (leaving then stops nothing more).
+        Interrupted while it waits for the server (Ctrl-C, SIGTERM), it ends the start
+        first, as leaving does: the caller's own cleanup (verify's end_strays) would kill
+        an initdb still running outright, and its backend's shared memory would stay."""
+        try:
+            server = self.server()
+        except BaseException as e:
+            self._cancel.set()
+            self._stop(type(e), e, e.__traceback__)
+            raise
         try:
             yield server
         except BaseException as e:
