@@ -614,6 +614,32 @@ def test_a_stopped_initdb_leaves_no_shared_memory() -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def test_a_segment_created_but_not_yet_mapped_is_found() -> None:
+    """A backend creates a segment (shm_open, then sizes it) before it maps it: stopped
+    in between, it holds it open only, and _end_group must still remove it."""
+    import os
+    import signal
+    import sys
+    import uuid
+
+    from alembic_preflight.database import embedded
+
+    path = f"/dev/shm/PostgreSQL.{uuid.uuid4().int % 10**9}"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         f"import os, sys, time; fd = os.open({path!r}, os.O_CREAT | os.O_RDWR, 0o600); "
+         "print('open', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        assert embedded._shared_memory_of(holder.pid) == {path}
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait()
+        Path(path).unlink(missing_ok=True)
+
+
 _INTERRUPTED_INITDB = """
 import sys
 from pathlib import Path

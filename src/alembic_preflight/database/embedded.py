@@ -222,21 +222,37 @@ def _end_group(init: subprocess.Popen[str]) -> None:
 
 
 def _shared_memory_of(group: int) -> set[str]:
-    """The PostgreSQL shared memory files the processes of `group` have mapped."""
+    """The PostgreSQL shared memory files the processes of `group` have mapped, or hold
+    open: a backend creates a segment (shm_open, then sizes it) before it maps it, and
+    one stopped in between has it open only (a segment left once in ~150 cancels)."""
     found: set[str] = set()
     for proc in Path("/proc").glob("[0-9]*"):
         fields = leftovers.stat_fields(proc.name)
         if fields is None or fields[2] != str(group):
             continue
-        try:
-            maps = (proc / "maps").read_text()
-        except OSError:
-            continue
-        for line in maps.splitlines():
-            path = line.split(maxsplit=5)[-1]
-            # A segment its backend already unlinked is listed as "<path> (deleted)": gone.
-            if path.startswith("/dev/shm/PostgreSQL.") and not path.endswith(" (deleted)"):
-                found.add(path)
+        paths = _mapped(proc) + _open(proc)
+        # A segment its backend already unlinked is listed as "<path> (deleted)": gone.
+        found.update(
+            path
+            for path in paths
+            if path.startswith("/dev/shm/PostgreSQL.") and not path.endswith(" (deleted)")
+        )
+    return found
+
+
+def _mapped(proc: Path) -> list[str]:
+    try:
+        return [line.split(maxsplit=5)[-1] for line in (proc / "maps").read_text().splitlines()]
+    except OSError:  # it ended meanwhile
+        return []
+
+
+def _open(proc: Path) -> list[str]:
+    found = []
+    with suppress(OSError):  # it ended meanwhile
+        for fd in (proc / "fd").iterdir():
+            with suppress(OSError):  # (closed meanwhile)
+                found.append(os.readlink(fd))
     return found
 
 
