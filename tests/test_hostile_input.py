@@ -7,6 +7,7 @@ import contextlib
 import re
 import shlex
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -434,6 +435,25 @@ def test_ctrl_c_while_the_server_starts_leaves_nothing(project: Any) -> None:
     assert not folder.exists()
 
 
+def _segments_held(group: Callable[[], int | None], running: Callable[[], bool]) -> set[str]:
+    """The shared memory files initdb's backend holds, once it holds some (the process
+    group `group()` names, None until it runs) that are still there: a backend that is
+    ending unlinks its own between our reading its maps and looking. Fails once
+    `running()` says the process under test ended, or after 60 s."""
+    import time
+
+    from alembic_preflight.database import embedded
+
+    deadline = time.monotonic() + 60
+    held: set[str] = set()
+    while not held or not all(Path(path).exists() for path in held):
+        assert running(), "the process under test ended before initdb's backend was seen"
+        assert time.monotonic() < deadline, "initdb's backend held no shared memory"
+        pid = group()
+        held = embedded._shared_memory_of(pid) if pid is not None else set()
+    return held
+
+
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
 def test_a_cancel_while_initdb_runs_leaves_no_shared_memory(project: Any, sig: str) -> None:
     """A cancel while the run waits for the server and initdb runs: the start is ended
@@ -445,19 +465,11 @@ def test_a_cancel_while_initdb_runs_leaves_no_shared_memory(project: Any, sig: s
     import signal
     import time
 
-    from alembic_preflight.database import embedded
-
     proj = project("sync_good")
     marker = f"cancel-initdb-{sig}-{os.getpid()}"
     proc = _verify_embedded(proj, marker)
     try:
-        deadline = time.monotonic() + 30
-        mapped: set[str] = set()
-        while not mapped or not all(Path(path).exists() for path in mapped):
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "initdb's backend mapped no shared memory"
-            pid = _initdb_pid(marker)
-            mapped = embedded._shared_memory_of(pid) if pid is not None else set()
+        mapped = _segments_held(lambda: _initdb_pid(marker), lambda: proc.poll() is None)
         time.sleep(0.1)  # the run's static checks are done: it waits for the server
         proc.send_signal(getattr(signal, sig))
         _, err = proc.communicate(timeout=60)
@@ -578,7 +590,6 @@ def test_a_stopped_initdb_leaves_no_shared_memory() -> None:
     import signal
     import subprocess
     import tempfile
-    import time
 
     from alembic_preflight.database import embedded
 
@@ -596,14 +607,7 @@ def test_a_stopped_initdb_leaves_no_shared_memory() -> None:
         start_new_session=True, **as_server,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        mapped: set[str] = set()
-        # Wait for a backend of initdb's single-user steps to hold segments that are still
-        # there: one that is ending unlinks its own between our reading its maps and looking.
-        while not mapped or not all(Path(path).exists() for path in mapped):
-            assert init.poll() is None, "initdb ended before its backend was seen"
-            assert time.monotonic() < deadline, "no shared memory was mapped"
-            mapped = embedded._shared_memory_of(init.pid)
+        mapped = _segments_held(lambda: init.pid, lambda: init.poll() is None)
         embedded._end_group(init)
         assert init.returncode == -signal.SIGKILL
         assert [path for path in mapped if Path(path).exists()] == []
@@ -671,9 +675,6 @@ def test_ctrl_c_while_initdb_runs_in_a_direct_start_leaves_nothing() -> None:
     import signal
     import sys
     import tempfile
-    import time
-
-    from alembic_preflight.database import embedded
 
     marker = f"interrupted-initdb-{os.getpid()}"
     scratch = Path(tempfile.mkdtemp(prefix="preflight-scratch-"))
@@ -684,13 +685,7 @@ def test_ctrl_c_while_initdb_runs_in_a_direct_start_leaves_nothing() -> None:
             env={**os.environ, "PREFLIGHT_TEST_MARK": marker},
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        deadline = time.monotonic() + 60
-        mapped: set[str] = set()
-        while not mapped:  # initdb's backend has made its segments (the single-user steps)
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "no initdb backend mapped shared memory"
-            pid = _initdb_pid(marker)
-            mapped = embedded._shared_memory_of(pid) if pid is not None else set()
+        mapped = _segments_held(lambda: _initdb_pid(marker), lambda: proc.poll() is None)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
         assert out.strip() == "interrupted", out + err
