@@ -53,6 +53,30 @@ def test_lines_at_each_tenth_of_all_lanes_together(capsys: pytest.CaptureFixture
     assert got[-1] == "alembic-preflight: stepwise: 288/288 revisions, 4 s"
 
 
+def test_revisions_one_lane_hands_another_keep_the_total(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Stepwise's takeover: lane 1, done with its 20, takes 15 of lane 0's 40, which has
+    walked one more since it last said so. Both lanes' counts at once: said one lane
+    after the other, the first would show 26/45 (a total that shrank, seen in CI)."""
+    clock = Clock()
+    lines = Lines(clock)
+    lines.advance_lanes("stepwise", {0: (0, 40), 1: (0, 20)})
+    clock.now += 3
+    lines.advance_lanes("stepwise", {0: (5, 40), 1: (20, 20)})
+    clock.now += 10  # a line is due at the count's next step
+    lines.advance_lanes("stepwise", {0: (6, 25), 1: (20, 35)})
+    for done in range(21, 36):
+        lines.advance("stepwise", 1, done, 35)
+    for done in range(7, 26):
+        lines.advance("stepwise", 0, done, 25)
+    lines.end("stepwise")
+    got = said(capsys.readouterr().err)
+    assert "alembic-preflight: stepwise: 26/60 revisions, 13 s" in got
+    assert all(re.search(r" \d+/60 revisions", ln) for ln in got), got
+    assert got[-1] == "alembic-preflight: stepwise: 60/60 revisions, 13 s"
+
+
 def test_nothing_in_a_checks_first_seconds(capsys: pytest.CaptureFixture[str]) -> None:
     """A short history's log gets its result line only; a longer run is told from 3 s."""
     clock = Clock()

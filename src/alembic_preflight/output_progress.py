@@ -21,7 +21,7 @@ import itertools
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +71,12 @@ class Display:
     ) -> None:
         """`done` of `total` on this lane. A count never goes back: a lower `done` than
         the lane's last (the walk booking what the fast walk already counted) is ignored."""
+        self.advance_lanes(check, {lane: (done, total)}, unit)
+
+    def advance_lanes(
+        self, check: str, counts: Mapping[int, tuple[int, int]], unit: str = "revisions"
+    ) -> None:
+        """As `advance`, for several lanes at once: shown once, after all of them."""
         with self._lock:
             if self._closed:
                 return
@@ -79,12 +85,15 @@ class Display:
                 now = self._clock()
                 count = _Count(unit, now, next(self._order), said_at=now)
                 self._counts[check] = count
-            before = count.lanes.get(lane)
-            done = min(max(done, before[0] if before else 0), total)
-            if before == (done, total):
-                return
-            count.lanes[lane] = (done, total)
-            self._show(check, count)
+            changed = False
+            for lane, (done, total) in counts.items():
+                before = count.lanes.get(lane)
+                done = min(max(done, before[0] if before else 0), total)
+                if before != (done, total):
+                    count.lanes[lane] = (done, total)
+                    changed = True
+            if changed:
+                self._show(check, count)
 
     def end(self, check: str) -> None:
         """The check is over (commands/run_checks.py): its counts are no longer shown."""

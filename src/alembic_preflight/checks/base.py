@@ -34,6 +34,13 @@ class ProgressSink(Protocol):
         self, check: str, lane: int, done: int, total: int, unit: str = "revisions"
     ) -> None: ...
 
+    def advance_lanes(
+        self, check: str, counts: Mapping[int, tuple[int, int]], unit: str = "revisions"
+    ) -> None:
+        """`done` and `total` of several lanes at once: revisions one lane hands another
+        (stepwise's takeover) never show as a total that shrank or grew meanwhile."""
+        ...
+
     def end(self, check: str) -> None:  # the check is over (commands/run_checks.py)
         ...
 
@@ -43,6 +50,11 @@ class NoProgress:
 
     def advance(
         self, check: str, lane: int, done: int, total: int, unit: str = "revisions"
+    ) -> None:
+        pass
+
+    def advance_lanes(
+        self, check: str, counts: Mapping[int, tuple[int, int]], unit: str = "revisions"
     ) -> None:
         pass
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from alembic_preflight.checks.stepwise import words
 from alembic_preflight.checks.stepwise.plan import REPLAY_COST
 from alembic_preflight.checks.stepwise.walk import Walk
 
@@ -75,10 +76,12 @@ class Lanes:
                     if end - cut < MIN_TAKEN:
                         continue
                     other.end = cut
-                taken = Walk.after(done, cut, end, from_base=at == 0)
+                    taken = Walk.after(done, cut, end, from_base=at == 0)
+                    # both lanes' counts at once, before `other` counts again: the check's
+                    # total never shows without the revisions that changed hands
+                    counts = {other.lane: other.tally(), taken.lane: taken.tally()}
+                    done.ctx.progress.advance_lanes(words.ID, counts)
                 self.walks.append(taken)
-                other.count()
-                taken.count()
                 return taken
         return None
 

@@ -125,11 +125,16 @@ class Walk:
 
     def count(self, ahead: int = 0) -> None:
         """Say how far the lane is: its earlier walks' revisions, this walk's, and
-        `ahead` more the fast walk has done but this walk has not booked yet."""
+        `ahead` more the fast walk has done but this walk has not booked yet. Under the
+        walk's lock: a lane taking over its end (takeover.py) says both lanes' counts at
+        once, under it too."""
+        with self.lock:
+            self.ctx.progress.advance(words.ID, self.lane, *self.tally(ahead))
+
+    def tally(self, ahead: int = 0) -> tuple[int, int]:
+        """What `count` says: (done, total) of the lane's walks so far."""
         base = self.counted
-        self.ctx.progress.advance(
-            words.ID, self.lane, base + self.walked + ahead, base + self.end - self.start
-        )
+        return base + self.walked + ahead, base + self.end - self.start
 
     # -- the walk ------------------------------------------------------------------------
     def walk(self) -> None:
