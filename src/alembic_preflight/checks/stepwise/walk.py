@@ -189,15 +189,13 @@ class Walk:
                 if len(rest) >= CHECKPOINT_EVERY:
                     self._save_checkpoint()
             return failure
+        # No checkpoint of the slice's start: its copy cost every lane past the first
+        # ~40 ms (and its session: a new one after the copy), where a correct history
+        # never rebuilds; the first rebuild replays from the base and keeps a checkpoint
+        # (see _rebuild), as lane 0 always did
         prefix = self.plan.order[: self.start]
         failure = self._base() or self._replay(prefix)
         self.applied = list(prefix)
-        if failure is None and self.start > 0:
-            label = f"stepwise_{self.lane}_{self.start}"
-            if self.bench.save(label, lane=self.lane):
-                # what rows `data:` put in before the slice are not booked as ours (as
-                # after any rebuild from it): the walk may fill those tables again
-                self.checkpoint = Checkpoint(self.start, label)
         return failure
 
     def _base(self) -> Failure | None:
