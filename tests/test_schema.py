@@ -756,34 +756,6 @@ def test_incremental_snapshots_within_one_transaction(make_db, prepared):
         assert names and all(n.startswith("alembic_preflight_") for n in names)
 
 
-def test_a_first_snapshot_plans_a_read_of_the_catalogs_its_roots_are_in(make_db):
-    """A walk's lane at the base: its session's first snapshot lists only the system
-    schemas' comments and plpgsql, and reads them with a statement of those catalogs,
-    not with the one that reads every catalog (which no later snapshot there needs, and
-    whose planning cost the lane's start ~30 ms, issue 21). The next snapshot, after a
-    table came, reads as before; both equal full snapshots."""
-    conn = make_db()
-    every_catalog = Snapshotter()._changed.name
-
-    def plain(sql: str) -> list:
-        cur = conn.execute(sql, prepare=False)
-        return cur.fetchall() if cur.description else []
-
-    def prepared() -> set[str]:
-        rows = conn.execute("SELECT name FROM pg_prepared_statements")
-        return {r[0] for r in rows}
-
-    snapshotter, session = Snapshotter(), Session(plain)
-    with conn.transaction():
-        first = snapshotter.take(session)
-        assert first == Snapshotter(first_by_listing=0).take(plain)
-        assert len(prepared()) == 2  # the listing and the first read
-        assert every_catalog not in prepared()
-        conn.execute("CREATE TABLE t (id serial PRIMARY KEY, note text DEFAULT 'x')")
-        assert snapshotter.take(session) == Snapshotter(first_by_listing=0).take(plain)
-        assert every_catalog not in prepared()
-
-
 def _rows(result) -> list:
     return [tuple(r) for r in result] if result.returns_rows else []
 

@@ -155,7 +155,6 @@ class Snapshotter:
         self._every, self._reads = _fetch_sql(self.exclude_tables)
         self._changed = self._reads.statement()
         self._narrower: dict[tuple[int, bool], Statement] = {}  # see _statement_for
-        self._first_reads: dict[tuple[frozenset[str], bool], Statement] = {}  # ditto
         self._queries_of: dict[str, frozenset[int]] = {}  # by catalog oid (set on first take)
         self._groups: tuple[frozenset[str], ...] = ()  # _GROUPS, by catalog oid (ditto)
         self._listing: Statement | None = None
@@ -309,7 +308,7 @@ class Snapshotter:
         self._reset()
         self._versions = versions
         if by_listing:
-            _, found, shadows = self._read(query, list(versions), [], [], names=True, first=True)
+            _, found, shadows = self._read(query, list(versions), [], [], names=True)
         else:
             _, found, shadows = self._decode(run(query, self._every))
         assert shadows is not None  # both read them all
@@ -360,11 +359,9 @@ class Snapshotter:
         spread: list[Root],
         *,
         names: bool,
-        first: bool = False,
     ) -> tuple[set[Root], dict[Root, list[Row]], frozenset[Shadow] | None]:
         """The roots to read again (see _DIRTY), their rows by root, and the entries of
-        the shadowed names among those roots when `names` (else None). `first`: every
-        listed root, read as the snapshot's first (see _statement_for)."""
+        the shadowed names among those roots when `names` (else None)."""
         args = (
             oid_array(c for c, _ in roots),
             oid_array(o for _, o in roots),
@@ -374,7 +371,7 @@ class Snapshotter:
             oid_array(o for _, o in spread),
             "true" if names else "false",
         )
-        group, statement = self._statement_for(roots, notes, spread, names=names, first=first)
+        group, statement = self._statement_for(roots, notes, spread, names=names)
         dirty, fresh, shadows = self._decode(run(query, statement, *args))
         if group is not None and any(c not in group and c in self._queries_of for c, _ in dirty):
             # a root of a catalog the variant does not read (a view's rule, a function):
@@ -383,33 +380,13 @@ class Snapshotter:
         return dirty | set(spread), fresh, shadows
 
     def _statement_for(
-        self,
-        roots: list[Root],
-        notes: list[Root],
-        spread: list[Root],
-        *,
-        names: bool,
-        first: bool = False,
+        self, roots: list[Root], notes: list[Root], spread: list[Root], *, names: bool
     ) -> tuple[frozenset[str] | None, Statement]:
         """The narrowest of the _GROUPS' variants of `changed` whose catalogs hold the
         roots, and where objects came or went (`spread`: what depends on them is read too)
         the catalogs their dependents are in; the group's catalogs (None: every query's).
-        A read then finds a root outside them only where the guess missed (_read).
-
-        A `first` read that no group holds reads exactly the catalogs its roots are in,
-        not every one: a walk's lane at the base lists four roots (schemas' comments,
-        plpgsql) whose reading with every query cost the lane's new session ~30 ms of
-        the server's time at its start, most of it planning a statement no later
-        snapshot needed (measured: the backend's CPU over its first six snapshots)."""
+        A read then finds a root outside them only where the guess missed (_read)."""
         cats = {c for c, _ in itertools.chain(roots, notes, spread) if c in self._queries_of}
-        if first and not spread and not any(cats <= g for g in self._groups):
-            held = frozenset(cats)
-            statement = self._first_reads.get((held, names))
-            if statement is None:
-                queries = [q for cat in held for q in self._queries_of[cat]]
-                statement = self._reads.statement(queries, names=names)
-                self._first_reads[(held, names)] = statement
-            return held, statement
         for i, group in enumerate(self._groups):
             if (spread and i < _SPREAD_FROM) or not cats <= group:
                 continue
