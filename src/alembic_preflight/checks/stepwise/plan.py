@@ -26,9 +26,9 @@ REPLAY_COST = 0.13
 WALK_GROWTH = 1 / 5000
 
 # A slice that starts past the base also pays, before its first revision walks, a first
-# snapshot of the whole schema and rows for every table there (13 while it also copied
-# its database for rebuilds: lane 1 then ended ~0.1 s before lane 0 at 100 revisions,
-# bench/HISTORY.md, "Measured on 2026-12-03 from 08:10").
+# snapshot of the whole schema and rows for every table there. (13 while it also copied
+# its database for rebuilds; without the copy, 13 left lane 1 ending ~0.15 s before
+# lane 0 at 100 revisions: bench/HISTORY.md, "Measured on 2026-12-03 from 08:10".)
 SLICE_START = 10
 
 
