@@ -58,7 +58,7 @@ def test_revisions_one_lane_hands_another_keep_the_total(
 ) -> None:
     """Stepwise's takeover: lane 1, done with its 20, takes 15 of lane 0's 40, which has
     walked one more since it last said so. Both lanes' counts at once: said one lane
-    after the other, the first would show 26/45 (a total that shrank, seen in CI)."""
+    after the other, the first would show 26/45 (a total that shrank, seen in a run)."""
     clock = Clock()
     lines = Lines(clock)
     lines.advance_lanes("stepwise", {0: (0, 40), 1: (0, 20)})
