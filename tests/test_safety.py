@@ -24,6 +24,7 @@ from alembic_preflight.database import choose_backend
 from alembic_preflight.database.base import Server
 from alembic_preflight.database.embedded import find_bindir
 from alembic_preflight.settings import Settings
+from tests.checks.histories import ENV_PY, long_history, write_project
 from tests.conftest import CliResult, code_before_notes_title, run_cli
 
 ROWS = [(1, "ada@example.com"), (2, "grace@example.com"), (3, "linus@example.com")]
@@ -134,6 +135,32 @@ def test_settings_with_url_env_named_need_no_retry(project: Any, real_db: Any) -
     r = verify(proj, "--url-env", "APP__DATABASE__URL", "--checks", "upgrade", env=env)
     assert r.code == 0, r.stdout + r.stderr
     assert r.findings("url-env-inferred") == []
+
+
+def test_a_lane_upgrading_ahead_is_refused_too_and_starts_again(
+    tmp_path: Path, real_db: Any
+) -> None:
+    """40 revisions: lane 1 upgrades to its slice while lane 0 probes env.py (its head
+    start), and env.py reads the real database's address from a variable in both. Both
+    are refused; retried with the variable set to ours, the walk covers every revision."""
+    write_project(tmp_path, long_history(40))
+    env_py = tmp_path / "migrations" / "env.py"
+    env_py.write_text(
+        "import os\n"
+        + ENV_PY.replace(
+            "config = context.config\n",
+            'config = context.config\nconfig.set_main_option("sqlalchemy.url", '
+            'os.environ["APP_DATABASE_URL"])\n',
+        )
+    )
+    r = verify(
+        tmp_path, "--checks", "stepwise", "--jobs", "2", env={"APP_DATABASE_URL": real_db.url}
+    )
+    assert r.code == 0, r.stdout + r.stderr
+    (notice,) = r.findings("url-env-inferred")
+    assert "APP_DATABASE_URL (environment)" in notice["message"]
+    note = r.check("stepwise")["note"]
+    assert note.startswith("40 of 40 revisions walked") and "2 parallel lanes" in note, note
 
 
 def test_dotenv_loaded_with_override_is_refused(project: Any, real_db: Any) -> None:

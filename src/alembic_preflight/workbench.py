@@ -12,7 +12,7 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
@@ -45,6 +45,7 @@ from alembic_preflight.worker.protocol import (
     MIGRATING,
     MODELS,
     PROBE,
+    STEPS,
     Failure,
     FailureKind,
     Outcome,
@@ -60,6 +61,10 @@ from alembic_preflight.worker.protocol import (
 if TYPE_CHECKING:
     from alembic_preflight.catalog.columns import Columns
     from alembic_preflight.catalog.snapshot import Snapshot
+
+
+# What each lane past the first upgrades before anything else, given the number of lanes
+HeadStarts = Callable[[int], Mapping[int, tuple[str, ...]]]
 
 
 # Histories shorter than this seldom make a schema whose snapshots would read the WAL
@@ -85,6 +90,19 @@ class Lane:
     # another checkout of the project its worker runs in (read_models): (project
     # directory, alembic.ini, repository top); a restarted worker starts there again
     checkout: tuple[Path, Path, Path] | None = None
+    # its head start (Workbench.open), until taken: the revisions its worker is upgrading
+    # from empty, and that request
+    ahead: tuple[tuple[str, ...], Sent] | None = None
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A request on its way: the worker and pipe it went to, and when."""
+
+    lane: int
+    process: WorkerProcess | None
+    conn: Connection
+    started: float
 
 
 @dataclass
@@ -124,17 +142,22 @@ class Workbench:
         """`skip-revisions` as revision ids (the settings may give a prefix or a label)."""
         return self.project.history.named_by(self.settings).skip
 
-    def open(self, lanes: int = 1) -> Workbench:
+    def open(self, lanes: int = 1, ahead: HeadStarts | None = None) -> Workbench:
         """The lanes, their workers, and the probe of env.py. Whatever stops it half way
         (a refused target, a database the server will not take, Ctrl-C) removes what it
-        made: the caller's `with` has not begun."""
+        made: the caller's `with` has not begun.
+
+        `ahead`, given the number of lanes: revisions a lane past the first upgrades in
+        one run before anything else (the stepwise walk's slices: its head start). Its
+        worker would wait for the probe, with a CPU free: it starts them meanwhile, and
+        `take_ahead` hands over the outcome."""
         try:
-            return self._open(lanes)
+            return self._open(lanes, ahead)
         except BaseException:
             self.close(hurry=True)
             raise
 
-    def _open(self, count: int) -> Workbench:
+    def _open(self, count: int, ahead: HeadStarts | None) -> Workbench:
         self._tmp = tempfile.TemporaryDirectory(prefix="alembic-preflight-")
         leftovers.current().add("dir", path=self._tmp.name)
         self._admin = Admin(self.server)
@@ -154,11 +177,40 @@ class Workbench:
             self.lanes.append(lane)
         # each worker loads the project (env vars, revision files) while we get ready: the
         # other lanes' databases are made while lane 0's probes env.py, not later on the
-        # way of a check
+        # way of a check, and their head starts begin (their connections are guarded in
+        # their workers as lane 0's is: the probe is not what keeps other databases safe)
         for lane in self.lanes:
             self._start_worker(lane)
-        self._probe(meanwhile=self._create_other_lanes)
+
+        def meanwhile() -> None:
+            self._create_other_lanes()
+            if ahead is not None:
+                self._send_ahead(ahead(len(self.lanes)))
+
+        self._probe(meanwhile=meanwhile)
         return self
+
+    def _send_ahead(self, starts: Mapping[int, tuple[str, ...]]) -> None:
+        for i, revisions in starts.items():
+            ln = self.lanes[i]
+            if i > 0 and revisions and ln.state == "empty":
+                steps = [(r, True) for r in revisions]
+                ln.ahead = (revisions, self._send(STEPS, steps, i, True))
+
+    def take_ahead(self, lane: int, revisions: Sequence[str]) -> Outcome | None:
+        """The outcome of the lane's head start when it upgraded exactly `revisions` from
+        empty (else None, and the lane's database is in doubt: `fresh` makes it new)."""
+        ln = self.lanes[lane]
+        ahead, ln.ahead = ln.ahead, None
+        if ahead is None:
+            return None
+        outcome = self._proven(STEPS, self._receive(ahead[1], None, None))
+        return outcome if ahead[0] == tuple(revisions) else None
+
+    def _settle(self, lane: int) -> None:
+        """A head start nothing took: its answer read first, and its work dropped."""
+        if self.lanes[lane].ahead is not None:
+            self.take_ahead(lane, ())
 
     def _create_other_lanes(self) -> None:
         for lane in self.lanes[1:]:  # (a lane past the first exists only where we can)
@@ -200,6 +252,9 @@ class Workbench:
                 raise RefusedTarget(explain_refusal(refusal))
             self.piece_env = tuple((s.name, s.piece) for s in retry)
             for lane in self.lanes:
+                if lane.ahead is not None:  # (its database: made new before its next use)
+                    lane.ahead = None
+                    lane.state = "dirty"
                 self._stop_worker(lane)
                 self._start_worker(lane)
             outcome = self._request(PROBE, None, 0, False, None)
@@ -233,11 +288,11 @@ class Workbench:
         each worker is taken from its lane once, by whichever comes first."""
         self._closing = True
         self.prewarmed.close()
-        if hurry:
-            for lane in self.lanes:
-                proc = lane.process
-                if proc is not None and proc.is_alive():
-                    proc.kill()
+        for lane in self.lanes:
+            # a head start nothing took (the probe failed) is not waited for either
+            proc = lane.process
+            if (hurry or lane.ahead is not None) and proc is not None and proc.is_alive():
+                proc.kill()
         for lane in self.lanes:  # all told first: they exit side by side
             self._tell_worker_to_stop(lane)
         # our databases go while the workers exit (~20 ms to see one gone): a drop ends
@@ -325,6 +380,7 @@ class Workbench:
             self._fresh(template, lane)
 
     def _fresh(self, template: str | None, lane: int) -> None:
+        self._settle(lane)
         ln = self.lanes[lane]
         if ln.state == (template or "empty"):
             return
@@ -345,6 +401,7 @@ class Workbench:
     def _save(self, label: str, lane: int) -> bool:
         if not self.can_create:
             return False
+        self._settle(lane)
         ln = self.lanes[lane]
         name = self._template_db(label)
         self._drop(name)
@@ -507,6 +564,13 @@ class Workbench:
         *,
         meanwhile: Callable[[], None] | None = None,
     ) -> Outcome:
+        sent = self._send(kind, arg, lane, mutates)
+        if meanwhile is not None:  # while the worker runs it (the limit counts from here)
+            meanwhile()
+        return self._receive(sent, on_progress, on_running)
+
+    def _send(self, kind: str, arg: Any, lane: int, mutates: bool) -> Sent:
+        self._settle(lane)
         ln = self.lanes[lane]
         running = ln.process
         if running is None or not running.is_alive():
@@ -517,11 +581,18 @@ class Workbench:
             raise Closing("the run is ending: the worker is gone")
         if mutates:
             ln.state = "dirty"
-        started = time.monotonic()
         ln.running = None
         conn.send((kind, arg))
-        if meanwhile is not None:  # while the worker runs it (the limit counts from here)
-            meanwhile()
+        return Sent(lane, proc, conn, time.monotonic())
+
+    def _receive(
+        self,
+        sent: Sent,
+        on_progress: Callable[[Any], None] | None,
+        on_running: Callable[[Running], None] | None,
+    ) -> Outcome:
+        lane, proc, conn, started = sent.lane, sent.process, sent.conn, sent.started
+        ln = self.lanes[lane]
         # the worker's own start (imports, the project) is not the step's fault: allow for
         # it; a warm worker only re-runs env.py, so a hung step ends a few seconds after
         limit = self.settings.step_timeout + (5 if ln.answered else 30)

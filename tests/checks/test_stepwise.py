@@ -267,6 +267,46 @@ def test_a_mistake_late_in_a_long_history_is_found_by_the_second_lane(tmp_path: 
     assert f["message"] == "downgrade of r0033 leaves sequence `stray`"
 
 
+# env.py's runs, logged: each worker's first run takes 0.5 s more (its imports, say)
+LOGGED_RUN = """\
+import os, sys, time
+from pathlib import Path
+
+_log = Path(__file__).with_name("runs.log")
+_first = not hasattr(sys, "_preflight_test_ran")
+sys._preflight_test_ran = True
+with _log.open("a") as f:
+    f.write(f"{os.getpid()} start {time.time()}\\n")
+if _first:
+    time.sleep(0.5)
+"""
+LOGGED_END = """
+with _log.open("a") as f:
+    f.write(f"{os.getpid()} end {time.time()}\\n")
+"""
+
+
+def test_the_second_lane_upgrades_to_its_slice_while_env_py_is_probed(tmp_path: Path) -> None:
+    """Lane 1's worker would wait for the probe of env.py on lane 0 with a CPU free: its
+    upgrade to its slice's start runs meanwhile (Workbench.open's head start). Both
+    workers' first env.py runs overlap, and the walk is as without it."""
+    write_project(tmp_path, long_history(40))
+    env_py = tmp_path / "migrations" / "env.py"
+    env_py.write_text(LOGGED_RUN + histories.ENV_PY + LOGGED_END)
+    r = verify(tmp_path, "--jobs", "2")
+    assert r.findings() == [], r.findings()
+    assert set(cases(r).values()) == {"passed"} and len(cases(r)) == 40
+    assert "2 parallel lanes" in r.check("stepwise")["note"]
+    first: dict[str, dict[str, float]] = {}
+    for line in (env_py.parent / "runs.log").read_text().splitlines():
+        pid, what, at = line.split()
+        first.setdefault(pid, {}).setdefault(what, float(at))
+    assert len(first) == 2, first
+    starts = [runs["start"] for runs in first.values()]
+    ends = [runs["end"] for runs in first.values()]
+    assert max(starts) < min(ends), first
+
+
 def test_beside_the_other_checks_lane_0_walks_its_slice_after_them(tmp_path: Path) -> None:
     """With upgrade and roundtrip on lane 0, lane 1 walks at once and lane 0 walks the
     first slice once they are done: every revision walked once, the same finding as one

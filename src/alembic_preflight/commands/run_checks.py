@@ -25,6 +25,7 @@ from alembic_preflight.checks.failures import probe_findings
 from alembic_preflight.errors import EXIT_INFRA, PreflightError, ProvisionError, RefusedTarget
 from alembic_preflight.findings import CheckResult, Finding, Severity, Status, first_line
 from alembic_preflight.project.history import History
+from alembic_preflight.workbench import HeadStarts
 
 
 def beside(db_checks: list[Check], lanes: int) -> bool:
@@ -43,20 +44,11 @@ def run_beside(
 ) -> None:
     assert ctx.bench is not None
     walk = next(c for c in db_checks if c.ID == stepwise.ID)
-    others = [c for c in db_checks if c is not walk]
-    # the walk upgrades every revision with rows already: it traces those upgrades for
-    # the locks check, which then runs after it instead of upgrading the history once
-    # more on lane 0 (a third of the default run's time at 200 revisions). A shard's walk
-    # covers a share only; locks upgrades the whole history in shard 1.
-    after_walk = [c for c in others if c.ID == locks.ID and ctx.settings.shard is None]
-    others = [c for c in others if c not in after_walk]
+    others, after_walk = _around_walk(db_checks, ctx)
     traced = WalkTraces() if after_walk else None
-    busy = LaneBusy(
-        threading.Event(), busy_before_walk(others, ctx.project.history, ctx.settings.base_ref)
-    )
-    walk_ctx = replace(
-        ctx, lanes=tuple(range(ctx.bench.lane_count)), lane0_busy=busy, traced=traced
-    )
+    walk_ctx = replace(walk_context(db_checks, ctx, ctx.bench.lane_count), traced=traced)
+    busy = walk_ctx.lane0_busy
+    assert busy is not None
     done: dict[str, CheckResult] = {}
 
     def walk_all() -> None:
@@ -73,6 +65,44 @@ def run_beside(
     results.update(done)
     for check in after_walk:
         results[check.ID] = run_check(check, replace(ctx, lanes=(0,), traced=traced), fail_on)
+
+
+def _around_walk(db_checks: list[Check], ctx: CheckContext) -> tuple[list[Check], list[Check]]:
+    """Beside the walk: the checks lane 0 runs before it joins the walk, and after it.
+
+    The walk upgrades every revision with rows already: it traces those upgrades for the
+    locks check, which then runs after it instead of upgrading the history once more on
+    lane 0 (a third of the default run's time at 200 revisions). A shard's walk covers a
+    share only; locks upgrades the whole history in shard 1."""
+    others = [c for c in db_checks if c.ID != stepwise.ID]
+    after_walk = [c for c in others if c.ID == locks.ID and ctx.settings.shard is None]
+    return [c for c in others if c not in after_walk], after_walk
+
+
+def walk_context(db_checks: list[Check], ctx: CheckContext, lanes: int) -> CheckContext:
+    """The walk's context on `lanes` lanes: beside the other checks, lane 0 is theirs first."""
+    every = tuple(range(lanes))
+    if not beside(db_checks, lanes):
+        return replace(ctx, lanes=every)
+    others, _ = _around_walk(db_checks, ctx)
+    cost = busy_before_walk(others, ctx.project.history, ctx.settings.base_ref)
+    return replace(ctx, lanes=every, lane0_busy=LaneBusy(threading.Event(), cost))
+
+
+def head_starts(db_checks: list[Check], ctx: CheckContext) -> HeadStarts:
+    """What the walk's lanes past the first upgrade before their slices, for
+    Workbench.open to start while it probes env.py (stepwise.Plan.head_starts)."""
+
+    def starts(lanes: int) -> dict[int, tuple[str, ...]]:
+        if lanes < 2 or all(c.ID != stepwise.ID for c in db_checks):
+            return {}
+        walk_ctx = walk_context(db_checks, ctx, lanes)
+        try:
+            return stepwise.Plan.from_context(walk_ctx).head_starts(walk_ctx)
+        except PreflightError:  # a revision the settings name is not there: the walk says so
+            return {}
+
+    return starts
 
 
 def busy_before_walk(others: list[Check], history: History, base_ref: str | None) -> float:

@@ -15,7 +15,15 @@ from alembic_preflight.baseline import Baseline, Entry, Matcher
 from alembic_preflight.baseline import load as load_baseline
 from alembic_preflight.checks import CHECKS, rule_docs, stepwise
 from alembic_preflight.checks.base import CheckContext
-from alembic_preflight.commands.run_checks import beside, errored, run_beside, run_check, skipped
+from alembic_preflight.commands.run_checks import (
+    beside,
+    errored,
+    head_starts,
+    run_beside,
+    run_check,
+    skipped,
+    walk_context,
+)
 from alembic_preflight.database import Starting, choose_backend, remove_containers
 from alembic_preflight.database.leftovers import adopt_orphans, end_strays, run_marker
 from alembic_preflight.errors import (
@@ -163,17 +171,17 @@ def _run_verify(
                 )
                 bench = Workbench(settings, project, server, prewarmed=prewarmed or Prewarmed())
                 # the bars stop first (also on Ctrl-C), then the lanes close
-                with bench.open(lanes=settings.lanes), progress:
+                ahead = head_starts(db_checks, ctx)
+                with bench.open(lanes=settings.lanes, ahead=ahead), progress:
                     db_ctx = replace(ctx, bench=bench)
                     if beside(db_checks, bench.lane_count):
                         run_beside(db_checks, db_ctx, settings.fail_on.threshold, results)
                     else:
-                        every = tuple(range(bench.lane_count))
+                        walk_ctx = walk_context(db_checks, db_ctx, bench.lane_count)
+                        lane0 = replace(db_ctx, lanes=(0,))
                         for check in db_checks:
-                            lanes_of = every if check.ID == stepwise.ID else (0,)
-                            results[check.ID] = run_check(
-                                check, replace(db_ctx, lanes=lanes_of), settings.fail_on.threshold
-                            )
+                            of = walk_ctx if check.ID == stepwise.ID else lane0
+                            results[check.ID] = run_check(check, of, settings.fail_on.threshold)
         except PreflightError as e:
             if e.exit_code != EXIT_INFRA:
                 raise

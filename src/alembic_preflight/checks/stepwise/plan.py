@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from alembic_preflight.checks.base import CheckContext
+from alembic_preflight.checks.declared_rows import user_data
 
 # The plan's costs are in revisions walked at the start of a history, fitted to the
 # lanes' times in timelines of `--checks stepwise` on generated linear histories of 100 to
@@ -28,8 +29,9 @@ WALK_GROWTH = 1 / 5000
 # A slice that starts past the base also pays, before its first revision walks, a first
 # snapshot of the whole schema and rows for every table there. (13 while it also copied
 # its database for rebuilds; without the copy, 13 left lane 1 ending ~0.15 s before
-# lane 0 at 100 revisions: bench/HISTORY.md, "Measured on 2026-12-03 from 08:10".)
-SLICE_START = 10
+# lane 0 at 100 revisions: bench/HISTORY.md, "Measured on 2026-12-03 from 08:10". 10
+# until its upgrade to the slice ran during the probe of env.py, ~70 ms sooner.)
+SLICE_START = 6
 
 
 MIN_SLICE = 12  # a lane's worker start (~1 s) is not worth it for fewer revisions
@@ -45,6 +47,21 @@ class Plan:
     slices: tuple[tuple[int, int], ...]  # per lane, within [start, end)
     skip: frozenset[str]  # stamped instead of run
     keep: frozenset[str]  # at or below downgrade-floor: never downgraded
+
+    def head_starts(self, ctx: CheckContext) -> dict[int, tuple[str, ...]]:
+        """Each lane past the first whose slice starts past the base: the revisions it
+        upgrades in one run first (Walk._prepare), where that run is all it does first
+        (no `bootstrap:`, nothing stamped or declared rows on the way). Workbench.open
+        starts them while it probes env.py."""
+        if ctx.settings.bootstrap or len(self.slices) < 2:
+            return {}
+        special = self.skip | set(user_data(ctx))
+        starts = {}
+        for lane, (a, _) in zip(ctx.lanes, self.slices, strict=False):
+            prefix = self.order[:a]
+            if lane > 0 and prefix and special.isdisjoint(prefix):
+                starts[lane] = prefix
+        return starts
 
     @classmethod
     def from_context(cls, ctx: CheckContext) -> Plan:

@@ -194,9 +194,11 @@ class Walk:
         # never rebuilds; the first rebuild replays from the base and keeps a checkpoint
         # (see _rebuild), as lane 0 always did
         prefix = self.plan.order[: self.start]
-        failure = self._base() or self._replay(prefix)
         self.applied = list(prefix)
-        return failure
+        ahead = self.bench.take_ahead(self.lane, prefix)  # upgraded during the probe
+        if ahead is not None:
+            return ahead.failure
+        return self._base() or self._replay(prefix)
 
     def _base(self) -> Failure | None:
         return start_empty(self.ctx, self.lane, save=False)
