@@ -5,6 +5,7 @@ PostgreSQL, the fixtures' projects."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -83,4 +84,18 @@ def test_a_head_start_nothing_takes_ends_with_the_run(project: Any, pg_server: S
         assert len(_ours(pg_server, bench)) == 2
     assert len(workers) == 2
     assert all(p is not None and not p.is_alive() for p in workers)
+    assert _ours(pg_server, bench) == []
+
+
+def test_a_head_start_nothing_takes_is_not_waited_for(project: Any, pg_server: Server) -> None:
+    """A head start still running when the run ends (its second upgrade sleeps for ten
+    minutes) is killed at once, as a hurried close kills, not after the two seconds a
+    worker is given to stop."""
+    bench, order = _bench(project, pg_server, "sleeps")
+    with bench.open(lanes=2, ahead=lambda lanes: {1: order[:2]}):
+        assert bench.env_failure is None and bench.is_ahead(1)
+        worker = bench.lanes[1].process
+        started = time.monotonic()
+    assert time.monotonic() - started < 1.5
+    assert worker is not None and not worker.is_alive()
     assert _ours(pg_server, bench) == []

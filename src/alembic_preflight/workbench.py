@@ -90,9 +90,7 @@ class Lane:
     # another checkout of the project its worker runs in (read_models): (project
     # directory, alembic.ini, repository top); a restarted worker starts there again
     checkout: tuple[Path, Path, Path] | None = None
-    # its head start (Workbench.open), until taken: the revisions its worker is upgrading
-    # from empty, and that request
-    ahead: tuple[tuple[str, ...], Sent] | None = None
+    ahead: HeadStart | None = None  # its head start (Workbench.open), until taken
 
 
 @dataclass(frozen=True)
@@ -103,6 +101,14 @@ class Sent:
     process: WorkerProcess | None
     conn: Connection
     started: float
+
+
+@dataclass(frozen=True)
+class HeadStart:
+    """The revisions a lane's worker is upgrading from empty while env.py is probed."""
+
+    revisions: tuple[str, ...]
+    request: Sent
 
 
 @dataclass
@@ -195,7 +201,7 @@ class Workbench:
             ln = self.lanes[i]
             if i > 0 and revisions and ln.state == "empty":
                 steps = [(r, True) for r in revisions]
-                ln.ahead = (revisions, self._send(STEPS, steps, i, True))
+                ln.ahead = HeadStart(revisions, self._send(STEPS, steps, i, True))
 
     def take_ahead(self, lane: int, revisions: Sequence[str]) -> Outcome | None:
         """The outcome of the lane's head start when it upgraded exactly `revisions` from
@@ -204,8 +210,12 @@ class Workbench:
         ahead, ln.ahead = ln.ahead, None
         if ahead is None:
             return None
-        outcome = self._proven(STEPS, self._receive(ahead[1], None, None))
-        return outcome if ahead[0] == tuple(revisions) else None
+        outcome = self._proven(STEPS, self._receive(ahead.request, None, None))
+        return outcome if ahead.revisions == tuple(revisions) else None
+
+    def is_ahead(self, lane: int) -> bool:
+        """Whether the lane's worker is upgrading its head start (until it is taken)."""
+        return self.lanes[lane].ahead is not None
 
     def _settle(self, lane: int) -> None:
         """A head start nothing took: its answer read first, and its work dropped."""

@@ -44,14 +44,14 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     assert bench is not None
     if not ctx.project.history.revisions:
         raise CheckSkipped("the history has no revisions: nothing to walk")
-    plan = Plan.from_context(ctx)
     # lane 0 may still be busy; the last lane, upgrading already (its head start), has
     # no `bootstrap:` to try
-    if ctx.lanes[-1] not in plan.head_starts(ctx):
+    if not bench.is_ahead(ctx.lanes[-1]):
         failure = start_empty(ctx, lane=ctx.lanes[-1])
         if failure is not None:
             yield failure_finding(ctx, ID, "bootstrap-failed", failure, what="bootstrap")
             return
+    plan = Plan.from_context(ctx)
     if plan.end == plan.start:  # zero work is never a pass
         raise CheckSkipped(
             f"shard {ctx.settings.shard[0]}/{ctx.settings.shard[1]} has no revisions to walk"
