@@ -50,6 +50,7 @@ from alembic_preflight.worker.protocol import (
     FailureKind,
     Outcome,
     ProbeResult,
+    Progress,
     Running,
     WorkerInit,
     did_not_migrate,
@@ -57,6 +58,8 @@ from alembic_preflight.worker.protocol import (
     inferred_notice,
     unique_names,
 )
+from alembic_preflight.worker.step_board import STEPS as BOARD_STEPS
+from alembic_preflight.worker.step_board import StepBoard, board_of
 
 if TYPE_CHECKING:
     from alembic_preflight.catalog.columns import Columns
@@ -101,6 +104,8 @@ class Sent:
     process: WorkerProcess | None
     conn: Connection
     started: float
+    board: StepBoard | None = None  # where the worker says which step it is at (a walk)
+    mark: int = 0  # the board's last write before the request
 
 
 @dataclass(frozen=True)
@@ -556,10 +561,13 @@ class Workbench:
     ) -> Outcome:
         """One request to the lane's worker, bounded by --step-timeout on the wall clock.
 
-        A request that sends progress messages (WALK: one before each step) is bounded
-        per step instead: the limit counts from the last message, and each goes to
-        `on_progress`. `on_running` hears each revision function start (every request
-        that migrates sends those): how far a long upgrade or downgrade is."""
+        A request that says where it is (WALK: before each step) is bounded per step
+        instead: the limit counts from the last step's start, and each message goes to
+        `on_progress`. A worker forked from us writes a WALK's steps on its step board
+        instead (worker/step_board.py) and sends only each revision done: the last step
+        it wrote goes to `on_progress` when it answers, hangs or dies. `on_running` hears
+        each revision function start (every request that migrates says those): how far a
+        long upgrade or downgrade is."""
         outcome = self._request(kind, arg, lane, mutates, on_progress, on_running)
         return self._proven(kind, outcome)
 
@@ -592,8 +600,10 @@ class Workbench:
         if mutates:
             ln.state = "dirty"
         ln.running = None
+        board = board_of(conn)
+        mark = board.read().seq if board is not None else 0
         conn.send((kind, arg))
-        return Sent(lane, proc, conn, time.monotonic())
+        return Sent(lane, proc, conn, time.monotonic(), board, mark)
 
     def _receive(
         self,
@@ -603,14 +613,25 @@ class Workbench:
     ) -> Outcome:
         lane, proc, conn, started = sent.lane, sent.process, sent.conn, sent.started
         ln = self.lanes[lane]
+        board, mark = sent.board, sent.mark
+        timeout = self.settings.step_timeout
         # the worker's own start (imports, the project) is not the step's fault: allow for
         # it; a warm worker only re-runs env.py, so a hung step ends a few seconds after
-        limit = self.settings.step_timeout + (5 if ln.answered else 30)
+        limit = timeout + (5 if ln.answered else 30)
+        due = time.monotonic() + limit
         while True:
             try:
-                ready = readable(conn, limit)
+                ready = readable(conn, due - time.monotonic())
             except (EOFError, OSError):
                 ready = True
+            if not ready and board is not None:
+                # a step started since (on the board) has its own time: as if its
+                # message had come (see below)
+                latest = board.read().latest(mark)
+                if latest is not None:
+                    due = max(due, latest.at + timeout + (1 if latest.running else 5))
+                    if due > time.monotonic():
+                        continue
             if not ready:
                 break
             try:
@@ -621,18 +642,24 @@ class Workbench:
                 ln.answered = True
                 self.version_table = message.version_table
                 self.version_schema = message.version_schema
+                if board is not None:
+                    self._caught_up(ln, board, mark, on_progress, on_running)
                 return message
             if isinstance(message, Running):
                 # a revision's function starts: it has --step-timeout, and a second
                 ln.running = message
-                limit = self.settings.step_timeout + 1
+                limit = timeout + 1
+                due = time.monotonic() + limit
                 if on_running is not None:
                     on_running(message)
                 continue
             if on_progress is not None:
                 on_progress(message)
             # the next step's limit: the worker's start is behind it, env.py is not
-            limit = self.settings.step_timeout + 5
+            limit = timeout + 5
+            due = time.monotonic() + limit
+        if board is not None:
+            self._caught_up(ln, board, mark, on_progress, on_running)
         if not ready:
             stack = sample_stack(proc, str(ln.log_path)) if proc else ""
             hung = Failure(
@@ -655,6 +682,30 @@ class Workbench:
         self.version_table = outcome.version_table
         self.version_schema = outcome.version_schema
         return outcome
+
+    def _caught_up(
+        self,
+        ln: Lane,
+        board: StepBoard,
+        mark: int,
+        on_progress: Callable[[Any], None] | None,
+        on_running: Callable[[Running], None] | None,
+    ) -> None:
+        """What the worker wrote on its board since the request (`mark`), heard as if it
+        had been sent, where it came after the messages: the revision function it last
+        started (placing a hang or a death), and the step (the walk's, for a step that
+        timed out). A revision done came as a message too; an entry SENT says that what
+        came last was a message."""
+        now = board.read()
+        running, step = now.running, now.step
+        if running is not None and running.seq > mark and not running.sent:
+            ln.running = Running(running.revision, bool(running.number))
+            if on_running is not None:
+                on_running(ln.running)
+        if on_progress is not None and step is not None and step.seq > mark and not step.sent:
+            name = BOARD_STEPS[step.number]
+            if name != "done":
+                on_progress(Progress(step.revision, name))
 
     def _blame(self, ln: Lane, failure: Failure, stack: str) -> Failure:
         """A hang or a death, placed: the revision whose function was running, and the

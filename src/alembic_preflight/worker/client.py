@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from alembic_preflight.worker.deadlines import Deadlines
 from alembic_preflight.worker.protocol import STACK_SUFFIX, LayoutRefused, LayoutRequest
+from alembic_preflight.worker.step_board import StepBoard, share
 
 if TYPE_CHECKING:
     from alembic_preflight.project import Layout
@@ -78,6 +79,11 @@ def start_workers(count: int, driver: str = "psycopg", *, fork: bool = False) ->
     ctx = multiprocessing.get_context("fork") if fork else multiprocessing.get_context("spawn")
     pipes = [ctx.Pipe() for _ in range(count)]
     forks = count - 1 if _can_watch_forks() else 0
+    # copies of this process share memory with it: each says where its walk is on a
+    # board (worker/step_board.py), not in messages; a spawned worker has none
+    boards = [StepBoard() for _ in range(count)] if fork else []
+    for i, board in enumerate(boards):
+        share(pipes[i][0], board)
     started: list[Started] = []
     for i in range(count - forks):
         siblings = tuple(child for _, child in pipes[1:]) if i == 0 and forks else ()
@@ -85,7 +91,8 @@ def start_workers(count: int, driver: str = "psycopg", *, fork: bool = False) ->
         if fork:  # the copy holds every end we hold: all but its own closed first thing
             keep = {id(pipes[i][1]), *map(id, siblings)}
             others = tuple(c for pair in pipes for c in pair if id(c) not in keep)
-            args = (others, *args)
+            mine = (boards[i], *(boards[1:] if siblings else ()))
+            args = (others, *args, mine)
         proc = ctx.Process(target=_forked_worker if fork else _worker, args=args, daemon=True)
         proc.start()
         started.append((proc, pipes[i][0]))

@@ -20,6 +20,7 @@ from typing import Any
 from alembic_preflight import collector
 from alembic_preflight.worker.failures import failure_static
 from alembic_preflight.worker.protocol import STACK_SUFFIX, LayoutRefused, LayoutRequest, Outcome
+from alembic_preflight.worker.step_board import StepBoard
 from alembic_preflight.worker.steps import Worker
 
 # What every worker imports anyway (first what project.read_layout needs), and the
@@ -47,12 +48,14 @@ _DRIVER_MODULES = {
 _NOTHING = object()  # no message has come yet
 
 
-def _first_message(conn: Any, driver: str, siblings: tuple[Any, ...]) -> Any:
+def _first_message(
+    conn: Any, driver: str, siblings: tuple[Any, ...], boards: tuple[StepBoard, ...]
+) -> Any:
     """Import what the first request needs, answering LayoutRequests as they come (the
     verifier waits for that one), start the siblings, and return the first message that
     is not a LayoutRequest: the WorkerInit, or None. EOFError when the verifier has gone."""
     message = _warm_up(conn, driver)
-    _fork_siblings(conn, siblings, driver)
+    _fork_siblings(conn, siblings, driver, boards)
     while message is _NOTHING or isinstance(message, LayoutRequest):
         if isinstance(message, LayoutRequest):
             conn.send(_layout(message))
@@ -98,12 +101,16 @@ def _mako_unhighlighted() -> Iterator[None]:
             del sys.modules[_PYGMENTS_PLUGIN]
 
 
-def _fork_siblings(conn: Any, siblings: tuple[Any, ...], driver: str) -> None:
+def _fork_siblings(
+    conn: Any, siblings: tuple[Any, ...], driver: str, boards: tuple[StepBoard, ...]
+) -> None:
     """The other lanes' workers, as copies of this one with its imports done (client.py:
-    start_workers). Each says its pid on its own pipe, then works as any worker does."""
+    start_workers). Each says its pid on its own pipe, then works as any worker does;
+    `boards` (ours first, then theirs, when the verifier shares them) go with them."""
     import threading
 
-    for mine in siblings:
+    theirs = boards[1:] if len(boards) == len(siblings) + 1 else ()
+    for i, mine in enumerate(siblings):
         pid = os.fork()
         if pid == 0:
             try:  # the copy: only its own pipe, and never back into our caller
@@ -112,7 +119,7 @@ def _fork_siblings(conn: Any, siblings: tuple[Any, ...], driver: str) -> None:
                     if other is not mine:
                         other.close()
                 mine.send(os.getpid())
-                worker_main(mine, driver)
+                worker_main(mine, driver, (), theirs[i : i + 1])
             finally:
                 os._exit(0)
         # reaped when it ends, not left a zombie until we end
@@ -121,16 +128,22 @@ def _fork_siblings(conn: Any, siblings: tuple[Any, ...], driver: str) -> None:
         mine.close()
 
 
-def worker_main(conn: Any, driver: str = "psycopg", siblings: tuple[Any, ...] = ()) -> None:
+def worker_main(
+    conn: Any,
+    driver: str = "psycopg",
+    siblings: tuple[Any, ...] = (),
+    boards: tuple[StepBoard, ...] = (),
+) -> None:
     """Entry point of the worker process: warm up, answer LayoutRequests, start the
-    siblings (client.py), take the WorkerInit, then answer requests until told to stop."""
+    siblings (client.py), take the WorkerInit, then answer requests until told to stop.
+    `boards`: this worker's step board, then its siblings' (worker/step_board.py)."""
     # a process group of its own: the terminal's Ctrl-C is the verifier's to handle (it
     # stops the workers in order), and what a migration forks ends with the group
     with suppress(OSError):
         os.setpgrp()
     collector.pause()  # until keep_all, below
     try:
-        init = _first_message(conn, driver, siblings)
+        init = _first_message(conn, driver, siblings, boards)
     except (EOFError, KeyboardInterrupt):
         return
     if init is None:  # not needed after all
@@ -143,7 +156,7 @@ def worker_main(conn: Any, driver: str = "psycopg", siblings: tuple[Any, ...] = 
     sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
     _dump_stacks(init.log_path)
     try:
-        worker: Worker | None = Worker(init)
+        worker: Worker | None = Worker(init, boards[0] if boards else None)
         startup: Outcome | None = None
     except BaseException as e:
         worker = None

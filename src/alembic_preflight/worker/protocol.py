@@ -267,7 +267,8 @@ STACK_SUFFIX = ".stack"
 
 @dataclass(frozen=True)
 class Progress:
-    """Sent by the worker before each step; `done` when a revision is complete."""
+    """Said by the worker before each step (a forked one writes it on its step board,
+    worker/step_board.py); `done` when a revision is complete, always sent."""
 
     revision: str
     step: str

@@ -33,11 +33,13 @@ from alembic_preflight.worker.protocol import (
     FailureKind,
     Outcome,
     ProbeResult,
+    Progress,
     Refusal,
     Running,
     WorkerInit,
 )
 from alembic_preflight.worker.revision_step import step
+from alembic_preflight.worker.step_board import StepBoard
 
 
 @dataclass
@@ -78,7 +80,7 @@ def _stamp() -> None:
 class Worker:
     """The worker side: owns the Alembic Config and ScriptDirectory for its lifetime."""
 
-    def __init__(self, init: WorkerInit) -> None:
+    def __init__(self, init: WorkerInit, board: StepBoard | None = None) -> None:
         import argparse
 
         from alembic.config import Config
@@ -122,7 +124,9 @@ class Worker:
         self._wrapped = False
         self.loaded: tuple[str, ...] = ()  # the revision ids Alembic loaded
         self.progress: Callable[[Any], None] = lambda message: None
-        self.tracker.notify = lambda message: self.progress(message)
+        self.board = board  # shared with the verifier (forked from it), else None
+        self._walking = False
+        self.tracker.notify = self._notify
         cache_engines()
         async_engine_from_sync()
         batch_lines.install()
@@ -261,15 +265,38 @@ class Worker:
         elif kind == WALK:
             from alembic_preflight.worker.fastwalk import walk_steps
 
-            self._traced(
-                arg.trace,
-                lambda: self._run(
-                    lambda rev, ctx: walk_steps(script, arg, ctx, self.progress, self._caught)
-                ),
-            )
+            self._walking = True
+            try:
+                self._traced(
+                    arg.trace,
+                    lambda: self._run(
+                        lambda rev, ctx: walk_steps(script, arg, ctx, self._notify, self._caught)
+                    ),
+                )
+            finally:
+                self._walking = False
         else:  # pragma: no cover - a programming error in the parent
             raise ValueError(kind)
         return None, True
+
+    def _notify(self, message: Any) -> None:
+        """To the verifier. While a WALK runs, which step and which revision function
+        start goes on the board, when there is one (worker/step_board.py): a walk says
+        ~7 a revision, and the verifier reads them only when it needs to; the rest
+        (a revision done, a sample, a trace) and everything of other requests (whose
+        Running messages count the progress of `upgrade` and `roundtrip`) is sent."""
+        board = self.board if self._walking else None
+        if board is not None:
+            if isinstance(message, Running):
+                written = board.running(message.revision, message.upgrade)
+            elif isinstance(message, Progress):
+                # a revision done is sent too; on the board it keeps the order of steps
+                written = board.step(message.revision, message.step) and message.done is None
+            else:
+                written = False
+            if written:
+                return
+        self.progress(message)
 
     def _traced(self, trace: bool, run: Callable[[], None]) -> None:
         """`run`, each revision's upgrade in it traced for the locks check when `trace`."""
