@@ -89,7 +89,9 @@ def main() -> int:
     parser.add_argument("--revisions", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--real", action="store_true", help="generate_real's defect history")
-    parser.add_argument("--linear", action="store_true", help="no branch and merge (as run.py --linear)")
+    parser.add_argument(
+        "--linear", action="store_true", help="no branch and merge (as run.py --linear)"
+    )
     parser.add_argument("--checks", default=None, help="--checks for verify (default: all)")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--sort", default="cumulative")
