@@ -8,9 +8,10 @@ cores are all busy: ~5% of a 100-revision `--checks stepwise` run (measured). Wr
 here instead, nobody wakes; the verifier reads the board only when it needs to know:
 when a step's time is up, and when the worker answers, hangs or dies.
 
-Only a worker forked from the verifier shares the board (an anonymous shared mapping is
-inherited by fork); a spawned one has none and sends its messages as before. Light on
-purpose: the verifier imports it before it forks its first worker.
+Only a worker forked from the verifier, or from such a worker, shares a board (an
+anonymous shared mapping is inherited by fork); a spawned one has none and sends its
+messages as before. Light on purpose: the verifier imports it before it forks its first
+worker.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class Entry:
 
 @dataclass(frozen=True)
 class Reading:
+    """The board as read at one moment."""
+
     seq: int  # of the last write; 0: nothing written yet
     running: Entry | None  # the revision function the worker last started
     step: Entry | None  # the walk's step the worker last started
